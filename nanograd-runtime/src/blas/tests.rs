@@ -1,0 +1,171 @@
+//! One suite for every provider: each routine against a naive reference, with transposes,
+//! leading dimensions wider than a row, and the `beta == 0` rule.
+
+use super::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+fn random<T: Float>(rng: &mut StdRng, n: usize) -> Vec<T> {
+    (0..n)
+        .map(|_| T::from_f64(rng.gen_range(-1.0..1.0)))
+        .collect()
+}
+
+/// Element `(i, j)` of `op(M)` for `M` stored row-major with leading dimension `ld`.
+fn at<T: Float>(m: &[T], t: Trans, ld: usize, i: usize, j: usize) -> f64 {
+    match t {
+        Trans::No => m[i * ld + j].to_f64(),
+        Trans::Yes => m[j * ld + i].to_f64(),
+    }
+}
+
+fn check_gemm_case<T: Float>(tol: f64) {
+    let mut rng = StdRng::seed_from_u64(7);
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (3, 5, 4),
+        (17, 9, 33),
+        (64, 65, 63),
+        (2, 130, 1),
+        (5, 3, 0),
+    ] {
+        for ta in [Trans::No, Trans::Yes] {
+            for tb in [Trans::No, Trans::Yes] {
+                let (ar, ac) = if ta == Trans::No { (m, k) } else { (k, m) };
+                let (br, bc) = if tb == Trans::No { (k, n) } else { (n, k) };
+                let (lda, ldb, ldc) = (ac + 2, bc + 1, n + 3);
+                let a: Vec<T> = random(&mut rng, ar * lda);
+                let b: Vec<T> = random(&mut rng, br * ldb);
+                let c0: Vec<T> = random(&mut rng, m * ldc);
+                for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-2.0, 0.25)] {
+                    let mut c = c0.clone();
+                    if beta == 0.0 {
+                        // beta == 0 must not read C
+                        c.iter_mut().for_each(|v| *v = T::from_f64(f64::NAN));
+                    }
+                    let (alpha_t, beta_t) = (T::from_f64(alpha), T::from_f64(beta));
+                    gemm(
+                        ta, tb, m, n, k, alpha_t, &a, lda, &b, ldb, beta_t, &mut c, ldc,
+                    );
+                    for i in 0..m {
+                        for j in 0..n {
+                            let prod: f64 = (0..k)
+                                .map(|p| at(&a, ta, lda, i, p) * at(&b, tb, ldb, p, j))
+                                .sum();
+                            let old = if beta == 0.0 {
+                                0.0
+                            } else {
+                                c0[i * ldc + j].to_f64()
+                            };
+                            let want = alpha * prod + beta * old;
+                            let got = c[i * ldc + j].to_f64();
+                            assert!(
+                                (got - want).abs() <= tol * (1.0 + want.abs()),
+                                "gemm {ta:?}{tb:?} m={m} n={n} k={k} alpha={alpha} beta={beta} at ({i},{j}): got {got}, want {want}"
+                            );
+                        }
+                        // padding columns of C are untouched
+                        for j in n..ldc {
+                            let (got, was) = (c[i * ldc + j].to_f64(), c0[i * ldc + j].to_f64());
+                            assert!(beta == 0.0 || got == was, "gemm wrote outside C");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_matches_reference_f32() {
+    check_gemm_case::<f32>(1e-5);
+}
+
+#[test]
+fn gemm_matches_reference_f64() {
+    check_gemm_case::<f64>(1e-12);
+}
+
+fn check_gemv_case<T: Float>(tol: f64) {
+    let mut rng = StdRng::seed_from_u64(11);
+    for &(m, n) in &[(1, 1), (4, 7), (33, 17), (128, 784)] {
+        for ta in [Trans::No, Trans::Yes] {
+            let lda = n + 1;
+            let a: Vec<T> = random(&mut rng, m * lda);
+            let (nx, ny) = if ta == Trans::No { (n, m) } else { (m, n) };
+            let x: Vec<T> = random(&mut rng, nx);
+            let y0: Vec<T> = random(&mut rng, ny);
+            for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (-1.5, 0.5)] {
+                let mut y = if beta == 0.0 {
+                    vec![T::from_f64(f64::NAN); ny]
+                } else {
+                    y0.clone()
+                };
+                gemv(
+                    ta,
+                    m,
+                    n,
+                    T::from_f64(alpha),
+                    &a,
+                    lda,
+                    &x,
+                    T::from_f64(beta),
+                    &mut y,
+                );
+                for (i, yi) in y.iter().enumerate() {
+                    let prod: f64 = (0..nx).map(|p| at(&a, ta, lda, i, p) * x[p].to_f64()).sum();
+                    let old = if beta == 0.0 { 0.0 } else { y0[i].to_f64() };
+                    let want = alpha * prod + beta * old;
+                    assert!(
+                        (yi.to_f64() - want).abs() <= tol * (1.0 + want.abs()),
+                        "gemv {ta:?} m={m} n={n} at {i}: got {yi}, want {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemv_matches_reference_f32() {
+    check_gemv_case::<f32>(1e-5);
+}
+
+#[test]
+fn gemv_matches_reference_f64() {
+    check_gemv_case::<f64>(1e-12);
+}
+
+#[test]
+fn level1_literals() {
+    // 1*4 + 2*5 + 3*6 = 32
+    assert_eq!(dot(&[1.0f64, 2.0, 3.0], &[4.0, 5.0, 6.0]), 32.0);
+    // 19 ones against 19 twos: the tail after the 8-lane chunks counts too
+    assert_eq!(dot(&[1.0f32; 19], &[2.0f32; 19]), 38.0);
+    let mut y = [1.0f64, 1.0, 1.0];
+    axpy(2.0, &[1.0, 2.0, 3.0], &mut y);
+    assert_eq!(y, [3.0, 5.0, 7.0]);
+    scal(0.5, &mut y);
+    assert_eq!(y, [1.5, 2.5, 3.5]);
+    assert_eq!(dot::<f32>(&[], &[]), 0.0);
+}
+
+#[test]
+#[should_panic(expected = "needs 6 elements")]
+fn short_slice_panics_with_dimensions() {
+    let mut c = [0.0f32; 4];
+    gemm(
+        Trans::No,
+        Trans::No,
+        2,
+        2,
+        3,
+        1.0,
+        &[0.0; 5],
+        3,
+        &[0.0; 6],
+        2,
+        0.0,
+        &mut c,
+        2,
+    );
+}

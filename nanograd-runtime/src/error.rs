@@ -1,0 +1,106 @@
+//! The one error type of the runtime. Every message names what was expected and what was found.
+
+use std::path::PathBuf;
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a user can get wrong at run time.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two shapes that must agree do not: `shape mismatch in dense: expected [_, 784], got [_, 783]`.
+    #[error("shape mismatch in {op}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        op: &'static str,
+        expected: String,
+        got: String,
+    },
+    /// A buffer does not have the number of elements its shape implies.
+    #[error("length mismatch in {op}: `{what}` has {got} elements, expected {expected}")]
+    LengthMismatch {
+        op: &'static str,
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// An argument outside its domain (a negative learning rate, a zero stride, ...).
+    #[error("invalid argument to {op}: {msg}")]
+    InvalidArgument { op: &'static str, msg: String },
+    /// A NaN or infinity where a guard was asked for.
+    #[error("non-finite value in {what}")]
+    NonFinite { what: String },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its contents are wrong (bad magic number, truncated, ...).
+    #[error("{}: {msg}", path.display())]
+    Format { path: PathBuf, msg: String },
+}
+
+/// Formats a shape as `[2, 3]`; a `None` dimension (the batch) prints as `_`.
+pub fn fmt_shape(dims: &[usize]) -> String {
+    let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+/// Checks that a buffer has exactly `expected` elements.
+#[inline]
+pub fn check_len(op: &'static str, what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            op,
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+/// Checks that two shapes are equal.
+#[inline]
+pub fn check_shape(op: &'static str, expected: &[usize], got: &[usize]) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            expected: fmt_shape(expected),
+            got: fmt_shape(got),
+        })
+    }
+}
+
+/// An [`Error::InvalidArgument`].
+pub fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        op,
+        msg: msg.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_both_sides() {
+        let e = check_shape("dense", &[2, 784], &[2, 783]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "shape mismatch in dense: expected [2, 784], got [2, 783]"
+        );
+        let e = check_len("relu", "y", 6, 5).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "length mismatch in relu: `y` has 5 elements, expected 6"
+        );
+        assert!(check_len("relu", "y", 6, 6).is_ok());
+    }
+}

@@ -1,0 +1,168 @@
+//! The element type of every tensor: [`Float`], implemented for `f32` and `f64`.
+//!
+//! Generated code and every kernel are generic over `T: Float`; the trait carries the
+//! arithmetic, the handful of elementary functions the ops need, and (through its
+//! [`crate::blas::Scalar`] supertrait) the dispatch to `sgemm`/`dgemm` and friends.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use crate::blas::Scalar;
+
+/// A floating-point element type: `f32` or `f64`.
+pub trait Float:
+    Scalar
+    + Copy
+    + Default
+    + Debug
+    + Display
+    + PartialOrd
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+{
+    /// `"f32"` or `"f64"`, as the seed's `tensor-dtype` and safetensors name them.
+    const DTYPE: &'static str;
+    /// Machine epsilon.
+    const EPSILON: Self;
+    /// The largest finite value.
+    const MAX: Self;
+    /// Negative infinity.
+    const NEG_INFINITY: Self;
+
+    fn zero() -> Self;
+    fn one() -> Self;
+    /// Converts from `f64`, rounding to nearest for `f32`.
+    fn from_f64(x: f64) -> Self;
+    /// Converts from `usize` (exact up to 2^24 for `f32`).
+    fn from_usize(n: usize) -> Self;
+    fn to_f64(self) -> f64;
+
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn ln_1p(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn tanh(self) -> Self;
+    fn abs(self) -> Self;
+    fn powi(self, n: i32) -> Self;
+    fn powf(self, e: Self) -> Self;
+    fn max(self, other: Self) -> Self;
+    fn min(self, other: Self) -> Self;
+    fn is_nan(self) -> bool;
+    fn is_finite(self) -> bool;
+}
+
+macro_rules! impl_float {
+    ($t:ident, $name:literal) => {
+        impl Float for $t {
+            const DTYPE: &'static str = $name;
+            const EPSILON: Self = $t::EPSILON;
+            const MAX: Self = $t::MAX;
+            const NEG_INFINITY: Self = $t::NEG_INFINITY;
+
+            #[inline(always)]
+            fn zero() -> Self {
+                0.0
+            }
+            #[inline(always)]
+            fn one() -> Self {
+                1.0
+            }
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn from_usize(n: usize) -> Self {
+                n as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $t::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                $t::ln(self)
+            }
+            #[inline(always)]
+            fn ln_1p(self) -> Self {
+                $t::ln_1p(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                $t::tanh(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $t::abs(self)
+            }
+            #[inline(always)]
+            fn powi(self, n: i32) -> Self {
+                $t::powi(self, n)
+            }
+            #[inline(always)]
+            fn powf(self, e: Self) -> Self {
+                $t::powf(self, e)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                $t::max(self, other)
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                $t::min(self, other)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                $t::is_nan(self)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                $t::is_finite(self)
+            }
+        }
+    };
+}
+
+impl_float!(f32, "f32");
+impl_float!(f64, "f64");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip<T: Float>(x: f64) -> f64 {
+        T::from_f64(x).to_f64()
+    }
+
+    #[test]
+    fn conversions_and_constants() {
+        assert_eq!(roundtrip::<f64>(0.1), 0.1);
+        assert_eq!(roundtrip::<f32>(0.5), 0.5);
+        assert_ne!(roundtrip::<f32>(0.1), 0.1); // f32 rounds
+        assert_eq!(<f32 as Float>::DTYPE, "f32");
+        assert_eq!(<f64 as Float>::DTYPE, "f64");
+        assert_eq!(f64::zero() + f64::one(), 1.0);
+        assert_eq!(format!("{}", <f32 as Float>::from_f64(2.5)), "2.5");
+    }
+}

@@ -1,0 +1,73 @@
+//! `relu(x) = max(0, x)`; `d relu / dx = 1` where `x > 0`, else `0` (PyTorch's choice at 0).
+//! A NaN input stays NaN, as in PyTorch.
+
+use super::{unary, unary_backward};
+use crate::{Float, Result};
+
+/// `y = max(0, x)` elementwise.
+pub fn relu<T: Float>(x: &[T], y: &mut [T]) -> Result<()> {
+    unary("relu", x, y, |v| if v < T::zero() { T::zero() } else { v })
+}
+
+/// `dx += dy * [x > 0]`.
+pub fn relu_backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
+    unary_backward("relu", x, y, dy, dx, |x, _, g| {
+        if x > T::zero() {
+            g
+        } else {
+            T::zero()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assert_close;
+    use crate::testing::{assert_gradient, random_vec};
+
+    #[test]
+    fn literal() {
+        let x = [-2.0f32, -0.0, 0.5, 3.0];
+        let mut y = [9.0f32; 4];
+        relu(&x, &mut y).unwrap();
+        assert_close!(y, [0.0f32, 0.0, 0.5, 3.0]);
+        // gradient passes where x > 0 and accumulates onto what dx held
+        let mut dx = [1.0f32; 4];
+        relu_backward(&x, &y, &[10.0, 10.0, 10.0, 10.0], &mut dx).unwrap();
+        assert_close!(dx, [1.0f32, 1.0, 11.0, 11.0]);
+        relu(&[f32::NAN], &mut y[..1]).unwrap();
+        assert!(y[0].is_nan());
+    }
+
+    #[test]
+    fn gradcheck() {
+        // keep away from the kink at 0, where the derivative does not exist
+        let x: Vec<f64> = random_vec(1, 12, -1.0, 1.0)
+            .into_iter()
+            .map(|v: f64| if v.abs() < 0.1 { v + 0.2 } else { v })
+            .collect();
+        let w: Vec<f64> = random_vec(2, 12, -1.0, 1.0);
+        let mut y = vec![0.0; 12];
+        relu(&x, &mut y).unwrap();
+        let mut dx = vec![0.0; 12];
+        relu_backward(&x, &y, &w, &mut dx).unwrap();
+        let loss = |x: &[f64]| {
+            let mut y = vec![0.0; x.len()];
+            relu(x, &mut y).unwrap();
+            y.iter().zip(&w).map(|(a, b)| a * b).sum()
+        };
+        assert_gradient("relu", loss, &x, &dx, 1e-7);
+    }
+
+    #[test]
+    fn length_mismatch_is_an_error() {
+        let err = relu(&[1.0f64, 2.0], &mut [0.0; 3]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in relu: `y` has 3 elements, expected 2"
+        );
+        let mut dx = [0.0f64; 2];
+        assert!(relu_backward(&[1.0, 2.0], &[1.0, 2.0], &[1.0], &mut dx).is_err());
+    }
+}

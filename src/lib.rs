@@ -1,0 +1,12 @@
+//! nanograd: neural networks declared in Rust source, with shapes checked while compiling.
+//!
+//! This facade re-exports the `model!` macro and the runtime it generates calls to.
+
+pub use nanograd_macros::model;
+pub use nanograd_runtime::*;
+
+/// What a model file needs: `use nanograd::prelude::*;`.
+pub mod prelude {
+    pub use nanograd_macros::model;
+    pub use nanograd_runtime::{Error, Float, Result};
+}
