@@ -10,7 +10,8 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 
 use crate::blas::Scalar;
 
-/// A floating-point element type: `f32` or `f64`.
+/// A floating-point element type: `f32` or `f64`. It is serialisable so that parameters and
+/// optimizer state can go into checkpoints.
 pub trait Float:
     Scalar
     + Copy
@@ -32,6 +33,8 @@ pub trait Float:
     + MulAssign
     + DivAssign
     + Sum
+    + serde::Serialize
+    + serde::de::DeserializeOwned
 {
     /// `"f32"` or `"f64"`, as the seed's `tensor-dtype` and safetensors name them.
     const DTYPE: &'static str;
