@@ -289,15 +289,15 @@ mod tests {
     }
 
     fn train_literal<T: Float>() {
-        // eps = 1, weight = [2, 3], bias = [0.5, -1], momentum = 0.1, running = [0, 0] / [1, 1]
+        // eps = 1, weight = [2, 3], bias = [0.5, -1], momentum = 0.1, running = [1, -1] / [1, 1]
         // ch0: mean 5, var 0, invstd 1/√1 = 1, x̂ = 0            -> y = 0.5
         // ch1: mean 1, var (1+1+1+9)/4 = 3, invstd 1/√4 = 0.5,
         //      x̂ = [-.5, -.5, -.5, 1.5]                         -> y = 3 x̂ - 1
-        // running_mean = 0.9·0 + 0.1·[5, 1] = [0.5, 0.1]
+        // running_mean = 0.9·[1, -1] + 0.1·[5, 1] = [1.4, -0.8]
         // running_var  = 0.9·1 + 0.1·[0, 3·4/3] = [0.9, 1.3]
         let x = cast::<T>(&X);
         let (w, b) = (cast::<T>(&[2.0, 3.0]), cast::<T>(&[0.5, -1.0]));
-        let (mut rm, mut rv) = (cast::<T>(&[0.0, 0.0]), cast::<T>(&[1.0, 1.0]));
+        let (mut rm, mut rv) = (cast::<T>(&[1.0, -1.0]), cast::<T>(&[1.0, 1.0]));
         let (mut sm, mut si) = (vec![T::zero(); 2], vec![T::zero(); 2]);
         let mut y = vec![T::zero(); 8];
         let (eps, m) = (T::one(), T::from_f64(0.1));
@@ -306,7 +306,7 @@ mod tests {
         )
         .unwrap();
         assert_close!(y, [0.5, 0.5, 0.5, 0.5, -2.5, -2.5, -2.5, 3.5]);
-        assert_close!(rm, [0.5, 0.1]);
+        assert_close!(rm, [1.4, -0.8]);
         assert_close!(rv, [0.9, 1.3]);
         assert_close!(sm, [5.0, 1.0]);
         assert_close!(si, [1.0, 0.5]);
