@@ -3,7 +3,8 @@
 //! e.g. by softmax); the clamp keeps `pred = 0` finite.
 //!
 //! Derivatives, with the clamp differentiated as `torch.clamp(pred, min=ε)` is:
-//! `∂L/∂pred_i = -target_i / pred_i` where `pred_i >= ε`, else 0;
+//! `∂L/∂pred_i = -target_i / pred_i` where `pred_i > ε`, else 0 (at `pred_i = ε` too, as
+//! PyTorch's clamp to a scalar bound does);
 //! `∂L/∂target_i = -ln(max(pred_i, ε))`.
 //!
 //! For logits, prefer the fused and stable [`softmax_cross_entropy`](super::softmax_cross_entropy).
@@ -35,7 +36,7 @@ pub fn cross_entropy_loss<T: Float>(pred: &[T], target: &[T]) -> Result<T> {
     Ok(-s)
 }
 
-/// `dpred += -target / pred · dy` (0 where `pred < 1e-10`) and
+/// `dpred += -target / pred · dy` (0 where `pred <= 1e-10`) and
 /// `dtarget += -ln(max(pred, 1e-10)) · dy`, for the upstream gradient `dy` of the scalar
 /// loss. `None` skips a gradient.
 pub fn cross_entropy_loss_backward<T: Float>(
@@ -57,7 +58,7 @@ pub fn cross_entropy_loss_backward<T: Float>(
     for i in 0..n {
         let (p, t) = (pred[i], target[i]);
         if let Some(d) = dpred.as_deref_mut() {
-            if p >= eps {
+            if p > eps {
                 d[i] -= t / p * dy;
             }
         }
@@ -96,16 +97,19 @@ mod tests {
 
     #[test]
     fn clamps_pred_at_1e_10() {
-        // pred = 0 with target 1: -ln(1e-10) = 10 ln 10; no gradient through the clamp.
-        // pred = 1e-10 is not clamped: dpred = -1/1e-10 (torch.clamp passes the gradient at the bound).
-        let p = [0.0f64, 1e-10, 1.0];
-        let t = [1.0f64, 0.5, 0.0];
+        // pred = 0 and pred = 1e-10 with target 1 and 1/2: -(1 + 1/2) ln(1e-10) = 15 ln 10;
+        // no gradient through the clamp, at the bound either (as torch.clamp(min=1e-10));
+        // pred = 2e-10 is above it: dpred = -(1/4) / 2e-10 = -1.25e9
+        let p = [0.0f64, 1e-10, 2e-10, 1.0];
+        let t = [1.0f64, 0.5, 0.25, 0.0];
         let l10 = 10.0f64.ln();
-        assert_close!(cross_entropy_loss(&p, &t).unwrap(), 15.0 * l10, 1e-15);
-        let (mut dp, mut dt) = ([0.0; 3], [0.0; 3]);
+        let want = 15.0 * l10 - 0.25 * 2e-10f64.ln();
+        assert_close!(cross_entropy_loss(&p, &t).unwrap(), want, 1e-15);
+        let (mut dp, mut dt) = ([0.0; 4], [0.0; 4]);
         cross_entropy_loss_backward(&p, &t, 1.0, Some(&mut dp), Some(&mut dt)).unwrap();
-        assert_close!(dp, [0.0, -0.5e10, 0.0], 1e-15);
-        assert_close!(dt, [10.0 * l10, 10.0 * l10, 0.0], 1e-15);
+        assert_close!(dp, [0.0, 0.0, -1.25e9, 0.0], 1e-15);
+        let dt_want = [10.0 * l10, 10.0 * l10, -2e-10f64.ln(), 0.0];
+        assert_close!(dt, dt_want, 1e-15);
         // NaN stays NaN (f64::max would have hidden it)
         assert!(cross_entropy_loss(&[f64::NAN], &[1.0]).unwrap().is_nan());
     }
