@@ -7,7 +7,7 @@
 //! PyTorch's clamp to a scalar bound does);
 //! `∂L/∂target_i = -ln(max(pred_i, ε))`.
 //!
-//! For logits, prefer the fused and stable [`softmax_cross_entropy`](super::softmax_cross_entropy).
+//! For logits, prefer the fused and stable [`softmax_cross_entropy`](fn@super::softmax_cross_entropy).
 
 use crate::{check_len, Float, Result};
 

@@ -2,7 +2,7 @@
 //!
 //! The seed's plain formula. It never returns NaN (`e^-x` overflowing to infinity gives 0),
 //! but for very negative `x` (below about -88 in f32) it rounds to 0 where
-//! [`sigmoid_stable`](super::sigmoid_stable) keeps `e^x`.
+//! [`sigmoid_stable`](fn@super::sigmoid_stable) keeps `e^x`.
 
 use super::{unary, unary_backward};
 use crate::{Float, Result};

@@ -11,7 +11,7 @@ use super::{unary, unary_backward};
 use crate::{Float, Result};
 
 /// The logistic function of one value, computed from `e^-|x|` (never overflows). Shared by
-/// the ops built on σ: [`silu`](super::silu), [`softplus`](super::softplus).
+/// the ops built on σ: [`silu`](fn@super::silu), [`softplus`](fn@super::softplus).
 #[inline]
 pub(crate) fn logistic<T: Float>(x: T) -> T {
     let z = (-x.abs()).exp();

@@ -1,5 +1,5 @@
 //! `silu(x) = x · σ(x)` (SiLU, also called swish); `d silu / dx = σ(x) (1 + x (1 - σ(x)))`.
-//! σ is the overflow-free logistic of [`sigmoid_stable`](super::sigmoid_stable), so `x = ±1000`
+//! σ is the overflow-free logistic of [`sigmoid_stable`](fn@super::sigmoid_stable), so `x = ±1000`
 //! gives 1000 and 0 with gradients 1 and 0.
 
 use super::sigmoid_stable::logistic;

@@ -3,7 +3,7 @@
 //! Computed as `(max(β x, 0) + ln(1 + e^-|β x|)) / β`, which never overflows: `x = 1000` gives
 //! 1000 and `x = -1000` gives 0 (PyTorch instead returns `x` outright where `β x > 20`; the
 //! two differ there by `ln(1 + e^-20) / β ≈ 2e-9 / β`, a relative 1e-10). The gradient uses
-//! the overflow-free logistic of [`sigmoid_stable`](super::sigmoid_stable). The seed's
+//! the overflow-free logistic of [`sigmoid_stable`](fn@super::sigmoid_stable). The seed's
 //! default `β` is [`SOFTPLUS_BETA`] = 1; `β` must be finite and nonzero.
 
 use super::sigmoid_stable::logistic;
