@@ -39,7 +39,7 @@ pub(super) fn check_matrix(
     if numel(op, rows, cols)? == len {
         return Ok(());
     }
-    let got = if rows > 0 && len % rows == 0 {
+    let got = if rows > 0 && len.is_multiple_of(rows) {
         fmt_shape(&[rows, len / rows])
     } else {
         format!("{len} elements")
