@@ -15,7 +15,7 @@
 //! This is the exact derivative of the formula. PyTorch agrees everywhere except for a
 //! vector whose norm lies strictly between 0 and `1e-8`, where it keeps the `a / na²` term.
 
-use super::layer_norm::row_count;
+use super::row_count;
 use crate::blas::dot;
 use crate::{check_len, Float, Result};
 

@@ -13,7 +13,7 @@
 //!
 //! This is not PyTorch's `F.normalize`, which divides by `max(‖x‖, eps)` instead.
 
-use super::layer_norm::row_count;
+use super::row_count;
 use crate::blas::dot;
 use crate::{check_len, Float, Result};
 

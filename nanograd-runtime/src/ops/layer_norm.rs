@@ -15,22 +15,8 @@
 //! The backward pass recomputes each row's mean and variance from `x` (one extra pass over
 //! the row) rather than taking saved statistics, so no buffer beyond the gradients is needed.
 
+use super::row_count;
 use crate::{check_len, invalid, Float, Result};
-
-/// The number of rows of a last-dimension op: `len / cols`, an error unless `cols > 0` and
-/// `cols` divides `len`. Shared by the row-wise normalisation ops.
-pub(super) fn row_count(op: &'static str, what: &str, len: usize, cols: usize) -> Result<usize> {
-    if cols == 0 {
-        return Err(invalid(op, "cols must be positive, got 0"));
-    }
-    if !len.is_multiple_of(cols) {
-        return Err(invalid(
-            op,
-            format!("`{what}` has {len} elements, expected a multiple of cols = {cols}"),
-        ));
-    }
-    Ok(len / cols)
-}
 
 /// Mean and `1 / √(var + eps)` (biased variance) of one row.
 fn row_stats<T: Float>(row: &[T], eps: T) -> (T, T) {
@@ -263,7 +249,7 @@ mod tests {
         let err = layer_norm(&x, None, None, 4, 1e-5, &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to layer_norm: `x` has 6 elements, expected a multiple of cols = 4"
+            "invalid argument to layer_norm: `x` has 6 elements, not a multiple of the row length 4"
         );
         assert!(layer_norm(&x, None, None, 0, 1e-5, &mut y).is_err());
         let err = layer_norm(&x, Some(&[1.0; 2]), None, 3, 1e-5, &mut y).unwrap_err();

@@ -5,7 +5,7 @@
 //!
 //! Derivative: `dx_j = dy_j - e^(y_j) Σ_k dy_k` (`e^y` is the softmax).
 
-use super::softmax::{max_and_sum_exp, row_count};
+use super::{row_count, softmax::max_and_sum_exp};
 use crate::{check_len, Float, Result};
 
 /// `y = log_softmax(x)` over each row of `cols` elements.
@@ -97,7 +97,7 @@ mod tests {
         let err = log_softmax(&[1.0f64; 5], 2, &mut [0.0; 5]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to log_softmax: `x` has 5 elements, not a multiple of cols = 2"
+            "invalid argument to log_softmax: `x` has 5 elements, not a multiple of the row length 2"
         );
         let err = log_softmax(&[1.0f64; 4], 2, &mut [0.0; 6]).unwrap_err();
         assert_eq!(

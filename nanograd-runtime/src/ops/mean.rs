@@ -4,7 +4,7 @@
 //! Also the row-wise mean over the last dimension, `mean_rows(x)[r] = Σ_j x[r, j] / cols`,
 //! with `dL/dx[r, j] = dL/dy[r] / cols`.
 
-use super::slice::row_count;
+use super::row_count;
 use super::sum::{sum, sum_backward};
 use crate::{check_len, invalid, Float, Result};
 
@@ -102,7 +102,7 @@ mod tests {
         let err = mean_rows(&[1.0f64; 6], 0, &mut [0.0; 2]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to mean_rows: row length of `x` must be positive, got 0"
+            "invalid argument to mean_rows: the row length of `x` must be positive, got 0"
         );
         assert!(mean_rows(&[1.0f64; 6], 3, &mut [0.0; 1]).is_err());
         assert!(mean_rows_backward(3, &[1.0f64; 2], &mut [0.0; 7]).is_err());

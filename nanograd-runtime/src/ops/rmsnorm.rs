@@ -12,7 +12,7 @@
 //! dweight = Σ_rows dy · x · r
 //! ```
 
-use super::layer_norm::row_count;
+use super::row_count;
 use crate::blas::dot;
 use crate::{check_len, Float, Result};
 
@@ -149,7 +149,7 @@ mod tests {
         let err = rmsnorm(&x, &[1.0; 4], 4, 1e-5, &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to rmsnorm: `x` has 6 elements, expected a multiple of cols = 4"
+            "invalid argument to rmsnorm: `x` has 6 elements, not a multiple of the row length 4"
         );
         assert!(rmsnorm(&x, &[], 0, 1e-5, &mut y).is_err());
         let mut dw = [0.0f64; 2];

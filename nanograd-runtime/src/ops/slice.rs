@@ -3,31 +3,9 @@
 //! the other dimensions). The gradient flows back into those rows: `dx[start + r] += dy[r]`,
 //! the other rows receive nothing.
 
+use super::row_count;
 use crate::blas::axpy;
 use crate::{check_len, invalid, Float, Result};
-
-/// The number of rows of length `row_len` in a buffer of `len` elements; an error if
-/// `row_len` is 0 or does not divide `len`.
-pub(crate) fn row_count(
-    op: &'static str,
-    what: &'static str,
-    len: usize,
-    row_len: usize,
-) -> Result<usize> {
-    if row_len == 0 {
-        return Err(invalid(
-            op,
-            format!("row length of `{what}` must be positive, got 0"),
-        ));
-    }
-    if !len.is_multiple_of(row_len) {
-        return Err(invalid(
-            op,
-            format!("`{what}` has {len} elements, not a whole number of rows of {row_len}"),
-        ));
-    }
-    Ok(len / row_len)
-}
 
 /// Checks that rows `start..start + len` lie within `rows` rows.
 fn check_range(start: usize, len: usize, rows: usize) -> Result<()> {

@@ -4,22 +4,8 @@
 //!
 //! Derivative (Jacobian-vector product): `dx_j = y_j (dy_j - Σ_k dy_k y_k)`.
 
-use crate::{check_len, invalid, Float, Result};
-
-/// The number of rows of a row-major `[rows, cols]` buffer of `len` elements: an error when
-/// `cols` is 0 or does not divide `len`. Shared by the ops over the last dimension.
-pub(crate) fn row_count(op: &'static str, what: &str, len: usize, cols: usize) -> Result<usize> {
-    if cols == 0 {
-        return Err(invalid(op, "cols must be positive, got 0"));
-    }
-    if !len.is_multiple_of(cols) {
-        return Err(invalid(
-            op,
-            format!("`{what}` has {len} elements, not a multiple of cols = {cols}"),
-        ));
-    }
-    Ok(len / cols)
-}
+use super::row_count;
+use crate::{check_len, Float, Result};
 
 /// `(m, s)` for one row: its maximum `m` and `s = Σ_k e^(x_k - m)`, so that
 /// `ln Σ_k e^(x_k) = m + ln s` with every exponent `<= 0`.
@@ -148,12 +134,12 @@ mod tests {
         let err = softmax(&[1.0f64; 7], 3, &mut [0.0; 7]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to softmax: `x` has 7 elements, not a multiple of cols = 3"
+            "invalid argument to softmax: `x` has 7 elements, not a multiple of the row length 3"
         );
         let err = softmax(&[1.0f64; 6], 0, &mut [0.0; 6]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to softmax: cols must be positive, got 0"
+            "invalid argument to softmax: the row length of `x` must be positive, got 0"
         );
         let err = softmax(&[1.0f64; 6], 3, &mut [0.0; 5]).unwrap_err();
         assert_eq!(

@@ -12,7 +12,7 @@
 //! `∂L/∂t_rj = -log_softmax(x_r)_j / rows`. The backward passes recompute the row maximum
 //! and sum, and need no scratch buffer.
 
-use super::softmax::{max_and_sum_exp, row_count};
+use super::{row_count, softmax::max_and_sum_exp};
 use crate::{check_len, invalid, Float, Result};
 
 /// The number of rows, checked to be at least 1 (the loss is a mean over rows).
@@ -262,7 +262,7 @@ mod tests {
         let err = softmax_cross_entropy(&[0.0f64; 6], &[0.0; 6], 4).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to softmax_cross_entropy: `logits` has 6 elements, not a multiple of cols = 4"
+            "invalid argument to softmax_cross_entropy: `logits` has 6 elements, not a multiple of the row length 4"
         );
         let err = softmax_cross_entropy(&[0.0f64; 6], &[0.0; 5], 3).unwrap_err();
         assert_eq!(

@@ -3,7 +3,7 @@
 //! Also the row-wise sum over the last dimension, `sum_rows(x)[r] = Σ_j x[r, j]`, with
 //! `dL/dx[r, j] = dL/dy[r]`.
 
-use super::slice::row_count;
+use super::row_count;
 use crate::{check_len, Float, Result};
 
 /// `Σ_i x_i` (0 for an empty `x`).
@@ -86,7 +86,7 @@ mod tests {
         let err = sum_rows(&[1.0f64; 7], 3, &mut [0.0; 2]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid argument to sum_rows: `x` has 7 elements, not a whole number of rows of 3"
+            "invalid argument to sum_rows: `x` has 7 elements, not a multiple of the row length 3"
         );
         assert!(sum_rows(&[1.0f64; 6], 0, &mut [0.0; 2]).is_err());
         let err = sum_rows(&[1.0f64; 6], 3, &mut [0.0; 3]).unwrap_err();
