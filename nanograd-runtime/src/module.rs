@@ -4,7 +4,9 @@
 //! Names follow PyTorch: a layer calls its own tensors `weight`, `bias`, `running_mean`, ...;
 //! a container prefixes its children's names with the field name and a dot (`fc1.weight`,
 //! `blk1.a.bias`) through [`visit_child_params`] and its siblings, which build the joined
-//! name on the stack, so visiting allocates nothing for names up to 128 bytes.
+//! name on the stack, so visiting allocates nothing for names up to 128 bytes. Arrays and
+//! vectors of modules are modules too, their elements named by position (`0.weight`), as in
+//! PyTorch's `nn.Sequential`.
 //!
 //! A container is written by hand like this (the `model!` macro generates the same):
 //!
@@ -197,6 +199,67 @@ pub fn visit_child_buffers_mut<T: Float, M: Module<T> + ?Sized>(
     child.visit_buffers_mut(&mut |name, b| with_prefixed_name(prefix, name, |full| f(full, b)));
 }
 
+/// Calls `f` with `index.name` (`0.weight`), without allocating.
+pub fn with_indexed_name<R>(index: usize, name: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
+    let mut start = digits.len();
+    let mut n = index;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    match std::str::from_utf8(&digits[start..]) {
+        Ok(prefix) => with_prefixed_name(prefix, name, f),
+        // unreachable: ASCII digits are UTF-8
+        Err(_) => f(&format!("{index}.{name}")),
+    }
+}
+
+/// A list of modules is a module whose children are named by position, as in PyTorch's
+/// `nn.Sequential` and `nn.ModuleList`: `0.weight`, `0.bias`, `1.weight`, ... It is in
+/// training mode when every element is.
+macro_rules! impl_module_for_list {
+    ([$($generics:tt)*], $ty:ty) => {
+        impl<T: Float, M: Module<T>, $($generics)*> Module<T> for $ty {
+            fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+                for (i, m) in self.iter().enumerate() {
+                    m.visit_params(&mut |name, p| with_indexed_name(i, name, |full| f(full, p)));
+                }
+            }
+            fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+                for (i, m) in self.iter_mut().enumerate() {
+                    m.visit_params_mut(&mut |name, p| with_indexed_name(i, name, |full| f(full, p)));
+                }
+            }
+            fn visit_buffers(&self, f: &mut dyn FnMut(&str, &Tensor<T>)) {
+                for (i, m) in self.iter().enumerate() {
+                    m.visit_buffers(&mut |name, b| with_indexed_name(i, name, |full| f(full, b)));
+                }
+            }
+            fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, &mut Tensor<T>)) {
+                for (i, m) in self.iter_mut().enumerate() {
+                    m.visit_buffers_mut(&mut |name, b| with_indexed_name(i, name, |full| f(full, b)));
+                }
+            }
+            fn set_training_mode(&mut self, training: bool) {
+                for m in self.iter_mut() {
+                    m.set_training_mode(training);
+                }
+            }
+            fn is_training(&self) -> bool {
+                self.iter().all(|m| m.is_training())
+            }
+        }
+    };
+}
+
+impl_module_for_list!([], Vec<M>);
+impl_module_for_list!([const N: usize], [M; N]);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +409,42 @@ total parameters: 18
 buffer                shape   count
 blk1.bn.running_mean  [2]         2
 blk1.bn.running_var   [2]         2"
+        );
+    }
+
+    #[test]
+    fn lists_name_children_by_position() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut layers = [
+            Dense::<f32>::new(2, 3, &mut rng).unwrap(),
+            Dense::<f32>::new(3, 1, &mut rng).unwrap(),
+        ];
+        let mut names = Vec::new();
+        layers.visit_params(&mut |n, p| names.push(format!("{n} {:?}", p.shape())));
+        assert_eq!(
+            names,
+            [
+                "0.weight [3, 2]",
+                "0.bias [3]",
+                "1.weight [1, 3]",
+                "1.bias [1]"
+            ]
+        );
+        assert_eq!(layers.num_parameters(), 13);
+        layers.set_eval_mode();
+        assert!(!layers.is_training() && !layers[1].is_training());
+        let mut blocks: Vec<BatchNorm2d<f64>> =
+            (0..11).map(|_| BatchNorm2d::new(1).unwrap()).collect();
+        let mut buffers = Vec::new();
+        blocks.visit_buffers_mut(&mut |n, _| buffers.push(n.to_string()));
+        assert_eq!(buffers[20..], ["10.running_mean", "10.running_var"]);
+        blocks[3].set_training_mode(false);
+        assert!(!blocks.is_training());
+        blocks.set_training_mode(true);
+        assert!(blocks.is_training());
+        assert_eq!(
+            with_indexed_name(usize::MAX, "w", |s| s.to_string()),
+            format!("{}.w", usize::MAX)
         );
     }
 
