@@ -149,6 +149,19 @@ impl Problem {
     }
 }
 
+#[test]
+fn the_test_gradient_is_the_gradient_of_the_loss() {
+    // central differences of sum(c p^2) + sum(d p) against Problem::backward, per parameter
+    let fx = fixture();
+    let mut model = fx.problem.params::<f64>();
+    fx.problem.backward(&mut model);
+    for (i, (name, p)) in model.0.iter().enumerate() {
+        let (c, d) = (&fx.problem.c[i].data, &fx.problem.d[i].data);
+        let loss = |x: &[f64]| (0..x.len()).map(|j| c[j] * x[j] * x[j] + d[j] * x[j]).sum();
+        nanograd_runtime::testing::assert_gradient(name, loss, p.value(), p.grad(), 1e-7);
+    }
+}
+
 fn flat<T: Float>(model: &Params<T>) -> Vec<f64> {
     model
         .0
