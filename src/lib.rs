@@ -8,5 +8,7 @@ pub use nanograd_runtime::*;
 /// What a model file needs: `use nanograd::prelude::*;`.
 pub mod prelude {
     pub use nanograd_macros::model;
-    pub use nanograd_runtime::{Error, Float, Result};
+    pub use nanograd_runtime::{
+        Adam, AdamW, Error, Float, Module, Optimizer, Param, Result, RmsProp, Sgd,
+    };
 }

@@ -10,11 +10,20 @@
 pub mod blas;
 mod error;
 mod float;
+pub mod init;
+pub mod layers;
+pub mod module;
 pub mod ops;
+pub mod optim;
+mod param;
 pub mod testing;
 
 pub use error::{check_len, check_shape, fmt_shape, invalid, Error, Result};
 pub use float::Float;
+pub use layers::{AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, MaxPool2d};
+pub use module::Module;
+pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
+pub use param::{Param, Tensor};
 
 /// The `rand` crate, re-exported so that users and generated code share one version.
 pub use rand;
