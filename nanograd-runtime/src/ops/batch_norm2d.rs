@@ -1,1 +1,566 @@
-//! (to be written)
+//! Batch normalisation over the channels of `x: [n, c, h, w]`, stored row-major with
+//! `hw = h * w` (the seed's single image `[C, H, W]` is `n = 1`).
+//!
+//! Per channel `k`, over its `N = n * hw` values:
+//!
+//! ```text
+//! training:  mean = Σ x / N,  var = Σ (x - mean)² / N            (biased, as the output uses)
+//!            invstd = 1 / √(var + eps),  x̂ = (x - mean) · invstd
+//!            y = weight · x̂ + bias
+//!            running_mean = (1 - m) · running_mean + m · mean
+//!            running_var  = (1 - m) · running_var  + m · var · N / (N - 1)   (unbiased)
+//! eval:      x̂ = (x - running_mean) / √(running_var + eps),  y = weight · x̂ + bias
+//! ```
+//!
+//! Derivatives. Training, through the batch statistics (`g = dy` of one channel):
+//!
+//! ```text
+//! dx      = weight · invstd / N · (N · g - Σ g - x̂ · Σ g x̂)
+//! dweight = Σ g x̂,   dbias = Σ g
+//! ```
+//!
+//! Eval, where the statistics are constants: `dx = g · weight / √(running_var + eps)`, and
+//! `dweight`, `dbias` as above with the eval `x̂`.
+//!
+//! As in PyTorch (`BatchNorm2d(momentum=m)`, seed defaults `eps = 1e-5`, `m = 0.1`),
+//! training with a single value per channel (`N = 1`) is an error: its variance is
+//! undefined. PyTorch's cumulative average (`momentum=None`) is not offered.
+
+use crate::{check_len, invalid, Float, Result};
+
+/// Checks that `x` holds `[n, c, hw]` and that the per-channel buffers hold `c` values.
+fn check_dims(op: &'static str, x_len: usize, n: usize, c: usize, hw: usize) -> Result<()> {
+    let len = n
+        .checked_mul(c)
+        .and_then(|v| v.checked_mul(hw))
+        .ok_or_else(|| {
+            invalid(
+                op,
+                format!("n * c * hw overflows: n = {n}, c = {c}, hw = {hw}"),
+            )
+        })?;
+    check_len(op, "x", len, x_len)
+}
+
+/// The `n` contiguous runs of `hw` values that belong to channel `k`, as index ranges.
+fn channel_runs(
+    n: usize,
+    c: usize,
+    hw: usize,
+    k: usize,
+) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n).map(move |b| {
+        let start = (b * c + k) * hw;
+        start..start + hw
+    })
+}
+
+/// Training-mode forward: normalises `x` with the batch statistics of each channel, writes
+/// `y`, stores the batch mean and `1 / √(var + eps)` in `save_mean` / `save_invstd` (length
+/// `c`, for the backward pass) and updates `running_mean` / `running_var` (length `c`) with
+/// `momentum`. Errors if `n * hw < 2`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_train<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    weight: &[T],
+    bias: &[T],
+    eps: T,
+    momentum: T,
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    save_mean: &mut [T],
+    save_invstd: &mut [T],
+    y: &mut [T],
+) -> Result<()> {
+    const OP: &str = "batch_norm2d_train";
+    check_dims(OP, x.len(), n, c, hw)?;
+    check_len(OP, "y", x.len(), y.len())?;
+    check_len(OP, "weight", c, weight.len())?;
+    check_len(OP, "bias", c, bias.len())?;
+    check_len(OP, "running_mean", c, running_mean.len())?;
+    check_len(OP, "running_var", c, running_var.len())?;
+    check_len(OP, "save_mean", c, save_mean.len())?;
+    check_len(OP, "save_invstd", c, save_invstd.len())?;
+    let count = n * hw;
+    if c > 0 && count < 2 {
+        return Err(invalid(
+            OP,
+            format!(
+                "expected more than 1 value per channel when training, got n * h * w = {count}"
+            ),
+        ));
+    }
+    let nf = T::from_usize(count);
+    for k in 0..c {
+        let mut sum = T::zero();
+        for r in channel_runs(n, c, hw, k) {
+            sum += x[r].iter().copied().sum::<T>();
+        }
+        let mean = sum / nf;
+        let mut sq = T::zero();
+        for r in channel_runs(n, c, hw, k) {
+            sq += x[r].iter().map(|&v| (v - mean) * (v - mean)).sum::<T>();
+        }
+        let var = sq / nf;
+        let invstd = T::one() / (var + eps).sqrt();
+        let (scale, shift) = (weight[k] * invstd, bias[k]);
+        for r in channel_runs(n, c, hw, k) {
+            for (yi, &xi) in y[r.clone()].iter_mut().zip(&x[r]) {
+                *yi = (xi - mean) * scale + shift;
+            }
+        }
+        let unbiased = sq / T::from_usize(count - 1);
+        running_mean[k] = (T::one() - momentum) * running_mean[k] + momentum * mean;
+        running_var[k] = (T::one() - momentum) * running_var[k] + momentum * unbiased;
+        save_mean[k] = mean;
+        save_invstd[k] = invstd;
+    }
+    Ok(())
+}
+
+/// Training-mode backward, through the batch statistics: accumulates into `dx`, `dweight`
+/// and `dbias` (each optional) from `dy`, using the `save_mean` / `save_invstd` written by
+/// [`batch_norm2d_train`].
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_train_backward<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    weight: &[T],
+    save_mean: &[T],
+    save_invstd: &[T],
+    dy: &[T],
+    mut dx: Option<&mut [T]>,
+    mut dweight: Option<&mut [T]>,
+    mut dbias: Option<&mut [T]>,
+) -> Result<()> {
+    const OP: &str = "batch_norm2d_train_backward";
+    check_dims(OP, x.len(), n, c, hw)?;
+    check_len(OP, "dy", x.len(), dy.len())?;
+    check_len(OP, "weight", c, weight.len())?;
+    check_len(OP, "save_mean", c, save_mean.len())?;
+    check_len(OP, "save_invstd", c, save_invstd.len())?;
+    if let Some(dx) = dx.as_deref() {
+        check_len(OP, "dx", x.len(), dx.len())?;
+    }
+    if let Some(dw) = dweight.as_deref() {
+        check_len(OP, "dweight", c, dw.len())?;
+    }
+    if let Some(db) = dbias.as_deref() {
+        check_len(OP, "dbias", c, db.len())?;
+    }
+    let nf = T::from_usize(n * hw);
+    for k in 0..c {
+        let (mean, invstd) = (save_mean[k], save_invstd[k]);
+        let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
+        for r in channel_runs(n, c, hw, k) {
+            for (&g, &xi) in dy[r.clone()].iter().zip(&x[r]) {
+                sum_g += g;
+                sum_gx += g * (xi - mean) * invstd;
+            }
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let a = weight[k] * invstd / nf;
+            for r in channel_runs(n, c, hw, k) {
+                for ((d, &g), &xi) in dx[r.clone()].iter_mut().zip(&dy[r.clone()]).zip(&x[r]) {
+                    let xhat = (xi - mean) * invstd;
+                    *d += a * (nf * g - sum_g - xhat * sum_gx);
+                }
+            }
+        }
+        if let Some(dw) = dweight.as_deref_mut() {
+            dw[k] += sum_gx;
+        }
+        if let Some(db) = dbias.as_deref_mut() {
+            db[k] += sum_g;
+        }
+    }
+    Ok(())
+}
+
+/// Eval-mode forward: normalises `x` with `running_mean` / `running_var` (length `c`),
+/// which it leaves unchanged.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_eval<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    weight: &[T],
+    bias: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    eps: T,
+    y: &mut [T],
+) -> Result<()> {
+    const OP: &str = "batch_norm2d_eval";
+    check_dims(OP, x.len(), n, c, hw)?;
+    check_len(OP, "y", x.len(), y.len())?;
+    check_len(OP, "weight", c, weight.len())?;
+    check_len(OP, "bias", c, bias.len())?;
+    check_len(OP, "running_mean", c, running_mean.len())?;
+    check_len(OP, "running_var", c, running_var.len())?;
+    for k in 0..c {
+        let mean = running_mean[k];
+        let scale = weight[k] / (running_var[k] + eps).sqrt();
+        for r in channel_runs(n, c, hw, k) {
+            for (yi, &xi) in y[r.clone()].iter_mut().zip(&x[r]) {
+                *yi = (xi - mean) * scale + bias[k];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Eval-mode backward: accumulates into `dx`, `dweight` and `dbias` (each optional), with
+/// the running statistics held constant.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_eval_backward<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    weight: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    eps: T,
+    dy: &[T],
+    mut dx: Option<&mut [T]>,
+    mut dweight: Option<&mut [T]>,
+    mut dbias: Option<&mut [T]>,
+) -> Result<()> {
+    const OP: &str = "batch_norm2d_eval_backward";
+    check_dims(OP, x.len(), n, c, hw)?;
+    check_len(OP, "dy", x.len(), dy.len())?;
+    check_len(OP, "weight", c, weight.len())?;
+    check_len(OP, "running_mean", c, running_mean.len())?;
+    check_len(OP, "running_var", c, running_var.len())?;
+    if let Some(dx) = dx.as_deref() {
+        check_len(OP, "dx", x.len(), dx.len())?;
+    }
+    if let Some(dw) = dweight.as_deref() {
+        check_len(OP, "dweight", c, dw.len())?;
+    }
+    if let Some(db) = dbias.as_deref() {
+        check_len(OP, "dbias", c, db.len())?;
+    }
+    for k in 0..c {
+        let mean = running_mean[k];
+        let invstd = T::one() / (running_var[k] + eps).sqrt();
+        let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
+        for r in channel_runs(n, c, hw, k) {
+            for (&g, &xi) in dy[r.clone()].iter().zip(&x[r.clone()]) {
+                sum_g += g;
+                sum_gx += g * (xi - mean) * invstd;
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let a = weight[k] * invstd;
+                for (d, &g) in dx[r.clone()].iter_mut().zip(&dy[r]) {
+                    *d += a * g;
+                }
+            }
+        }
+        if let Some(dw) = dweight.as_deref_mut() {
+            dw[k] += sum_gx;
+        }
+        if let Some(db) = dbias.as_deref_mut() {
+            db[k] += sum_g;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assert_close;
+    use crate::testing::{assert_gradient, random_vec};
+
+    // x: [n = 1, c = 2, h*w = 4]; channel 0 is constant, channel 1 is not.
+    const X: [f64; 8] = [5.0, 5.0, 5.0, 5.0, 0.0, 0.0, 0.0, 4.0];
+    const DY: [f64; 8] = [1.0, 2.0, 3.0, 4.0, 1.0, 0.0, 0.0, 2.0];
+
+    fn cast<T: Float>(v: &[f64]) -> Vec<T> {
+        v.iter().map(|&a| T::from_f64(a)).collect()
+    }
+
+    fn train_literal<T: Float>() {
+        // eps = 1, weight = [2, 3], bias = [0.5, -1], momentum = 0.1, running = [1, -1] / [1, 1]
+        // ch0: mean 5, var 0, invstd 1/√1 = 1, x̂ = 0            -> y = 0.5
+        // ch1: mean 1, var (1+1+1+9)/4 = 3, invstd 1/√4 = 0.5,
+        //      x̂ = [-.5, -.5, -.5, 1.5]                         -> y = 3 x̂ - 1
+        // running_mean = 0.9·[1, -1] + 0.1·[5, 1] = [1.4, -0.8]
+        // running_var  = 0.9·1 + 0.1·[0, 3·4/3] = [0.9, 1.3]
+        let x = cast::<T>(&X);
+        let (w, b) = (cast::<T>(&[2.0, 3.0]), cast::<T>(&[0.5, -1.0]));
+        let (mut rm, mut rv) = (cast::<T>(&[1.0, -1.0]), cast::<T>(&[1.0, 1.0]));
+        let (mut sm, mut si) = (vec![T::zero(); 2], vec![T::zero(); 2]);
+        let mut y = vec![T::zero(); 8];
+        let (eps, m) = (T::one(), T::from_f64(0.1));
+        batch_norm2d_train(
+            &x, 1, 2, 4, &w, &b, eps, m, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+        )
+        .unwrap();
+        assert_close!(y, [0.5, 0.5, 0.5, 0.5, -2.5, -2.5, -2.5, 3.5]);
+        assert_close!(rm, [1.4, -0.8]);
+        assert_close!(rv, [0.9, 1.3]);
+        assert_close!(sm, [5.0, 1.0]);
+        assert_close!(si, [1.0, 0.5]);
+        // backward, a = weight·invstd/N:
+        // ch0: a = 0.5, Σg = 10, x̂ = 0: dx = 0.5·(4 dy - 10) = [-3, -1, 1, 3]; dw 0, db 10
+        // ch1: a = 0.375, Σg = 3, Σg x̂ = -0.5 + 3 = 2.5,
+        //      dx = 0.375·(4 dy - 3 - 2.5 x̂) = [0.84375, -0.65625, -0.65625, 0.46875]
+        //      dw = 2.5, db = 3
+        // accumulated onto dx = 1, dweight = 10, dbias = 0
+        let mut dx = vec![T::one(); 8];
+        let mut dw = cast::<T>(&[10.0, 10.0]);
+        let mut db = vec![T::zero(); 2];
+        let dy = cast::<T>(&DY);
+        batch_norm2d_train_backward(
+            &x,
+            1,
+            2,
+            4,
+            &w,
+            &sm,
+            &si,
+            &dy,
+            Some(&mut dx),
+            Some(&mut dw),
+            Some(&mut db),
+        )
+        .unwrap();
+        assert_close!(
+            dx,
+            [-2.0, 0.0, 2.0, 4.0, 1.84375, 0.34375, 0.34375, 1.46875]
+        );
+        assert_close!(dw, [10.0, 12.5]);
+        assert_close!(db, [10.0, 3.0]);
+    }
+
+    fn eval_literal<T: Float>() {
+        // eps = 1, running_mean = [4, 0], running_var = [3, 8]: invstd = [1/2, 1/3]
+        // ch0: x̂ = (5 - 4)/2 = 0.5 -> y = 2·0.5 + 0.5 = 1.5
+        // ch1: x̂ = x/3 = [0, 0, 0, 4/3] -> y = 3 x̂ - 1 = [-1, -1, -1, 3]
+        let x = cast::<T>(&X);
+        let (w, b) = (cast::<T>(&[2.0, 3.0]), cast::<T>(&[0.5, -1.0]));
+        let (rm, rv) = (cast::<T>(&[4.0, 0.0]), cast::<T>(&[3.0, 8.0]));
+        let mut y = vec![T::zero(); 8];
+        batch_norm2d_eval(&x, 1, 2, 4, &w, &b, &rm, &rv, T::one(), &mut y).unwrap();
+        assert_close!(y, [1.5, 1.5, 1.5, 1.5, -1.0, -1.0, -1.0, 3.0]);
+        // dx = dy·weight·invstd: ch0 dy·2·0.5 = dy, ch1 dy·3/3 = dy
+        // dweight = Σ dy x̂ = [0.5·10, 2·4/3], dbias = Σ dy = [10, 3]
+        let (mut dx, mut dw, mut db) = (vec![T::zero(); 8], vec![T::zero(); 2], vec![T::one(); 2]);
+        let dy = cast::<T>(&DY);
+        batch_norm2d_eval_backward(
+            &x,
+            1,
+            2,
+            4,
+            &w,
+            &rm,
+            &rv,
+            T::one(),
+            &dy,
+            Some(&mut dx),
+            Some(&mut dw),
+            Some(&mut db),
+        )
+        .unwrap();
+        assert_close!(dx, DY);
+        assert_close!(dw, [5.0, 8.0 / 3.0]);
+        assert_close!(db, [11.0, 4.0]);
+    }
+
+    #[test]
+    fn literal_f64_and_f32() {
+        train_literal::<f64>();
+        train_literal::<f32>();
+        eval_literal::<f64>();
+        eval_literal::<f32>();
+    }
+
+    /// `Σ up · y` for the training forward on fresh running statistics.
+    fn train_loss(
+        x: &[f64],
+        w: &[f64],
+        b: &[f64],
+        up: &[f64],
+        n: usize,
+        c: usize,
+        hw: usize,
+    ) -> f64 {
+        let (mut rm, mut rv, mut sm, mut si) =
+            (vec![0.0; c], vec![1.0; c], vec![0.0; c], vec![0.0; c]);
+        let mut y = vec![0.0; x.len()];
+        batch_norm2d_train(
+            x, n, c, hw, w, b, 1e-5, 0.1, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+        )
+        .unwrap();
+        y.iter().zip(up).map(|(a, b)| a * b).sum()
+    }
+
+    #[test]
+    fn gradcheck_train() {
+        let (n, c, hw) = (2, 3, 5);
+        let x: Vec<f64> = random_vec(1, n * c * hw, -2.0, 2.0);
+        let w: Vec<f64> = random_vec(2, c, 0.5, 1.5);
+        let b: Vec<f64> = random_vec(3, c, -1.0, 1.0);
+        let up: Vec<f64> = random_vec(4, n * c * hw, -1.0, 1.0);
+        let (mut rm, mut rv, mut sm, mut si) =
+            (vec![0.0; c], vec![1.0; c], vec![0.0; c], vec![0.0; c]);
+        let mut y = vec![0.0; x.len()];
+        batch_norm2d_train(
+            &x, n, c, hw, &w, &b, 1e-5, 0.1, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+        )
+        .unwrap();
+        let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        batch_norm2d_train_backward(
+            &x,
+            n,
+            c,
+            hw,
+            &w,
+            &sm,
+            &si,
+            &up,
+            Some(&mut dx),
+            Some(&mut dw),
+            Some(&mut db),
+        )
+        .unwrap();
+        let f = |x: &[f64]| train_loss(x, &w, &b, &up, n, c, hw);
+        assert_gradient("batch_norm2d_train dx", f, &x, &dx, 1e-6);
+        let f = |w: &[f64]| train_loss(&x, w, &b, &up, n, c, hw);
+        assert_gradient("batch_norm2d_train dweight", f, &w, &dw, 1e-6);
+        let f = |b: &[f64]| train_loss(&x, &w, b, &up, n, c, hw);
+        assert_gradient("batch_norm2d_train dbias", f, &b, &db, 1e-6);
+    }
+
+    #[test]
+    fn gradcheck_eval() {
+        let (n, c, hw) = (2, 3, 4);
+        let x: Vec<f64> = random_vec(5, n * c * hw, -2.0, 2.0);
+        let w: Vec<f64> = random_vec(6, c, -1.5, 1.5);
+        let b: Vec<f64> = random_vec(7, c, -1.0, 1.0);
+        let rm: Vec<f64> = random_vec(8, c, -0.5, 0.5);
+        let rv: Vec<f64> = random_vec(9, c, 0.5, 2.0);
+        let up: Vec<f64> = random_vec(10, n * c * hw, -1.0, 1.0);
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+            let mut y = vec![0.0; x.len()];
+            batch_norm2d_eval(x, n, c, hw, w, b, &rm, &rv, 1e-5, &mut y).unwrap();
+            y.iter().zip(&up).map(|(a, b)| a * b).sum()
+        };
+        let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
+        batch_norm2d_eval_backward(
+            &x,
+            n,
+            c,
+            hw,
+            &w,
+            &rm,
+            &rv,
+            1e-5,
+            &up,
+            Some(&mut dx),
+            Some(&mut dw),
+            Some(&mut db),
+        )
+        .unwrap();
+        assert_gradient("batch_norm2d_eval dx", |x| loss(x, &w, &b), &x, &dx, 1e-6);
+        assert_gradient(
+            "batch_norm2d_eval dweight",
+            |w| loss(&x, w, &b),
+            &w,
+            &dw,
+            1e-6,
+        );
+        assert_gradient(
+            "batch_norm2d_eval dbias",
+            |b| loss(&x, &w, b),
+            &b,
+            &db,
+            1e-6,
+        );
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let x = [0.0f64; 12];
+        let p = [1.0f64; 3];
+        let (mut rm, mut rv, mut sm, mut si) = ([0.0; 3], [1.0; 3], [0.0; 3], [0.0; 3]);
+        let mut y = [0.0f64; 12];
+        // x is [1, 3, 4] = 12 values, but [2, 3, 4] was announced
+        let err = batch_norm2d_train(
+            &x, 2, 3, 4, &p, &p, 1e-5, 0.1, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in batch_norm2d_train: `x` has 12 elements, expected 24"
+        );
+        let err = batch_norm2d_train(
+            &x,
+            1,
+            3,
+            4,
+            &p[..2],
+            &p,
+            1e-5,
+            0.1,
+            &mut rm,
+            &mut rv,
+            &mut sm,
+            &mut si,
+            &mut y,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in batch_norm2d_train: `weight` has 2 elements, expected 3"
+        );
+        // one value per channel: [1, 12, 1]
+        let p12 = [1.0f64; 12];
+        let (mut rm, mut rv, mut sm, mut si) = ([0.0; 12], [1.0; 12], [0.0; 12], [0.0; 12]);
+        let err = batch_norm2d_train(
+            &x, 1, 12, 1, &p12, &p12, 1e-5, 0.1, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument to batch_norm2d_train: expected more than 1 value per channel when training, got n * h * w = 1"
+        );
+        assert_eq!(rv, [1.0; 12], "running statistics untouched on error");
+        let err =
+            batch_norm2d_eval(&x, usize::MAX, 2, 2, &p, &p, &p, &p, 1e-5, &mut y).unwrap_err();
+        assert!(err.to_string().contains("overflows"), "{err}");
+        let mut dx = [0.0f64; 11];
+        let err =
+            batch_norm2d_train_backward(&x, 1, 3, 4, &p, &p, &p, &x, Some(&mut dx), None, None)
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in batch_norm2d_train_backward: `dx` has 11 elements, expected 12"
+        );
+        let mut db = [0.0f64; 4];
+        assert!(batch_norm2d_eval_backward(
+            &x,
+            1,
+            3,
+            4,
+            &p,
+            &p,
+            &p,
+            1e-5,
+            &x,
+            None,
+            None,
+            Some(&mut db)
+        )
+        .is_err());
+    }
+}

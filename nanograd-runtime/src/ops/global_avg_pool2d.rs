@@ -1,1 +1,119 @@
-//! (to be written)
+//! Global average pooling, the seed's `global-avg-pool2d`: `[n, c, h, w] -> [n, c]` with
+//! `y[n, c] = (1 / hw) · Σ_{i, j} x[n, c, i, j]` (the seed's `(C, H, W) -> (C,)` is `n = 1`).
+//! Gradient, "distributed uniformly over all spatial positions": `dx[n, c, i, j] += dy[n, c] / hw`.
+
+use crate::{check_len, invalid, Float, Result};
+
+/// Checks `hw > 0` and the lengths of a `[n, c, hw]` and a `[n, c]` buffer.
+fn check(
+    n: usize,
+    c: usize,
+    hw: usize,
+    x: (&'static str, usize),
+    y: (&'static str, usize),
+) -> Result<()> {
+    let op = "global_avg_pool2d";
+    if hw == 0 {
+        return Err(invalid(op, "the spatial size `hw` must be positive, got 0"));
+    }
+    let rows = n.checked_mul(c).ok_or_else(|| {
+        invalid(
+            op,
+            format!("[{n}, {c}] has more elements than fit in memory"),
+        )
+    })?;
+    let elems = rows.checked_mul(hw).ok_or_else(|| {
+        invalid(
+            op,
+            format!("[{n}, {c}, {hw}] has more elements than fit in memory"),
+        )
+    })?;
+    check_len(op, x.0, elems, x.1)?;
+    check_len(op, y.0, rows, y.1)
+}
+
+/// `y[r] = mean(x[r, ..])` for `x: [n, c, hw]` (`hw = h·w`) and `y: [n, c]`.
+pub fn global_avg_pool2d<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    y: &mut [T],
+) -> Result<()> {
+    check(n, c, hw, ("x", x.len()), ("y", y.len()))?;
+    let scale = T::one() / T::from_usize(hw);
+    for (yi, row) in y.iter_mut().zip(x.chunks_exact(hw)) {
+        *yi = row.iter().copied().sum::<T>() * scale;
+    }
+    Ok(())
+}
+
+/// The backward pass of [`global_avg_pool2d`]: `dx[r, ..] += dy[r] / hw`.
+pub fn global_avg_pool2d_backward<T: Float>(
+    dy: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
+    let scale = T::one() / T::from_usize(hw);
+    for (&g, row) in dy.iter().zip(dx.chunks_exact_mut(hw)) {
+        let share = g * scale;
+        for d in row {
+            *d += share;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assert_close;
+    use crate::testing::{assert_gradient, random_vec};
+
+    #[test]
+    fn literal() {
+        // two channels of 2x2: mean(1, 2, 3, 4) = 2.5, mean(0, 0, 0, 4) = 1
+        let x = [1.0f32, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 4.0];
+        let mut y = [0.0f32; 2];
+        global_avg_pool2d(&x, 1, 2, 4, &mut y).unwrap();
+        assert_close!(y, [2.5f32, 1.0]);
+        // dy = [2, 4]: each position gets dy / 4 = 0.5 and 1, onto the 1 already held
+        let mut dx = [1.0f32; 8];
+        global_avg_pool2d_backward(&[2.0, 4.0], 1, 2, 4, &mut dx).unwrap();
+        assert_close!(dx, [1.5f32, 1.5, 1.5, 1.5, 2.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn gradcheck() {
+        let (n, c, hw) = (2, 3, 5);
+        let x: Vec<f64> = random_vec(1, n * c * hw, -1.0, 1.0);
+        let u: Vec<f64> = random_vec(2, n * c, -1.0, 1.0);
+        let mut dx = vec![0.0; x.len()];
+        global_avg_pool2d_backward(&u, n, c, hw, &mut dx).unwrap();
+        let loss = |x: &[f64]| {
+            let mut y = vec![0.0; n * c];
+            global_avg_pool2d(x, n, c, hw, &mut y).unwrap();
+            y.iter().zip(&u).map(|(p, q)| p * q).sum::<f64>()
+        };
+        assert_gradient("global_avg_pool2d", loss, &x, &dx, 1e-7);
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        let err = global_avg_pool2d(&[0.0f64; 7], 1, 2, 4, &mut [0.0; 2]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in global_avg_pool2d: `x` has 7 elements, expected 8"
+        );
+        let err = global_avg_pool2d_backward(&[0.0f64; 3], 1, 2, 4, &mut [0.0; 8]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in global_avg_pool2d: `dy` has 3 elements, expected 2"
+        );
+        let err = global_avg_pool2d::<f64>(&[], 1, 2, 0, &mut [0.0; 2]).unwrap_err();
+        assert!(err.to_string().contains("`hw` must be positive"), "{err}");
+    }
+}

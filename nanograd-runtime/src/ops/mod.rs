@@ -112,6 +112,24 @@ pub use sub::*;
 pub use sum::*;
 pub use tanh::*;
 
+/// The number of rows of a row-major `[rows, cols]` buffer of `len` elements: an error when
+/// `cols` is 0 or does not divide `len`. Shared by the ops over the last dimension.
+pub(crate) fn row_count(op: &'static str, what: &str, len: usize, cols: usize) -> Result<usize> {
+    if cols == 0 {
+        return Err(crate::invalid(
+            op,
+            format!("the row length of `{what}` must be positive, got 0"),
+        ));
+    }
+    if !len.is_multiple_of(cols) {
+        return Err(crate::invalid(
+            op,
+            format!("`{what}` has {len} elements, not a multiple of the row length {cols}"),
+        ));
+    }
+    Ok(len / cols)
+}
+
 /// `y[i] = f(x[i])`: the forward pass of a unary elementwise op.
 #[inline]
 pub(crate) fn unary<T: Float>(
