@@ -251,6 +251,17 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
     })
 }
 
+/// The values of the consts that evaluate, ignoring errors (for the fallback stub).
+pub fn const_values(input: &ModelInput) -> HashMap<String, usize> {
+    let mut consts = HashMap::new();
+    for c in &input.consts {
+        if let Some(v) = eval_usize(&c.value, &consts, &mut Errors::default()) {
+            consts.insert(c.name.to_string(), v);
+        }
+    }
+    consts
+}
+
 // ---------------------------------------------------------------------------------------
 // numbers written in the DSL
 
@@ -1357,7 +1368,7 @@ impl Lower<'_> {
             return None;
         }
         let mut kw = Keywords::new(kws, self.errs);
-        let mut num = |kw: &mut Keywords, key: &str, errs: &mut Errors| -> Option<f64> {
+        let num = |kw: &mut Keywords, key: &str, errs: &mut Errors| -> Option<f64> {
             match kw.take(key) {
                 Some(v) => eval_f64(v, errs),
                 None => spec.kwargs.iter().find(|(k, _)| *k == key).map(|(_, d)| *d),

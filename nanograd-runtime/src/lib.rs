@@ -12,9 +12,11 @@ mod error;
 mod float;
 pub mod ops;
 pub mod testing;
+mod workspace;
 
 pub use error::{check_len, check_shape, fmt_shape, invalid, Error, Result};
 pub use float::Float;
+pub use workspace::{check_batch, Workspace};
 
 /// The `rand` crate, re-exported so that users and generated code share one version.
 pub use rand;

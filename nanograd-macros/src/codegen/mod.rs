@@ -31,7 +31,7 @@ pub fn expand(m: &Model) -> TokenStream {
 /// the rest of the user's crate still type-checks and only the real errors show.
 pub fn fallback(input: &ModelInput) -> TokenStream {
     match input.structs.first() {
-        Some(s) => model::fallback(s, &input.fns),
+        Some(s) => model::fallback(s, &input.fns, &crate::lower::const_values(input)),
         None => input.fns.iter().map(func::fallback).collect(),
     }
 }
