@@ -1,0 +1,325 @@
+//! [`Adam`]: adaptive moment estimation with bias correction (the seed's `make-adam`,
+//! PyTorch's `torch.optim.Adam`), optionally AMSGrad. At step t:
+//!
+//! ```text
+//! g ← g + w·p                          (coupled weight decay w ≠ 0; AdamW decouples it)
+//! m ← β₁·m + (1 − β₁)·g                (computed as PyTorch's lerp)
+//! v ← β₂·v + (1 − β₂)·g²
+//! v̂ ← max(v̂, v) with AMSGrad, else v
+//! p ← p − lr/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + eps)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::state::ParamKeys;
+use super::weight_decay::{coupled, decoupled_factor};
+use super::{check_range, lerp, Optimizer};
+use crate::{Float, Module, Result};
+
+/// Adam. Defaults (PyTorch's): betas (0.9, 0.999), eps 1e-8, weight decay 0, no AMSGrad.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Float", deserialize = "T: Float"))]
+pub struct Adam<T: Float> {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    amsgrad: bool,
+    /// AdamW's decoupled weight decay instead of the coupled L2 one.
+    decoupled: bool,
+    state: Option<AdamState<T>>,
+}
+
+/// Per-parameter moments (`max_exp_avg_sq` only with AMSGrad) and the step count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Float", deserialize = "T: Float"))]
+struct AdamState<T: Float> {
+    keys: ParamKeys,
+    steps: u64,
+    exp_avg: Vec<Vec<T>>,
+    exp_avg_sq: Vec<Vec<T>>,
+    max_exp_avg_sq: Vec<Vec<T>>,
+}
+
+impl<T: Float> Adam<T> {
+    /// Adam with learning rate `lr` and PyTorch's defaults for everything else.
+    pub fn new(lr: f64) -> Self {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            decoupled: false,
+            state: None,
+        }
+    }
+
+    /// The same, with AdamW's decoupled weight decay `weight_decay`.
+    pub(crate) fn new_decoupled(lr: f64, weight_decay: f64) -> Self {
+        Adam {
+            weight_decay,
+            decoupled: true,
+            ..Adam::new(lr)
+        }
+    }
+
+    /// The decay rates β₁, β₂ of the first and second moments (default 0.9, 0.999).
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+        self
+    }
+
+    /// The constant added to the denominator (default 1e-8).
+    pub fn eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// Weight decay `w` (default 0): coupled L2 for Adam, decoupled for AdamW.
+    pub fn weight_decay(mut self, weight_decay: f64) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// AMSGrad: normalise by the largest second moment seen so far (default off).
+    pub fn amsgrad(mut self, amsgrad: bool) -> Self {
+        self.amsgrad = amsgrad;
+        self
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        if self.decoupled {
+            "adamw"
+        } else {
+            "adam"
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let op = self.name();
+        check_range(op, "learning rate", self.lr, 0.0, None)?;
+        check_range(op, "eps", self.eps, 0.0, None)?;
+        check_range(op, "beta1", self.beta1, 0.0, Some(1.0))?;
+        check_range(op, "beta2", self.beta2, 0.0, Some(1.0))?;
+        check_range(op, "weight_decay", self.weight_decay, 0.0, None)
+    }
+}
+
+fn new_state<T: Float>(keys: ParamKeys, amsgrad: bool) -> AdamState<T> {
+    AdamState {
+        exp_avg: keys.zeros(),
+        exp_avg_sq: keys.zeros(),
+        max_exp_avg_sq: if amsgrad { keys.zeros() } else { Vec::new() },
+        keys,
+        steps: 0,
+    }
+}
+
+impl<T: Float> Optimizer<T> for Adam<T> {
+    fn init(&mut self, model: &dyn Module<T>) -> Result<()> {
+        self.state = Some(new_state(ParamKeys::of(model), self.amsgrad));
+        Ok(())
+    }
+
+    fn step(&mut self, model: &mut dyn Module<T>) -> Result<()> {
+        self.validate()?;
+        let (op, amsgrad) = (self.name(), self.amsgrad);
+        let state = self
+            .state
+            .get_or_insert_with(|| new_state(ParamKeys::of(&*model), amsgrad));
+        state.keys.check_buffers(op, "exp_avg", &state.exp_avg)?;
+        state
+            .keys
+            .check_buffers(op, "exp_avg_sq", &state.exp_avg_sq)?;
+        if amsgrad {
+            state
+                .keys
+                .check_buffers(op, "max_exp_avg_sq", &state.max_exp_avg_sq)?;
+        }
+        // scalars in f64, as PyTorch computes them in Python floats
+        let t = (state.steps + 1) as f64;
+        let bias_correction1 = 1.0 - self.beta1.powf(t);
+        let bias_correction2 = 1.0 - self.beta2.powf(t);
+        let neg_step_size = T::from_f64(-(self.lr / bias_correction1));
+        let bc2_sqrt = T::from_f64(bias_correction2.sqrt());
+        let (one_minus_b1, b2, one_minus_b2) = (
+            T::from_f64(1.0 - self.beta1),
+            T::from_f64(self.beta2),
+            T::from_f64(1.0 - self.beta2),
+        );
+        let eps = T::from_f64(self.eps);
+        let (coupled_wd, shrink) = match (self.decoupled, self.weight_decay != 0.0) {
+            (true, true) => (
+                T::zero(),
+                Some(T::from_f64(decoupled_factor(self.lr, self.weight_decay))),
+            ),
+            (true, false) => (T::zero(), None),
+            (false, _) => (T::from_f64(self.weight_decay), None),
+        };
+        let AdamState {
+            keys,
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq,
+            ..
+        } = state;
+        keys.for_each_param(op, model, |i, p, g| {
+            let moments = p
+                .iter_mut()
+                .zip(g)
+                .zip(exp_avg[i].iter_mut())
+                .zip(exp_avg_sq[i].iter_mut());
+            for (j, (((pj, &gj), m), v)) in moments.enumerate() {
+                if let Some(factor) = shrink {
+                    *pj *= factor;
+                }
+                let gj = coupled(gj, *pj, coupled_wd);
+                *m = lerp(*m, gj, one_minus_b1);
+                *v = *v * b2 + one_minus_b2 * gj * gj;
+                let v_hat = if amsgrad {
+                    let mx = &mut max_exp_avg_sq[i][j];
+                    *mx = maximum(*mx, *v);
+                    *mx
+                } else {
+                    *v
+                };
+                let denom = v_hat.sqrt() / bc2_sqrt + eps;
+                *pj += neg_step_size * *m / denom;
+            }
+        })?;
+        state.steps += 1;
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn config(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("lr", self.lr),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+            ("amsgrad", f64::from(u8::from(self.amsgrad))),
+        ]
+    }
+
+    fn step_count(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| s.steps)
+    }
+}
+
+/// `max(a, b)`, NaN if either is NaN (PyTorch's `torch.maximum`).
+#[inline(always)]
+fn maximum<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() || b.is_nan() {
+        a + b
+    } else if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assert_close;
+    use crate::optim::test_util::{scalar, trajectory};
+
+    #[test]
+    fn literal_constant_gradient() {
+        // A constant gradient g gives m = (1 - b1^t) g and v = (1 - b2^t) g^2, so the
+        // bias-corrected step is lr * g / (|g| + eps): with eps = 0, exactly lr per step.
+        let mut opt = Adam::new(0.1).eps(0.0);
+        assert_close!(trajectory::<f64>(&mut opt, 3), [0.9, 0.8, 0.7], 1e-14);
+        // default eps 1e-8: step 1 is 0.1 * 0.5 / (0.5 + 1e-8), p = 1 - 0.1 / (1 + 2e-8)
+        let p = trajectory::<f64>(&mut Adam::new(0.1), 1)[0];
+        assert_close!(p, 1.0 - 0.1 / (1.0 + 2e-8), 1e-15);
+        assert_close!(
+            trajectory::<f32>(&mut Adam::new(0.1).betas(0.5, 0.9), 2),
+            [0.9f32, 0.8]
+        );
+    }
+
+    #[test]
+    fn literal_coupled_weight_decay() {
+        // p = 1, g = 0.5, weight decay 1, betas (0.5, 0.5), eps 0, lr 0.1
+        // step 1: g' = 0.5 + 1 = 1.5, so a full step: p = 0.9
+        // (m = 0.5 * 1.5 = 0.75, v = 0.5 * 2.25 = 1.125, bias corrections 0.5 and 0.5)
+        // step 2: g' = 0.5 + 0.9 = 1.4; m = 0.5*0.75 + 0.5*1.4 = 1.075, v = 0.5*1.125 +
+        //   0.5*1.96 = 1.5425; both bias corrections 0.75: m_hat = 1.4333.., v_hat = 2.05666..,
+        //   p = 0.9 - 0.1 * 1.4333.. / 1.434108.. = 0.9 - 0.0999459... = 0.8000540...
+        let mut opt = Adam::new(0.1).betas(0.5, 0.5).eps(0.0).weight_decay(1.0);
+        let expected = 0.9 - 0.1 * (1.075 / 0.75) / (1.5425f64 / 0.75).sqrt();
+        assert_close!(trajectory::<f64>(&mut opt, 2), [0.9, expected], 1e-14);
+        assert_close!(expected, 0.800054, 1e-6);
+    }
+
+    #[test]
+    fn literal_amsgrad_keeps_the_largest_second_moment() {
+        // g = 0.5 then 0: with betas (0, 0.5), m = g, v = 0.125 then 0.0625; AMSGrad keeps
+        // 0.125; lr 0.1, eps 0. Step 2 moves by 0.1 * 0 = 0, so the test uses g = 0.5, 0.1:
+        // v = 0.125, then 0.0625 + 0.005 = 0.0675 < 0.125 (kept); bc2 = 0.75;
+        // p = 0.9 - 0.1 * 0.1 / (sqrt(0.125) / sqrt(0.75)) = 0.9 - 0.01 / 0.40825 = 0.875505
+        let mut m = scalar::<f64>(1.0);
+        let mut opt = Adam::new(0.1).betas(0.0, 0.5).eps(0.0).amsgrad(true);
+        for g in [0.5, 0.1] {
+            m.0[0].1.grad_mut()[0] = g;
+            opt.step(&mut m).unwrap();
+        }
+        let expected = 0.9 - 0.01 / (0.125f64.sqrt() / 0.75f64.sqrt());
+        assert_close!(m.0[0].1.value(), [expected], 1e-14);
+        assert_close!(expected, 0.875505, 1e-6);
+    }
+
+    #[test]
+    fn invalid_configuration_is_an_error() {
+        let mut m = scalar::<f64>(1.0);
+        let err = Adam::new(0.1).betas(0.9, 1.0).step(&mut m).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument to adam: beta2 must be in [0, 1), got 1"
+        );
+        assert!(Adam::new(0.1).eps(-1.0).step(&mut m).is_err());
+        assert!(Adam::new(-1.0).step(&mut m).is_err());
+        assert!(Adam::new(0.1).weight_decay(-0.1).step(&mut m).is_err());
+        assert_eq!(
+            Adam::<f64>::new(1e-3).config(),
+            [
+                ("lr", 1e-3),
+                ("beta1", 0.9),
+                ("beta2", 0.999),
+                ("eps", 1e-8),
+                ("weight_decay", 0.0),
+                ("amsgrad", 0.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error() {
+        let mut m = scalar::<f64>(1.0);
+        let mut opt = Adam::new(0.1);
+        opt.step(&mut m).unwrap();
+        let json = serde_json::to_string(&opt).unwrap();
+        let bad = json.replace("\"exp_avg\":[[", "\"exp_avg\":[[1.0,");
+        assert_ne!(bad, json);
+        let mut bad: Adam<f64> = serde_json::from_str(&bad).unwrap();
+        let err = bad.step(&mut m).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument to adam: state `exp_avg` of `w` has 2 elements, expected 1"
+        );
+    }
+}
