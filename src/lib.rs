@@ -8,5 +8,8 @@ pub use nanograd_runtime::*;
 /// What a model file needs: `use nanograd::prelude::*;`.
 pub mod prelude {
     pub use nanograd_macros::model;
-    pub use nanograd_runtime::{Error, Float, Result};
+    pub use nanograd_runtime::optim::{LrSchedule, Optimizer};
+    pub use nanograd_runtime::{
+        Adam, AdamW, Error, Float, Module, Param, Result, RmsProp, Sgd, Tensor, Workspace,
+    };
 }

@@ -63,7 +63,11 @@ fn finite_differences_through_generated_backward() {
         let mut xa = [[0.0; 3]; 2];
         xa.as_flattened_mut().copy_from_slice(flat);
         let y = squares(&xa);
-        y.as_flattened().iter().zip(u.as_flattened()).map(|(a, b)| a * b).sum()
+        y.as_flattened()
+            .iter()
+            .zip(u.as_flattened())
+            .map(|(a, b)| a * b)
+            .sum()
     };
     assert_gradient("squares", f, x.as_flattened(), g.as_flattened(), 1e-7);
 }

@@ -179,12 +179,23 @@ impl Parse for LayerArg {
             input.parse::<Token![=]>()?;
             return Ok(LayerArg::Keyword(key, input.parse()?));
         }
-        let first: Expr = input.parse()?;
-        if input.peek(Token![->]) {
-            input.parse::<Token![->]>()?;
-            return Ok(LayerArg::Arrow(first, input.parse()?));
+        // `a -> b`: an expression parser would read `a - > b`, so split at `->` first
+        let mut left = proc_macro2::TokenStream::new();
+        while !input.is_empty() && !input.peek(Token![,]) {
+            if input.peek(Token![->]) {
+                let arrow: Token![->] = input.parse()?;
+                if left.is_empty() {
+                    return Err(syn::Error::new(
+                        arrow.spans[0],
+                        "expected a size before `->`",
+                    ));
+                }
+                return Ok(LayerArg::Arrow(syn::parse2(left)?, input.parse()?));
+            }
+            let tt: proc_macro2::TokenTree = input.parse()?;
+            left.extend([tt]);
         }
-        Ok(LayerArg::Positional(first))
+        Ok(LayerArg::Positional(syn::parse2(left)?))
     }
 }
 

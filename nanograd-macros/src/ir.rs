@@ -107,7 +107,10 @@ pub enum Op {
     /// The `i`-th argument of the fn.
     Input(usize),
     /// A trainable tensor of the model: `self.<field>` or `self.<field>.<sub>`.
-    Param { field: Ident, sub: Option<Ident> },
+    Param {
+        field: Ident,
+        sub: Option<Ident>,
+    },
     /// A number written in the source, as a one-element tensor.
     Const(f64),
     Binary(Binary),
@@ -119,7 +122,9 @@ pub enum Op {
     VecMat,
     Dot,
     /// `dense(x, w, b?)`, also what a `Dense` layer lowers to.
-    Dense { bias: bool },
+    Dense {
+        bias: bool,
+    },
     Sum,
     Mean,
     Product,
@@ -130,7 +135,10 @@ pub enum Op {
         rule: Option<TokenStream>,
     },
     /// Rows `start..start + len` of the first dimension.
-    Slice { start: usize, len: usize },
+    Slice {
+        start: usize,
+        len: usize,
+    },
     /// `reshape` and `flatten`: the same data seen with another shape (no code).
     Reshape,
     Unary(Unary),
@@ -141,7 +149,10 @@ pub enum Op {
     MseLoss,
     CrossEntropyLoss,
     SoftmaxCrossEntropy,
-    Conv2d { geom: ConvGeom, bias: bool },
+    Conv2d {
+        geom: ConvGeom,
+        bias: bool,
+    },
     MaxPool2d(PoolGeom),
     AvgPool2d(PoolGeom),
     GlobalAvgPool2d,
@@ -152,7 +163,11 @@ pub enum Op {
         momentum: f64,
     },
     RmsNorm(f64),
-    LayerNorm { eps: f64, weight: bool, bias: bool },
+    LayerNorm {
+        eps: f64,
+        weight: bool,
+        bias: bool,
+    },
     L2Normalize(f64),
     CosineSimilarity,
     /// A `Dropout` layer.

@@ -358,7 +358,12 @@ fn eval_bool(e: &Expr, errs: &mut Errors) -> Option<bool> {
 }
 
 /// A count that must be a positive integer, given as a number (`kernel = 3`).
-fn eval_count(e: &Expr, what: &str, consts: &HashMap<String, usize>, errs: &mut Errors) -> Option<usize> {
+fn eval_count(
+    e: &Expr,
+    what: &str,
+    consts: &HashMap<String, usize>,
+    errs: &mut Errors,
+) -> Option<usize> {
     let v = eval_usize(e, consts, errs)?;
     if v == 0 {
         errs.at(e, format!("{what} must be at least 1"));
@@ -400,7 +405,11 @@ impl<'a> Keywords<'a> {
                     } else {
                         format!(
                             "; {what} takes {}",
-                            known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                            known
+                                .iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )
                     }
                 });
@@ -427,7 +436,11 @@ fn lower_layers(s: &StructDef, consts: &HashMap<String, usize>, errs: &mut Error
     out
 }
 
-fn lower_layer(f: &LayerField, consts: &HashMap<String, usize>, errs: &mut Errors) -> Option<LayerKind> {
+fn lower_layer(
+    f: &LayerField,
+    consts: &HashMap<String, usize>,
+    errs: &mut Errors,
+) -> Option<LayerKind> {
     let kind = f.kind.to_string();
     if !LAYER_KINDS.contains(&kind.as_str()) {
         let hint = ops::closest(&kind, LAYER_KINDS.iter().copied())
@@ -439,7 +452,10 @@ fn lower_layer(f: &LayerField, consts: &HashMap<String, usize>, errs: &mut Error
     let Some(args) = &f.args else {
         errs.at(
             &f.kind,
-            format!("the layer `{kind}` needs arguments, e.g. {}", layer_example(&kind)),
+            format!(
+                "the layer `{kind}` needs arguments, e.g. {}",
+                layer_example(&kind)
+            ),
         );
         return None;
     };
@@ -455,7 +471,10 @@ fn lower_layer(f: &LayerField, consts: &HashMap<String, usize>, errs: &mut Error
     let wrong = |errs: &mut Errors| {
         errs.at(
             &f.kind,
-            format!("wrong arguments for `{kind}`: write {}", layer_example(&kind)),
+            format!(
+                "wrong arguments for `{kind}`: write {}",
+                layer_example(&kind)
+            ),
         );
     };
     let arrow = |errs: &mut Errors| -> Option<(usize, usize)> {
@@ -483,7 +502,11 @@ fn lower_layer(f: &LayerField, consts: &HashMap<String, usize>, errs: &mut Error
     let bool_kw = |kw: &mut Keywords, name: &str, errs: &mut Errors| -> Option<bool> {
         kw.take(name).map_or(Some(true), |e| eval_bool(e, errs))
     };
-    let count_kw = |kw: &mut Keywords, name: &str, default: Option<usize>, errs: &mut Errors| -> Option<usize> {
+    let count_kw = |kw: &mut Keywords,
+                    name: &str,
+                    default: Option<usize>,
+                    errs: &mut Errors|
+     -> Option<usize> {
         match kw.take(name) {
             Some(e) => eval_count(e, name, consts, errs),
             None => {
@@ -692,7 +715,10 @@ fn describe(e: &Expr) -> String {
         .replace(" )", ")")
         .replace(" ,", ",");
     if text.len() > 40 {
-        format!("{}..", &text[..text.char_indices().nth(37).map_or(text.len(), |(i, _)| i)])
+        format!(
+            "{}..",
+            &text[..text.char_indices().nth(37).map_or(text.len(), |(i, _)| i)]
+        )
     } else {
         text
     }
@@ -752,7 +778,8 @@ impl Lower<'_> {
         let mut ok = true;
         for (i, (name, s)) in f.inputs.iter().enumerate() {
             if env.contains_key(&name.to_string()) {
-                self.errs.at(name, format!("the input `{name}` is declared twice"));
+                self.errs
+                    .at(name, format!("the input `{name}` is declared twice"));
                 ok = false;
                 continue;
             }
@@ -916,7 +943,8 @@ impl Lower<'_> {
                 let name = match &*c.func {
                     Expr::Path(p) if p.path.get_ident().is_some() => p.path.get_ident()?,
                     other => {
-                        self.errs.at(other, "call a layer, an op or a fn by its name");
+                        self.errs
+                            .at(other, "call a layer, an op or a fn by its name");
                         return None;
                     }
                 };
@@ -974,8 +1002,13 @@ impl Lower<'_> {
             );
             return None;
         }
-        if self.stack.last().is_some_and(|(_, later)| later.contains(&key)) {
-            self.errs.at(id, format!("`{id}` is used before it is defined"));
+        if self
+            .stack
+            .last()
+            .is_some_and(|(_, later)| later.contains(&key))
+        {
+            self.errs
+                .at(id, format!("`{id}` is used before it is defined"));
             return None;
         }
         let mut names: Vec<&str> = env.keys().map(|k| k.as_str()).collect();
@@ -983,7 +1016,8 @@ impl Lower<'_> {
         let hint = ops::closest(&key, names)
             .map(|c| format!("; did you mean `{c}`?"))
             .unwrap_or_default();
-        self.errs.at(id, format!("cannot find `{id}` in this model{hint}"));
+        self.errs
+            .at(id, format!("cannot find `{id}` in this model{hint}"));
         None
     }
 
@@ -1070,13 +1104,21 @@ impl Lower<'_> {
         }
         let mut names: Vec<&str> = ops::OPS.iter().map(|s| s.name).collect();
         names.extend(self.layer_map.keys().map(|k| k.as_str()));
-        names.extend(self.fns.iter().map(|f| f.name.to_string()).collect::<Vec<_>>().iter().map(|_| ""));
+        names.extend(
+            self.fns
+                .iter()
+                .map(|f| f.name.to_string())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|_| ""),
+        );
         let fn_names: Vec<String> = self.fns.iter().map(|f| f.name.to_string()).collect();
         names.extend(fn_names.iter().map(|s| s.as_str()));
         let hint = ops::closest(&key, names.into_iter().filter(|s| !s.is_empty()))
             .map(|c| format!("; did you mean `{c}`?"))
             .unwrap_or_default();
-        self.errs.at(name, format!("unknown op, layer or fn `{name}`{hint}"));
+        self.errs
+            .at(name, format!("unknown op, layer or fn `{name}`{hint}"));
         None
     }
 
@@ -1091,11 +1133,15 @@ impl Lower<'_> {
     ) -> Option<NodeId> {
         let callee = &self.fns[fi];
         if self.stack.iter().any(|(n, _)| *n == name.to_string()) {
-            self.errs.at(name, format!("`{name}` calls itself; a model fn cannot be recursive"));
+            self.errs.at(
+                name,
+                format!("`{name}` calls itself; a model fn cannot be recursive"),
+            );
             return None;
         }
         if let Some((k, _)) = kws.first() {
-            self.errs.at(*k, format!("`{name}` takes no keyword arguments"));
+            self.errs
+                .at(*k, format!("`{name}` takes no keyword arguments"));
             return None;
         }
         if pos.len() != callee.inputs.len() {
@@ -1105,7 +1151,12 @@ impl Lower<'_> {
                     "`{name}` takes {} argument{} ({}), got {}",
                     callee.inputs.len(),
                     if callee.inputs.len() == 1 { "" } else { "s" },
-                    callee.inputs.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>().join(", "),
+                    callee
+                        .inputs
+                        .iter()
+                        .map(|(n, _)| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     pos.len()
                 ),
             );
@@ -1124,7 +1175,10 @@ impl Lower<'_> {
             if want.dims != got.dims {
                 self.errs.at(
                     *a,
-                    format!("`{name}` expects `{pname}` to be {want} but `{}` is {got}", describe(a)),
+                    format!(
+                        "`{name}` expects `{pname}` to be {want} but `{}` is {got}",
+                        describe(a)
+                    ),
                 );
                 ok = false;
             }
@@ -1158,7 +1212,10 @@ impl Lower<'_> {
             return None;
         }
         if pos.len() != 1 || !kws.is_empty() {
-            self.errs.at(e, format!("the layer `{name}` takes one input: `{name}(x)`"));
+            self.errs.at(
+                e,
+                format!("the layer `{name}` takes one input: `{name}(x)`"),
+            );
             return None;
         }
         let xe = pos[0];
@@ -1174,7 +1231,10 @@ impl Lower<'_> {
                     };
                     self.errs.at(
                         xe,
-                        format!("dense `{name}` expects {want} but `{}` is {xs}", describe(xe)),
+                        format!(
+                            "dense `{name}` expects {want} but `{}` is {xs}",
+                            describe(xe)
+                        ),
                     );
                     return None;
                 }
@@ -1193,7 +1253,8 @@ impl Lower<'_> {
                 padding,
                 bias,
             } => {
-                let geom = self.conv_geom(xe, name, &xs, c_in, c_out, kernel, kernel, stride, padding)?;
+                let geom =
+                    self.conv_geom(xe, name, &xs, c_in, c_out, kernel, kernel, stride, padding)?;
                 let w = self.param_leaf(li, Some("weight"));
                 let mut inputs = vec![x, w];
                 if bias {
@@ -1229,7 +1290,11 @@ impl Lower<'_> {
                 let op_name = if max { "max_pool2d" } else { "avg_pool2d" };
                 let g = self.pool_geom(xe, op_name, name, &xs, cfg)?;
                 let out = spatial_out(&xs, g.c, g.out_h(), g.out_w());
-                let op = if max { Op::MaxPool2d(g) } else { Op::AvgPool2d(g) };
+                let op = if max {
+                    Op::MaxPool2d(g)
+                } else {
+                    Op::AvgPool2d(g)
+                };
                 Some(self.push(op, vec![x], out))
             }
             LayerKind::Dropout { p } => Some(self.push(Op::Dropout(p), vec![x], xs)),
@@ -1238,7 +1303,13 @@ impl Lower<'_> {
     }
 
     /// `(c, h, w)` of an image input `[C, H, W]` or `[N, C, H, W]`.
-    fn image_dims(&mut self, xe: &Expr, op: &str, name: &Ident, xs: &Shape) -> Option<(usize, usize, usize)> {
+    fn image_dims(
+        &mut self,
+        xe: &Expr,
+        op: &str,
+        name: &Ident,
+        xs: &Shape,
+    ) -> Option<(usize, usize, usize)> {
         let r = xs.rank();
         let dims = if r == 3 || r == 4 {
             match (xs.fixed_at(r - 3), xs.fixed_at(r - 2), xs.fixed_at(r - 1)) {
@@ -1309,7 +1380,14 @@ impl Lower<'_> {
         })
     }
 
-    fn pool_geom(&mut self, xe: &Expr, op: &str, name: &Ident, xs: &Shape, cfg: PoolCfg) -> Option<PoolGeom> {
+    fn pool_geom(
+        &mut self,
+        xe: &Expr,
+        op: &str,
+        name: &Ident,
+        xs: &Shape,
+        cfg: PoolCfg,
+    ) -> Option<PoolGeom> {
         let (c, h, w) = self.image_dims(xe, op, name, xs)?;
         let PoolCfg {
             kernel,
@@ -1380,7 +1458,10 @@ impl Lower<'_> {
             "scale" | "reduce" | "slice" | "reshape" => 1,
             _ => pos.len(),
         };
-        let args: Vec<Option<NodeId>> = pos[..tensor_args].iter().map(|a| self.expr(a, env)).collect();
+        let args: Vec<Option<NodeId>> = pos[..tensor_args]
+            .iter()
+            .map(|a| self.expr(a, env))
+            .collect();
         let known: Vec<&str> = spec.kwargs.iter().map(|(k, _)| *k).collect();
         let result = match op.as_str() {
             "reduce" => {
@@ -1466,10 +1547,23 @@ impl Lower<'_> {
             "softplus" => same(self, Op::Softplus(nums["beta"])),
             "softmax" | "log_softmax" => {
                 if s[0].is_scalar() {
-                    self.errs.at(pos[0], format!("`{op}` works over the last dimension, but `{}` is a scalar", d(0)));
+                    self.errs.at(
+                        pos[0],
+                        format!(
+                            "`{op}` works over the last dimension, but `{}` is a scalar",
+                            d(0)
+                        ),
+                    );
                     return None;
                 }
-                same(self, if op == "softmax" { Op::Softmax } else { Op::LogSoftmax })
+                same(
+                    self,
+                    if op == "softmax" {
+                        Op::Softmax
+                    } else {
+                        Op::LogSoftmax
+                    },
+                )
             }
             "sum" | "mean" | "product" => {
                 let o = match op {
@@ -1494,7 +1588,10 @@ impl Lower<'_> {
                     return None;
                 }
                 if op == "softmax_cross_entropy" && s[0].is_scalar() {
-                    self.errs.at(pos[0], "`softmax_cross_entropy` needs logits with a class dimension");
+                    self.errs.at(
+                        pos[0],
+                        "`softmax_cross_entropy` needs logits with a class dimension",
+                    );
                     return None;
                 }
                 let o = match op {
@@ -1508,7 +1605,13 @@ impl Lower<'_> {
                 if s[0].rank() != 1 || s[0].dims != s[1].dims {
                     self.errs.at(
                         e,
-                        format!("`dot` needs two vectors of one length, but `{}` is {} and `{}` is {}", d(0), s[0], d(1), s[1]),
+                        format!(
+                            "`dot` needs two vectors of one length, but `{}` is {} and `{}` is {}",
+                            d(0),
+                            s[0],
+                            d(1),
+                            s[1]
+                        ),
                     );
                     return None;
                 }
@@ -1519,23 +1622,48 @@ impl Lower<'_> {
                 let (in_f, out_f) = match (s[1].rank(), s[1].fixed_at(0), s[1].fixed_at(1)) {
                     (2, Some(o), Some(i)) => (i, o),
                     _ => {
-                        self.errs.at(pos[1], format!("`dense` needs a weight [out, in], but `{}` is {}", d(1), s[1]));
+                        self.errs.at(
+                            pos[1],
+                            format!(
+                                "`dense` needs a weight [out, in], but `{}` is {}",
+                                d(1),
+                                s[1]
+                            ),
+                        );
                         return None;
                     }
                 };
                 if s[0].last() != Some(in_f) {
                     self.errs.at(
                         pos[0],
-                        format!("`dense` with weight {} expects [.., {in_f}] but `{}` is {}", s[1], d(0), s[0]),
+                        format!(
+                            "`dense` with weight {} expects [.., {in_f}] but `{}` is {}",
+                            s[1],
+                            d(0),
+                            s[0]
+                        ),
                     );
                     return None;
                 }
                 if args.len() == 3 && s[2].dims != [Dim::Fixed(out_f)] {
-                    self.errs.at(pos[2], format!("`dense` expects a bias [{out_f}] but `{}` is {}", d(2), s[2]));
+                    self.errs.at(
+                        pos[2],
+                        format!(
+                            "`dense` expects a bias [{out_f}] but `{}` is {}",
+                            d(2),
+                            s[2]
+                        ),
+                    );
                     return None;
                 }
                 let shape = s[0].with_last(out_f);
-                Some(self.push(Op::Dense { bias: args.len() == 3 }, args.to_vec(), shape))
+                Some(self.push(
+                    Op::Dense {
+                        bias: args.len() == 3,
+                    },
+                    args.to_vec(),
+                    shape,
+                ))
             }
             "slice" => {
                 let start = eval_usize(pos[1], self.consts, self.errs);
@@ -1544,7 +1672,11 @@ impl Lower<'_> {
                 let Some(rows) = s[0].fixed_at(0) else {
                     self.errs.at(
                         pos[0],
-                        format!("`slice` cuts a fixed first dimension, but `{}` is {}", d(0), s[0]),
+                        format!(
+                            "`slice` cuts a fixed first dimension, but `{}` is {}",
+                            d(0),
+                            s[0]
+                        ),
                     );
                     return None;
                 };
@@ -1567,20 +1699,36 @@ impl Lower<'_> {
             }
             "reshape" => {
                 let Expr::Array(arr) = pos[1] else {
-                    self.errs.at(pos[1], "`reshape` takes the new shape as a list: `reshape(x, [2, 3])`");
+                    self.errs.at(
+                        pos[1],
+                        "`reshape` takes the new shape as a list: `reshape(x, [2, 3])`",
+                    );
                     return None;
                 };
                 let mut dims = Vec::new();
                 for (i, el) in arr.elems.iter().enumerate() {
                     match el {
-                        Expr::Path(p) if i == 0 && s[0].is_batched() && p.path.get_ident().is_some_and(|id| !self.consts.contains_key(&id.to_string())) => {
+                        Expr::Path(p)
+                            if i == 0
+                                && s[0].is_batched()
+                                && p.path.get_ident().is_some_and(|id| {
+                                    !self.consts.contains_key(&id.to_string())
+                                }) =>
+                        {
                             dims.push(Dim::Batch)
                         }
-                        other => dims.push(Dim::Fixed(eval_count(other, "a dimension", self.consts, self.errs)?)),
+                        other => dims.push(Dim::Fixed(eval_count(
+                            other,
+                            "a dimension",
+                            self.consts,
+                            self.errs,
+                        )?)),
                     }
                 }
                 let shape = s[0].with_dims(dims);
-                if shape.is_batched() != s[0].is_batched() || shape.numel_fixed() != s[0].numel_fixed() {
+                if shape.is_batched() != s[0].is_batched()
+                    || shape.numel_fixed() != s[0].numel_fixed()
+                {
                     self.errs.at(
                         pos[1],
                         format!(
@@ -1588,9 +1736,17 @@ impl Lower<'_> {
                             d(0),
                             s[0],
                             s[0].numel_fixed(),
-                            if s[0].is_batched() { " per batch row" } else { "" },
+                            if s[0].is_batched() {
+                                " per batch row"
+                            } else {
+                                ""
+                            },
                             shape.numel_fixed(),
-                            if shape.is_batched() { " per batch row" } else { "" },
+                            if shape.is_batched() {
+                                " per batch row"
+                            } else {
+                                ""
+                            },
                         ),
                     );
                     return None;
@@ -1598,36 +1754,85 @@ impl Lower<'_> {
                 Some(self.push(Op::Reshape, args.to_vec(), shape))
             }
             "flatten" => {
-                let n = if s[0].is_batched() { s[0].numel_fixed() } else { s[0].numel_fixed() };
+                let n = if s[0].is_batched() {
+                    s[0].numel_fixed()
+                } else {
+                    s[0].numel_fixed()
+                };
                 let shape = s[0].batch_then(&[n]);
                 Some(self.push(Op::Reshape, args.to_vec(), shape))
             }
             "conv2d" => {
                 let w = &s[1];
-                let (c_out, c_in, kh, kw) = match (w.rank(), w.fixed_at(0), w.fixed_at(1), w.fixed_at(2), w.fixed_at(3)) {
+                let (c_out, c_in, kh, kw) = match (
+                    w.rank(),
+                    w.fixed_at(0),
+                    w.fixed_at(1),
+                    w.fixed_at(2),
+                    w.fixed_at(3),
+                ) {
                     (4, Some(a), Some(b), Some(c), Some(dd)) => (a, b, c, dd),
                     _ => {
-                        self.errs.at(pos[1], format!("`conv2d` needs a weight [C_out, C_in, KH, KW], but `{}` is {w}", d(1)));
+                        self.errs.at(
+                            pos[1],
+                            format!(
+                                "`conv2d` needs a weight [C_out, C_in, KH, KW], but `{}` is {w}",
+                                d(1)
+                            ),
+                        );
                         return None;
                     }
                 };
                 if args.len() == 3 && s[2].dims != [Dim::Fixed(c_out)] {
-                    self.errs.at(pos[2], format!("`conv2d` expects a bias [{c_out}] but `{}` is {}", d(2), s[2]));
+                    self.errs.at(
+                        pos[2],
+                        format!(
+                            "`conv2d` expects a bias [{c_out}] but `{}` is {}",
+                            d(2),
+                            s[2]
+                        ),
+                    );
                     return None;
                 }
                 let stride = self.count_num(e, "stride", nums["stride"])?;
                 let padding = self.index_num(e, "padding", nums["padding"])?;
-                let geom = self.conv_geom(pos[0], name, &s[0], c_in, c_out, kh, kw, stride, padding)?;
+                let geom =
+                    self.conv_geom(pos[0], name, &s[0], c_in, c_out, kh, kw, stride, padding)?;
                 let out = spatial_out(&s[0], c_out, geom.out_h(), geom.out_w());
-                Some(self.push(Op::Conv2d { geom, bias: args.len() == 3 }, args.to_vec(), out))
+                Some(self.push(
+                    Op::Conv2d {
+                        geom,
+                        bias: args.len() == 3,
+                    },
+                    args.to_vec(),
+                    out,
+                ))
             }
             "max_pool2d" | "avg_pool2d" => {
                 let kernel = self.count_num(e, "kernel", nums["kernel"])?;
-                let stride = if nums["stride"].is_nan() { kernel } else { self.count_num(e, "stride", nums["stride"])? };
+                let stride = if nums["stride"].is_nan() {
+                    kernel
+                } else {
+                    self.count_num(e, "stride", nums["stride"])?
+                };
                 let padding = self.index_num(e, "padding", nums["padding"])?;
-                let g = self.pool_geom(pos[0], op, name, &s[0], PoolCfg { kernel, stride, padding })?;
+                let g = self.pool_geom(
+                    pos[0],
+                    op,
+                    name,
+                    &s[0],
+                    PoolCfg {
+                        kernel,
+                        stride,
+                        padding,
+                    },
+                )?;
                 let out = spatial_out(&s[0], g.c, g.out_h(), g.out_w());
-                let o = if op == "max_pool2d" { Op::MaxPool2d(g) } else { Op::AvgPool2d(g) };
+                let o = if op == "max_pool2d" {
+                    Op::MaxPool2d(g)
+                } else {
+                    Op::AvgPool2d(g)
+                };
                 Some(self.push(o, args.to_vec(), out))
             }
             "global_avg_pool2d" => {
@@ -1640,12 +1845,27 @@ impl Lower<'_> {
             }
             "rmsnorm" | "layer_norm" => {
                 let Some(cols) = s[0].last() else {
-                    self.errs.at(pos[0], format!("`{op}` normalises the last dimension, but `{}` is a scalar", d(0)));
+                    self.errs.at(
+                        pos[0],
+                        format!(
+                            "`{op}` normalises the last dimension, but `{}` is a scalar",
+                            d(0)
+                        ),
+                    );
                     return None;
                 };
                 for i in 1..args.len() {
                     if s[i].dims != [Dim::Fixed(cols)] {
-                        self.errs.at(pos[i], format!("`{op}` of `{}` {} expects `{}` to be [{cols}] but it is {}", d(0), s[0], d(i), s[i]));
+                        self.errs.at(
+                            pos[i],
+                            format!(
+                                "`{op}` of `{}` {} expects `{}` to be [{cols}] but it is {}",
+                                d(0),
+                                s[0],
+                                d(i),
+                                s[i]
+                            ),
+                        );
                         return None;
                     }
                 }
@@ -1653,13 +1873,23 @@ impl Lower<'_> {
                 let o = if op == "rmsnorm" {
                     Op::RmsNorm(eps)
                 } else {
-                    Op::LayerNorm { eps, weight: args.len() > 1, bias: args.len() > 2 }
+                    Op::LayerNorm {
+                        eps,
+                        weight: args.len() > 1,
+                        bias: args.len() > 2,
+                    }
                 };
                 same(self, o)
             }
             "l2_normalize" => {
                 if s[0].is_scalar() {
-                    self.errs.at(pos[0], format!("`l2_normalize` works over the last dimension, but `{}` is a scalar", d(0)));
+                    self.errs.at(
+                        pos[0],
+                        format!(
+                            "`l2_normalize` works over the last dimension, but `{}` is a scalar",
+                            d(0)
+                        ),
+                    );
                     return None;
                 }
                 same(self, Op::L2Normalize(nums["eps"]))
@@ -1681,7 +1911,13 @@ impl Lower<'_> {
         }
     }
 
-    fn broadcast_or_err(&mut self, e: &Expr, op: &str, pos: &[&Expr], s: &[Shape]) -> Option<Shape> {
+    fn broadcast_or_err(
+        &mut self,
+        e: &Expr,
+        op: &str,
+        pos: &[&Expr],
+        s: &[Shape],
+    ) -> Option<Shape> {
         let r = s[0].broadcast(&s[1]);
         if r.is_none() {
             self.errs.at(
@@ -1702,7 +1938,8 @@ impl Lower<'_> {
         if v >= 1.0 && v.fract() == 0.0 && v < 1e9 {
             Some(v as usize)
         } else {
-            self.errs.at(e, format!("`{what}` must be a positive integer, not {v}"));
+            self.errs
+                .at(e, format!("`{what}` must be a positive integer, not {v}"));
             None
         }
     }
@@ -1711,7 +1948,10 @@ impl Lower<'_> {
         if v >= 0.0 && v.fract() == 0.0 && v < 1e9 {
             Some(v as usize)
         } else {
-            self.errs.at(e, format!("`{what}` must be a non-negative integer, not {v}"));
+            self.errs.at(
+                e,
+                format!("`{what}` must be a non-negative integer, not {v}"),
+            );
             None
         }
     }
@@ -1729,7 +1969,13 @@ impl Lower<'_> {
             );
         };
         if b.is_batched() {
-            self.errs.at(pos[1], format!("the right operand of `matmul` cannot have a batch dimension, but `{}` is {b}", describe(pos[1])));
+            self.errs.at(
+                pos[1],
+                format!(
+                    "the right operand of `matmul` cannot have a batch dimension, but `{}` is {b}",
+                    describe(pos[1])
+                ),
+            );
             return None;
         }
         let show = |d: Option<&Dim>| match d {

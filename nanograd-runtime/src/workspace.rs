@@ -65,7 +65,12 @@ impl<T: Float> std::fmt::Debug for Workspace<T> {
 }
 
 /// Checks that an argument of a generated method has the batch size of the first one.
-pub fn check_batch(op: &'static str, what: &'static str, expected: usize, got: usize) -> Result<()> {
+pub fn check_batch(
+    op: &'static str,
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<()> {
     if expected == got {
         Ok(())
     } else {

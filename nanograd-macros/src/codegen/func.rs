@@ -137,11 +137,19 @@ pub fn expand(f: &FnModel) -> TokenStream {
         bwd.backward(),
     );
     let result = output_value(ret, bwd.value(graph.output));
-    let grad_arrays: Vec<_> = (0..inputs.len()).map(|i| format_ident!("__gx{}_arr", i)).collect();
+    let grad_arrays: Vec<_> = (0..inputs.len())
+        .map(|i| format_ident!("__gx{}_arr", i))
+        .collect();
     let grad_types: Vec<TokenStream> = inputs.iter().map(|(_, s)| array_type(&dims(s))).collect();
     let grad_decl = inputs.iter().enumerate().map(|(i, (_, s))| {
         let arr = &grad_arrays[i];
-        let zero = array_zero(&dims(s).iter().copied().chain(s.is_scalar().then_some(1)).collect::<Vec<_>>());
+        let zero = array_zero(
+            &dims(s)
+                .iter()
+                .copied()
+                .chain(s.is_scalar().then_some(1))
+                .collect::<Vec<_>>(),
+        );
         quote! { let mut #arr = #zero; }
     });
     let grad_bind = inputs.iter().enumerate().map(|(i, (_, s))| {
@@ -220,7 +228,10 @@ pub fn seed(gen: &GraphGen, upstream: TokenStream) -> TokenStream {
 /// The signatures of a function-form fn that failed to check, with `unimplemented!()` bodies.
 pub fn fallback(f: &FnDef) -> TokenStream {
     let FnDef { vis, name, .. } = f;
-    let args = f.inputs.iter().map(|(n, _)| quote!(#n: impl ::core::any::Any));
+    let args = f
+        .inputs
+        .iter()
+        .map(|(n, _)| quote!(#n: impl ::core::any::Any));
     quote! {
         #[allow(unused_variables, clippy::all)]
         #vis fn #name<T: ::nanograd::Float>(#(#args),*) -> T { unimplemented!() }

@@ -272,13 +272,18 @@ impl<'a> GraphGen<'a> {
 
     /// `let __c4 = [T::from_f64(2.0)];` for the numbers written in the source.
     pub fn consts(&self) -> TokenStream {
-        let lines = self.g.nodes.iter().enumerate().filter_map(|(id, n)| match n.op {
-            Op::Const(c) => {
-                let name = aux("c", id);
-                Some(quote! { let #name = [T::from_f64(#c)]; })
-            }
-            _ => None,
-        });
+        let lines = self
+            .g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, n)| match n.op {
+                Op::Const(c) => {
+                    let name = aux("c", id);
+                    Some(quote! { let #name = [T::from_f64(#c)]; })
+                }
+                _ => None,
+            });
         quote! { #(#lines)* }
     }
 

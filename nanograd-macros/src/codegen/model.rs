@@ -60,7 +60,9 @@ fn layer_new(l: &Layer) -> TokenStream {
             stride,
             padding,
             ..
-        } => quote!(#layers::Conv2d::new(#c_in, #c_out, #kernel, #stride, #padding, rng).expect(#what)),
+        } => {
+            quote!(#layers::Conv2d::new(#c_in, #c_out, #kernel, #stride, #padding, rng).expect(#what))
+        }
         LayerKind::BatchNorm2d { c, eps, momentum } => quote! {{
             let mut __l = #layers::BatchNorm2d::new(#c).expect(#what);
             __l.set_eps(#eps).expect(#what);
@@ -78,19 +80,23 @@ fn layer_new(l: &Layer) -> TokenStream {
         LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p).expect(#what)),
         LayerKind::Param { shape, init } => {
             let n: usize = shape.iter().product();
-            let init = quote!(::nanograd::init);
+            let init_fns = quote!(::nanograd::init);
             let fill = match *init {
                 Init::Zeros => quote!(),
                 Init::Ones => quote!(__v.fill(T::one());),
-                Init::Normal(std) => quote!(#init::normal(0.0, #std, rng, &mut __v).expect(#what);),
-                Init::Uniform(lo, hi) => quote!(#init::uniform(#lo, #hi, rng, &mut __v).expect(#what);),
+                Init::Normal(std) => {
+                    quote!(#init_fns::normal(0.0, #std, rng, &mut __v).expect(#what);)
+                }
+                Init::Uniform(lo, hi) => {
+                    quote!(#init_fns::uniform(#lo, #hi, rng, &mut __v).expect(#what);)
+                }
                 Init::Xavier => quote! {
-                    let (__fi, __fo) = #init::fans(&[#(#shape),*]).expect(#what);
-                    #init::xavier_uniform(__fi, __fo, rng, &mut __v).expect(#what);
+                    let (__fi, __fo) = #init_fns::fans(&[#(#shape),*]).expect(#what);
+                    #init_fns::xavier_uniform(__fi, __fo, rng, &mut __v).expect(#what);
                 },
                 Init::Kaiming => quote! {
-                    let (__fi, _) = #init::fans(&[#(#shape),*]).expect(#what);
-                    #init::kaiming_normal(__fi, rng, &mut __v).expect(#what);
+                    let (__fi, _) = #init_fns::fans(&[#(#shape),*]).expect(#what);
+                    #init_fns::kaiming_normal(__fi, rng, &mut __v).expect(#what);
                 },
             };
             quote! {{
@@ -193,7 +199,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     // the allocation-free form, then the convenient one
     let (into_sig, into_tail, plain_ret, plain_body) = if ret.is_scalar() {
         (
-            quote!(ws: &mut ::nanograd::Workspace<T>) ,
+            quote!(ws: &mut ::nanograd::Workspace<T>),
             quote!(Ok((#result)[0])),
             quote!(T),
             quote! {
@@ -212,7 +218,10 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
             },
             quote!(::std::vec::Vec<#sample>),
             {
-                let first = inputs.iter().find(|(_, sh)| sh.is_batched()).map(|(n, _)| n);
+                let first = inputs
+                    .iter()
+                    .find(|(_, sh)| sh.is_batched())
+                    .map(|(n, _)| n);
                 let zero = array_zero(&sample_dims(ret));
                 quote! {
                     let mut __ws = ::nanograd::Workspace::new();
@@ -240,7 +249,11 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
             },
         )
     };
-    let into_ret = if ret.is_scalar() { quote!(T) } else { quote!(()) };
+    let into_ret = if ret.is_scalar() {
+        quote!(T)
+    } else {
+        quote!(())
+    };
     let mut out = quote_spanned! {span=>
         #(#attrs)*
         #[allow(clippy::all)]
@@ -317,10 +330,14 @@ fn module_impl(s: &StructModel) -> TokenStream {
             }
             _ => {
                 params.extend(quote! { #module::visit_child_params(#key, &self.#f, f); });
-                params_mut.extend(quote! { #module::visit_child_params_mut(#key, &mut self.#f, f); });
+                params_mut
+                    .extend(quote! { #module::visit_child_params_mut(#key, &mut self.#f, f); });
                 buffers.extend(quote! { #module::visit_child_buffers(#key, &self.#f, f); });
-                buffers_mut.extend(quote! { #module::visit_child_buffers_mut(#key, &mut self.#f, f); });
-                modes.extend(quote! { ::nanograd::Module::<T>::set_training_mode(&mut self.#f, training); });
+                buffers_mut
+                    .extend(quote! { #module::visit_child_buffers_mut(#key, &mut self.#f, f); });
+                modes.extend(
+                    quote! { ::nanograd::Module::<T>::set_training_mode(&mut self.#f, training); },
+                );
             }
         }
     }
