@@ -196,6 +196,15 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
         }
     }
 
+    let failed_layers: HashSet<String> = strukt_def
+        .map(|s| {
+            s.fields
+                .iter()
+                .map(|f| f.name.to_string())
+                .filter(|n| !layers.iter().any(|l| l.name == n.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
     let layer_map: HashMap<String, usize> = layers
         .iter()
         .enumerate()
@@ -211,6 +220,7 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
             layer_map: &layer_map,
             used: &mut used,
             fns: &input.fns,
+            failed_layers: &failed_layers,
             nodes: Vec::new(),
             params: HashMap::new(),
             stack: Vec::new(),
@@ -698,6 +708,8 @@ struct Lower<'a> {
     layer_map: &'a HashMap<String, usize>,
     used: &'a mut Vec<bool>,
     fns: &'a [FnDef],
+    /// Layers whose declaration failed: their uses are not reported again.
+    failed_layers: &'a HashSet<String>,
     nodes: Vec<Node>,
     /// Parameter leaves by path (`fc1.weight`), so each parameter is one node.
     params: HashMap<String, NodeId>,
@@ -792,7 +804,10 @@ impl Lower<'_> {
                     env.insert(name.to_string(), Some(id));
                     inputs.push((name.clone(), shape));
                 }
-                None => ok = false,
+                None => {
+                    env.insert(name.to_string(), None);
+                    ok = false;
+                }
             }
         }
         if let Some((first, b0)) = batch_names.first() {
@@ -1002,6 +1017,9 @@ impl Lower<'_> {
             );
             return None;
         }
+        if self.failed_layers.contains(&key) {
+            return None;
+        }
         if self
             .stack
             .last()
@@ -1102,19 +1120,17 @@ impl Lower<'_> {
         if let Some(spec) = ops::find(&key) {
             return self.op_call(e, spec, name, pos, kws, env);
         }
-        let mut names: Vec<&str> = ops::OPS.iter().map(|s| s.name).collect();
-        names.extend(self.layer_map.keys().map(|k| k.as_str()));
-        names.extend(
-            self.fns
-                .iter()
-                .map(|f| f.name.to_string())
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|_| ""),
-        );
+        if self.failed_layers.contains(&key) {
+            // the declaration is wrong and already reported
+            return None;
+        }
         let fn_names: Vec<String> = self.fns.iter().map(|f| f.name.to_string()).collect();
-        names.extend(fn_names.iter().map(|s| s.as_str()));
-        let hint = ops::closest(&key, names.into_iter().filter(|s| !s.is_empty()))
+        let names = ops::OPS
+            .iter()
+            .map(|s| s.name)
+            .chain(self.layer_map.keys().map(|k| k.as_str()))
+            .chain(fn_names.iter().map(|s| s.as_str()));
+        let hint = ops::closest(&key, names)
             .map(|c| format!("; did you mean `{c}`?"))
             .unwrap_or_default();
         self.errs
@@ -1269,7 +1285,7 @@ impl Lower<'_> {
                     self.errs.at(
                         xe,
                         format!(
-                            "batch_norm2d `{name}` expects {c} channels, {}, but `{}` is {xs}",
+                            "batch_norm2d `{name}` expects {} ({c} channels) but `{}` is {xs}",
                             expect_channels(&xs, c),
                             describe(xe)
                         ),
@@ -1349,7 +1365,7 @@ impl Lower<'_> {
             self.errs.at(
                 xe,
                 format!(
-                    "conv2d `{name}` expects {c_in} input channels, {}, but `{}` is {xs}",
+                    "conv2d `{name}` expects {} ({c_in} input channels) but `{}` is {xs}",
                     expect_channels(xs, c_in),
                     describe(xe)
                 ),

@@ -264,7 +264,8 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
         #[doc = #ws_doc]
         #[allow(unused_mut, unused_variables, clippy::all)]
         #vis fn #into_name(&self, #(#args,)* #into_sig) -> ::nanograd::Result<#into_ret> {
-            use ::nanograd::Float as _;
+            #[allow(unused_imports)]
+                use ::nanograd::Float as _;
             #bind
             let (__ws, __rng) = ws.split(#total);
             #carve
@@ -295,6 +296,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
             #[doc = #doc]
             #[allow(unused_mut, unused_variables, clippy::all)]
             #vis fn #back_name(&mut self, #(#args),*) -> ::nanograd::Result<T> {
+                #[allow(unused_imports)]
                 use ::nanograd::Float as _;
                 #bind
                 let (__ws, __rng) = self.__workspace.split(#total);
@@ -396,6 +398,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
         impl<T: ::nanograd::Float> #name<T> {
             #[doc = #new_doc]
             #vis fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self {
+                #[allow(unused_imports)]
                 use ::nanograd::Float as _;
                 Self {
                     #(#inits)*
@@ -419,7 +422,11 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
     let StructDef {
         attrs, vis, name, ..
     } = s;
+    let mut seen = std::collections::HashSet::new();
     let fields = s.fields.iter().filter_map(|f| {
+        if !seen.insert(f.name.to_string()) {
+            return None;
+        }
         let ty = match f.kind.to_string().as_str() {
             "Dense" => quote!(::nanograd::layers::Dense<T>),
             "Conv2d" => quote!(::nanograd::layers::Conv2d<T>),
