@@ -8,7 +8,9 @@ pub use nanograd_runtime::*;
 /// What a model file needs: `use nanograd::prelude::*;`.
 pub mod prelude {
     pub use nanograd_macros::model;
+    pub use nanograd_runtime::optim::LrSchedule;
     pub use nanograd_runtime::{
-        Adam, AdamW, Error, Float, Module, Optimizer, Param, Result, RmsProp, Sgd,
+        Adam, AdamW, Error, Float, Module, Optimizer, Param, Result, RmsProp, Sgd, Tensor,
+        Workspace,
     };
 }

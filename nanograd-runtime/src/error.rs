@@ -24,6 +24,14 @@ pub enum Error {
         expected: usize,
         got: usize,
     },
+    /// Two arguments of a generated method disagree on the batch size.
+    #[error("batch size mismatch in {op}: `{what}` has {got} rows, expected {expected}")]
+    BatchMismatch {
+        op: &'static str,
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// An argument outside its domain (a negative learning rate, a zero stride, ...).
     #[error("invalid argument to {op}: {msg}")]
     InvalidArgument { op: &'static str, msg: String },

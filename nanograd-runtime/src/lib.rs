@@ -3,6 +3,9 @@
 //! - [`blas`]: one safe API over slices (`gemm`, `gemv`, `dot`, `axpy`, `scal`), with the
 //!   provider chosen by cargo feature;
 //! - [`ops`]: one kernel file per op, forward and backward side by side;
+//! - [`layers`], [`Param`], [`Module`]: parameter containers and the trait models implement;
+//! - [`optim`]: optimizers, learning-rate schedules, gradient clipping and diagnostics;
+//! - [`Workspace`]: the scratch memory generated code computes in;
 //! - [`Float`]: the element type, `f32` or `f64`;
 //! - [`Error`]: everything a user can get wrong at run time;
 //! - [`testing`]: `assert_close!` and central-difference gradient checks.
@@ -17,6 +20,7 @@ pub mod ops;
 pub mod optim;
 mod param;
 pub mod testing;
+mod workspace;
 
 pub use error::{check_len, check_shape, fmt_shape, invalid, Error, Result};
 pub use float::Float;
@@ -24,6 +28,7 @@ pub use layers::{AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, MaxPool2d};
 pub use module::Module;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use param::{Param, Tensor};
+pub use workspace::{check_batch, Workspace};
 
 /// The `rand` crate, re-exported so that users and generated code share one version.
 pub use rand;

@@ -1,0 +1,298 @@
+//! The grammar of `model!`: one struct per construct, each with the syntax it parses.
+//!
+//! Parsing only recognises the form; names, shapes and arities are checked later
+//! (`lower.rs`), so that every mistake of that kind is reported, not just the first.
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{braced, bracketed, parenthesized, Attribute, Expr, Ident, LitInt, Token, Visibility};
+
+/// The whole input of `model!`:
+///
+/// ```text
+/// const HIDDEN: usize = 128;          // zero or more
+/// /// docs
+/// pub struct Mlp { fc1: Dense(784 -> HIDDEN), ... }   // at most one
+/// fn forward(x: [B, 784]) -> [B, 10] { ... }          // one or more
+/// ```
+pub struct ModelInput {
+    pub consts: Vec<ConstDef>,
+    pub structs: Vec<StructDef>,
+    pub fns: Vec<FnDef>,
+}
+
+/// `const NAME: usize = 128;`
+pub struct ConstDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub value: Expr,
+}
+
+/// `pub struct Mlp { fc1: Dense(784 -> 128), blk: Block }`
+pub struct StructDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub fields: Vec<LayerField>,
+}
+
+/// `fc1: Dense(784 -> 128)`, `scale: Param([10])`, `blk: Block`.
+pub struct LayerField {
+    pub attrs: Vec<Attribute>,
+    pub name: Ident,
+    pub kind: Ident,
+    /// `None` when the kind has no parentheses (`blk: Block`).
+    pub args: Option<Vec<LayerArg>>,
+}
+
+/// One argument of a layer: `784 -> 128`, `8`, `[10]`, `kernel = 3`.
+pub enum LayerArg {
+    Positional(Expr),
+    Arrow(Expr, Expr),
+    Keyword(Ident, Expr),
+}
+
+/// `fn forward(x: [B, 784]) -> [B, 10] { let h = relu(fc1(x)); fc2(h) }`, with an optional
+/// visibility (the function form: `pub fn energy(x: [3], y: [3]) -> [] { ... }`).
+pub struct FnDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub inputs: Vec<(Ident, ShapeSyn)>,
+    pub ret: ShapeSyn,
+    pub stmts: Vec<LetStmt>,
+    pub tail: Expr,
+}
+
+/// `let h: [B, 64] = relu(fc2(h));` (the annotation is optional and is a checked assertion).
+pub struct LetStmt {
+    pub name: Ident,
+    pub ann: Option<ShapeSyn>,
+    pub value: Expr,
+}
+
+/// `[B, 784]`, `[2, HIDDEN]`, `[]`.
+#[derive(Clone)]
+pub struct ShapeSyn {
+    pub span: Span,
+    pub dims: Vec<DimSyn>,
+}
+
+/// One dimension as written: a literal or a name (a `const` or the batch dimension).
+#[derive(Clone)]
+pub enum DimSyn {
+    Lit(LitInt),
+    Name(Ident),
+}
+
+impl Parse for ModelInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut out = ModelInput {
+            consts: Vec::new(),
+            structs: Vec::new(),
+            fns: Vec::new(),
+        };
+        while !input.is_empty() {
+            let attrs = input.call(Attribute::parse_outer)?;
+            let vis: Visibility = input.parse()?;
+            let look = input.lookahead1();
+            if look.peek(Token![const]) {
+                input.parse::<Token![const]>()?;
+                let name: Ident = input.parse()?;
+                input.parse::<Token![:]>()?;
+                let ty: Ident = input.parse()?;
+                if ty != "usize" {
+                    return Err(syn::Error::new(
+                        ty.span(),
+                        format!("a model const is a dimension and must be `usize`, not `{ty}`"),
+                    ));
+                }
+                input.parse::<Token![=]>()?;
+                let value: Expr = input.parse()?;
+                input.parse::<Token![;]>()?;
+                out.consts.push(ConstDef {
+                    attrs,
+                    vis,
+                    name,
+                    value,
+                });
+            } else if look.peek(Token![struct]) {
+                out.structs.push(parse_struct(input, attrs, vis)?);
+            } else if look.peek(Token![fn]) {
+                out.fns.push(parse_fn(input, attrs, vis)?);
+            } else {
+                return Err(look.error());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_struct(
+    input: ParseStream,
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+) -> syn::Result<StructDef> {
+    input.parse::<Token![struct]>()?;
+    let name: Ident = input.parse()?;
+    let body;
+    braced!(body in input);
+    let mut fields = Vec::new();
+    while !body.is_empty() {
+        let attrs = body.call(Attribute::parse_outer)?;
+        let name: Ident = body.parse()?;
+        body.parse::<Token![:]>()?;
+        let kind: Ident = body.parse()?;
+        let args = if body.peek(syn::token::Paren) {
+            let inner;
+            parenthesized!(inner in body);
+            let list = Punctuated::<LayerArg, Token![,]>::parse_terminated(&inner)?;
+            Some(list.into_iter().collect())
+        } else {
+            None
+        };
+        fields.push(LayerField {
+            attrs,
+            name,
+            kind,
+            args,
+        });
+        if body.is_empty() {
+            break;
+        }
+        body.parse::<Token![,]>()?;
+    }
+    Ok(StructDef {
+        attrs,
+        vis,
+        name,
+        fields,
+    })
+}
+
+impl Parse for LayerArg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            return Ok(LayerArg::Keyword(key, input.parse()?));
+        }
+        // `a -> b`: an expression parser would read `a - > b`, so split at `->` first
+        let mut left = proc_macro2::TokenStream::new();
+        while !input.is_empty() && !input.peek(Token![,]) {
+            if input.peek(Token![->]) {
+                let arrow: Token![->] = input.parse()?;
+                if left.is_empty() {
+                    return Err(syn::Error::new(
+                        arrow.spans[0],
+                        "expected a size before `->`",
+                    ));
+                }
+                return Ok(LayerArg::Arrow(syn::parse2(left)?, input.parse()?));
+            }
+            let tt: proc_macro2::TokenTree = input.parse()?;
+            left.extend([tt]);
+        }
+        Ok(LayerArg::Positional(syn::parse2(left)?))
+    }
+}
+
+fn parse_fn(input: ParseStream, attrs: Vec<Attribute>, vis: Visibility) -> syn::Result<FnDef> {
+    input.parse::<Token![fn]>()?;
+    let name: Ident = input.parse()?;
+    let args;
+    parenthesized!(args in input);
+    let mut inputs = Vec::new();
+    while !args.is_empty() {
+        let arg: Ident = args.parse()?;
+        args.parse::<Token![:]>()?;
+        inputs.push((arg, args.parse()?));
+        if args.is_empty() {
+            break;
+        }
+        args.parse::<Token![,]>()?;
+    }
+    input.parse::<Token![->]>()?;
+    let ret: ShapeSyn = input.parse()?;
+    let body;
+    braced!(body in input);
+    let mut stmts = Vec::new();
+    while body.peek(Token![let]) {
+        body.parse::<Token![let]>()?;
+        let name: Ident = body.parse()?;
+        let ann = if body.peek(Token![:]) {
+            body.parse::<Token![:]>()?;
+            Some(body.parse()?)
+        } else {
+            None
+        };
+        body.parse::<Token![=]>()?;
+        let value: Expr = body.parse()?;
+        body.parse::<Token![;]>()?;
+        stmts.push(LetStmt { name, ann, value });
+    }
+    if body.is_empty() {
+        return Err(syn::Error::new(
+            body.span(),
+            format!("`{name}` has no result: end its body with the expression it returns"),
+        ));
+    }
+    let tail: Expr = body.parse()?;
+    if body.peek(Token![;]) {
+        let semi: Token![;] = body.parse()?;
+        if body.is_empty() {
+            return Err(syn::Error::new(
+                semi.span,
+                "remove this `;`: the last expression is the returned value",
+            ));
+        }
+    }
+    if !body.is_empty() {
+        return Err(body.error("expected `let` or the final expression"));
+    }
+    Ok(FnDef {
+        attrs,
+        vis,
+        name,
+        inputs,
+        ret,
+        stmts,
+        tail,
+    })
+}
+
+impl Parse for ShapeSyn {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let inner;
+        let bracket = bracketed!(inner in input);
+        let mut dims = Vec::new();
+        while !inner.is_empty() {
+            dims.push(if inner.peek(LitInt) {
+                DimSyn::Lit(inner.parse()?)
+            } else {
+                DimSyn::Name(inner.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "expected a dimension: a number or a const name")
+                })?)
+            });
+            if inner.is_empty() {
+                break;
+            }
+            inner.parse::<Token![,]>()?;
+        }
+        Ok(ShapeSyn {
+            span: bracket.span.join(),
+            dims,
+        })
+    }
+}
+
+impl DimSyn {
+    pub fn span(&self) -> Span {
+        match self {
+            DimSyn::Lit(l) => l.span(),
+            DimSyn::Name(n) => n.span(),
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The struct form: a model with layers, its fns as methods.
+//!
+//! ```text
+//! pub struct Mlp { fc1: Dense(784 -> 128), fc2: Dense(128 -> 10) }
+//! fn forward(x: [B, 784]) -> [B, 10] { fc2(relu(fc1(x))) }
+//! fn loss(x: [B, 784], t: [B, 10]) -> [] { softmax_cross_entropy(forward(x), t) }
+//! ```
+//! expands to
+//! ```text
+//! #[derive(Clone, Debug)]
+//! pub struct Mlp<T: Float = f32> { pub fc1: Dense<T>, pub fc2: Dense<T>, /* mode, workspace */ }
+//! impl<T: Float> Mlp<T> {
+//!     pub fn new(rng: &mut impl Rng) -> Self;
+//!     pub fn forward(&self, x: &[[T; 784]]) -> Result<Vec<[T; 10]>>;
+//!     pub fn forward_into(&self, x: &[[T; 784]], out: &mut [[T; 10]], ws: &mut Workspace<T>) -> Result<()>;
+//!     pub fn loss(&self, x: &[[T; 784]], t: &[[T; 10]]) -> Result<T>;
+//!     pub fn loss_into(&self, x: .., t: .., ws: &mut Workspace<T>) -> Result<T>;
+//!     pub fn loss_backward(&mut self, x: .., t: ..) -> Result<T>;   // accumulates every gradient
+//! }
+//! impl<T: Float> Module<T> for Mlp<T> { .. }
+//! ```
+
+use std::collections::HashMap;
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::Visibility;
+
+use super::graph::{GraphGen, Mode};
+use super::{array_type, array_zero, flatten, flatten_mut};
+use crate::ast::{DimSyn, FnDef, StructDef};
+use crate::lower::{FnModel, Init, Layer, LayerKind, StructModel};
+use crate::shape::Shape;
+
+/// The field type of a layer.
+fn layer_type(kind: &LayerKind) -> TokenStream {
+    match kind {
+        LayerKind::Dense { .. } => quote!(::nanograd::layers::Dense<T>),
+        LayerKind::Conv2d { .. } => quote!(::nanograd::layers::Conv2d<T>),
+        LayerKind::BatchNorm2d { .. } => quote!(::nanograd::layers::BatchNorm2d<T>),
+        LayerKind::MaxPool2d(_) => quote!(::nanograd::layers::MaxPool2d),
+        LayerKind::AvgPool2d(_) => quote!(::nanograd::layers::AvgPool2d),
+        LayerKind::Dropout { .. } => quote!(::nanograd::layers::Dropout),
+        LayerKind::Param { .. } => quote!(::nanograd::Param<T>),
+    }
+}
+
+/// The expression that builds a layer in `new`.
+fn layer_new(l: &Layer) -> TokenStream {
+    let what = format!("nanograd: model! validated the layer `{}`", l.name);
+    let layers = quote!(::nanograd::layers);
+    match &l.kind {
+        LayerKind::Dense { in_f, out_f, .. } => {
+            quote!(#layers::Dense::new(#in_f, #out_f, rng).expect(#what))
+        }
+        LayerKind::Conv2d {
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            quote!(#layers::Conv2d::new(#c_in, #c_out, #kernel, #stride, #padding, rng).expect(#what))
+        }
+        LayerKind::BatchNorm2d { c, eps, momentum } => quote! {{
+            let mut __l = #layers::BatchNorm2d::new(#c).expect(#what);
+            __l.set_eps(#eps).expect(#what);
+            __l.set_momentum(#momentum).expect(#what);
+            __l
+        }},
+        LayerKind::MaxPool2d(p) => {
+            let (k, s) = (p.kernel, p.stride);
+            quote!(#layers::MaxPool2d::new(#k, #s).expect(#what))
+        }
+        LayerKind::AvgPool2d(p) => {
+            let (k, s) = (p.kernel, p.stride);
+            quote!(#layers::AvgPool2d::new(#k, #s).expect(#what))
+        }
+        LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p).expect(#what)),
+        LayerKind::Param { shape, init } => {
+            let n: usize = shape.iter().product();
+            let init_fns = quote!(::nanograd::init);
+            let fill = match *init {
+                Init::Zeros => quote!(),
+                Init::Ones => quote!(__v.fill(T::one());),
+                Init::Normal(std) => {
+                    quote!(#init_fns::normal(0.0, #std, rng, &mut __v).expect(#what);)
+                }
+                Init::Uniform(lo, hi) => {
+                    quote!(#init_fns::uniform(#lo, #hi, rng, &mut __v).expect(#what);)
+                }
+                Init::Xavier => quote! {
+                    let (__fi, __fo) = #init_fns::fans(&[#(#shape),*]).expect(#what);
+                    #init_fns::xavier_uniform(__fi, __fo, rng, &mut __v).expect(#what);
+                },
+                Init::Kaiming => quote! {
+                    let (__fi, _) = #init_fns::fans(&[#(#shape),*]).expect(#what);
+                    #init_fns::kaiming_normal(__fi, rng, &mut __v).expect(#what);
+                },
+            };
+            quote! {{
+                let mut __v = ::std::vec![T::zero(); #n];
+                #fill
+                ::nanograd::Param::new(&[#(#shape),*], __v).expect(#what)
+            }}
+        }
+    }
+}
+
+/// Dims after the batch dimension (all of them for an unbatched shape).
+fn sample_dims(s: &Shape) -> Vec<usize> {
+    let start = usize::from(s.is_batched());
+    (start..s.rank()).filter_map(|i| s.fixed_at(i)).collect()
+}
+
+/// The parameter type of an input: `&[[T; 784]]` batched, `&[T; 3]` fixed, `T` scalar.
+fn input_type(s: &Shape) -> TokenStream {
+    let t = array_type(&sample_dims(s));
+    if s.is_batched() {
+        quote!(&[#t])
+    } else if s.is_scalar() {
+        quote!(T)
+    } else {
+        quote!(&#t)
+    }
+}
+
+/// Binds `__b` (the batch size, checked across inputs) and `__x{i}: &[T]` for each input.
+fn bind_inputs(model: &str, f: &FnModel) -> TokenStream {
+    let fn_name = format!("{model}::{}", f.name);
+    let batched: Vec<&Ident> = f
+        .inputs
+        .iter()
+        .filter(|(_, s)| s.is_batched())
+        .map(|(n, _)| n)
+        .collect();
+    let batch = match batched.split_first() {
+        Some((first, rest)) => {
+            let checks = rest.iter().map(|n| {
+                let what = n.to_string();
+                quote! { ::nanograd::check_batch(#fn_name, #what, __b, #n.len())?; }
+            });
+            quote! { let __b = #first.len(); #(#checks)* }
+        }
+        None => quote! { let __b = 1usize; },
+    };
+    let binds = f.inputs.iter().enumerate().map(|(i, (name, s))| {
+        let x = format_ident!("__x{}", i);
+        if s.is_scalar() {
+            let arr = format_ident!("__x{}_arr", i);
+            quote! { let #arr = [#name]; let #x: &[T] = &#arr[..]; }
+        } else {
+            let flat = flatten(quote!(#name), s.rank());
+            quote! { let #x: &[T] = #flat; }
+        }
+    });
+    quote! { #batch #(#binds)* }
+}
+
+/// The method visibility: the fn's own, or the struct's when the fn has none.
+fn method_vis(f: &FnModel, s: &StructModel) -> Visibility {
+    match f.vis {
+        Visibility::Inherited => s.vis.clone(),
+        ref v => v.clone(),
+    }
+}
+
+fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
+    let FnModel {
+        attrs,
+        name,
+        inputs,
+        ret,
+        graph,
+        ..
+    } = f;
+    let vis = method_vis(f, s);
+    let span = name.span();
+    let model = s.name.to_string();
+    let args: Vec<TokenStream> = inputs
+        .iter()
+        .map(|(n, sh)| {
+            let t = input_type(sh);
+            quote!(#n: #t)
+        })
+        .collect();
+    let arg_names: Vec<&Ident> = inputs.iter().map(|(n, _)| n).collect();
+    let bind = bind_inputs(&model, f);
+    let sample = array_type(&sample_dims(ret));
+    let into_name = format_ident!("{}_into", name);
+
+    let fwd = GraphGen::new(graph, Mode::Infer, false, false);
+    let total = fwd.total().tokens();
+    let (carve, consts, body) = (fwd.carve(), fwd.consts(), fwd.forward());
+    let result = fwd.value(graph.output);
+    let ws_doc = "Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.";
+
+    // the allocation-free form, then the convenient one
+    let (into_sig, into_tail, plain_ret, plain_body) = if ret.is_scalar() {
+        (
+            quote!(ws: &mut ::nanograd::Workspace<T>),
+            quote!(Ok((#result)[0])),
+            quote!(T),
+            quote! {
+                let mut __ws = ::nanograd::Workspace::new();
+                self.#into_name(#(#arg_names,)* &mut __ws)
+            },
+        )
+    } else if ret.is_batched() {
+        let out_flat = flatten_mut(quote!(out), ret.rank());
+        (
+            quote!(out: &mut [#sample], ws: &mut ::nanograd::Workspace<T>),
+            quote! {
+                ::nanograd::check_batch(concat!(#model, "::", stringify!(#name)), "out", __b, out.len())?;
+                (#out_flat).copy_from_slice(#result);
+                Ok(())
+            },
+            quote!(::std::vec::Vec<#sample>),
+            {
+                let first = inputs
+                    .iter()
+                    .find(|(_, sh)| sh.is_batched())
+                    .map(|(n, _)| n);
+                let zero = array_zero(&sample_dims(ret));
+                quote! {
+                    let mut __ws = ::nanograd::Workspace::new();
+                    let mut __out = ::std::vec![#zero; #first.len()];
+                    self.#into_name(#(#arg_names,)* &mut __out, &mut __ws)?;
+                    Ok(__out)
+                }
+            },
+        )
+    } else {
+        let out_flat = flatten_mut(quote!(out), ret.rank());
+        let zero = array_zero(&sample_dims(ret));
+        (
+            quote!(out: &mut #sample, ws: &mut ::nanograd::Workspace<T>),
+            quote! {
+                (#out_flat).copy_from_slice(#result);
+                Ok(())
+            },
+            quote!(#sample),
+            quote! {
+                let mut __ws = ::nanograd::Workspace::new();
+                let mut __out = #zero;
+                self.#into_name(#(#arg_names,)* &mut __out, &mut __ws)?;
+                Ok(__out)
+            },
+        )
+    };
+    let into_ret = if ret.is_scalar() {
+        quote!(T)
+    } else {
+        quote!(())
+    };
+    let mut out = quote_spanned! {span=>
+        #(#attrs)*
+        #[allow(clippy::all)]
+        #vis fn #name(&self, #(#args),*) -> ::nanograd::Result<#plain_ret> {
+            #plain_body
+        }
+
+        #[doc = #ws_doc]
+        #[allow(unused_mut, unused_variables, clippy::all)]
+        #vis fn #into_name(&self, #(#args,)* #into_sig) -> ::nanograd::Result<#into_ret> {
+            #[allow(unused_imports)]
+                use ::nanograd::Float as _;
+            #bind
+            let (__ws, __rng) = ws.split(#total);
+            #carve
+            #consts
+            #body
+            #into_tail
+        }
+    };
+
+    if ret.is_scalar() {
+        // one training step's backward: value, and every parameter's gradient accumulated
+        let back_name = format_ident!("{}_backward", name);
+        let bwd = GraphGen::new(graph, Mode::Train, true, false);
+        let total = bwd.total().tokens();
+        let (carve, consts, body, zero, back) = (
+            bwd.carve(),
+            bwd.consts(),
+            bwd.forward(),
+            bwd.zero_grads(),
+            bwd.backward(),
+        );
+        let result = bwd.value(graph.output);
+        let seed = super::func::seed(&bwd, quote!(&[T::one()][..]));
+        let doc = format!(
+            "Computes `{name}` and adds its gradient to every parameter's `grad` (call `zero_grad` between steps). In training mode, batch norm updates its running statistics. Allocates only while the model's workspace grows to the largest batch seen."
+        );
+        out.extend(quote_spanned! {span=>
+            #[doc = #doc]
+            #[allow(unused_mut, unused_variables, clippy::all)]
+            #vis fn #back_name(&mut self, #(#args),*) -> ::nanograd::Result<T> {
+                #[allow(unused_imports)]
+                use ::nanograd::Float as _;
+                #bind
+                let (__ws, __rng) = self.__workspace.split(#total);
+                #carve
+                #consts
+                #body
+                let __result = (#result)[0];
+                #zero
+                #seed
+                #back
+                Ok(__result)
+            }
+        });
+    }
+    out
+}
+
+/// Calls of the `Module` visitor helpers for every layer with parameters or buffers.
+fn module_impl(s: &StructModel) -> TokenStream {
+    let name = &s.name;
+    let module = quote!(::nanograd::module);
+    let mut params = TokenStream::new();
+    let mut params_mut = TokenStream::new();
+    let mut buffers = TokenStream::new();
+    let mut buffers_mut = TokenStream::new();
+    let mut modes = TokenStream::new();
+    for l in &s.layers {
+        let (f, key) = (&l.name, l.name.to_string());
+        match &l.kind {
+            LayerKind::Param { .. } => {
+                params.extend(quote! { f(#key, &self.#f); });
+                params_mut.extend(quote! { f(#key, &mut self.#f); });
+            }
+            _ => {
+                params.extend(quote! { #module::visit_child_params(#key, &self.#f, f); });
+                params_mut
+                    .extend(quote! { #module::visit_child_params_mut(#key, &mut self.#f, f); });
+                buffers.extend(quote! { #module::visit_child_buffers(#key, &self.#f, f); });
+                buffers_mut
+                    .extend(quote! { #module::visit_child_buffers_mut(#key, &mut self.#f, f); });
+                modes.extend(
+                    quote! { ::nanograd::Module::<T>::set_training_mode(&mut self.#f, training); },
+                );
+            }
+        }
+    }
+    quote! {
+        impl<T: ::nanograd::Float> ::nanograd::Module<T> for #name<T> {
+            fn visit_params(&self, f: &mut dyn FnMut(&str, &::nanograd::Param<T>)) {
+                #params
+            }
+            fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut ::nanograd::Param<T>)) {
+                #params_mut
+            }
+            fn visit_buffers(&self, f: &mut dyn FnMut(&str, &::nanograd::Tensor<T>)) {
+                #buffers
+            }
+            fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, &mut ::nanograd::Tensor<T>)) {
+                #buffers_mut
+            }
+            fn set_training_mode(&mut self, training: bool) {
+                self.__training = training;
+                #modes
+            }
+            fn is_training(&self) -> bool {
+                self.__training
+            }
+        }
+    }
+}
+
+pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
+    let StructModel {
+        attrs,
+        vis,
+        name,
+        layers,
+    } = s;
+    let fields = layers.iter().map(|l| {
+        let (lattrs, lname, ty) = (&l.attrs, &l.name, layer_type(&l.kind));
+        quote! { #(#lattrs)* pub #lname: #ty, }
+    });
+    let inits = layers.iter().map(|l| {
+        let (lname, init) = (&l.name, layer_new(l));
+        quote! { #lname: #init, }
+    });
+    let methods = fns.iter().map(|f| fn_methods(s, f));
+    let module = module_impl(s);
+    let new_doc = "A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.";
+    quote! {
+        #(#attrs)*
+        #[derive(Clone, Debug)]
+        #vis struct #name<T: ::nanograd::Float = f32> {
+            #(#fields)*
+            __training: bool,
+            __workspace: ::nanograd::Workspace<T>,
+        }
+
+        impl<T: ::nanograd::Float> #name<T> {
+            #[doc = #new_doc]
+            #vis fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self {
+                #[allow(unused_imports)]
+                use ::nanograd::Float as _;
+                Self {
+                    #(#inits)*
+                    __training: true,
+                    __workspace: ::nanograd::Workspace::with_seed(rng.next_u64()),
+                }
+            }
+
+            #(#methods)*
+        }
+
+        #module
+    }
+}
+
+/// What stands in for a struct model that failed to check: the struct with the fields whose
+/// layer kind is known, `new`, the `Module` impl, and the fns with the declared signatures
+/// where those resolve, all with `unimplemented!()` bodies, so that code using the model
+/// reports no errors of its own.
+pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -> TokenStream {
+    let StructDef {
+        attrs, vis, name, ..
+    } = s;
+    let mut seen = std::collections::HashSet::new();
+    let fields = s.fields.iter().filter_map(|f| {
+        if !seen.insert(f.name.to_string()) {
+            return None;
+        }
+        let ty = match f.kind.to_string().as_str() {
+            "Dense" => quote!(::nanograd::layers::Dense<T>),
+            "Conv2d" => quote!(::nanograd::layers::Conv2d<T>),
+            "BatchNorm2d" => quote!(::nanograd::layers::BatchNorm2d<T>),
+            "MaxPool2d" => quote!(::nanograd::layers::MaxPool2d),
+            "AvgPool2d" => quote!(::nanograd::layers::AvgPool2d),
+            "Dropout" => quote!(::nanograd::layers::Dropout),
+            "Param" => quote!(::nanograd::Param<T>),
+            _ => return None,
+        };
+        let n = &f.name;
+        Some(quote! { pub #n: #ty, })
+    });
+    let methods = fns.iter().map(|f| {
+        let fname = &f.name;
+        let vis = match f.vis {
+            Visibility::Inherited => vis.clone(),
+            ref v => v.clone(),
+        };
+        let shape = |sh: &crate::ast::ShapeSyn, batch: bool| -> Option<Shape> {
+            let mut dims = Vec::new();
+            for (i, d) in sh.dims.iter().enumerate() {
+                match d {
+                    DimSyn::Lit(l) => dims.push(crate::shape::Dim::Fixed(l.base10_parse().ok()?)),
+                    DimSyn::Name(n) => match consts.get(&n.to_string()) {
+                        Some(&v) => dims.push(crate::shape::Dim::Fixed(v)),
+                        None if i == 0 && batch => dims.push(crate::shape::Dim::Batch),
+                        None => return None,
+                    },
+                }
+            }
+            Some(Shape { dims, batch_name: None })
+        };
+        let ins: Option<Vec<Shape>> = f.inputs.iter().map(|(_, sh)| shape(sh, true)).collect();
+        let ret = shape(&f.ret, true);
+        match (ins, ret) {
+            (Some(ins), Some(ret)) => {
+                let args = f.inputs.iter().zip(&ins).map(|((n, _), sh)| {
+                    let t = input_type(sh);
+                    quote!(#n: #t)
+                });
+                let sample = array_type(&sample_dims(&ret));
+                let rt = if ret.is_scalar() {
+                    quote!(T)
+                } else if ret.is_batched() {
+                    quote!(::std::vec::Vec<#sample>)
+                } else {
+                    sample
+                };
+                let back = format_ident!("{}_backward", fname);
+                let backward = ret.is_scalar().then(|| {
+                    let args = f.inputs.iter().zip(&ins).map(|((n, _), sh)| {
+                        let t = input_type(sh);
+                        quote!(#n: #t)
+                    });
+                    quote! { #vis fn #back(&mut self, #(#args),*) -> ::nanograd::Result<T> { unimplemented!() } }
+                });
+                quote! {
+                    #vis fn #fname(&self, #(#args),*) -> ::nanograd::Result<#rt> { unimplemented!() }
+                    #backward
+                }
+            }
+            _ => quote! {
+                #vis fn #fname<R>(&self, _: impl ::core::any::Any) -> R { unimplemented!() }
+            },
+        }
+    });
+    quote! {
+        #(#attrs)*
+        #vis struct #name<T: ::nanograd::Float = f32> {
+            #(#fields)*
+            __marker: ::core::marker::PhantomData<T>,
+        }
+        #[allow(unused_variables, clippy::all)]
+        impl<T: ::nanograd::Float> #name<T> {
+            #vis fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self { unimplemented!() }
+            #(#methods)*
+        }
+        impl<T: ::nanograd::Float> ::nanograd::Module<T> for #name<T> {
+            fn visit_params(&self, f: &mut dyn FnMut(&str, &::nanograd::Param<T>)) { unimplemented!() }
+            fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut ::nanograd::Param<T>)) { unimplemented!() }
+            fn set_training_mode(&mut self, training: bool) { unimplemented!() }
+            fn is_training(&self) -> bool { unimplemented!() }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The validated, shape-resolved graph of one `fn`: what code generation reads. Every
+//! shape here has been checked; nothing after this stage can fail.
+
+use crate::shape::Shape;
+use proc_macro2::TokenStream;
+use syn::Ident;
+
+pub type NodeId = usize;
+
+/// A value of the graph: the op that makes it, its operands, its shape.
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    pub shape: Shape,
+}
+
+/// Convolution geometry, all fixed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ConvGeom {
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvGeom {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.padding - self.kh) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.padding - self.kw) / self.stride + 1
+    }
+    pub fn col_len(&self) -> usize {
+        self.c_in * self.kh * self.kw * self.out_h() * self.out_w()
+    }
+}
+
+/// Pooling geometry, all fixed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PoolGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl PoolGeom {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Unary {
+    Relu,
+    Tanh,
+    Sigmoid,
+    SigmoidStable,
+    Gelu,
+    Silu,
+}
+
+impl Unary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unary::Relu => "relu",
+            Unary::Tanh => "tanh",
+            Unary::Sigmoid => "sigmoid",
+            Unary::SigmoidStable => "sigmoid_stable",
+            Unary::Gelu => "gelu",
+            Unary::Silu => "silu",
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl Binary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+        }
+    }
+}
+
+/// What a node computes. Counts that depend on the batch are derived from the operands'
+/// shapes by code generation; the op keeps only what the shapes cannot tell.
+pub enum Op {
+    /// The `i`-th argument of the fn.
+    Input(usize),
+    /// A trainable tensor of the model: `self.<field>` or `self.<field>.<sub>`.
+    Param {
+        field: Ident,
+        sub: Option<Ident>,
+    },
+    /// A number written in the source, as a one-element tensor.
+    Const(f64),
+    Binary(Binary),
+    SafeDiv(f64),
+    Scale(f64),
+    /// `[m, k] x [k, n]`, `[m, n] x [n]`, `[m] x [m, n]`, `[n] . [n]`.
+    MatMul,
+    MatVec,
+    VecMat,
+    Dot,
+    /// `dense(x, w, b?)`, also what a `Dense` layer lowers to.
+    Dense {
+        bias: bool,
+    },
+    Sum,
+    Mean,
+    Product,
+    /// `reduce(x, init, f, grad = rule)`: closures as written.
+    Reduce {
+        init: f64,
+        f: TokenStream,
+        rule: Option<TokenStream>,
+    },
+    /// Rows `start..start + len` of the first dimension.
+    Slice {
+        start: usize,
+        len: usize,
+    },
+    /// `reshape` and `flatten`: the same data seen with another shape (no code).
+    Reshape,
+    Unary(Unary),
+    LeakyRelu(f64),
+    Softplus(f64),
+    Softmax,
+    LogSoftmax,
+    MseLoss,
+    CrossEntropyLoss,
+    SoftmaxCrossEntropy,
+    Conv2d {
+        geom: ConvGeom,
+        bias: bool,
+    },
+    MaxPool2d(PoolGeom),
+    AvgPool2d(PoolGeom),
+    GlobalAvgPool2d,
+    /// A `BatchNorm2d` layer: inputs are x, weight, bias; running statistics live in the layer.
+    BatchNorm2d {
+        layer: Ident,
+        eps: f64,
+        momentum: f64,
+    },
+    RmsNorm(f64),
+    LayerNorm {
+        eps: f64,
+        weight: bool,
+        bias: bool,
+    },
+    L2Normalize(f64),
+    CosineSimilarity,
+    /// A `Dropout` layer.
+    Dropout(f64),
+}
+
+impl Op {
+    /// Ops whose output is their first input's data under another shape.
+    pub fn is_alias(&self) -> bool {
+        matches!(self, Op::Reshape)
+    }
+}
+
+/// The graph of one `fn`, in definition order (a topological order by construction).
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// Node of each fn argument, in order.
+    pub inputs: Vec<NodeId>,
+    pub output: NodeId,
+}
+
+impl Graph {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+}
