@@ -11,6 +11,8 @@ mod ir;
 mod lower;
 mod ops;
 mod shape;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 

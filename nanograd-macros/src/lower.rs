@@ -780,7 +780,18 @@ impl Lower<'_> {
                 }
             }
         }
-        ok.then_some(Shape { dims, batch_name })
+        let shape = Shape { dims, batch_name };
+        if ok && shape.too_large() {
+            self.errs.span(
+                s.span,
+                format!(
+                    "{shape} has {} elements per sample, more than a model can hold (2^40)",
+                    shape.numel_fixed()
+                ),
+            );
+            return None;
+        }
+        ok.then_some(shape)
     }
 
     fn lower_fn(&mut self, f: &FnDef) -> Option<FnModel> {
@@ -913,6 +924,21 @@ impl Lower<'_> {
     }
 
     fn expr(&mut self, e: &Expr, env: &Env) -> Option<NodeId> {
+        let id = self.expr_unchecked(e, env)?;
+        let shape = self.shape(id);
+        if shape.too_large() {
+            let msg = format!(
+                "`{}` is {shape}: {} elements per sample, more than a model can hold (2^40)",
+                describe(e),
+                shape.numel_fixed()
+            );
+            self.errs.at(e, msg);
+            return None;
+        }
+        Some(id)
+    }
+
+    fn expr_unchecked(&mut self, e: &Expr, env: &Env) -> Option<NodeId> {
         match e {
             Expr::Paren(p) => self.expr(&p.expr, env),
             Expr::Group(g) => self.expr(&g.expr, env),
@@ -1347,6 +1373,18 @@ impl Lower<'_> {
         dims
     }
 
+    /// Kernel, stride and padding stay below 2^16, so window arithmetic cannot overflow.
+    fn window_limits(&mut self, xe: &Expr, op: &str, name: &Ident, values: &[usize]) -> Option<()> {
+        if let Some(v) = values.iter().find(|&&v| v > 1 << 16) {
+            self.errs.at(
+                xe,
+                format!("{op} `{name}`: {v} is too large for a kernel, stride or padding (at most 65536)"),
+            );
+            return None;
+        }
+        Some(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn conv_geom(
         &mut self,
@@ -1361,6 +1399,7 @@ impl Lower<'_> {
         padding: usize,
     ) -> Option<ConvGeom> {
         let (c, h, w) = self.image_dims(xe, "conv2d", name, xs)?;
+        self.window_limits(xe, "conv2d", name, &[kh, kw, stride, padding])?;
         if c != c_in {
             self.errs.at(
                 xe,
@@ -1384,7 +1423,7 @@ impl Lower<'_> {
             );
             return None;
         }
-        Some(ConvGeom {
+        let geom = ConvGeom {
             c_in,
             h,
             w,
@@ -1393,7 +1432,18 @@ impl Lower<'_> {
             kw,
             stride,
             padding,
-        })
+        };
+        let col = [c_in, kh, kw, geom.out_h(), geom.out_w()]
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d));
+        if col.is_none_or(|n| n > crate::shape::MAX_ELEMENTS) {
+            self.errs.at(
+                xe,
+                format!("conv2d `{name}`: its unfolded input (im2col) would exceed 2^40 elements"),
+            );
+            return None;
+        }
+        Some(geom)
     }
 
     fn pool_geom(
@@ -1405,6 +1455,7 @@ impl Lower<'_> {
         cfg: PoolCfg,
     ) -> Option<PoolGeom> {
         let (c, h, w) = self.image_dims(xe, op, name, xs)?;
+        self.window_limits(xe, op, name, &[cfg.kernel, cfg.stride, cfg.padding])?;
         let PoolCfg {
             kernel,
             stride,
@@ -1696,12 +1747,12 @@ impl Lower<'_> {
                     );
                     return None;
                 };
-                if len == 0 || start + len > rows {
+                if len == 0 || start.saturating_add(len) > rows {
                     self.errs.at(
                         e,
                         format!(
                             "slice {start}..{} is out of range for `{}` {}, whose first dimension is {rows}",
-                            start + len,
+                            start as u128 + len as u128,
                             d(0),
                             s[0]
                         ),

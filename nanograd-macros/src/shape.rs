@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+/// The most elements one sample of a value may have (2^40): every size the generated code
+/// computes stays far from overflow.
+pub const MAX_ELEMENTS: usize = 1 << 40;
+
 /// One dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dim {
@@ -43,15 +47,18 @@ impl Shape {
         self.dims.first() == Some(&Dim::Batch)
     }
 
-    /// The product of the fixed dimensions: the element count per batch row if batched.
+    /// The product of the fixed dimensions: the element count per batch row if batched
+    /// (saturating: see [`Shape::too_large`]).
     pub fn numel_fixed(&self) -> usize {
-        self.dims
-            .iter()
-            .map(|d| match d {
-                Dim::Batch => 1,
-                Dim::Fixed(n) => *n,
-            })
-            .product()
+        self.dims.iter().fold(1usize, |acc, d| match d {
+            Dim::Batch => acc,
+            Dim::Fixed(n) => acc.saturating_mul(*n),
+        })
+    }
+
+    /// Whether one sample of this shape has more elements than a model may hold.
+    pub fn too_large(&self) -> bool {
+        self.numel_fixed() > MAX_ELEMENTS
     }
 
     /// The last dimension, if fixed.

@@ -1,0 +1,248 @@
+#[derive(Clone, Debug)]
+pub struct Mlp<T: ::nanograd::Float = f32> {
+    pub fc1: ::nanograd::layers::Dense<T>,
+    pub fc2: ::nanograd::layers::Dense<T>,
+    __training: bool,
+    __workspace: ::nanograd::Workspace<T>,
+}
+impl<T: ::nanograd::Float> Mlp<T> {
+    ///A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.
+    pub fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        Self {
+            fc1: ::nanograd::layers::Dense::new(4usize, 3usize, rng)
+                .expect("nanograd: model! validated the layer `fc1`"),
+            fc2: ::nanograd::layers::Dense::new(3usize, 2usize, rng)
+                .expect("nanograd: model! validated the layer `fc2`"),
+            __training: true,
+            __workspace: ::nanograd::Workspace::with_seed(rng.next_u64()),
+        }
+    }
+    #[allow(clippy::all)]
+    pub fn forward(
+        &self,
+        x: &[[T; 4usize]],
+    ) -> ::nanograd::Result<::std::vec::Vec<[T; 2usize]>> {
+        let mut __ws = ::nanograd::Workspace::new();
+        let mut __out = ::std::vec![[T::zero(); 2usize]; x.len()];
+        self.forward_into(x, &mut __out, &mut __ws)?;
+        Ok(__out)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(unused_mut, unused_variables, clippy::all)]
+    pub fn forward_into(
+        &self,
+        x: &[[T; 4usize]],
+        out: &mut [[T; 2usize]],
+        ws: &mut ::nanograd::Workspace<T>,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let __b = x.len();
+        let __x0: &[T] = x.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 8usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let _ = __ws;
+        ::nanograd::ops::dense(
+            __x0,
+            self.fc1.weight.value(),
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::relu(&*__v3, &mut *__v4)?;
+        ::nanograd::ops::dense(
+            &*__v4,
+            self.fc2.weight.value(),
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v7,
+        )?;
+        ::nanograd::check_batch(
+            concat!("Mlp", "::", stringify!(forward)),
+            "out",
+            __b,
+            out.len(),
+        )?;
+        (out.as_flattened_mut()).copy_from_slice(&*__v7);
+        Ok(())
+    }
+    #[allow(clippy::all)]
+    pub fn loss(&self, x: &[[T; 4usize]], t: &[[T; 2usize]]) -> ::nanograd::Result<T> {
+        let mut __ws = ::nanograd::Workspace::new();
+        self.loss_into(x, t, &mut __ws)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(unused_mut, unused_variables, clippy::all)]
+    pub fn loss_into(
+        &self,
+        x: &[[T; 4usize]],
+        t: &[[T; 2usize]],
+        ws: &mut ::nanograd::Workspace<T>,
+    ) -> ::nanograd::Result<T> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let __b = x.len();
+        ::nanograd::check_batch("Mlp::loss", "t", __b, t.len())?;
+        let __x0: &[T] = x.as_flattened();
+        let __x1: &[T] = t.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 8usize + 1usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v8, __ws) = __ws.split_at_mut(__b * 2usize);
+        let (__v9, __ws) = __ws.split_at_mut(1usize);
+        let _ = __ws;
+        ::nanograd::ops::dense(
+            __x0,
+            self.fc1.weight.value(),
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v4,
+        )?;
+        ::nanograd::ops::relu(&*__v4, &mut *__v5)?;
+        ::nanograd::ops::dense(
+            &*__v5,
+            self.fc2.weight.value(),
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v8,
+        )?;
+        __v9[0] = ::nanograd::ops::mse_loss(&*__v8, __x1)?;
+        Ok((&*__v9)[0])
+    }
+    ///Computes `loss` and adds its gradient to every parameter's `grad` (call `zero_grad` between steps). In training mode, batch norm updates its running statistics. Allocates only while the model's workspace grows to the largest batch seen.
+    #[allow(unused_mut, unused_variables, clippy::all)]
+    pub fn loss_backward(
+        &mut self,
+        x: &[[T; 4usize]],
+        t: &[[T; 2usize]],
+    ) -> ::nanograd::Result<T> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let __b = x.len();
+        ::nanograd::check_batch("Mlp::loss", "t", __b, t.len())?;
+        let __x0: &[T] = x.as_flattened();
+        let __x1: &[T] = t.as_flattened();
+        let (__ws, __rng) = self.__workspace.split(__b * 16usize + 2usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v8, __ws) = __ws.split_at_mut(__b * 2usize);
+        let (__v9, __ws) = __ws.split_at_mut(1usize);
+        let (__g4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__g5, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__g8, __ws) = __ws.split_at_mut(__b * 2usize);
+        let (__g9, __ws) = __ws.split_at_mut(1usize);
+        let _ = __ws;
+        ::nanograd::ops::dense(
+            __x0,
+            self.fc1.weight.value(),
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v4,
+        )?;
+        ::nanograd::ops::relu(&*__v4, &mut *__v5)?;
+        ::nanograd::ops::dense(
+            &*__v5,
+            self.fc2.weight.value(),
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v8,
+        )?;
+        __v9[0] = ::nanograd::ops::mse_loss(&*__v8, __x1)?;
+        let __result = (&*__v9)[0];
+        __g4.fill(T::zero());
+        __g5.fill(T::zero());
+        __g8.fill(T::zero());
+        __g9.fill(T::zero());
+        for (__a, __u) in (&mut *__g9).iter_mut().zip((&[T::one()][..]).iter()) {
+            *__a += *__u;
+        }
+        {
+            ::nanograd::ops::mse_loss_backward(
+                &*__v8,
+                __x1,
+                __g9[0],
+                Some(&mut *__g8),
+                None,
+            )?;
+        }
+        {
+            let (__pv6, __pg6) = self.fc2.weight.value_and_grad_mut();
+            let (__pv7, __pg7) = self.fc2.bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                &*__v5,
+                __pv6,
+                &*__g8,
+                __b,
+                3usize,
+                2usize,
+                Some(&mut *__g5),
+                Some(&mut *__pg6),
+                Some(&mut *__pg7),
+            )?;
+        }
+        {
+            ::nanograd::ops::relu_backward(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
+        }
+        {
+            let (__pv2, __pg2) = self.fc1.weight.value_and_grad_mut();
+            let (__pv3, __pg3) = self.fc1.bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                __x0,
+                __pv2,
+                &*__g4,
+                __b,
+                4usize,
+                3usize,
+                None,
+                Some(&mut *__pg2),
+                Some(&mut *__pg3),
+            )?;
+        }
+        Ok(__result)
+    }
+}
+impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &::nanograd::Param<T>)) {
+        ::nanograd::module::visit_child_params("fc1", &self.fc1, f);
+        ::nanograd::module::visit_child_params("fc2", &self.fc2, f);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut ::nanograd::Param<T>)) {
+        ::nanograd::module::visit_child_params_mut("fc1", &mut self.fc1, f);
+        ::nanograd::module::visit_child_params_mut("fc2", &mut self.fc2, f);
+    }
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, &::nanograd::Tensor<T>)) {
+        ::nanograd::module::visit_child_buffers("fc1", &self.fc1, f);
+        ::nanograd::module::visit_child_buffers("fc2", &self.fc2, f);
+    }
+    fn visit_buffers_mut(
+        &mut self,
+        f: &mut dyn FnMut(&str, &mut ::nanograd::Tensor<T>),
+    ) {
+        ::nanograd::module::visit_child_buffers_mut("fc1", &mut self.fc1, f);
+        ::nanograd::module::visit_child_buffers_mut("fc2", &mut self.fc2, f);
+    }
+    fn set_training_mode(&mut self, training: bool) {
+        self.__training = training;
+        ::nanograd::Module::<T>::set_training_mode(&mut self.fc1, training);
+        ::nanograd::Module::<T>::set_training_mode(&mut self.fc2, training);
+    }
+    fn is_training(&self) -> bool {
+        self.__training
+    }
+}

@@ -1,0 +1,38 @@
+//! The expansion of a small model, pinned. Run with `UPDATE_SNAPSHOTS=1` to rewrite the
+//! snapshot after an intended change, then read the diff.
+
+use std::str::FromStr;
+
+fn check(name: &str, src: &str) {
+    let tokens = proc_macro2::TokenStream::from_str(src).unwrap();
+    let out = crate::expand(tokens);
+    let file: syn::File = syn::parse2(out).expect("the expansion parses as a file");
+    let pretty = prettyplease::unparse(&file);
+    let path = format!("{}/snapshots/{name}.rs", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        want == pretty,
+        "the expansion of {name} changed; rerun with UPDATE_SNAPSHOTS=1 and review snapshots/{name}.rs\n{pretty}"
+    );
+}
+
+#[test]
+fn function_form() {
+    check(
+        "energy",
+        "pub fn energy(x: [3], y: [3]) -> [] { let z = x + y; dot(z, z) }",
+    );
+}
+
+#[test]
+fn struct_form() {
+    check(
+        "mlp",
+        "pub struct Mlp { fc1: Dense(4 -> 3), fc2: Dense(3 -> 2) } \
+         fn forward(x: [B, 4]) -> [B, 2] { fc2(relu(fc1(x))) } \
+         fn loss(x: [B, 4], t: [B, 2]) -> [] { mse_loss(forward(x), t) }",
+    );
+}
