@@ -17,9 +17,50 @@ use syn::{braced, bracketed, parenthesized, Attribute, Expr, Ident, LitInt, Toke
 /// fn forward(x: [B, 784]) -> [B, 10] { ... }          // one or more
 /// ```
 pub struct ModelInput {
+    /// Signatures of struct layers, added by their models' callback macros (not written by
+    /// users): `@layer Block [B, 64] -> [B, 64] (per_row, fixed);`.
+    pub sigs: Vec<LayerSig>,
     pub consts: Vec<ConstDef>,
     pub structs: Vec<StructDef>,
     pub fns: Vec<FnDef>,
+}
+
+/// The signature of a model used as a layer, as its `__nanograd_layer_<Name>!` macro passes
+/// it back: `@layer Block [B, 64] -> [B, 64] (96, 0);` where `(96, 0)` is the workspace
+/// the block needs, per batch row and fixed.
+pub struct LayerSig {
+    pub name: Ident,
+    pub input: ShapeSyn,
+    pub output: ShapeSyn,
+    pub ws_per_row: usize,
+    pub ws_fixed: usize,
+}
+
+impl Parse for LayerSig {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        input.parse::<Token![@]>()?;
+        let kw: Ident = input.parse()?;
+        if kw != "layer" {
+            return Err(syn::Error::new(kw.span(), "expected `@layer`"));
+        }
+        let name: Ident = input.parse()?;
+        let sig_input: ShapeSyn = input.parse()?;
+        input.parse::<Token![->]>()?;
+        let output: ShapeSyn = input.parse()?;
+        let sizes;
+        parenthesized!(sizes in input);
+        let per_row: LitInt = sizes.parse()?;
+        sizes.parse::<Token![,]>()?;
+        let fixed: LitInt = sizes.parse()?;
+        input.parse::<Token![;]>()?;
+        Ok(LayerSig {
+            name,
+            input: sig_input,
+            output,
+            ws_per_row: per_row.base10_parse()?,
+            ws_fixed: fixed.base10_parse()?,
+        })
+    }
 }
 
 /// `const NAME: usize = 128;`
@@ -90,10 +131,14 @@ pub enum DimSyn {
 impl Parse for ModelInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut out = ModelInput {
+            sigs: Vec::new(),
             consts: Vec::new(),
             structs: Vec::new(),
             fns: Vec::new(),
         };
+        while input.peek(Token![@]) {
+            out.sigs.push(input.parse()?);
+        }
         while !input.is_empty() {
             let attrs = input.call(Attribute::parse_outer)?;
             let vis: Visibility = input.parse()?;

@@ -172,6 +172,15 @@ pub enum Op {
     CosineSimilarity,
     /// A `Dropout` layer.
     Dropout(f64),
+    /// A model declared by another `model!`, used as a layer: its `forward`.
+    SubModel {
+        layer: Ident,
+        /// Elements of one batch row of its input (all of them if unbatched).
+        in_row: usize,
+        /// The workspace it needs: per batch row, and fixed.
+        ws_per_row: usize,
+        ws_fixed: usize,
+    },
 }
 
 impl Op {

@@ -29,6 +29,12 @@ fn expand(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),
     };
+    if let Some(kind) = lower::missing_signature(&parsed) {
+        // Ask the struct layer's own macro for its signature; it calls model! again with
+        // `@layer Kind [..] -> [..] (..);` in front of this same input.
+        let callback = quote::format_ident!("__nanograd_layer_{}", kind, span = kind.span());
+        return quote::quote_spanned! {kind.span()=> #callback! { #input } };
+    }
     let stub = codegen::fallback(&parsed);
     match lower::lower(parsed) {
         Ok(model) => codegen::expand(&model),

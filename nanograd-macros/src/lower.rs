@@ -21,7 +21,7 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{Attribute, Expr, Ident, Lit, Visibility};
 
-use crate::ast::{DimSyn, FnDef, LayerArg, LayerField, ModelInput, ShapeSyn, StructDef};
+use crate::ast::{DimSyn, FnDef, LayerArg, LayerField, LayerSig, ModelInput, ShapeSyn, StructDef};
 use crate::ir::{Binary, ConvGeom, Graph, Node, NodeId, Op, PoolGeom, Unary};
 use crate::ops;
 use crate::shape::{Dim, Shape};
@@ -75,6 +75,14 @@ pub enum LayerKind {
         shape: Vec<usize>,
         init: Init,
     },
+    /// A model declared by another `model!`: `blk: Block`.
+    Struct {
+        ty: Ident,
+        input: Shape,
+        output: Shape,
+        ws_per_row: usize,
+        ws_fixed: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -97,7 +105,7 @@ pub enum Init {
     Kaiming,
 }
 
-const LAYER_KINDS: &[&str] = &[
+pub const LAYER_KINDS: &[&str] = &[
     "Dense",
     "Conv2d",
     "BatchNorm2d",
@@ -173,7 +181,7 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
     let strukt_def = input.structs.first();
     let mut layers = Vec::new();
     if let Some(s) = strukt_def {
-        layers = lower_layers(s, &consts, &mut errs);
+        layers = lower_layers(s, &input.sigs, &consts, &mut errs);
     }
 
     if input.fns.is_empty() {
@@ -259,6 +267,17 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
         }),
         fns,
     })
+}
+
+/// A struct layer whose signature has not been passed in yet (`blk: Block` with no
+/// `@layer Block ..` in front of the input).
+pub fn missing_signature(input: &ModelInput) -> Option<&Ident> {
+    let s = input.structs.first()?;
+    s.fields
+        .iter()
+        .filter(|f| f.args.is_none() && !LAYER_KINDS.contains(&f.kind.to_string().as_str()))
+        .map(|f| &f.kind)
+        .find(|k| !input.sigs.iter().any(|sig| sig.name == **k))
 }
 
 /// The values of the consts that evaluate, ignoring errors (for the fallback stub).
@@ -428,14 +447,24 @@ impl<'a> Keywords<'a> {
     }
 }
 
-fn lower_layers(s: &StructDef, consts: &HashMap<String, usize>, errs: &mut Errors) -> Vec<Layer> {
+fn lower_layers(
+    s: &StructDef,
+    sigs: &[LayerSig],
+    consts: &HashMap<String, usize>,
+    errs: &mut Errors,
+) -> Vec<Layer> {
     let mut out: Vec<Layer> = Vec::new();
     for f in &s.fields {
         if out.iter().any(|l| l.name == f.name) {
             errs.at(&f.name, format!("the layer `{}` is declared twice", f.name));
             continue;
         }
-        if let Some(kind) = lower_layer(f, consts, errs) {
+        let sig = sigs.iter().find(|g| g.name == f.kind);
+        let kind = match (sig, &f.args) {
+            (Some(sig), None) => struct_layer(sig, errs),
+            _ => lower_layer(f, consts, errs),
+        };
+        if let Some(kind) = kind {
             out.push(Layer {
                 attrs: f.attrs.clone(),
                 name: f.name.clone(),
@@ -444,6 +473,37 @@ fn lower_layers(s: &StructDef, consts: &HashMap<String, usize>, errs: &mut Error
         }
     }
     out
+}
+
+/// The layer kind of a model used as a layer, from the signature its macro passed in.
+fn struct_layer(sig: &LayerSig, errs: &mut Errors) -> Option<LayerKind> {
+    let shape = |s: &ShapeSyn, errs: &mut Errors| -> Option<Shape> {
+        let mut dims = Vec::new();
+        for (i, d) in s.dims.iter().enumerate() {
+            dims.push(match d {
+                DimSyn::Lit(l) => Dim::Fixed(l.base10_parse().ok()?),
+                DimSyn::Name(_) if i == 0 => Dim::Batch,
+                DimSyn::Name(n) => {
+                    errs.at(
+                        n,
+                        "a struct layer's signature has numbers after the batch dimension",
+                    );
+                    return None;
+                }
+            });
+        }
+        Some(Shape {
+            dims,
+            batch_name: None,
+        })
+    };
+    Some(LayerKind::Struct {
+        ty: sig.name.clone(),
+        input: shape(&sig.input, errs)?,
+        output: shape(&sig.output, errs)?,
+        ws_per_row: sig.ws_per_row,
+        ws_fixed: sig.ws_fixed,
+    })
 }
 
 fn lower_layer(
@@ -1341,6 +1401,47 @@ impl Lower<'_> {
             }
             LayerKind::Dropout { p } => Some(self.push(Op::Dropout(p), vec![x], xs)),
             LayerKind::Param { .. } => None,
+            LayerKind::Struct {
+                ty,
+                input,
+                output,
+                ws_per_row,
+                ws_fixed,
+            } => {
+                // the block's batch dimension takes whatever leads the argument
+                let fits = xs.rank() == input.rank()
+                    && xs.rank() > 0
+                    && xs.dims[1..] == input.dims[1..]
+                    && (input.dims[0] == Dim::Batch || input.dims[0] == xs.dims[0]);
+                if !fits {
+                    let want = if input.is_batched() && xs.rank() > 0 {
+                        let mut d = input.dims.clone();
+                        d[0] = xs.dims[0];
+                        xs.with_dims(d).to_string()
+                    } else {
+                        input.to_string()
+                    };
+                    self.errs.at(
+                        xe,
+                        format!(
+                            "the struct layer `{name}` ({ty}) expects {want} but `{}` is {xs}",
+                            describe(xe)
+                        ),
+                    );
+                    return None;
+                }
+                let mut out_dims = output.dims.clone();
+                if output.is_batched() {
+                    out_dims[0] = xs.dims[0];
+                }
+                let op = Op::SubModel {
+                    layer: name.clone(),
+                    in_row: input.numel_fixed(),
+                    ws_per_row,
+                    ws_fixed,
+                };
+                Some(self.push(op, vec![x], xs.with_dims(out_dims)))
+            }
         }
     }
 

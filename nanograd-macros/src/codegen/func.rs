@@ -13,7 +13,7 @@
 //! elements) and no kernel can fail at run time.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 
 use super::graph::{GraphGen, Mode};
 use super::{array_type, array_zero, flatten, flatten_mut};
@@ -92,7 +92,6 @@ pub fn expand(f: &FnModel) -> TokenStream {
         ret,
         graph,
     } = f;
-    let span = name.span();
     let args: Vec<TokenStream> = inputs
         .iter()
         .map(|(n, s)| {
@@ -109,7 +108,7 @@ pub fn expand(f: &FnModel) -> TokenStream {
     let ws = workspace(fwd.total().f);
     let (carve, consts, body) = (fwd.carve(), fwd.consts(), fwd.forward());
     let result = output_value(ret, fwd.value(graph.output));
-    let forward_fn = quote_spanned! {span=>
+    let forward_fn = quote! {
         #(#attrs)*
         #[allow(unused_mut, unused_variables, clippy::all)]
         #vis fn #name<T: ::nanograd::Float>(#(#args),*) -> #out_ty {
@@ -175,7 +174,7 @@ pub fn expand(f: &FnModel) -> TokenStream {
     let doc_vjp = format!(
         "The vector-Jacobian product of [`{name}`]: its value, and the gradient of `<upstream, {name}(..)>` with respect to each input."
     );
-    let vjp_fn = quote_spanned! {span=>
+    let vjp_fn = quote! {
         #[doc = #doc_vjp]
         #[allow(unused_mut, unused_variables, clippy::all)]
         #vis fn #vjp_name<T: ::nanograd::Float>(#(#args,)* upstream: &#out_ty) -> (#out_ty, #(#grad_types),*) {
@@ -202,7 +201,7 @@ pub fn expand(f: &FnModel) -> TokenStream {
     let grad_fn = if ret.is_scalar() {
         let grad_name = format_ident!("{}_grad", name);
         let doc = format!("The value of [`{name}`] and its gradient with respect to each input.");
-        quote_spanned! {span=>
+        quote! {
             #[doc = #doc]
             #[allow(clippy::all)]
             #vis fn #grad_name<T: ::nanograd::Float>(#(#args),*) -> (T, #(#grad_types),*) {

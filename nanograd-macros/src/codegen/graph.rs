@@ -124,7 +124,8 @@ impl<'a> GraphGen<'a> {
             needs_grad[id] = backward
                 && match node.op {
                     Op::Input(_) => input_grads,
-                    Op::Param { .. } => true,
+                    // a model used as a layer has parameters of its own
+                    Op::Param { .. } | Op::SubModel { .. } => true,
                     Op::Const(_) => false,
                     _ => node.inputs.iter().any(|&i| needs_grad[i]),
                 };
@@ -177,6 +178,19 @@ impl<'a> GraphGen<'a> {
                 }
                 Op::Dropout(_) => {
                     self.regions.push((aux("mask", id), self.size(id)));
+                }
+                Op::SubModel {
+                    in_row,
+                    ws_per_row,
+                    ws_fixed,
+                    ..
+                } => {
+                    let rows = Size::of(self.shape(node.inputs[0])).div(*in_row);
+                    let ws = Size {
+                        b: rows.b * ws_per_row,
+                        f: rows.f * ws_per_row + ws_fixed,
+                    };
+                    self.regions.push((aux("sub", id), ws));
                 }
                 _ => {}
             }
@@ -531,6 +545,15 @@ impl<'a> GraphGen<'a> {
                 let (a, b, cols) = (x(0), x(1), last(0));
                 quote! { #ops::cosine_similarity(#a, #b, #cols, #y)?; }
             }
+            Op::SubModel { layer, in_row, .. } => {
+                let (a, nb) = (x(0), rows(0, *in_row));
+                let sub = aux("sub", id);
+                if self.mode == Mode::Train {
+                    quote! { self.#layer.__layer_forward_train(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
+                } else {
+                    quote! { self.#layer.__layer_forward_infer(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
+                }
+            }
             Op::Dropout(p) => {
                 let (a, p) = (x(0), Self::f64_lit(*p));
                 let mask = aux("mask", id);
@@ -837,6 +860,11 @@ impl<'a> GraphGen<'a> {
             Op::CosineSimilarity => {
                 let (a, b, cols, ga, gb) = (x(0), x(1), last(0), opt(0), opt(1));
                 quote! { #ops::cosine_similarity_backward(#a, #b, #dy, #cols, #ga, #gb)?; }
+            }
+            Op::SubModel { layer, in_row, .. } => {
+                let (a, nb, ga) = (x(0), rows(0, *in_row), opt(0));
+                let sub = aux("sub", id);
+                quote! { self.#layer.__layer_backward(#nb, #a, #dy, #ga, &mut *#sub)?; }
             }
             Op::Dropout(_) => {
                 let mask = aux("mask", id);

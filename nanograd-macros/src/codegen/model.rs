@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 
 use proc_macro2::{Ident, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote};
 use syn::Visibility;
 
 use super::graph::{GraphGen, Mode};
@@ -42,6 +42,7 @@ fn layer_type(kind: &LayerKind) -> TokenStream {
         LayerKind::AvgPool2d(_) => quote!(::nanograd::layers::AvgPool2d),
         LayerKind::Dropout { .. } => quote!(::nanograd::layers::Dropout),
         LayerKind::Param { .. } => quote!(::nanograd::Param<T>),
+        LayerKind::Struct { ty, .. } => quote!(#ty<T>),
     }
 }
 
@@ -78,6 +79,7 @@ fn layer_new(l: &Layer) -> TokenStream {
             quote!(#layers::AvgPool2d::new(#k, #s).expect(#what))
         }
         LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p).expect(#what)),
+        LayerKind::Struct { ty, .. } => quote!(#ty::new(rng)),
         LayerKind::Param { shape, init } => {
             let n: usize = shape.iter().product();
             let init_fns = quote!(::nanograd::init);
@@ -176,7 +178,6 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
         ..
     } = f;
     let vis = method_vis(f, s);
-    let span = name.span();
     let model = s.name.to_string();
     let args: Vec<TokenStream> = inputs
         .iter()
@@ -254,7 +255,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     } else {
         quote!(())
     };
-    let mut out = quote_spanned! {span=>
+    let mut out = quote! {
         #(#attrs)*
         #[allow(clippy::all)]
         #vis fn #name(&self, #(#args),*) -> ::nanograd::Result<#plain_ret> {
@@ -292,7 +293,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
         let doc = format!(
             "Computes `{name}` and adds its gradient to every parameter's `grad` (call `zero_grad` between steps). In training mode, batch norm updates its running statistics. Allocates only while the model's workspace grows to the largest batch seen."
         );
-        out.extend(quote_spanned! {span=>
+        out.extend(quote! {
             #[doc = #doc]
             #[allow(unused_mut, unused_variables, clippy::all)]
             #vis fn #back_name(&mut self, #(#args),*) -> ::nanograd::Result<T> {
@@ -385,6 +386,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
     });
     let methods = fns.iter().map(|f| fn_methods(s, f));
     let module = module_impl(s);
+    let (layer_methods, layer_macro) = layer_api(s, fns);
     let new_doc = "A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.";
     quote! {
         #(#attrs)*
@@ -408,10 +410,137 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
             }
 
             #(#methods)*
+            #layer_methods
         }
 
         #module
+        #layer_macro
     }
+}
+
+/// What lets another model use this one as a layer, when it has `fn forward` of one input:
+/// hidden methods over flat slices, and the macro `__nanograd_layer_<Name>!` that hands
+/// this model's signature to the `model!` that uses it:
+///
+/// ```text
+/// macro_rules! __nanograd_layer_Block {
+///     ($($tt:tt)*) => { ::nanograd::model! { @layer Block [B, 64] -> [B, 64] (160, 0); $($tt)* } };
+/// }
+/// ```
+fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
+    let Some(f) = fns
+        .iter()
+        .find(|f| f.name == "forward" && f.inputs.len() == 1)
+    else {
+        return (quote!(), quote!());
+    };
+    let graph = &f.graph;
+    let input = &f.inputs[0].1;
+    let sig_dims = |sh: &Shape| -> Vec<TokenStream> {
+        sh.dims
+            .iter()
+            .map(|d| match d {
+                crate::shape::Dim::Batch => quote!(B),
+                crate::shape::Dim::Fixed(n) => {
+                    let lit = proc_macro2::Literal::usize_unsuffixed(*n);
+                    quote!(#lit)
+                }
+            })
+            .collect()
+    };
+    let (in_dims, out_dims) = (sig_dims(input), sig_dims(&f.ret));
+
+    // the training layout, shared by the forward of a training step and the backward
+    let train = GraphGen::new(graph, Mode::Train, true, true);
+    let in_size = super::graph::Size::of(input);
+    let total = train.total();
+    let ws = super::graph::Size {
+        b: total.b + in_size.b,
+        f: total.f + in_size.f,
+    };
+    let (ws_b, ws_f) = (
+        proc_macro2::Literal::usize_unsuffixed(ws.b),
+        proc_macro2::Literal::usize_unsuffixed(ws.f),
+    );
+    let (t_carve, t_consts, t_forward, t_zero, t_back) = (
+        train.carve(),
+        train.consts(),
+        train.forward(),
+        train.zero_grads(),
+        train.backward(),
+    );
+    let t_out = train.value(graph.output);
+    let seed = super::func::seed(&train, quote!(__dy));
+
+    let infer = GraphGen::new(graph, Mode::Infer, false, false);
+    let (i_carve, i_consts, i_forward) = (infer.carve(), infer.consts(), infer.forward());
+    let i_out = infer.value(graph.output);
+
+    let name = &s.name;
+    let mac = format_ident!("__nanograd_layer_{}", name);
+    let methods = quote! {
+        #[doc(hidden)]
+        #[allow(unused_mut, unused_variables, clippy::all)]
+        pub fn __layer_forward_infer(
+            &self, __b: usize, __x0: &[T], __y: &mut [T], __ws: &mut [T],
+            __rng: &mut impl ::nanograd::rand::Rng,
+        ) -> ::nanograd::Result<()> {
+            #[allow(unused_imports)]
+            use ::nanograd::Float as _;
+            #i_carve
+            #i_consts
+            #i_forward
+            ::nanograd::check_len(stringify!(#name), "output", __y.len(), (#i_out).len())?;
+            __y.copy_from_slice(#i_out);
+            Ok(())
+        }
+
+        #[doc(hidden)]
+        #[allow(unused_mut, unused_variables, clippy::all)]
+        pub fn __layer_forward_train(
+            &mut self, __b: usize, __x0: &[T], __y: &mut [T], __ws: &mut [T],
+            __rng: &mut impl ::nanograd::rand::Rng,
+        ) -> ::nanograd::Result<()> {
+            #[allow(unused_imports)]
+            use ::nanograd::Float as _;
+            #t_carve
+            #t_consts
+            #t_forward
+            ::nanograd::check_len(stringify!(#name), "output", __y.len(), (#t_out).len())?;
+            __y.copy_from_slice(#t_out);
+            Ok(())
+        }
+
+        #[doc(hidden)]
+        #[allow(unused_mut, unused_variables, clippy::all)]
+        pub fn __layer_backward(
+            &mut self, __b: usize, __x0: &[T], __dy: &[T], __dx: Option<&mut [T]>, __ws: &mut [T],
+        ) -> ::nanograd::Result<()> {
+            #[allow(unused_imports)]
+            use ::nanograd::Float as _;
+            #t_carve
+            let (__dx_scratch, __ws) = __ws.split_at_mut(__x0.len());
+            let __gx0: &mut [T] = match __dx {
+                Some(__d) => __d,
+                None => __dx_scratch,
+            };
+            #t_consts
+            #t_zero
+            #seed
+            #t_back
+            Ok(())
+        }
+    };
+    let layer_macro = quote! {
+        #[doc(hidden)]
+        #[allow(unused_macros)]
+        macro_rules! #mac {
+            ($($tt:tt)*) => {
+                ::nanograd::model! { @layer #name [#(#in_dims),*] -> [#(#out_dims),*] (#ws_b, #ws_f); $($tt)* }
+            };
+        }
+    };
+    (methods, layer_macro)
 }
 
 /// What stands in for a struct model that failed to check: the struct with the fields whose
