@@ -216,6 +216,152 @@ impl<T: ::nanograd::Float> Mlp<T> {
         }
         Ok(__result)
     }
+    #[doc(hidden)]
+    #[allow(unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_forward_infer(
+        &self,
+        __b: usize,
+        __x0: &[T],
+        __y: &mut [T],
+        __ws: &mut [T],
+        __rng: &mut impl ::nanograd::rand::Rng,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let (__v3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let _ = __ws;
+        ::nanograd::ops::dense(
+            __x0,
+            self.fc1.weight.value(),
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::relu(&*__v3, &mut *__v4)?;
+        ::nanograd::ops::dense(
+            &*__v4,
+            self.fc2.weight.value(),
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v7,
+        )?;
+        ::nanograd::check_len(stringify!(Mlp), "output", __y.len(), (&*__v7).len())?;
+        __y.copy_from_slice(&*__v7);
+        Ok(())
+    }
+    #[doc(hidden)]
+    #[allow(unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_forward_train(
+        &mut self,
+        __b: usize,
+        __x0: &[T],
+        __y: &mut [T],
+        __ws: &mut [T],
+        __rng: &mut impl ::nanograd::rand::Rng,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let (__v3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let (__g3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__g4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__g7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let _ = __ws;
+        ::nanograd::ops::dense(
+            __x0,
+            self.fc1.weight.value(),
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::relu(&*__v3, &mut *__v4)?;
+        ::nanograd::ops::dense(
+            &*__v4,
+            self.fc2.weight.value(),
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v7,
+        )?;
+        ::nanograd::check_len(stringify!(Mlp), "output", __y.len(), (&*__v7).len())?;
+        __y.copy_from_slice(&*__v7);
+        Ok(())
+    }
+    #[doc(hidden)]
+    #[allow(unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_backward(
+        &mut self,
+        __b: usize,
+        __x0: &[T],
+        __dy: &[T],
+        __dx: Option<&mut [T]>,
+        __ws: &mut [T],
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let (__v3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let (__g3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__g4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__g7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let _ = __ws;
+        let (__dx_scratch, __ws) = __ws.split_at_mut(__x0.len());
+        let __gx0: &mut [T] = match __dx {
+            Some(__d) => __d,
+            None => __dx_scratch,
+        };
+        __g3.fill(T::zero());
+        __g4.fill(T::zero());
+        __g7.fill(T::zero());
+        for (__a, __u) in (&mut *__g7).iter_mut().zip((__dy).iter()) {
+            *__a += *__u;
+        }
+        {
+            let (__pv5, __pg5) = self.fc2.weight.value_and_grad_mut();
+            let (__pv6, __pg6) = self.fc2.bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                &*__v4,
+                __pv5,
+                &*__g7,
+                __b,
+                3usize,
+                2usize,
+                Some(&mut *__g4),
+                Some(&mut *__pg5),
+                Some(&mut *__pg6),
+            )?;
+        }
+        {
+            ::nanograd::ops::relu_backward(&*__v3, &*__v4, &*__g4, &mut *__g3)?;
+        }
+        {
+            let (__pv1, __pg1) = self.fc1.weight.value_and_grad_mut();
+            let (__pv2, __pg2) = self.fc1.bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                __x0,
+                __pv1,
+                &*__g3,
+                __b,
+                4usize,
+                3usize,
+                Some(&mut *__gx0),
+                Some(&mut *__pg1),
+                Some(&mut *__pg2),
+            )?;
+        }
+        Ok(())
+    }
 }
 impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
     fn visit_params(&self, f: &mut dyn FnMut(&str, &::nanograd::Param<T>)) {
@@ -245,4 +391,11 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
     fn is_training(&self) -> bool {
         self.__training
     }
+}
+#[doc(hidden)]
+#[allow(unused_macros)]
+macro_rules! __nanograd_layer_Mlp {
+    ($($tt:tt)*) => {
+        ::nanograd::model! { @ layer Mlp[B, 4] -> [B, 2] (20, 0); $($tt)* }
+    };
 }
