@@ -166,7 +166,7 @@ fn mlp_adam_in_f32_follows_pytorch() {
 struct Case {
     name: String,
     steps: usize,
-    optimizer: BTreeMap<String, Json>,
+    optimizer: serde_json::Map<String, serde_json::Value>,
     tensors: BTreeMap<String, Tensor>,
     init: BTreeMap<String, Tensor>,
     losses: Vec<f64>,
@@ -186,22 +186,22 @@ impl Case {
         let path = format!("{}/tests/fixtures/mlp.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {path}: {e} (run tests/fixtures/gen_mlp.py)"));
-        let root = Json::parse(&text);
-        let steps = root.get("steps").num() as usize;
-        let case = root.get("cases").get(name);
+        let root: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let steps = root.at("steps").num() as usize;
+        let case = root.at("cases").at(name);
         let tensors = ["x", "target", "eval_output"]
             .into_iter()
-            .map(|k| (k.to_string(), Tensor::from_json(case.get(k))))
+            .map(|k| (k.to_string(), Tensor::from_json(case.at(k))))
             .collect();
         let case = Case {
             name: name.to_string(),
             steps,
-            optimizer: case.get("optimizer").obj().clone(),
+            optimizer: case.at("optimizer").obj().clone(),
             tensors,
-            init: Tensor::map(case.get("init")),
-            losses: case.get("losses").arr().iter().map(Json::num).collect(),
-            final_params: Tensor::map(case.get("final")),
-            buffers: Tensor::map(case.get("buffers")),
+            init: Tensor::map(case.at("init")),
+            losses: case.at("losses").arr().iter().map(Json::num).collect(),
+            final_params: Tensor::map(case.at("final")),
+            buffers: Tensor::map(case.at("buffers")),
         };
         assert_eq!(case.losses.len(), case.steps, "{name}: one loss per step");
         case
@@ -290,20 +290,20 @@ impl Case {
 }
 
 impl Tensor {
-    fn from_json(j: &Json) -> Tensor {
+    fn from_json(j: &serde_json::Value) -> Tensor {
         let shape: Vec<usize> = j
-            .get("shape")
+            .at("shape")
             .arr()
             .iter()
             .map(|d| d.num() as usize)
             .collect();
-        let data: Vec<f64> = j.get("data").arr().iter().map(Json::num).collect();
+        let data: Vec<f64> = j.at("data").arr().iter().map(Json::num).collect();
         assert_eq!(shape.iter().product::<usize>(), data.len(), "{shape:?}");
         Tensor { shape, data }
     }
 
     /// An object of tensors by name.
-    fn map(j: &Json) -> BTreeMap<String, Tensor> {
+    fn map(j: &serde_json::Value) -> BTreeMap<String, Tensor> {
         j.obj()
             .iter()
             .map(|(k, v)| (k.clone(), Tensor::from_json(v)))
@@ -327,173 +327,33 @@ fn to_f32<const N: usize>(rows: &[[f64; N]]) -> Vec<[f32; N]> {
 }
 
 // ---------------------------------------------------------------------------------------
-// a JSON reader for the fixture (the root package has no JSON dependency)
+// reading the fixture
 
-/// A JSON value: the fixture holds objects, arrays, strings and numbers only.
-#[derive(Clone, Debug)]
-enum Json {
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
+/// Typed access to the fixture's JSON; a missing key or a wrong type is a test failure.
+trait Json {
+    fn at(&self, key: &str) -> &serde_json::Value;
+    fn num(&self) -> f64;
+    fn str(&self) -> &str;
+    fn arr(&self) -> &Vec<serde_json::Value>;
+    fn obj(&self) -> &serde_json::Map<String, serde_json::Value>;
 }
 
-impl Json {
-    /// Parses a whole document; panics with the byte offset on malformed input.
-    fn parse(text: &str) -> Json {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value();
-        p.ws();
-        assert_eq!(p.i, p.s.len(), "trailing characters at byte {}", p.i);
-        v
-    }
-
-    fn get(&self, key: &str) -> &Json {
-        self.obj()
-            .get(key)
-            .unwrap_or_else(|| panic!("fixture has no key `{key}`"))
-    }
-    fn obj(&self) -> &BTreeMap<String, Json> {
-        match self {
-            Json::Obj(m) => m,
-            other => panic!("expected an object, got {other:?}"),
-        }
-    }
-    fn arr(&self) -> &[Json] {
-        match self {
-            Json::Arr(a) => a,
-            other => panic!("expected an array, got {other:?}"),
-        }
+impl Json for serde_json::Value {
+    fn at(&self, key: &str) -> &serde_json::Value {
+        self.as_object()
+            .and_then(|o| o.get(key))
+            .unwrap_or_else(|| panic!("fixture has no `{key}`"))
     }
     fn num(&self) -> f64 {
-        match self {
-            Json::Num(v) => *v,
-            other => panic!("expected a number, got {other:?}"),
-        }
+        self.as_f64().unwrap_or_else(|| panic!("not a number: {self}"))
     }
     fn str(&self) -> &str {
-        match self {
-            Json::Str(s) => s,
-            other => panic!("expected a string, got {other:?}"),
-        }
+        self.as_str().unwrap_or_else(|| panic!("not a string: {self}"))
     }
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
-            self.i += 1;
-        }
+    fn arr(&self) -> &Vec<serde_json::Value> {
+        self.as_array().unwrap_or_else(|| panic!("not an array: {self}"))
     }
-
-    fn eat(&mut self, c: u8) {
-        self.ws();
-        assert_eq!(
-            self.s.get(self.i),
-            Some(&c),
-            "expected `{}` at byte {}",
-            c as char,
-            self.i
-        );
-        self.i += 1;
-    }
-
-    /// Whether the next non-space byte is `c` (consumed if so).
-    fn next_is(&mut self, c: u8) -> bool {
-        self.ws();
-        let yes = self.s.get(self.i) == Some(&c);
-        self.i += usize::from(yes);
-        yes
-    }
-
-    fn value(&mut self) -> Json {
-        self.ws();
-        match self.s.get(self.i) {
-            Some(b'{') => {
-                self.i += 1;
-                let mut m = BTreeMap::new();
-                if !self.next_is(b'}') {
-                    loop {
-                        self.ws();
-                        let k = self.string();
-                        self.eat(b':');
-                        m.insert(k, self.value());
-                        if !self.next_is(b',') {
-                            break;
-                        }
-                    }
-                    self.eat(b'}');
-                }
-                Json::Obj(m)
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut a = Vec::new();
-                if !self.next_is(b']') {
-                    loop {
-                        a.push(self.value());
-                        if !self.next_is(b',') {
-                            break;
-                        }
-                    }
-                    self.eat(b']');
-                }
-                Json::Arr(a)
-            }
-            Some(b'"') => Json::Str(self.string()),
-            _ => self.literal(),
-        }
-    }
-
-    /// A string; the fixture's keys and values have no escapes but `\"` and `\\`.
-    fn string(&mut self) -> String {
-        self.eat(b'"');
-        let mut out = Vec::new();
-        loop {
-            match self.s.get(self.i) {
-                Some(b'"') => break,
-                Some(b'\\') => {
-                    out.push(self.s[self.i + 1]);
-                    self.i += 2;
-                }
-                Some(&c) => {
-                    out.push(c);
-                    self.i += 1;
-                }
-                None => panic!("unterminated string"),
-            }
-        }
-        self.i += 1;
-        String::from_utf8(out).expect("UTF-8 string")
-    }
-
-    /// A number, exactly as Python's `repr` wrote it (`NaN` and `Infinity` included).
-    fn literal(&mut self) -> Json {
-        let start = self.i;
-        while self
-            .s
-            .get(self.i)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
-        {
-            self.i += 1;
-        }
-        let word = std::str::from_utf8(&self.s[start..self.i]).expect("ASCII");
-        match word {
-            "NaN" => Json::Num(f64::NAN),
-            "Infinity" => Json::Num(f64::INFINITY),
-            "-Infinity" => Json::Num(f64::NEG_INFINITY),
-            _ => Json::Num(
-                word.parse()
-                    .unwrap_or_else(|_| panic!("bad JSON value `{word}` at byte {start}")),
-            ),
-        }
+    fn obj(&self) -> &serde_json::Map<String, serde_json::Value> {
+        self.as_object().unwrap_or_else(|| panic!("not an object: {self}"))
     }
 }
