@@ -186,7 +186,8 @@ impl Case {
         let path = format!("{}/tests/fixtures/mlp.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {path}: {e} (run tests/fixtures/gen_mlp.py)"));
-        let root: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let root: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
         let steps = root.at("steps").num() as usize;
         let case = root.at("cases").at(name);
         let tensors = ["x", "target", "eval_output"]
@@ -345,15 +346,19 @@ impl Json for serde_json::Value {
             .unwrap_or_else(|| panic!("fixture has no `{key}`"))
     }
     fn num(&self) -> f64 {
-        self.as_f64().unwrap_or_else(|| panic!("not a number: {self}"))
+        self.as_f64()
+            .unwrap_or_else(|| panic!("not a number: {self}"))
     }
     fn str(&self) -> &str {
-        self.as_str().unwrap_or_else(|| panic!("not a string: {self}"))
+        self.as_str()
+            .unwrap_or_else(|| panic!("not a string: {self}"))
     }
     fn arr(&self) -> &Vec<serde_json::Value> {
-        self.as_array().unwrap_or_else(|| panic!("not an array: {self}"))
+        self.as_array()
+            .unwrap_or_else(|| panic!("not an array: {self}"))
     }
     fn obj(&self) -> &serde_json::Map<String, serde_json::Value> {
-        self.as_object().unwrap_or_else(|| panic!("not an object: {self}"))
+        self.as_object()
+            .unwrap_or_else(|| panic!("not an object: {self}"))
     }
 }

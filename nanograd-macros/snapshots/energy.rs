@@ -1,4 +1,4 @@
-#[allow(unused_mut, unused_variables, clippy::all)]
+#[allow(dead_code, unused_mut, unused_variables, clippy::all)]
 pub fn energy<T: ::nanograd::Float>(x: &[T; 3usize], y: &[T; 3usize]) -> T {
     let __run = || -> ::nanograd::Result<T> {
         let __x0: &[T] = &x[..];
@@ -15,7 +15,7 @@ pub fn energy<T: ::nanograd::Float>(x: &[T; 3usize], y: &[T; 3usize]) -> T {
     __run().expect("nanograd: a kernel rejected shapes that model! checked")
 }
 ///The vector-Jacobian product of [`energy`]: its value, and the gradient of `<upstream, energy(..)>` with respect to each input.
-#[allow(unused_mut, unused_variables, clippy::all)]
+#[allow(dead_code, unused_mut, unused_variables, clippy::all)]
 pub fn energy_vjp<T: ::nanograd::Float>(
     x: &[T; 3usize],
     y: &[T; 3usize],
@@ -68,7 +68,7 @@ pub fn energy_vjp<T: ::nanograd::Float>(
     (__value, __gx0_arr, __gx1_arr)
 }
 ///The value of [`energy`] and its gradient with respect to each input.
-#[allow(clippy::all)]
+#[allow(dead_code, clippy::all)]
 pub fn energy_grad<T: ::nanograd::Float>(
     x: &[T; 3usize],
     y: &[T; 3usize],

@@ -7,6 +7,7 @@ pub struct Mlp<T: ::nanograd::Float = f32> {
 }
 impl<T: ::nanograd::Float> Mlp<T> {
     ///A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.
+    #[allow(dead_code)]
     pub fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
@@ -30,7 +31,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         Ok(__out)
     }
     ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
-    #[allow(unused_mut, unused_variables, clippy::all)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
     pub fn forward_into(
         &self,
         x: &[[T; 4usize]],
@@ -80,7 +81,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         self.loss_into(x, t, &mut __ws)
     }
     ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
-    #[allow(unused_mut, unused_variables, clippy::all)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
     pub fn loss_into(
         &self,
         x: &[[T; 4usize]],
@@ -122,7 +123,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         Ok((&*__v9)[0])
     }
     ///Computes `loss` and adds its gradient to every parameter's `grad` (call `zero_grad` between steps). In training mode, batch norm updates its running statistics. Allocates only while the model's workspace grows to the largest batch seen.
-    #[allow(unused_mut, unused_variables, clippy::all)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
     pub fn loss_backward(
         &mut self,
         x: &[[T; 4usize]],
@@ -217,7 +218,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         Ok(__result)
     }
     #[doc(hidden)]
-    #[allow(unused_mut, unused_variables, clippy::all)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
     pub fn __layer_forward_infer(
         &self,
         __b: usize,
@@ -256,7 +257,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         Ok(())
     }
     #[doc(hidden)]
-    #[allow(unused_mut, unused_variables, clippy::all)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
     pub fn __layer_forward_train(
         &mut self,
         __b: usize,
@@ -298,7 +299,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         Ok(())
     }
     #[doc(hidden)]
-    #[allow(unused_mut, unused_variables, clippy::all)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
     pub fn __layer_backward(
         &mut self,
         __b: usize,

@@ -332,12 +332,3 @@ impl Parse for ShapeSyn {
         })
     }
 }
-
-impl DimSyn {
-    pub fn span(&self) -> Span {
-        match self {
-            DimSyn::Lit(l) => l.span(),
-            DimSyn::Name(n) => n.span(),
-        }
-    }
-}

@@ -193,13 +193,5 @@ impl Op {
 /// The graph of one `fn`, in definition order (a topological order by construction).
 pub struct Graph {
     pub nodes: Vec<Node>,
-    /// Node of each fn argument, in order.
-    pub inputs: Vec<NodeId>,
     pub output: NodeId,
-}
-
-impl Graph {
-    pub fn node(&self, id: NodeId) -> &Node {
-        &self.nodes[id]
-    }
 }

@@ -124,12 +124,6 @@ pub struct FnModel {
     pub graph: Graph,
 }
 
-impl FnModel {
-    pub fn is_scalar(&self) -> bool {
-        self.ret.is_scalar()
-    }
-}
-
 /// Collected errors.
 #[derive(Default)]
 struct Errors {
@@ -909,7 +903,6 @@ impl Lower<'_> {
                 ok = false;
             }
         }
-        let graph_inputs: Vec<NodeId> = (0..self.nodes.len()).collect();
         let out = self.lower_body(f, env);
         let ret = ret?;
         let out = out?;
@@ -942,7 +935,6 @@ impl Lower<'_> {
             ret,
             graph: Graph {
                 nodes: std::mem::take(&mut self.nodes),
-                inputs: graph_inputs,
                 output: out,
             },
         })

@@ -104,11 +104,6 @@ impl Shape {
         self.with_dims(dims)
     }
 
-    /// A pattern such as `[B, 128]` for a message: what an op expects, given what it got.
-    pub fn expected_like(&self, rest: &[usize]) -> String {
-        self.batch_then(rest).to_string()
-    }
-
     /// Elementwise compatibility: equal, or the shorter is a suffix of the longer (a scalar
     /// is the empty suffix). Returns the result shape.
     pub fn broadcast(&self, other: &Shape) -> Option<Shape> {

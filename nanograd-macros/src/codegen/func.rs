@@ -110,7 +110,7 @@ pub fn expand(f: &FnModel) -> TokenStream {
     let result = output_value(ret, fwd.value(graph.output));
     let forward_fn = quote! {
         #(#attrs)*
-        #[allow(unused_mut, unused_variables, clippy::all)]
+        #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
         #vis fn #name<T: ::nanograd::Float>(#(#args),*) -> #out_ty {
             let __run = || -> ::nanograd::Result<#out_ty> {
                 #bind
@@ -176,7 +176,7 @@ pub fn expand(f: &FnModel) -> TokenStream {
     );
     let vjp_fn = quote! {
         #[doc = #doc_vjp]
-        #[allow(unused_mut, unused_variables, clippy::all)]
+        #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
         #vis fn #vjp_name<T: ::nanograd::Float>(#(#args,)* upstream: &#out_ty) -> (#out_ty, #(#grad_types),*) {
             #(#grad_decl)*
             let mut __run = || -> ::nanograd::Result<#out_ty> {
@@ -203,7 +203,7 @@ pub fn expand(f: &FnModel) -> TokenStream {
         let doc = format!("The value of [`{name}`] and its gradient with respect to each input.");
         quote! {
             #[doc = #doc]
-            #[allow(clippy::all)]
+            #[allow(dead_code, clippy::all)]
             #vis fn #grad_name<T: ::nanograd::Float>(#(#args),*) -> (T, #(#grad_types),*) {
                 #vjp_name(#(#arg_names,)* &T::one())
             }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{Binary, Graph, NodeId, Op, Unary};
@@ -92,8 +92,6 @@ pub struct GraphGen<'a> {
     mode: Mode,
     /// Whether the backward pass is generated (regions for gradients are planned).
     backward: bool,
-    /// Whether fn inputs need gradients (the function form's `_vjp`).
-    input_grads: bool,
     /// The node whose data a node shares (itself unless it is a reshape).
     root: Vec<NodeId>,
     needs_grad: Vec<bool>,
@@ -134,7 +132,6 @@ impl<'a> GraphGen<'a> {
             g,
             mode,
             backward,
-            input_grads,
             root,
             needs_grad,
             regions: Vec::new(),
@@ -881,16 +878,6 @@ impl<'a> GraphGen<'a> {
         };
         quote! { { #binds #call #after } }
     }
-
-    /// Whether any fn input needs a gradient (the function form's `_vjp`).
-    pub fn input_grads(&self) -> bool {
-        self.input_grads
-    }
-
-    /// The span-less root of an output: used to tell whether the output is an input.
-    pub fn output_root(&self) -> NodeId {
-        self.root[self.g.output]
-    }
 }
 
 fn conv_geom(g: &crate::ir::ConvGeom) -> TokenStream {
@@ -926,9 +913,4 @@ fn pool_geom(g: &crate::ir::PoolGeom) -> TokenStream {
             c: #c, h: #h, w: #w, kernel: #kernel, stride: #stride, padding: #padding,
         }
     }
-}
-
-/// `Span::call_site()`-free identifier helper for generated names.
-pub fn ident(name: &str) -> Ident {
-    Ident::new(name, Span::call_site())
 }

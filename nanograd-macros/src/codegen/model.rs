@@ -263,7 +263,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
         }
 
         #[doc = #ws_doc]
-        #[allow(unused_mut, unused_variables, clippy::all)]
+        #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
         #vis fn #into_name(&self, #(#args,)* #into_sig) -> ::nanograd::Result<#into_ret> {
             #[allow(unused_imports)]
                 use ::nanograd::Float as _;
@@ -295,7 +295,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
         );
         out.extend(quote! {
             #[doc = #doc]
-            #[allow(unused_mut, unused_variables, clippy::all)]
+            #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
             #vis fn #back_name(&mut self, #(#args),*) -> ::nanograd::Result<T> {
                 #[allow(unused_imports)]
                 use ::nanograd::Float as _;
@@ -399,6 +399,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
 
         impl<T: ::nanograd::Float> #name<T> {
             #[doc = #new_doc]
+            #[allow(dead_code)]
             #vis fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self {
                 #[allow(unused_imports)]
                 use ::nanograd::Float as _;
@@ -480,7 +481,7 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
     let mac = format_ident!("__nanograd_layer_{}", name);
     let methods = quote! {
         #[doc(hidden)]
-        #[allow(unused_mut, unused_variables, clippy::all)]
+        #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
         pub fn __layer_forward_infer(
             &self, __b: usize, __x0: &[T], __y: &mut [T], __ws: &mut [T],
             __rng: &mut impl ::nanograd::rand::Rng,
@@ -496,7 +497,7 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
         }
 
         #[doc(hidden)]
-        #[allow(unused_mut, unused_variables, clippy::all)]
+        #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
         pub fn __layer_forward_train(
             &mut self, __b: usize, __x0: &[T], __y: &mut [T], __ws: &mut [T],
             __rng: &mut impl ::nanograd::rand::Rng,
@@ -512,7 +513,7 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
         }
 
         #[doc(hidden)]
-        #[allow(unused_mut, unused_variables, clippy::all)]
+        #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
         pub fn __layer_backward(
             &mut self, __b: usize, __x0: &[T], __dy: &[T], __dx: Option<&mut [T]>, __ws: &mut [T],
         ) -> ::nanograd::Result<()> {
