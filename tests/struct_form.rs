@@ -113,3 +113,34 @@ fn batch_sizes_that_differ_are_an_error() {
         "batch size mismatch in Mlp::loss: `target` has 2 rows, expected 3"
     );
 }
+
+model! {
+    pub struct Dropper {
+        fc: Dense(4 -> 4),
+        drop: Dropout(0.5),
+    }
+    fn loss(x: [B, 4], t: [B, 4]) -> [] {
+        mse_loss(drop(fc(x)), t)
+    }
+}
+
+#[test]
+fn dropout_follows_the_model_random_stream() {
+    let mut a = Dropper::<f64>::new(&mut StdRng::seed_from_u64(9));
+    let mut b = a.clone();
+    let x = vec![[1.0, 2.0, 3.0, 4.0]; 8];
+    let t = vec![[0.5; 4]; 8];
+    // training mode: masks come from the stream, so successive steps differ...
+    let first = a.loss_backward(&x, &t).unwrap();
+    let second = a.loss_backward(&x, &t).unwrap();
+    assert_ne!(first, second);
+    // ...and a model whose stream is restored repeats them exactly
+    *b.rng_mut().unwrap() = a.rng().unwrap().clone();
+    assert_eq!(
+        a.loss_backward(&x, &t).unwrap(),
+        b.loss_backward(&x, &t).unwrap()
+    );
+    // evaluation mode: no dropout, the plain loss
+    a.set_eval_mode();
+    assert_eq!(a.loss_backward(&x, &t).unwrap(), a.loss(&x, &t).unwrap());
+}

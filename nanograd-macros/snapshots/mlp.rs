@@ -392,6 +392,12 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
     fn is_training(&self) -> bool {
         self.__training
     }
+    fn rng(&self) -> Option<&::nanograd::WorkspaceRng> {
+        Some(self.__workspace.rng())
+    }
+    fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
+        Some(self.__workspace.rng_mut())
+    }
 }
 #[doc(hidden)]
 #[allow(unused_macros)]

@@ -28,7 +28,7 @@ pub use layers::{AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, MaxPool2d};
 pub use module::Module;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use param::{Param, Tensor};
-pub use workspace::{check_batch, Workspace};
+pub use workspace::{check_batch, Workspace, WorkspaceRng};
 
 /// The `rand` crate, re-exported so that users and generated code share one version.
 pub use rand;

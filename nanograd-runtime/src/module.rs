@@ -71,6 +71,17 @@ pub trait Module<T: Float> {
         let _ = f;
     }
 
+    /// The random stream of the module's dropout layers, if it keeps one (models made by
+    /// `model!` do); checkpoints save and restore it so that resumed training is identical.
+    fn rng(&self) -> Option<&crate::WorkspaceRng> {
+        None
+    }
+
+    /// Like [`Module::rng`], mutably.
+    fn rng_mut(&mut self) -> Option<&mut crate::WorkspaceRng> {
+        None
+    }
+
     /// Switches training behaviour on or off (the seed's `set-training-mode!`): batch norm
     /// uses batch statistics and updates its running ones, dropout drops. A container passes
     /// the flag on to its children.

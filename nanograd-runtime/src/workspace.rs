@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Float, Result};
 
+/// The random stream of a workspace (dropout masks): ChaCha8, serialisable for checkpoints.
+pub type WorkspaceRng = ChaCha8Rng;
+
 /// Scratch memory for a model's forward and backward passes, and the random stream of its
 /// dropout layers. Generated `_into` methods take one; it grows to the largest batch it has
 /// served and is then reused without allocating.
@@ -45,7 +48,12 @@ impl<T: Float> Workspace<T> {
     }
 
     /// The random stream of dropout masks.
-    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+    pub fn rng(&self) -> &WorkspaceRng {
+        &self.rng
+    }
+
+    /// The random stream of dropout masks, mutably (to restore a checkpoint).
+    pub fn rng_mut(&mut self) -> &mut WorkspaceRng {
         &mut self.rng
     }
 }

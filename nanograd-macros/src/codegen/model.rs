@@ -365,6 +365,12 @@ fn module_impl(s: &StructModel) -> TokenStream {
             fn is_training(&self) -> bool {
                 self.__training
             }
+            fn rng(&self) -> Option<&::nanograd::WorkspaceRng> {
+                Some(self.__workspace.rng())
+            }
+            fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
+                Some(self.__workspace.rng_mut())
+            }
         }
     }
 }
