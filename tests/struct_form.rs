@@ -144,3 +144,26 @@ fn dropout_follows_the_model_random_stream() {
     a.set_eval_mode();
     assert_eq!(a.loss_backward(&x, &t).unwrap(), a.loss(&x, &t).unwrap());
 }
+
+model! {
+    pub struct NoBias {
+        conv: Conv2d(1 -> 2, kernel = 3, padding = 1, bias = false),
+        fc: Dense(2 -> 3, bias = false),
+    }
+    fn loss(x: [B, 1, 4, 4], t: [B, 3]) -> [] {
+        mse_loss(fc(global_avg_pool2d(conv(x))), t)
+    }
+}
+
+#[test]
+fn layers_without_bias_have_no_bias_parameter() {
+    let mut m = NoBias::<f64>::new(&mut StdRng::seed_from_u64(11));
+    let mut names: Vec<String> = Vec::new();
+    m.visit_params(&mut |n, _| names.push(n.to_string()));
+    assert_eq!(names, ["conv.weight", "fc.weight"]);
+    assert_eq!(m.num_parameters(), 2 * 9 + 3 * 2);
+    assert!(!m.conv.has_bias() && !m.fc.has_bias());
+    let x = vec![[[[0.5; 4]; 4]; 1]; 2];
+    let t = vec![[1.0, 0.0, -1.0]; 2];
+    assert!(m.loss_backward(&x, &t).unwrap().is_finite());
+}

@@ -51,8 +51,13 @@ fn layer_new(l: &Layer) -> TokenStream {
     let what = format!("nanograd: model! validated the layer `{}`", l.name);
     let layers = quote!(::nanograd::layers);
     match &l.kind {
-        LayerKind::Dense { in_f, out_f, .. } => {
-            quote!(#layers::Dense::new(#in_f, #out_f, rng).expect(#what))
+        LayerKind::Dense { in_f, out_f, bias } => {
+            let ctor = if *bias {
+                quote!(new)
+            } else {
+                quote!(without_bias)
+            };
+            quote!(#layers::Dense::#ctor(#in_f, #out_f, rng).expect(#what))
         }
         LayerKind::Conv2d {
             c_in,
@@ -60,9 +65,14 @@ fn layer_new(l: &Layer) -> TokenStream {
             kernel,
             stride,
             padding,
-            ..
+            bias,
         } => {
-            quote!(#layers::Conv2d::new(#c_in, #c_out, #kernel, #stride, #padding, rng).expect(#what))
+            let ctor = if *bias {
+                quote!(new)
+            } else {
+                quote!(without_bias)
+            };
+            quote!(#layers::Conv2d::#ctor(#c_in, #c_out, #kernel, #stride, #padding, rng).expect(#what))
         }
         LayerKind::BatchNorm2d { c, eps, momentum } => quote! {{
             let mut __l = #layers::BatchNorm2d::new(#c).expect(#what);

@@ -7,13 +7,15 @@ use super::{positive, window_out};
 use crate::{init, Float, Module, Param, Result};
 
 /// 2-D convolution: `weight` of shape `[c_out, c_in, k, k]`, He-normal initialised (seed:
-/// N(0, 2 / (c_in·k·k))), a zero `bias` of shape `[c_out]`, and a stride and zero padding.
+/// N(0, 2 / (c_in·k·k))), a zero `bias` of shape `[c_out]` unless built
+/// [`without_bias`](Conv2d::without_bias), and a stride and zero padding.
 #[derive(Clone, Debug)]
 pub struct Conv2d<T: Float> {
     /// `[out_channels, in_channels, kernel, kernel]`.
     pub weight: Param<T>,
-    /// `[out_channels]`.
+    /// `[out_channels]`; empty (`[0]`) in a layer without a bias.
     pub bias: Param<T>,
+    has_bias: bool,
     in_channels: usize,
     out_channels: usize,
     kernel: usize,
@@ -43,6 +45,7 @@ impl<T: Float> Conv2d<T> {
         Ok(Conv2d {
             weight,
             bias: Param::zeros(&[out_channels])?,
+            has_bias: true,
             in_channels,
             out_channels,
             kernel,
@@ -50,6 +53,27 @@ impl<T: Float> Conv2d<T> {
             padding,
             training: true,
         })
+    }
+
+    /// A convolution with no bias (PyTorch's `bias=False`, usual before batch norm): it has
+    /// one parameter, `weight`.
+    pub fn without_bias(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let mut layer = Conv2d::new(in_channels, out_channels, kernel, stride, padding, rng)?;
+        layer.bias = Param::zeros(&[0])?;
+        layer.has_bias = false;
+        Ok(layer)
+    }
+
+    /// Whether the layer adds a bias.
+    pub fn has_bias(&self) -> bool {
+        self.has_bias
     }
 
     /// The number of input channels (the seed's `layer-input-size`).
@@ -91,11 +115,15 @@ impl<T: Float> Conv2d<T> {
 impl<T: Float> Module<T> for Conv2d<T> {
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
         f("weight", &self.weight);
-        f("bias", &self.bias);
+        if self.has_bias {
+            f("bias", &self.bias);
+        }
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
         f("weight", &mut self.weight);
-        f("bias", &mut self.bias);
+        if self.has_bias {
+            f("bias", &mut self.bias);
+        }
     }
     fn set_training_mode(&mut self, training: bool) {
         self.training = training;
@@ -150,5 +178,19 @@ mod tests {
             err.to_string(),
             "invalid argument to Conv2d: kernel 5 is larger than the padded input 4 (input 4, padding 0)"
         );
+    }
+
+    #[test]
+    fn without_bias_has_only_a_weight() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let layer = Conv2d::<f64>::without_bias(2, 3, 3, 1, 1, &mut rng).unwrap();
+        assert!(!layer.has_bias());
+        let mut names = Vec::new();
+        layer.visit_params(&mut |n, _| names.push(n.to_string()));
+        assert_eq!(names, ["weight"]);
+        assert_eq!(layer.num_parameters(), layer.weight.len());
+        assert!(Conv2d::<f64>::new(2, 3, 3, 1, 1, &mut rng)
+            .unwrap()
+            .has_bias());
     }
 }

@@ -7,13 +7,15 @@ use super::positive;
 use crate::{init, Float, Module, Param, Result};
 
 /// Fully connected layer: `weight` of shape `[out_features, in_features]`, Xavier-uniform
-/// initialised (seed), and a zero `bias` of shape `[out_features]`.
+/// initialised (seed), and a zero `bias` of shape `[out_features]` unless built
+/// [`without_bias`](Dense::without_bias) (PyTorch's `bias=False`).
 #[derive(Clone, Debug)]
 pub struct Dense<T: Float> {
     /// `[out_features, in_features]`.
     pub weight: Param<T>,
-    /// `[out_features]`.
+    /// `[out_features]`; empty (`[0]`) in a layer without a bias.
     pub bias: Param<T>,
+    has_bias: bool,
     in_features: usize,
     out_features: usize,
     training: bool,
@@ -30,10 +32,28 @@ impl<T: Float> Dense<T> {
         Ok(Dense {
             weight,
             bias: Param::zeros(&[out_features])?,
+            has_bias: true,
             in_features,
             out_features,
             training: true,
         })
+    }
+
+    /// A layer with no bias, `y = x · weightᵀ`: it has one parameter, `weight`.
+    pub fn without_bias(
+        in_features: usize,
+        out_features: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Self> {
+        let mut layer = Dense::new(in_features, out_features, rng)?;
+        layer.bias = Param::zeros(&[0])?;
+        layer.has_bias = false;
+        Ok(layer)
+    }
+
+    /// Whether the layer adds a bias.
+    pub fn has_bias(&self) -> bool {
+        self.has_bias
     }
 
     /// The number of input features (the seed's `layer-input-size`).
@@ -50,11 +70,15 @@ impl<T: Float> Dense<T> {
 impl<T: Float> Module<T> for Dense<T> {
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
         f("weight", &self.weight);
-        f("bias", &self.bias);
+        if self.has_bias {
+            f("bias", &self.bias);
+        }
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
         f("weight", &mut self.weight);
-        f("bias", &mut self.bias);
+        if self.has_bias {
+            f("bias", &mut self.bias);
+        }
     }
     fn set_training_mode(&mut self, training: bool) {
         self.training = training;
@@ -96,5 +120,17 @@ mod tests {
             "invalid argument to Dense: in_features must be positive, got 0"
         );
         assert!(Dense::<f64>::new(3, 0, &mut rng).is_err());
+    }
+
+    #[test]
+    fn without_bias_has_only_a_weight() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let layer = Dense::<f64>::without_bias(4, 3, &mut rng).unwrap();
+        assert!(!layer.has_bias());
+        let mut names = Vec::new();
+        layer.visit_params(&mut |n, _| names.push(n.to_string()));
+        assert_eq!(names, ["weight"]);
+        assert_eq!(layer.num_parameters(), layer.weight.len());
+        assert!(Dense::<f64>::new(4, 3, &mut rng).unwrap().has_bias());
     }
 }
