@@ -4,7 +4,7 @@
 #   scripts/compile-time.sh                  ResNet-18 (examples/resnet18.rs), 3 runs each
 #   scripts/compile-time.sh --scaling        generated models of 10, 20, 40 conv blocks
 #   scripts/compile-time.sh --scaling 10 80  ... of the given sizes
-#   scripts/compile-time.sh --all            both
+#   scripts/compile-time.sh --all [N...]     both
 #   --runs N                                 runs per measurement (default 3); medians printed
 #
 # Each measurement runs its command once untimed (to bring everything up to date), then
@@ -44,7 +44,8 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=$2; shift 2 ;;
         --scaling) DO_RESNET=0; DO_SCALING=1; shift
             while [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; do SIZES+=("$1"); shift; done ;;
-        --all) DO_RESNET=1; DO_SCALING=1; shift ;;
+        --all) DO_RESNET=1; DO_SCALING=1; shift
+            while [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; do SIZES+=("$1"); shift; done ;;
         -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
