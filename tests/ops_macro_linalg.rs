@@ -59,7 +59,7 @@ fn matmul_in_all_four_rank_cases() {
     check_fn!(mm, mm_vjp, [a => ga, b => gb], expected = matmul_k(&a.vals(), &b.vals(), 2, 3, 4), tol = 1e-7);
     check_fn!(mv, mv_vjp, [a => ga, x => gx], expected = matvec_k(&a.vals(), &x.vals(), 2, 3), tol = 1e-7);
     check_fn!(vm, vm_vjp, [v => gv, c => gc], expected = vecmat_k(&v.vals(), &c.vals(), 2, 3), tol = 1e-7);
-    check_fn!(vv, vv_vjp, [x => gx, y => gy], expected = vec![ops::dot(&x.vals(), &y.vals()).unwrap()], tol = 1e-7);
+    check_fn!(vv, vv_vjp, grad = vv_grad, [x => gx, y => gy], expected = vec![ops::dot(&x.vals(), &y.vals()).unwrap()], tol = 1e-7);
 }
 
 #[test]
@@ -86,7 +86,7 @@ model! {
 fn dot_and_dense() {
     let x: [f64; 3] = rnd(7, -1.0, 1.0);
     let y: [f64; 3] = rnd(8, -1.0, 1.0);
-    check_fn!(dot_fn, dot_fn_vjp, [x => gx, y => gy], expected = vec![ops::dot(&x.vals(), &y.vals()).unwrap()], tol = 1e-7);
+    check_fn!(dot_fn, dot_fn_vjp, grad = dot_fn_grad, [x => gx, y => gy], expected = vec![ops::dot(&x.vals(), &y.vals()).unwrap()], tol = 1e-7);
 
     let xs: [[f64; 3]; 2] = rnd(9, -1.0, 1.0);
     let w: [[f64; 3]; 4] = rnd(10, -1.0, 1.0);
@@ -115,7 +115,7 @@ fn values_used_twice() {
     assert_close!(g[0], want, 1e-12);
 
     let z: Vec<f64> = x.vals().iter().zip(y.vals()).map(|(a, b)| a + b).collect();
-    let g = check_fn!(energy, energy_vjp, [x => gx, y => gy], expected = vec![ops::dot(&z, &z).unwrap()], tol = 1e-7);
+    let g = check_fn!(energy, energy_vjp, grad = energy_grad, [x => gx, y => gy], expected = vec![ops::dot(&z, &z).unwrap()], tol = 1e-7);
     // d(z.z)/dx = 2z u
     let u = ops_macro_util::random_like(&0.0f64, 0x5eed);
     let want: Vec<f64> = z.iter().map(|z| 2.0 * z * u).collect();
@@ -123,8 +123,8 @@ fn values_used_twice() {
     assert_close!(g[1], want, 1e-12);
 
     let ax = matvec_k(&av, &x.vals(), 3, 3);
-    check_fn!(self_matvec, self_matvec_vjp, [a => ga, x => gx], expected = vec![ops::dot(&x.vals(), &ax).unwrap()], tol = 1e-7);
-    check_fn!(vv_self, vv_self_vjp, [x => gx], expected = vec![ops::dot(&x.vals(), &x.vals()).unwrap()], tol = 1e-7);
+    check_fn!(self_matvec, self_matvec_vjp, grad = self_matvec_grad, [a => ga, x => gx], expected = vec![ops::dot(&x.vals(), &ax).unwrap()], tol = 1e-7);
+    check_fn!(vv_self, vv_self_vjp, grad = vv_self_grad, [x => gx], expected = vec![ops::dot(&x.vals(), &x.vals()).unwrap()], tol = 1e-7);
     let xb = vecmat_k(&x.vals(), &av, 3, 3);
     check_fn!(vm_self, vm_self_vjp, [x => gx, a => ga], expected = vecmat_k(&xb, &av, 3, 3), tol = 1e-7);
     let mut out = vec![0.0; 9];

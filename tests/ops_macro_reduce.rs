@@ -40,10 +40,10 @@ model! {
 #[test]
 fn sum_mean_product() {
     let x: [[f64; 3]; 2] = rnd(1, -1.0, 1.0);
-    check_fn!(sum_fn, sum_fn_vjp, [x => gx], expected = vec![ops::sum(&x.vals())], tol = 1e-7);
-    check_fn!(mean_fn, mean_fn_vjp, [x => gx], expected = vec![ops::mean(&x.vals()).unwrap()], tol = 1e-7);
+    check_fn!(sum_fn, sum_fn_vjp, grad = sum_fn_grad, [x => gx], expected = vec![ops::sum(&x.vals())], tol = 1e-7);
+    check_fn!(mean_fn, mean_fn_vjp, grad = mean_fn_grad, [x => gx], expected = vec![ops::mean(&x.vals()).unwrap()], tol = 1e-7);
     let p: [f64; 5] = rnd(2, 0.5, 1.5);
-    check_fn!(product_fn, product_fn_vjp, [p => gp], expected = vec![ops::product(&p.vals())], tol = 1e-7);
+    check_fn!(product_fn, product_fn_vjp, grad = product_fn_grad, [p => gp], expected = vec![ops::product(&p.vals())], tol = 1e-7);
     // product of [2, 0, 3, 1, -1] = 0; only the zero gets a gradient: 2·3·1·(-1) = -6
     let (v, g) = product_fn_grad(&[2.0f64, 0.0, 3.0, 1.0, -1.0]);
     assert_eq!(v, 0.0);
@@ -60,7 +60,7 @@ fn sum_mean_product() {
 fn reduce_without_a_rule() {
     let x: [[f64; 3]; 2] = rnd(3, -1.0, 1.0);
     let xv = x.vals();
-    check_fn!(reduce_sum, reduce_sum_vjp, [x => gx], expected = vec![ops::reduce(&xv, 1.5, |a, v| a + v)], tol = 1e-7);
+    check_fn!(reduce_sum, reduce_sum_vjp, grad = reduce_sum_grad, [x => gx], expected = vec![ops::reduce(&xv, 1.5, |a, v| a + v)], tol = 1e-7);
     // hand-derived: 1.5 + 1 + 2 + 3 = 7.5 with gradient 1 each
     let (v, g) = reduce_sum_grad(&[[1.0f64, 2.0, 3.0], [0.0, 0.0, 0.0]]);
     assert_eq!((v, g), (7.5, [[1.0; 3]; 2]));
@@ -102,9 +102,9 @@ fn values_used_twice() {
     let xv = x.vals();
     let sq: Vec<f64> = xv.iter().map(|v| v * v).collect();
     let s = ops::sum(&xv);
-    check_fn!(sum_twice, sum_twice_vjp, [x => gx], expected = vec![s * s + ops::mean(&sq).unwrap()], tol = 1e-6);
-    check_fn!(product_twice, product_twice_vjp, [x => gx], expected = vec![ops::product(&xv) * ops::product(&sq)], tol = 1e-6);
-    check_fn!(reduce_twice, reduce_twice_vjp, [x => gx], expected = vec![s * ops::sum(&sq)], tol = 1e-6);
+    check_fn!(sum_twice, sum_twice_vjp, grad = sum_twice_grad, [x => gx], expected = vec![s * s + ops::mean(&sq).unwrap()], tol = 1e-6);
+    check_fn!(product_twice, product_twice_vjp, grad = product_twice_grad, [x => gx], expected = vec![ops::product(&xv) * ops::product(&sq)], tol = 1e-6);
+    check_fn!(reduce_twice, reduce_twice_vjp, grad = reduce_twice_grad, [x => gx], expected = vec![s * ops::sum(&sq)], tol = 1e-6);
     // hand-derived at x = [1, 2, 3]: sum² + mean(x²) = 36 + 14/3, gradient 2·6 + 2x/3;
     // product(x)·product(x²) = p³ = 216, gradient 3p³/x_i; sum(x)·sum(x²) = 84, gradient
     // 14 + 6·2x

@@ -43,9 +43,9 @@ model! {
 fn function_form() {
     let x: [[f64; 3]; 2] = rnd(1, -1.0, 1.0);
     let xv = x.vals();
-    check_fn!(reduce_squares, reduce_squares_vjp, [x => gx], expected = vec![ops::reduce(&xv, 0.0, |a, v| a + v * v)], tol = 1e-7);
+    check_fn!(reduce_squares, reduce_squares_vjp, grad = reduce_squares_grad, [x => gx], expected = vec![ops::reduce(&xv, 0.0, |a, v| a + v * v)], tol = 1e-7);
     // distinct values: the maximum is unique and the finite differences see no kink
-    let g = check_fn!(reduce_max, reduce_max_vjp, [x => gx], expected = vec![ops::reduce(&xv, -1000.0, f64::max)], tol = 1e-7);
+    let g = check_fn!(reduce_max, reduce_max_vjp, grad = reduce_max_grad, [x => gx], expected = vec![ops::reduce(&xv, -1000.0, f64::max)], tol = 1e-7);
     let imax = (0..6).max_by(|&i, &j| xv[i].total_cmp(&xv[j])).unwrap();
     let u = ops_macro_util::random_like(&0.0f64, 0x5eed);
     let mut want = vec![0.0; 6];
@@ -55,7 +55,7 @@ fn function_form() {
     let y: [f64; 3] = rnd(2, 0.5, 1.5);
     let yv = y.vals();
     let s: f64 = yv.iter().map(|v| v.powi(4)).sum();
-    check_fn!(reduce_twice, reduce_twice_vjp, [y => gy], expected = vec![s * ops::product(&yv)], tol = 1e-6);
+    check_fn!(reduce_twice, reduce_twice_vjp, grad = reduce_twice_grad, [y => gy], expected = vec![s * ops::product(&yv)], tol = 1e-6);
 
     // hand-derived: 1 + 4 + 9 = 14 with gradient [2, 4, 6]; max 7 at index 1
     let (v, g) = reduce_squares_grad(&[[1.0f32, 2.0, 3.0], [0.0, 0.0, 0.0]]);

@@ -121,11 +121,28 @@ pub fn assert_no_kinks(xs: &[f64], kinks: &[f64], gap: f64) {
 ///    gradient equals the central differences of `<u, f(..)>` to `tol`;
 /// 3. the same in `f32`: the value and every gradient agree with the `f64` ones to 1e-4.
 ///
+/// For a scalar `f`, `grad = f_grad` also checks that `f_grad(inputs)` is `f_vjp(inputs, 1)`.
+/// Returns the `f64` gradients, one `Vec` per input.
+///
 /// ```text
 /// check_fn!(mm, mm_vjp, [a => ga, b => gb], expected = kernel_result, tol = 1e-7);
+/// check_fn!(dot_fn, dot_fn_vjp, grad = dot_fn_grad, [x => gx, y => gy], expected = .., tol = ..);
 /// ```
 #[macro_export]
 macro_rules! check_fn {
+    ($f:ident, $vjp:ident, grad = $grad:ident, [$($x:ident => $gx:ident),+ $(,)?], expected = $expected:expr, tol = $tol:expr $(,)?) => {{
+        let g64 = $crate::check_fn!($f, $vjp, [$($x => $gx),+], expected = $expected, tol = $tol);
+        let by_grad = {
+            let (value, $($gx),+) = $grad($(&$x),+);
+            (value.vals(), vec![$($gx.vals()),+])
+        };
+        let by_vjp = {
+            let (value, $($gx),+) = $vjp($(&$x,)+ &1.0);
+            (value.vals(), vec![$($gx.vals()),+])
+        };
+        assert_eq!(by_grad, by_vjp, "{} differs from {} with upstream 1", stringify!($grad), stringify!($vjp));
+        g64
+    }};
     ($f:ident, $vjp:ident, [$($x:ident => $gx:ident),+ $(,)?], expected = $expected:expr, tol = $tol:expr $(,)?) => {{
         use $crate::ops_macro_util::{Arr as _, Vals as _};
         let out = $f($(&$x),+);
