@@ -847,7 +847,7 @@ impl<'a> GraphGen<'a> {
                         if self.__training {
                             #ops::dropout_backward(&*#mask, #dy, #g)?;
                         } else {
-                            for (__a, __d) in (#g).iter_mut().zip(#dy.iter()) { *__a += *__d; }
+                            for (__a, __d) in (#g).iter_mut().zip((#dy).iter()) { *__a += *__d; }
                         }
                     }
                 })
