@@ -9,7 +9,7 @@ use nanograd::assert_close;
 use nanograd::ops::{self, Conv2dGeom};
 use nanograd::prelude::*;
 use nanograd::rand::{rngs::StdRng, SeedableRng};
-use ops_macro_util::{check_param_grads, copy_to_f32, randomise_params, rnd, Vals};
+use ops_macro_util::{check_param_grads, copy_to_f32, randomise_params, rnd, Arr, Vals};
 
 model! {
     fn identity(x: [2, 3]) -> [2, 3] { x }
@@ -205,4 +205,54 @@ fn a_whole_cnn() {
     let t32: Vec<_> = t.iter().map(|r| r.map(|v| v as f32)).collect();
     assert_close!(m32.loss_backward(&x32, &t32).unwrap(), want, 1e-4);
     ops_macro_util::assert_grads_close(&model, &m32, 1e-3);
+}
+
+model! {
+    /// A workspace past the stack limit of the function form (4096 elements): on the heap.
+    fn big(x: [64, 80], w: [80]) -> [] { sum(tanh(x * w)) }
+}
+
+#[test]
+fn a_large_function() {
+    let x: [[f64; 80]; 64] = rnd(6, -1.0, 1.0);
+    let w: [f64; 80] = rnd(7, -1.0, 1.0);
+    let mut xw = vec![0.0; 5120];
+    ops::mul(&x.vals(), &w.vals(), &mut xw).unwrap();
+    let mut t = vec![0.0; 5120];
+    ops::tanh(&xw, &mut t).unwrap();
+    check_fn!(big, big_vjp, grad = big_grad, [x => gx, w => gw], expected = vec![ops::sum(&t)], tol = 1e-6);
+    let (_, gx, _) = big_grad(&x, &w);
+    // d tanh(x w)/dx = (1 - t²) w
+    let want: Vec<f64> = (0..5120).map(|i| (1.0 - t[i] * t[i]) * w[i % 80]).collect();
+    assert_close!(gx.vals(), want, 1e-12);
+}
+
+model! {
+    /// A struct model whose inputs and result have no batch dimension.
+    struct Fixed {
+        w: Param([2, 3]),
+    }
+
+    fn forward(x: [3]) -> [2] { matmul(w, x) }
+    fn loss(x: [3], s: []) -> [] { sum(forward(x) * s) }
+}
+
+#[test]
+fn a_struct_model_without_a_batch() {
+    let mut model = Fixed::<f64>::new(&mut StdRng::seed_from_u64(3));
+    let x: [f64; 3] = rnd(8, -1.0, 1.0);
+    let mut y = vec![0.0; 2];
+    ops::matvec(model.w.value(), &x, 2, 3, &mut y).unwrap();
+    let out: [f64; 2] = model.forward(&x).unwrap();
+    assert_close!(out, y, 1e-12);
+    let base = model.clone();
+    assert_close!(
+        model.loss_backward(&x, 1.5).unwrap(),
+        1.5 * (y[0] + y[1]),
+        1e-12
+    );
+    check_param_grads(&base, &model, |m| m.loss(&x, 1.5).unwrap(), 1e-6, &[]);
+    let mut m32 = Fixed::<f32>::new(&mut StdRng::seed_from_u64(4));
+    copy_to_f32(&base, &mut m32);
+    assert_close!(m32.forward(&x.to32()).unwrap(), y, 1e-5);
 }
