@@ -37,12 +37,10 @@ model! {
     }
 }
 
+type Binary = fn(&[f64], &[f64], &mut [f64]) -> nanograd::Result<()>;
+
 /// `y = op(a, b)` by the runtime kernel, on fresh output memory.
-fn binary(
-    f: fn(&[f64], &[f64], &mut [f64]) -> nanograd::Result<()>,
-    a: &[f64],
-    b: &[f64],
-) -> Vec<f64> {
+fn binary(f: Binary, a: &[f64], b: &[f64]) -> Vec<f64> {
     let mut y = vec![0.0; a.len().max(b.len())];
     f(a, b, &mut y).unwrap();
     y

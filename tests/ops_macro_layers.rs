@@ -438,17 +438,8 @@ model! {
     }
 }
 
-fn pool_k(
-    max: bool,
-    x: &[f64],
-    n: usize,
-    c: usize,
-    hw: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-) -> Vec<f64> {
-    let g = Pool2dGeom::new(c, hw, hw, k, s, p).unwrap();
+/// Max or average pooling of `n` images by the kernel, with geometry `g`.
+fn pool_k(max: bool, x: &[f64], n: usize, g: Pool2dGeom) -> Vec<f64> {
     let mut y = vec![0.0; n * g.output_len()];
     if max {
         ops::max_pool2d(&g, x, n, &mut y).unwrap();
@@ -466,11 +457,12 @@ fn pooling_layers() {
     let u: Vec<[[[f64; 2]; 2]; 2]> = batch(2, 150);
     let v: Vec<[[[f64; 4]; 4]; 2]> = batch(2, 160);
     let h = conv_k(&flat(&x), &model.conv, true, 2, 4);
-    let mx = pool_k(true, &h, 2, 2, 4, 2, 2, 0);
+    let mx = pool_k(true, &h, 2, Pool2dGeom::new(2, 4, 4, 2, 2, 0).unwrap());
     assert_close!(flat(&model.maxed(&x).unwrap()), mx, 1e-12);
-    let av = pool_k(false, &h, 2, 2, 4, 3, 1, 1);
+    let av = pool_k(false, &h, 2, Pool2dGeom::new(2, 4, 4, 3, 1, 1).unwrap());
     assert_close!(flat(&model.averaged(&x).unwrap()), av, 1e-12);
-    let mm = pool_k(true, &pool_k(true, &av, 2, 2, 4, 2, 2, 0), 2, 2, 2, 2, 2, 0);
+    let half = |hw| Pool2dGeom::new(2, hw, hw, 2, 2, 0).unwrap();
+    let mm = pool_k(true, &pool_k(true, &av, 2, half(4)), 2, half(2));
     let want =
         ops_macro_util::dotv(&mx, &flat(&u)) + ops_macro_util::dotv(&av, &flat(&v)) + ops::sum(&mm);
 
