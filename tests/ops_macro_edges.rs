@@ -256,3 +256,49 @@ fn a_struct_model_without_a_batch() {
     copy_to_f32(&base, &mut m32);
     assert_close!(m32.forward(&x.to32()).unwrap(), y, 1e-5);
 }
+
+#[test]
+fn a_reused_workspace_holding_garbage_changes_nothing() {
+    let mut model = Cnn::<f64>::new(&mut StdRng::seed_from_u64(5));
+    randomise_params(&mut model, 30, -0.5, 0.5);
+    let x: Vec<[[[f64; 8]; 8]; 1]> = (0..3).map(|i| rnd(40 + i, -1.0, 1.0)).collect();
+    let t: Vec<[f64; 3]> = vec![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.2, 0.3, 0.5]];
+    let fresh = model.forward(&x).unwrap();
+    let loss = model.loss(&x, &t).unwrap();
+    let mut ws = Workspace::<f64>::new();
+    ws.split(1 << 16).0.fill(f64::NAN);
+    let mut out = vec![[0.0; 3]; 3];
+    model.forward_into(&x, &mut out, &mut ws).unwrap();
+    assert_eq!(out, fresh);
+    ws.split(1 << 16).0.fill(f64::NAN);
+    assert_eq!(model.loss_into(&x, &t, &mut ws).unwrap(), loss);
+    // a smaller batch after a larger one, in the same workspace
+    model.forward_into(&x[..1], &mut out[..1], &mut ws).unwrap();
+    assert_eq!(out[0], model.forward(&x[..1]).unwrap()[0]);
+    // the backward pass reuses the model's own workspace: a second step gives the same
+    // gradients (accumulated twice)
+    let mut twice = model.clone();
+    model.loss_backward(&x, &t).unwrap();
+    twice.loss_backward(&x[..2], &t[..2]).unwrap();
+    twice.zero_grad();
+    twice.loss_backward(&x, &t).unwrap();
+    let mut again = model.clone();
+    again.loss_backward(&x, &t).unwrap();
+    let (p1, p2, p3) = (
+        ops_macro_util::params(&model),
+        ops_macro_util::params(&twice),
+        ops_macro_util::params(&again),
+    );
+    for ((g1, g2), g3) in p1
+        .iter()
+        .map(|p| &p.2)
+        .zip(p2.iter().map(|p| &p.2))
+        .zip(p3.iter().map(|p| &p.2))
+    {
+        let doubled: Vec<f64> = g1.iter().map(|g| 2.0 * g).collect();
+        assert_close!(g3, doubled, 1e-12);
+        // `twice` ran one step on two samples first: batch norm's running statistics moved,
+        // which training mode does not read
+        assert_close!(g2, g1, 1e-12);
+    }
+}
