@@ -743,8 +743,10 @@ impl<'a> GraphGen<'a> {
             }
             Op::Reduce { rule, .. } => {
                 let a = x(0);
+                // the rule's type is named: inside a bare `Some(..)` rustc cannot infer the
+                // closure's signature (its `&[T]` for every lifetime) and rejects it
                 let rule = match rule {
-                    Some(r) => quote!(Some(#r)),
+                    Some(r) => quote!(Some::<#ops::GradientRule<T>>(#r)),
                     None => quote!(None::<#ops::GradientRule<T>>),
                 };
                 plain(&|g| quote! { #ops::reduce_backward(#a, #dy0, #rule, #g)?; })
