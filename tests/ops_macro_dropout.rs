@@ -89,7 +89,7 @@ fn dropout_in_training_mode() {
     let h = dense_k(x.as_flattened(), &model.fc, 3);
     let mut rng = Workspace::<f64>::with_seed(7);
     let (mut mask, mut y) = (vec![0.0; 18], vec![0.0; 18]);
-    ops::dropout(&h, 0.5, rng.rng(), &mut mask, &mut y).unwrap();
+    ops::dropout(&h, 0.5, rng.rng_mut(), &mut mask, &mut y).unwrap();
     let mut out = [[0.0f64; 6]; 3];
     model
         .forward_into(&x, &mut out, &mut Workspace::with_seed(7))
