@@ -1,9 +1,7 @@
 //! ResNet-18 for 3x32x32 images (the CIFAR variant of He et al.: a 3x3 stem, no stem pool)
 //! in one `model!` block: 20 convolutions, each followed by batch norm, 8 basic blocks with
 //! residual `+`, 1x1 convolution shortcuts where the shape changes, global average pooling,
-//! a dense classifier to 10 classes. PyTorch's model of this shape has 11,173,962
-//! parameters; `summary()` here also lists a `bias` of every convolution, unused and zero
-//! under `bias = false` (4,800 more), because the runtime's `Conv2d` always carries one.
+//! a dense classifier to 10 classes: 11,173,962 parameters, as PyTorch's model of this shape.
 //!
 //! The file is also the workload of `scripts/compile-time.sh`, which times how long
 //! `cargo check` takes to expand and check this model.
