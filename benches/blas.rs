@@ -2,6 +2,8 @@
 //!
 //! Each benchmark's throughput is its count of floating-point operations (`2 m n k` for GEMM,
 //! `2 m n` for GEMV), so criterion's `elem/s` reads as FLOP/s: `Gelem/s` = GFLOP/s.
+//! The `peak` group measures the core's own ceiling: independent AVX-512 FMA chains with no
+//! memory traffic (16 f32 or 8 f64 lanes, two flops per lane per FMA).
 //! One thread: run OpenBLAS with `OPENBLAS_NUM_THREADS=1`; MKL is linked sequential and the
 //! `gemm` crate is called with `Parallelism::None`. Commands and results: BENCHMARKS.md.
 //!
@@ -89,7 +91,66 @@ fn bench_sgemv(c: &mut Criterion) {
     group.finish();
 }
 
+/// Single-thread FMA peak: `CHAINS` independent AVX-512 accumulators, enough to hide the
+/// FMA latency on both FMA pipes, so the loop runs at the core's FMA throughput.
+#[cfg(target_arch = "x86_64")]
+mod peak {
+    use std::arch::x86_64::*;
+
+    pub const CHAINS: usize = 12;
+
+    #[target_feature(enable = "avx512f")]
+    pub fn fma_f32(rounds: usize, a: f32, b: f32) -> f32 {
+        let (a, b) = (_mm512_set1_ps(a), _mm512_set1_ps(b));
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub fn fma_f64(rounds: usize, a: f64, b: f64) -> f64 {
+        let (a, b) = (_mm512_set1_pd(a), _mm512_set1_pd(b));
+        let mut acc = [_mm512_set1_pd(1.0); CHAINS];
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_pd(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_pd(v)).sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn bench_peak(c: &mut Criterion) {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return;
+    }
+    const ROUNDS: usize = 1 << 14;
+    let mut group = c.benchmark_group("peak");
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    let fmas = (ROUNDS * peak::CHAINS) as u64;
+    group.throughput(Throughput::Elements(fmas * 16 * 2));
+    group.bench_function("avx512_fma_f32", |bench| {
+        // SAFETY: AVX-512F was detected above.
+        bench.iter(|| unsafe { peak::fma_f32(ROUNDS, black_box(0.999_9), black_box(1e-4)) })
+    });
+    group.throughput(Throughput::Elements(fmas * 8 * 2));
+    group.bench_function("avx512_fma_f64", |bench| {
+        // SAFETY: AVX-512F was detected above.
+        bench.iter(|| unsafe { peak::fma_f64(ROUNDS, black_box(0.999_9), black_box(1e-4)) })
+    });
+    group.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn bench_peak(_: &mut Criterion) {}
+
 fn blas(c: &mut Criterion) {
+    bench_peak(c);
     bench_gemm::<f32>(c, "sgemm");
     bench_gemm::<f64>(c, "dgemm");
     bench_sgemv(c);
