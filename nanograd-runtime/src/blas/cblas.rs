@@ -5,9 +5,7 @@ use super::{check_gemm, check_gemv, check_same_len, Scalar, Trans};
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use std::os::raw::c_int;
 
-// Link the provider's library.
-#[cfg(all(feature = "openblas", not(feature = "mkl")))]
-extern crate openblas_src as _;
+// The provider's library is linked by build.rs.
 
 fn trans(t: Trans) -> CBLAS_TRANSPOSE {
     match t {

@@ -1,0 +1,160 @@
+//! GEMM and GEMV throughput of the BLAS provider compiled in, through `nanograd::blas`.
+//!
+//! Each benchmark's throughput is its count of floating-point operations (`2 m n k` for GEMM,
+//! `2 m n` for GEMV), so criterion's `elem/s` reads as FLOP/s: `Gelem/s` = GFLOP/s.
+//! The `peak` group measures the core's own ceiling: independent AVX-512 FMA chains with no
+//! memory traffic (16 f32 or 8 f64 lanes, two flops per lane per FMA).
+//! One thread: run OpenBLAS with `OPENBLAS_NUM_THREADS=1`; MKL is linked sequential and the
+//! `gemm` crate is called with `Parallelism::None`. Commands and results: BENCHMARKS.md.
+//!
+//! ```sh
+//! cargo bench --bench blas -- --warm-up-time 1 --measurement-time 3
+//! OPENBLAS_NUM_THREADS=1 cargo bench --bench blas --features openblas -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --bench blas --features mkl -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use nanograd::blas::{gemm, gemv, Trans, PROVIDER};
+use nanograd::Float;
+use std::hint::black_box;
+
+/// Square GEMM sizes.
+const GEMM_SIZES: [usize; 6] = [32, 64, 128, 256, 512, 1024];
+/// GEMV shapes `[m, n]` of `A`: a 784 -> 128 dense layer's weight, and a large square.
+const GEMV_SHAPES: [(usize, usize); 2] = [(128, 784), (1024, 1024)];
+
+/// `len` deterministic values in `[-1, 1)`.
+fn fill<T: Float>(len: usize, seed: usize) -> Vec<T> {
+    (0..len)
+        .map(|i| T::from_f64(((i * 7919 + seed * 104_729) % 2000) as f64 / 1000.0 - 1.0))
+        .collect()
+}
+
+fn bench_gemm<T: Float>(c: &mut Criterion, name: &str) {
+    let mut group = c.benchmark_group(format!("{name}/{PROVIDER}"));
+    // Flat sampling: the same iteration count per sample, for runs of milliseconds each.
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    for n in GEMM_SIZES {
+        let (a, b) = (fill::<T>(n * n, 1), fill::<T>(n * n, 2));
+        let mut out = vec![T::zero(); n * n];
+        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+        group.bench_function(BenchmarkId::from_parameter(n), |bench| {
+            bench.iter(|| {
+                gemm(
+                    Trans::No,
+                    Trans::No,
+                    n,
+                    n,
+                    n,
+                    T::one(),
+                    black_box(&a),
+                    n,
+                    black_box(&b),
+                    n,
+                    T::zero(),
+                    &mut out,
+                    n,
+                );
+                black_box(&mut out);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_sgemv(c: &mut Criterion) {
+    let mut group = c.benchmark_group(format!("sgemv/{PROVIDER}"));
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    for (m, n) in GEMV_SHAPES {
+        let (a, x) = (fill::<f32>(m * n, 3), fill::<f32>(n, 4));
+        let mut y = vec![0.0f32; m];
+        group.throughput(Throughput::Elements(2 * (m * n) as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{m}x{n}")), |bench| {
+            bench.iter(|| {
+                gemv(
+                    Trans::No,
+                    m,
+                    n,
+                    1.0,
+                    black_box(&a),
+                    n,
+                    black_box(&x),
+                    0.0,
+                    &mut y,
+                );
+                black_box(&mut y);
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Single-thread FMA peak: `CHAINS` independent AVX-512 accumulators, enough to hide the
+/// FMA latency on both FMA pipes, so the loop runs at the core's FMA throughput.
+#[cfg(target_arch = "x86_64")]
+mod peak {
+    use std::arch::x86_64::*;
+
+    pub const CHAINS: usize = 12;
+
+    #[target_feature(enable = "avx512f")]
+    pub fn fma_f32(rounds: usize, a: f32, b: f32) -> f32 {
+        let (a, b) = (_mm512_set1_ps(a), _mm512_set1_ps(b));
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub fn fma_f64(rounds: usize, a: f64, b: f64) -> f64 {
+        let (a, b) = (_mm512_set1_pd(a), _mm512_set1_pd(b));
+        let mut acc = [_mm512_set1_pd(1.0); CHAINS];
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_pd(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_pd(v)).sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn bench_peak(c: &mut Criterion) {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return;
+    }
+    const ROUNDS: usize = 1 << 14;
+    let mut group = c.benchmark_group("peak");
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    let fmas = (ROUNDS * peak::CHAINS) as u64;
+    group.throughput(Throughput::Elements(fmas * 16 * 2));
+    group.bench_function("avx512_fma_f32", |bench| {
+        // SAFETY: AVX-512F was detected above.
+        bench.iter(|| unsafe { peak::fma_f32(ROUNDS, black_box(0.999_9), black_box(1e-4)) })
+    });
+    group.throughput(Throughput::Elements(fmas * 8 * 2));
+    group.bench_function("avx512_fma_f64", |bench| {
+        // SAFETY: AVX-512F was detected above.
+        bench.iter(|| unsafe { peak::fma_f64(ROUNDS, black_box(0.999_9), black_box(1e-4)) })
+    });
+    group.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn bench_peak(_: &mut Criterion) {}
+
+fn blas(c: &mut Criterion) {
+    bench_peak(c);
+    bench_gemm::<f32>(c, "sgemm");
+    bench_gemm::<f64>(c, "dgemm");
+    bench_sgemv(c);
+}
+
+criterion_group!(benches, blas);
+criterion_main!(benches);
