@@ -93,13 +93,7 @@ fn dense_and_param() {
     let loss = model.loss_backward(&x, &u).unwrap();
     assert_close!(loss, ops_macro_util::dotv(&out, u.as_flattened()), 1e-12);
     // `head` has no bias in the graph: its `bias` parameter gets no gradient
-    let names = check_param_grads(
-        &base,
-        &model,
-        |m| m.loss(&x, &u).unwrap(),
-        1e-6,
-        &[],
-    );
+    let names = check_param_grads(&base, &model, |m| m.loss(&x, &u).unwrap(), 1e-6, &[]);
     // `bias = false`: no bias parameter at all, as PyTorch's `bias=False`
     assert!(!model.head.has_bias());
     assert_eq!(
@@ -177,13 +171,7 @@ fn conv2d_layers() {
     let base = model.clone();
     let loss = model.loss_backward(&x, &u).unwrap();
     assert_close!(loss, ops_macro_util::dotv(&out, &flat(&u)), 1e-12);
-    let names = check_param_grads(
-        &base,
-        &model,
-        |m| m.loss(&x, &u).unwrap(),
-        1e-6,
-        &[],
-    );
+    let names = check_param_grads(&base, &model, |m| m.loss(&x, &u).unwrap(), 1e-6, &[]);
     assert!(!model.same.has_bias());
     assert_eq!(names, ["conv.weight", "conv.bias", "same.weight"]);
 

@@ -31,7 +31,7 @@ model! {
     }
 }
 
-/// The same network written out flat, to compare against.
+// The same network written out flat, to compare against.
 model! {
     pub struct Flat {
         inp: Dense(3 -> 4),

@@ -891,7 +891,7 @@ impl Lower<'_> {
         if let (true, Some(r)) = (wants_grad, &ret) {
             if !r.is_scalar() {
                 self.errs.at(
-                    &f.ret.dims.first().map_or_else(|| f.name.to_token_stream(), |d| match d {
+                    f.ret.dims.first().map_or_else(|| f.name.to_token_stream(), |d| match d {
                         DimSyn::Lit(l) => l.to_token_stream(),
                         DimSyn::Name(n) => n.to_token_stream(),
                     }),
@@ -1226,7 +1226,7 @@ impl Lower<'_> {
         env: &Env,
     ) -> Option<NodeId> {
         let callee = &self.fns[fi];
-        if self.stack.iter().any(|(n, _)| *n == name.to_string()) {
+        if self.stack.iter().any(|(n, _)| name == n) {
             self.errs.at(
                 name,
                 format!("`{name}` calls itself; a model fn cannot be recursive"),
@@ -1914,11 +1914,7 @@ impl Lower<'_> {
                 Some(self.push(Op::Reshape, args.to_vec(), shape))
             }
             "flatten" => {
-                let n = if s[0].is_batched() {
-                    s[0].numel_fixed()
-                } else {
-                    s[0].numel_fixed()
-                };
+                let n = s[0].numel_fixed();
                 let shape = s[0].batch_then(&[n]);
                 Some(self.push(Op::Reshape, args.to_vec(), shape))
             }
