@@ -11,6 +11,7 @@
 //! - [`testing`]: `assert_close!` and central-difference gradient checks.
 
 pub mod blas;
+pub mod data;
 mod error;
 mod float;
 pub mod init;
