@@ -62,6 +62,111 @@ thread_local! {
     ));
 }
 
+// nanograd patch: per-thread scratch reused across calls instead of allocated per call.
+// Upstream `gemm_basic_generic` allocates a packing `MemBuffer` and a `did_pack_lhs` vector
+// on every call (there is no workspace API: sarah-quinones/gemm#24). Here a call takes its
+// thread's buffer out of one of these slots, grows it only when it is too small, and puts it
+// back when the call returns, so a thread's GEMMs allocate only while their sizes grow. A
+// call that finds a slot empty (a call nested inside another on the same thread) allocates
+// as upstream does: nothing is borrowed across the call, so nothing can panic.
+#[cfg(feature = "std")]
+thread_local! {
+    static PACKING_MEM: core::cell::Cell<Option<dyn_stack::MemBuffer>> =
+        const { core::cell::Cell::new(None) };
+    static DID_PACK_LHS: core::cell::Cell<Option<alloc::vec::Vec<bool>>> =
+        const { core::cell::Cell::new(None) };
+}
+
+/// nanograd patch: a value taken out of a thread-local slot for one call, put back on drop.
+#[cfg(feature = "std")]
+struct Reused<T: 'static> {
+    slot: &'static std::thread::LocalKey<core::cell::Cell<Option<T>>>,
+    value: core::mem::ManuallyDrop<T>,
+}
+
+#[cfg(feature = "std")]
+impl<T: 'static> Reused<T> {
+    /// Takes this thread's value out of `slot` if there is one and it `fits`, otherwise drops
+    /// it and makes a new one with `new`.
+    fn take(
+        slot: &'static std::thread::LocalKey<core::cell::Cell<Option<T>>>,
+        fits: impl FnOnce(&T) -> bool,
+        new: impl FnOnce() -> T,
+    ) -> Self {
+        let value = match slot.try_with(core::cell::Cell::take).ok().flatten() {
+            Some(value) if fits(&value) => value,
+            unfit => {
+                drop(unfit);
+                new()
+            }
+        };
+        Self {
+            slot,
+            value: core::mem::ManuallyDrop::new(value),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<T: 'static> Drop for Reused<T> {
+    fn drop(&mut self) {
+        // SAFETY: `value` is taken only here, and `self` is not used after `drop`.
+        let value = unsafe { core::mem::ManuallyDrop::take(&mut self.value) };
+        // during thread teardown the slot may be gone: then `value` is simply dropped
+        let _ = self.slot.try_with(move |slot| slot.set(Some(value)));
+    }
+}
+
+#[cfg(feature = "std")]
+impl<T: 'static> core::ops::Deref for Reused<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+#[cfg(feature = "std")]
+impl<T: 'static> core::ops::DerefMut for Reused<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+/// nanograd patch: this thread's packing buffer, replaced by a new one if it cannot hold
+/// `req` (upstream: `dyn_stack::MemBuffer::new(req)`).
+#[cfg(feature = "std")]
+fn packing_mem(req: StackReq) -> Reused<dyn_stack::MemBuffer> {
+    Reused::take(
+        &PACKING_MEM,
+        |mem| {
+            // `req` is laid out from a base aligned to `req.align_bytes()`
+            let align = req.align_bytes();
+            align != 0 && mem.len() >= req.size_bytes() && mem.as_ptr().align_offset(align) == 0
+        },
+        || dyn_stack::MemBuffer::new(req),
+    )
+}
+
+#[cfg(not(feature = "std"))]
+fn packing_mem(req: StackReq) -> dyn_stack::MemBuffer {
+    dyn_stack::MemBuffer::new(req)
+}
+
+/// nanograd patch: this thread's `did_pack_lhs` flags, `len` of them, all `false`
+/// (upstream: `alloc::vec![false; len]`).
+#[cfg(feature = "std")]
+fn did_pack_lhs_flags(len: usize) -> Reused<alloc::vec::Vec<bool>> {
+    let mut flags = Reused::take(&DID_PACK_LHS, |_| true, alloc::vec::Vec::new);
+    flags.clear();
+    flags.resize(len, false);
+    flags
+}
+
+#[cfg(not(feature = "std"))]
+fn did_pack_lhs_flags(len: usize) -> alloc::vec::Vec<bool> {
+    alloc::vec![false; len]
+}
+
 pub trait Conj: Copy {
     fn conj(self) -> Self;
 }
@@ -434,7 +539,8 @@ pub unsafe fn gemm_basic_generic<
             },
             simd_align,
         );
-        Some(dyn_stack::MemBuffer::new(rhs_req.and(lhs_req)))
+        // nanograd patch: was `Some(dyn_stack::MemBuffer::new(rhs_req.and(lhs_req)))`
+        Some(packing_mem(rhs_req.and(lhs_req)))
     } else {
         None
     };
@@ -487,8 +593,9 @@ pub unsafe fn gemm_basic_generic<
     let packed_rhs_rs = if do_pack_rhs { NR as isize } else { rhs_rs };
     let packed_rhs_cs = if do_pack_rhs { 1 } else { rhs_cs };
 
-    let mut did_pack_lhs = alloc::vec![false; mc / MR];
-    let did_pack_lhs = Ptr((&mut *did_pack_lhs) as *mut _);
+    // nanograd patch: was `alloc::vec![false; mc / MR]`
+    let mut did_pack_lhs = did_pack_lhs_flags(mc / MR);
+    let did_pack_lhs = Ptr(&mut did_pack_lhs[..] as *mut [bool]);
 
     let mut col_outer = 0;
     while col_outer != n {
@@ -650,10 +757,12 @@ pub unsafe fn gemm_basic_generic<
             }
 
             let func = move |tid, packed_lhs: Ptr<T>| {
+                // nanograd patch: was `alloc::vec![false; if tid > 0 { mc / MR } else { 0 }]`
+                // (a helper thread of the parallel path reuses its own thread's flags)
                 let mut did_pack_lhs_storage =
-                    alloc::vec![false; if tid > 0 { mc / MR } else { 0 }];
+                    did_pack_lhs_flags(if tid > 0 { mc / MR } else { 0 });
                 let did_pack_lhs = if tid > 0 {
-                    &mut *did_pack_lhs_storage
+                    &mut did_pack_lhs_storage[..]
                 } else {
                     &mut *({ did_pack_lhs }.0)
                 };
@@ -1169,4 +1278,128 @@ macro_rules! gemm_cplx_def {
         #[cfg(all(feature = "x86-v4", any(target_arch = "x86", target_arch = "x86_64")))]
         $crate::__inject_mod_cplx!(avx512f, $ty, 4 * $multiplier, V4);
     };
+}
+
+// nanograd patch: tests of the reused per-thread buffers (`cargo test -p gemm-common`).
+#[cfg(all(test, feature = "std"))]
+mod nanograd_patch_tests {
+    use super::*;
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    /// Counts the allocations of the current thread.
+    struct CountingAlloc;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    unsafe impl GlobalAlloc for CountingAlloc {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            System.alloc(layout)
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            System.realloc(ptr, layout, new_size)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout)
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: CountingAlloc = CountingAlloc;
+
+    fn allocations_of(f: impl FnOnce()) -> usize {
+        let before = ALLOCATIONS.with(Cell::get);
+        f();
+        ALLOCATIONS.with(Cell::get) - before
+    }
+
+    fn req(bytes: usize) -> StackReq {
+        StackReq::new_aligned::<u8>(bytes, CACHELINE_ALIGN)
+    }
+
+    /// Takes this thread's packing buffer for `bytes` and checks that it holds them.
+    fn use_packing_mem(bytes: usize) {
+        let mem = packing_mem(req(bytes));
+        assert!(mem.len() >= bytes);
+        assert_eq!(mem.as_ptr().align_offset(CACHELINE_ALIGN), 0);
+    }
+
+    #[test]
+    fn the_counter_counts() {
+        assert_eq!(allocations_of(|| drop(std::vec![0u8; 10])), 1);
+    }
+
+    #[test]
+    fn packing_mem_is_reused_while_it_fits_and_grows_otherwise() {
+        use_packing_mem(4096);
+        let n = allocations_of(|| [1000, 4096, 10, 4096].into_iter().for_each(use_packing_mem));
+        assert_eq!(n, 0, "requests that fit reuse the buffer");
+        assert_eq!(
+            allocations_of(|| use_packing_mem(1 << 20)),
+            1,
+            "a larger one grows it"
+        );
+        let n = allocations_of(|| [10, 1 << 20, 4096].into_iter().for_each(use_packing_mem));
+        assert_eq!(n, 0, "the grown buffer is kept");
+    }
+
+    #[test]
+    fn a_nested_call_gets_its_own_buffers_instead_of_panicking() {
+        use_packing_mem(256);
+        drop(did_pack_lhs_flags(4));
+        let outer = packing_mem(req(256));
+        let flags = did_pack_lhs_flags(4);
+        let n = allocations_of(|| {
+            let inner = packing_mem(req(256));
+            assert_ne!(inner.as_ptr(), outer.as_ptr());
+            let inner_flags = did_pack_lhs_flags(4);
+            assert_ne!(inner_flags.as_ptr(), flags.as_ptr());
+        });
+        assert_eq!(n, 2, "the nested call allocates as upstream does");
+        let (kept, kept_flags) = (outer.as_ptr(), flags.as_ptr());
+        drop((outer, flags));
+        // the outer call's buffers, returned last, are the ones kept
+        assert_eq!(packing_mem(req(256)).as_ptr(), kept);
+        assert_eq!(did_pack_lhs_flags(4).as_ptr(), kept_flags);
+    }
+
+    #[test]
+    fn did_pack_lhs_flags_are_all_false_and_reuse_their_storage() {
+        let mut flags = did_pack_lhs_flags(8);
+        assert_eq!(&flags[..], &[false; 8]);
+        flags.fill(true);
+        drop(flags);
+        let n = allocations_of(|| {
+            let flags = did_pack_lhs_flags(5);
+            assert_eq!(
+                &flags[..],
+                &[false; 5],
+                "flags set by an earlier call are cleared"
+            );
+            drop(flags);
+            assert_eq!(&did_pack_lhs_flags(8)[..], &[false; 8]);
+        });
+        assert_eq!(n, 0);
+        assert_eq!(
+            allocations_of(|| drop(did_pack_lhs_flags(9))),
+            1,
+            "more flags grow it"
+        );
+    }
+
+    #[test]
+    fn each_thread_has_its_own_buffers() {
+        use_packing_mem(512);
+        let here = packing_mem(req(512)).as_ptr() as usize;
+        // this thread's buffer stays alive in its slot while the other thread takes its own
+        let there = std::thread::spawn(|| packing_mem(req(512)).as_ptr() as usize)
+            .join()
+            .unwrap();
+        assert_ne!(here, there);
+        assert_eq!(allocations_of(|| use_packing_mem(512)), 0);
+    }
 }
