@@ -3,14 +3,11 @@
 //! buffer, and a whole training step (`zero_grad`, `loss_backward`, `Optimizer::step`) after
 //! the first one, which grows the model's workspace and allocates the optimizer's state.
 //!
-//! The default BLAS provider, the pure-Rust `gemm` crate (0.19), allocates inside GEMM:
-//! gemm-common's `gemm_basic_generic` builds a `vec![false; mc / MR]` on every call whose
-//! `m` reaches the kernel's row block, and a `dyn_stack::MemBuffer` whenever it packs an
-//! operand (upstream: sarah-quinones/gemm#24, no workspace API). Every allocation left after
-//! the warm-up is one of those; with `blas/pure.rs` calling a GEMM that does not allocate,
-//! every test here passes. The tests that reach such a GEMM (batch 64, convolutions, every
-//! backward pass) are therefore ignored under the default provider; run them with
-//! `cargo test --test no_alloc -- --include-ignored`.
+//! Every provider is covered, the default one included: upstream gemm-common 0.19 (under
+//! the pure-Rust `gemm` crate) allocates a packing buffer and a `did_pack_lhs` vector on
+//! every GEMM call (sarah-quinones/gemm#24, no workspace API); the copy vendored in
+//! `vendor/gemm-common` reuses per-thread buffers instead, grown by the warm-up
+//! (`vendor/gemm-common/NANOGRAD-PATCH.md`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -174,10 +171,6 @@ fn mlp_inference_at_batch_1_allocates_nothing() {
 }
 
 #[test]
-#[cfg_attr(
-    not(any(feature = "openblas", feature = "mkl")),
-    ignore = "the gemm crate allocates in GEMM (see the module doc)"
-)]
 fn mlp_inference_at_batch_64_allocates_nothing() {
     let model = Mlp::<f32>::new(&mut StdRng::seed_from_u64(1));
     let n = mlp_inference_allocations(&model, &mut Workspace::new(), 64);
@@ -202,10 +195,6 @@ fn a_workspace_grown_for_64_rows_serves_1_without_growing() {
 }
 
 #[test]
-#[cfg_attr(
-    not(any(feature = "openblas", feature = "mkl")),
-    ignore = "the gemm crate allocates in GEMM (see the module doc)"
-)]
 fn cnn_eval_inference_allocates_nothing() {
     let mut model = Cnn::<f32>::new(&mut StdRng::seed_from_u64(4));
     model.set_eval_mode();
@@ -277,10 +266,6 @@ fn optimizers() -> Vec<(&'static str, Box<dyn Optimizer<f32>>)> {
 }
 
 #[test]
-#[cfg_attr(
-    not(any(feature = "openblas", feature = "mkl")),
-    ignore = "the gemm crate allocates in GEMM (see the module doc)"
-)]
 fn mlp_training_step_allocates_nothing_after_the_first() {
     let x = rows::<f32, 784>(30, 64);
     let t = one_hot(64);
@@ -296,10 +281,6 @@ fn mlp_training_step_allocates_nothing_after_the_first() {
 }
 
 #[test]
-#[cfg_attr(
-    not(any(feature = "openblas", feature = "mkl")),
-    ignore = "the gemm crate allocates in GEMM (see the module doc)"
-)]
 fn cnn_training_step_allocates_nothing_after_the_first() {
     let x = images(40, 8);
     let t = one_hot(8);
