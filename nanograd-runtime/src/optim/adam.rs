@@ -119,6 +119,50 @@ fn new_state<T: Float>(keys: ParamKeys, amsgrad: bool) -> AdamState<T> {
     }
 }
 
+/// The constants of one Adam step.
+struct Consts<T> {
+    /// Decoupled decay factor `1 - lr·w` (AdamW), applied to the parameter first.
+    shrink: T,
+    /// Coupled weight decay `w`: `g += w·p` (Adam).
+    wd: T,
+    /// `1 - beta1`, the weight of the new gradient in the first moment.
+    w1: T,
+    b2: T,
+    /// `1 - beta2`.
+    w2: T,
+    bc2_sqrt: T,
+    eps: T,
+    /// `-lr / (1 - beta1^t)`.
+    neg_step: T,
+}
+
+/// One parameter's Adam update without amsgrad. The options are constants of the
+/// instantiation, so the loop has no branch and vectorises; the arithmetic is exactly the
+/// general path's (`coupled`, `lerp` with its `w < 0.5` branch resolved by `SMALL_W`).
+#[inline]
+fn update<T: Float, const WD: bool, const SHRINK: bool, const SMALL_W: bool>(
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    k: &Consts<T>,
+) {
+    for (((pj, &gj), mj), vj) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        if SHRINK {
+            *pj *= k.shrink;
+        }
+        let gj = if WD { gj + k.wd * *pj } else { gj };
+        *mj = if SMALL_W {
+            *mj + k.w1 * (gj - *mj)
+        } else {
+            gj - (gj - *mj) * (T::one() - k.w1)
+        };
+        *vj = *vj * k.b2 + k.w2 * gj * gj;
+        let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
+        *pj += k.neg_step * *mj / denom;
+    }
+}
+
 impl<T: Float> Optimizer<T> for Adam<T> {
     fn init(&mut self, model: &dyn Module<T>) -> Result<()> {
         self.state = Some(new_state(ParamKeys::of(model), self.amsgrad));
@@ -167,28 +211,45 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             max_exp_avg_sq,
             ..
         } = state;
+        let k = Consts {
+            shrink: shrink.unwrap_or(T::one()),
+            wd: coupled_wd,
+            w1: one_minus_b1,
+            b2,
+            w2: one_minus_b2,
+            bc2_sqrt,
+            eps,
+            neg_step: neg_step_size,
+        };
+        let small = one_minus_b1.abs() < T::from_f64(0.5);
+        let wd = coupled_wd != T::zero();
         keys.for_each_param(op, model, |i, p, g| {
-            let moments = p
-                .iter_mut()
-                .zip(g)
-                .zip(exp_avg[i].iter_mut())
-                .zip(exp_avg_sq[i].iter_mut());
-            for (j, (((pj, &gj), m), v)) in moments.enumerate() {
-                if let Some(factor) = shrink {
-                    *pj *= factor;
-                }
-                let gj = coupled(gj, *pj, coupled_wd);
-                *m = lerp(*m, gj, one_minus_b1);
-                *v = *v * b2 + one_minus_b2 * gj * gj;
-                let v_hat = if amsgrad {
-                    let mx = &mut max_exp_avg_sq[i][j];
+            if amsgrad {
+                let moments = p
+                    .iter_mut()
+                    .zip(g)
+                    .zip(exp_avg[i].iter_mut())
+                    .zip(exp_avg_sq[i].iter_mut())
+                    .zip(max_exp_avg_sq[i].iter_mut());
+                for ((((pj, &gj), m), v), mx) in moments {
+                    *pj *= k.shrink;
+                    let gj = coupled(gj, *pj, coupled_wd);
+                    *m = lerp(*m, gj, one_minus_b1);
+                    *v = *v * b2 + one_minus_b2 * gj * gj;
                     *mx = maximum(*mx, *v);
-                    *mx
-                } else {
-                    *v
-                };
-                let denom = v_hat.sqrt() / bc2_sqrt + eps;
-                *pj += neg_step_size * *m / denom;
+                    let denom = mx.sqrt() / bc2_sqrt + eps;
+                    *pj += neg_step_size * *m / denom;
+                }
+                return;
+            }
+            let (m, v) = (&mut exp_avg[i][..], &mut exp_avg_sq[i][..]);
+            match (wd, shrink.is_some(), small) {
+                (false, false, true) => update::<T, false, false, true>(p, g, m, v, &k),
+                (false, false, false) => update::<T, false, false, false>(p, g, m, v, &k),
+                (true, false, true) => update::<T, true, false, true>(p, g, m, v, &k),
+                (true, false, false) => update::<T, true, false, false>(p, g, m, v, &k),
+                (_, true, true) => update::<T, false, true, true>(p, g, m, v, &k),
+                (_, true, false) => update::<T, false, true, false>(p, g, m, v, &k),
             }
         })?;
         state.steps += 1;
