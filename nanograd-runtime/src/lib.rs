@@ -20,6 +20,7 @@ pub mod module;
 pub mod ops;
 pub mod optim;
 mod param;
+mod simd;
 pub mod testing;
 mod workspace;
 

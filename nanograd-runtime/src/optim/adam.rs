@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::state::ParamKeys;
 use super::weight_decay::{coupled, decoupled_factor};
 use super::{check_range, lerp, Optimizer};
+use crate::simd::{vectorize, Kernel};
 use crate::{Float, Module, Result};
 
 /// Adam. Defaults (PyTorch's): betas (0.9, 0.999), eps 1e-8, weight decay 0, no AMSGrad.
@@ -136,30 +137,42 @@ struct Consts<T> {
     neg_step: T,
 }
 
-/// One parameter's Adam update without amsgrad. The options are constants of the
-/// instantiation, so the loop has no branch and vectorises; the arithmetic is exactly the
-/// general path's (`coupled`, `lerp` with its `w < 0.5` branch resolved by `SMALL_W`).
-#[inline]
-fn update<T: Float, const WD: bool, const SHRINK: bool, const SMALL_W: bool>(
-    p: &mut [T],
-    g: &[T],
-    m: &mut [T],
-    v: &mut [T],
-    k: &Consts<T>,
-) {
-    for (((pj, &gj), mj), vj) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        if SHRINK {
-            *pj *= k.shrink;
+/// One parameter's Adam update without amsgrad: the slices of one parameter.
+struct Update<'a, T> {
+    p: &'a mut [T],
+    g: &'a [T],
+    m: &'a mut [T],
+    v: &'a mut [T],
+    k: &'a Consts<T>,
+}
+
+/// [`Update`] with its options as constants of the instantiation, so that the loop has no
+/// branch and vectorises; the arithmetic is exactly the general path's (`coupled`, and
+/// `lerp` with its `w < 0.5` branch resolved by `SMALL_W`).
+struct Flags<'a, T, const WD: bool, const SHRINK: bool, const SMALL_W: bool>(Update<'a, T>);
+
+impl<T: Float, const WD: bool, const SHRINK: bool, const SMALL_W: bool> Kernel
+    for Flags<'_, T, WD, SHRINK, SMALL_W>
+{
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Update { p, g, m, v, k } = self.0;
+        for (((pj, &gj), mj), vj) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            if SHRINK {
+                *pj *= k.shrink;
+            }
+            let gj = if WD { gj + k.wd * *pj } else { gj };
+            *mj = if SMALL_W {
+                *mj + k.w1 * (gj - *mj)
+            } else {
+                gj - (gj - *mj) * (T::one() - k.w1)
+            };
+            *vj = *vj * k.b2 + k.w2 * gj * gj;
+            let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
+            *pj += k.neg_step * *mj / denom;
         }
-        let gj = if WD { gj + k.wd * *pj } else { gj };
-        *mj = if SMALL_W {
-            *mj + k.w1 * (gj - *mj)
-        } else {
-            gj - (gj - *mj) * (T::one() - k.w1)
-        };
-        *vj = *vj * k.b2 + k.w2 * gj * gj;
-        let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
-        *pj += k.neg_step * *mj / denom;
     }
 }
 
@@ -243,13 +256,14 @@ impl<T: Float> Optimizer<T> for Adam<T> {
                 return;
             }
             let (m, v) = (&mut exp_avg[i][..], &mut exp_avg_sq[i][..]);
+            let u = Update { p, g, m, v, k: &k };
             match (wd, shrink.is_some(), small) {
-                (false, false, true) => update::<T, false, false, true>(p, g, m, v, &k),
-                (false, false, false) => update::<T, false, false, false>(p, g, m, v, &k),
-                (true, false, true) => update::<T, true, false, true>(p, g, m, v, &k),
-                (true, false, false) => update::<T, true, false, false>(p, g, m, v, &k),
-                (_, true, true) => update::<T, false, true, true>(p, g, m, v, &k),
-                (_, true, false) => update::<T, false, true, false>(p, g, m, v, &k),
+                (false, false, true) => vectorize(Flags::<_, false, false, true>(u)),
+                (false, false, false) => vectorize(Flags::<_, false, false, false>(u)),
+                (true, false, true) => vectorize(Flags::<_, true, false, true>(u)),
+                (true, false, false) => vectorize(Flags::<_, true, false, false>(u)),
+                (_, true, true) => vectorize(Flags::<_, false, true, true>(u)),
+                (_, true, false) => vectorize(Flags::<_, false, true, false>(u)),
             }
         })?;
         state.steps += 1;
