@@ -28,3 +28,18 @@ impl<K: Kernel> pulp::WithSimd for Dispatch<K> {
 pub(crate) fn vectorize<K: Kernel>(kernel: K) -> K::Output {
     pulp::Arch::new().dispatch(Dispatch(kernel))
 }
+
+/// Runs `kernel` dispatched when it touches at least `SMALL` elements (`work`), and as
+/// compiled for the baseline otherwise: for a handful of elements, detecting the CPU costs
+/// more than the wider vectors save.
+#[inline]
+pub(crate) fn vectorize_above<K: Kernel>(work: usize, kernel: K) -> K::Output {
+    if work >= SMALL {
+        vectorize(kernel)
+    } else {
+        kernel.run()
+    }
+}
+
+/// Below this many elements a kernel runs without dispatch.
+const SMALL: usize = 256;
