@@ -55,7 +55,9 @@ model! {
 fn pytorch_mlp_f32_gives_pytorch_logits() {
     let fx = Fixtures::load();
     let mut model = Mlp::<f32>::new(&mut WorkspaceRng::seed_from_u64(0));
-    model.load_safetensors(fixture("torch_mlp_f32.safetensors")).unwrap();
+    model
+        .load_safetensors(fixture("torch_mlp_f32.safetensors"))
+        .unwrap();
     model.set_eval_mode();
     let out = model.forward(&rows::<f32, 6>(&fx["mlp"]["x"])).unwrap();
     assert_close!(out.as_flattened(), fx["mlp"]["logits_f32"].data, 1e-5);
@@ -70,7 +72,9 @@ fn pytorch_mlp_f32_gives_pytorch_logits() {
 fn pytorch_mlp_f64_gives_pytorch_logits() {
     let fx = Fixtures::load();
     let mut model = Mlp::<f64>::new(&mut WorkspaceRng::seed_from_u64(0));
-    model.load_safetensors(fixture("torch_mlp_f64.safetensors")).unwrap();
+    model
+        .load_safetensors(fixture("torch_mlp_f64.safetensors"))
+        .unwrap();
     model.set_eval_mode();
     let out = model.forward(&rows::<f64, 6>(&fx["mlp"]["x"])).unwrap();
     assert_close!(out.as_flattened(), fx["mlp"]["logits_f64"].data, 1e-12);
@@ -80,7 +84,9 @@ fn pytorch_mlp_f64_gives_pytorch_logits() {
 fn pytorch_cnn_with_running_stats_f32_gives_pytorch_logits() {
     let fx = Fixtures::load();
     let mut model = Cnn::<f32>::new(&mut WorkspaceRng::seed_from_u64(0));
-    model.load_safetensors(fixture("torch_cnn_f32.safetensors")).unwrap();
+    model
+        .load_safetensors(fixture("torch_cnn_f32.safetensors"))
+        .unwrap();
     // the running statistics PyTorch trained (not the initial zeros and ones)
     assert_eq!(
         model.bn2.running_var.data(),
@@ -96,7 +102,9 @@ fn pytorch_cnn_with_running_stats_f32_gives_pytorch_logits() {
 fn pytorch_cnn_with_running_stats_f64_gives_pytorch_logits() {
     let fx = Fixtures::load();
     let mut model = Cnn::<f64>::new(&mut WorkspaceRng::seed_from_u64(0));
-    model.load_safetensors(fixture("torch_cnn_f64.safetensors")).unwrap();
+    model
+        .load_safetensors(fixture("torch_cnn_f64.safetensors"))
+        .unwrap();
     model.set_eval_mode();
     let out = model.forward(&images::<f64>(&fx["cnn"]["x"])).unwrap();
     assert_close!(out.as_flattened(), fx["cnn"]["logits_f64"].data, 1e-12);
@@ -109,12 +117,14 @@ fn pytorch_mlp_file_saved_again_is_byte_identical() {
     for (name, bytes) in [
         ("torch_mlp_f32.safetensors", {
             let mut m = Mlp::<f32>::new(&mut WorkspaceRng::seed_from_u64(0));
-            m.load_safetensors(fixture("torch_mlp_f32.safetensors")).unwrap();
+            m.load_safetensors(fixture("torch_mlp_f32.safetensors"))
+                .unwrap();
             m.to_safetensors_bytes().unwrap()
         }),
         ("torch_mlp_f64.safetensors", {
             let mut m = Mlp::<f64>::new(&mut WorkspaceRng::seed_from_u64(0));
-            m.load_safetensors(fixture("torch_mlp_f64.safetensors")).unwrap();
+            m.load_safetensors(fixture("torch_mlp_f64.safetensors"))
+                .unwrap();
             m.to_safetensors_bytes().unwrap()
         }),
     ] {
@@ -171,7 +181,11 @@ fn our_mlp_file_is_the_one_pytorch_verified() {
     assert_eq!(model.to_safetensors_bytes().unwrap(), committed);
     model.set_eval_mode();
     let out = model.forward(&rows::<f32, 6>(&fx["mlp"]["x"])).unwrap();
-    assert_close!(out.as_flattened(), fx["ours_mlp"]["torch_logits"].data, 1e-5);
+    assert_close!(
+        out.as_flattened(),
+        fx["ours_mlp"]["torch_logits"].data,
+        1e-5
+    );
 }
 
 #[test]
@@ -182,7 +196,11 @@ fn our_cnn_file_is_the_one_pytorch_verified() {
     assert_eq!(model.to_safetensors_bytes().unwrap(), committed);
     model.set_eval_mode();
     let out = model.forward(&images::<f32>(&fx["cnn"]["x"])).unwrap();
-    assert_close!(out.as_flattened(), fx["ours_cnn"]["torch_logits"].data, 1e-5);
+    assert_close!(
+        out.as_flattened(),
+        fx["ours_cnn"]["torch_logits"].data,
+        1e-5
+    );
 }
 
 /// Saving to a file writes the same bytes, and loading them back restores every value.
@@ -281,7 +299,10 @@ impl Fixtures {
     fn load() -> Fixtures {
         let path = fixture("safetensors.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{}: {e} (run tests/fixtures/gen_safetensors.py)", path.display())
+            panic!(
+                "{}: {e} (run tests/fixtures/gen_safetensors.py)",
+                path.display()
+            )
         });
         let root: serde_json::Value = serde_json::from_str(&text).unwrap();
         let groups = root.as_object().expect("an object of groups");
