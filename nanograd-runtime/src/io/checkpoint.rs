@@ -13,13 +13,22 @@
 //! scratch memory. Resuming from a checkpoint taken between two steps gives bit-identical
 //! results to never stopping (tests/checkpoint.rs checks the losses).
 //!
-//! The file is `NGCKPT01` (magic and format version), the payload length (`u64`,
-//! little-endian), the payload (a [postcard] encoding: exact for every float, NaN included),
-//! and an FNV-1a 64-bit checksum of the payload, so that a truncated or corrupted file is an
-//! error, never a silently wrong state. Saving is atomic ([`write_atomic`]): a crash midway
-//! leaves the previous checkpoint intact. Loading decodes and checks everything (checksum,
-//! dtype, every weight's name, shape and dtype, the dropout stream) before it changes the
-//! model, the optimizer or the random stream: a failed load changes none of them.
+//! The file, all lengths `u64` little-endian:
+//!
+//! ```text
+//! NGCKPT01             magic and format version
+//! n, weights           a safetensors file of n bytes
+//! m, state             m bytes of CBOR (self-describing, floats exact to the bit): dtype,
+//!                      step, model stream, optimizer, loop stream
+//! checksum             FNV-1a 64 of everything between the magic and the checksum
+//! ```
+//!
+//! A truncated or corrupted file is an error, never a silently wrong state; so is an
+//! optimizer of another type than the one saved (CBOR names the fields). Saving is atomic
+//! ([`write_atomic`]): a crash midway leaves the previous checkpoint intact. Loading decodes
+//! and checks everything (checksum, dtype, every weight's name, shape and dtype, the dropout
+//! stream, the optimizer) before it changes the model, the optimizer or the random stream: a
+//! failed load changes none of them.
 //!
 //! ```
 //! use nanograd_runtime::{io::Checkpoint, layers::Dense, Adam, Module, Optimizer, WorkspaceRng};
@@ -42,8 +51,6 @@
 //! assert_eq!(rng2.gen::<u64>(), rng.gen::<u64>());
 //! # Ok::<(), nanograd_runtime::Error>(())
 //! ```
-//!
-//! [postcard]: https://docs.rs/postcard
 
 use std::path::Path;
 
@@ -66,23 +73,21 @@ const BYTES_ORIGIN: &str = "checkpoint bytes";
 #[derive(Debug, Clone, Copy)]
 pub struct Checkpoint;
 
-/// The payload as written, borrowing from the caller.
+/// The state section as written, borrowing from the caller.
 #[derive(Serialize)]
-struct PayloadRef<'a, O, R> {
+struct StateRef<'a, O, R> {
     dtype: &'a str,
     step: u64,
-    weights: &'a [u8],
     model_rng: Option<&'a WorkspaceRng>,
     optimizer: &'a O,
     rng: &'a R,
 }
 
-/// The payload as read.
+/// The state section as read.
 #[derive(Deserialize)]
-struct Payload<O, R> {
+struct State<O, R> {
     dtype: String,
     step: u64,
-    weights: Vec<u8>,
     model_rng: Option<WorkspaceRng>,
     optimizer: O,
     rng: R,
@@ -117,21 +122,24 @@ impl Checkpoint {
         R: Serialize,
     {
         let weights = to_bytes(model)?;
-        let payload = PayloadRef {
+        let state = StateRef {
             dtype: T::DTYPE,
             step,
-            weights: &weights,
             model_rng: model.rng(),
             optimizer,
             rng,
         };
-        let payload = postcard::to_stdvec(&payload)
+        let mut encoded = Vec::new();
+        ciborium::into_writer(&state, &mut encoded)
             .map_err(|e| crate::invalid("Checkpoint::save", e.to_string()))?;
-        let mut bytes = Vec::with_capacity(payload.len() + 24);
+        let mut bytes = Vec::with_capacity(weights.len() + encoded.len() + 32);
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        bytes.extend_from_slice(&fnv1a64(&payload).to_le_bytes());
+        for section in [&weights, &encoded] {
+            bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(section);
+        }
+        let checksum = fnv1a64(&bytes[MAGIC.len()..]);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
         Ok(bytes)
     }
 
@@ -192,19 +200,18 @@ where
         path: origin.to_path_buf(),
         msg,
     };
-    let payload = unframe(bytes).map_err(format_error)?;
-    let payload: Payload<O, R> = postcard::from_bytes(payload)
-        .map_err(|e| format_error(format!("cannot decode the checkpoint: {e}")))?;
-    if payload.dtype != T::DTYPE {
+    let (weights, state) = unframe(bytes).map_err(format_error)?;
+    let state: State<O, R> = ciborium::from_reader(state)
+        .map_err(|e| format_error(format!("cannot decode the checkpoint's state: {e}")))?;
+    if state.dtype != T::DTYPE {
         return Err(format_error(format!(
             "the checkpoint holds {} weights but the model is {}",
-            payload.dtype,
+            state.dtype,
             T::DTYPE
         )));
     }
-    let staged =
-        stage(model, &payload.weights).map_err(|msg| format_error(format!("weights: {msg}")))?;
-    match (&payload.model_rng, model.rng().is_some()) {
+    let staged = stage(model, weights).map_err(|msg| format_error(format!("weights: {msg}")))?;
+    match (&state.model_rng, model.rng().is_some()) {
         (Some(_), false) => {
             return Err(format_error(
                 "the checkpoint holds a dropout stream but the model keeps none".to_string(),
@@ -219,16 +226,17 @@ where
     }
     // everything is checked: from here on nothing fails
     commit(model, staged);
-    if let (Some(saved), Some(stream)) = (payload.model_rng, model.rng_mut()) {
+    if let (Some(saved), Some(stream)) = (state.model_rng, model.rng_mut()) {
         *stream = saved;
     }
-    *optimizer = payload.optimizer;
-    *rng = payload.rng;
-    Ok(payload.step)
+    *optimizer = state.optimizer;
+    *rng = state.rng;
+    Ok(state.step)
 }
 
-/// The payload of a checkpoint file, after checking magic, length and checksum.
-fn unframe(bytes: &[u8]) -> std::result::Result<&[u8], String> {
+/// The weights and state sections of a checkpoint file, after checking magic, lengths
+/// and checksum.
+fn unframe(bytes: &[u8]) -> std::result::Result<(&[u8], &[u8]), String> {
     let magic = bytes.get(..8);
     if magic != Some(MAGIC.as_slice()) {
         return Err(match magic {
@@ -240,35 +248,41 @@ fn unframe(bytes: &[u8]) -> std::result::Result<&[u8], String> {
             _ => "not a nanograd checkpoint (it does not start with `NGCKPT01`)".to_string(),
         });
     }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(
-        bytes
-            .get(8..16)
-            .ok_or("the checkpoint is truncated in its header")?,
+    let (weights, rest) = section(&bytes[8..], "weights")?;
+    let (state, rest) = section(rest, "state")?;
+    let Ok(stored) = <[u8; 8]>::try_from(rest) else {
+        return Err(format!(
+            "the checkpoint ends with {} bytes where its 8-byte checksum belongs",
+            rest.len()
+        ));
+    };
+    let (stored, actual) = (
+        u64::from_le_bytes(stored),
+        fnv1a64(&bytes[8..bytes.len() - 8]),
     );
-    let len = u64::from_le_bytes(len);
-    let available = (bytes.len() - 16) as u64;
-    if available < 8 || len > available - 8 {
-        return Err(format!(
-            "the checkpoint is truncated: its header announces {len} bytes of payload and 8 of checksum, but only {available} follow"
-        ));
-    }
-    if len < available - 8 {
-        return Err(format!(
-            "{} unexpected bytes follow the checkpoint's checksum",
-            available - 8 - len
-        ));
-    }
-    let (payload, sum) = bytes[16..].split_at(len as usize);
-    let mut stored = [0u8; 8];
-    stored.copy_from_slice(sum);
-    let (stored, actual) = (u64::from_le_bytes(stored), fnv1a64(payload));
     if stored != actual {
         return Err(format!(
-            "the checkpoint is corrupt: checksum {actual:016x} of its payload differs from the stored {stored:016x}"
+            "the checkpoint is corrupt: its checksum is {actual:016x} but {stored:016x} is stored"
         ));
     }
-    Ok(payload)
+    Ok((weights, state))
+}
+
+/// A length-prefixed section at the start of `bytes`, and what follows it.
+fn section<'a>(bytes: &'a [u8], name: &str) -> std::result::Result<(&'a [u8], &'a [u8]), String> {
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return Err(format!(
+            "the checkpoint is truncated before the length of its {name}"
+        ));
+    };
+    let len = u64::from_le_bytes(*len);
+    if len > rest.len() as u64 {
+        return Err(format!(
+            "the checkpoint is truncated or corrupt: it announces {len} bytes of {name} but only {} follow",
+            rest.len()
+        ));
+    }
+    Ok(rest.split_at(len as usize))
 }
 
 /// The 64-bit FNV-1a hash: a checksum against truncation and corruption (not tampering).
@@ -292,29 +306,44 @@ mod tests {
 
     #[test]
     fn frame_errors_say_what_is_wrong() {
-        // magic, length 3, payload "abc", checksum
+        // magic, weights "ab" (length 2), state "xyz" (length 3), checksum
         let mut ok = MAGIC.to_vec();
+        ok.extend_from_slice(&2u64.to_le_bytes());
+        ok.extend_from_slice(b"ab");
         ok.extend_from_slice(&3u64.to_le_bytes());
-        ok.extend_from_slice(b"abc");
-        ok.extend_from_slice(&fnv1a64(b"abc").to_le_bytes());
-        assert_eq!(unframe(&ok).unwrap(), b"abc");
+        ok.extend_from_slice(b"xyz");
+        let sum = fnv1a64(&ok[8..]);
+        ok.extend_from_slice(&sum.to_le_bytes());
+        assert_eq!(ok.len(), 8 + 8 + 2 + 8 + 3 + 8);
+        assert_eq!(unframe(&ok).unwrap(), (&b"ab"[..], &b"xyz"[..]));
 
         let err = |b: &[u8]| unframe(b).unwrap_err();
         assert!(err(b"PK\x03\x04").starts_with("not a nanograd checkpoint"));
         assert!(err(b"NGCKPT99xxxxxxxx").contains("`NGCKPT99` is not the supported `NGCKPT01`"));
-        assert_eq!(err(&ok[..12]), "the checkpoint is truncated in its header");
+        assert_eq!(
+            err(&ok[..12]),
+            "the checkpoint is truncated before the length of its weights"
+        );
+        assert_eq!(
+            err(&ok[..17]),
+            "the checkpoint is truncated or corrupt: it announces 2 bytes of weights but only 1 follow"
+        );
+        assert_eq!(
+            err(&ok[..28]),
+            "the checkpoint is truncated or corrupt: it announces 3 bytes of state but only 2 follow"
+        );
         assert_eq!(
             err(&ok[..ok.len() - 1]),
-            "the checkpoint is truncated: its header announces 3 bytes of payload and 8 of checksum, but only 10 follow"
+            "the checkpoint ends with 7 bytes where its 8-byte checksum belongs"
         );
         let mut long = ok.clone();
         long.push(0);
         assert_eq!(
             err(&long),
-            "1 unexpected bytes follow the checkpoint's checksum"
+            "the checkpoint ends with 9 bytes where its 8-byte checksum belongs"
         );
         let mut flipped = ok.clone();
-        flipped[17] ^= 1; // "abc" -> "acc"
-        assert!(err(&flipped).starts_with("the checkpoint is corrupt: checksum"));
+        flipped[16] ^= 1; // "ab" -> "`b"
+        assert!(err(&flipped).starts_with("the checkpoint is corrupt: its checksum is"));
     }
 }
