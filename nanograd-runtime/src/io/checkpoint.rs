@@ -83,10 +83,15 @@ struct StateRef<'a, O, R> {
     rng: &'a R,
 }
 
+/// The dtype of the state section, read before the rest.
+#[derive(Deserialize)]
+struct StateDtype {
+    dtype: String,
+}
+
 /// The state section as read.
 #[derive(Deserialize)]
 struct State<O, R> {
-    dtype: String,
     step: u64,
     model_rng: Option<WorkspaceRng>,
     optimizer: O,
@@ -201,15 +206,22 @@ where
         msg,
     };
     let (weights, state) = unframe(bytes).map_err(format_error)?;
-    let state: State<O, R> = ciborium::from_reader(state)
-        .map_err(|e| format_error(format!("cannot decode the checkpoint's state: {e}")))?;
-    if state.dtype != T::DTYPE {
+    // the dtype first (its own message, not a decoding error), then everything
+    let decode_error = |e: ciborium::de::Error<std::io::Error>| {
+        format_error(format!(
+            "cannot decode the checkpoint's state: {}",
+            cbor_error(e)
+        ))
+    };
+    let head: StateDtype = ciborium::from_reader(state).map_err(decode_error)?;
+    if head.dtype != T::DTYPE {
         return Err(format_error(format!(
             "the checkpoint holds {} weights but the model is {}",
-            state.dtype,
+            head.dtype,
             T::DTYPE
         )));
     }
+    let state: State<O, R> = ciborium::from_reader(state).map_err(decode_error)?;
     let staged = stage(model, weights).map_err(|msg| format_error(format!("weights: {msg}")))?;
     match (&state.model_rng, model.rng().is_some()) {
         (Some(_), false) => {
@@ -232,6 +244,17 @@ where
     *optimizer = state.optimizer;
     *rng = state.rng;
     Ok(state.step)
+}
+
+/// A CBOR decoding error in words.
+fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
+    use ciborium::de::Error as E;
+    match e {
+        E::Semantic(_, msg) => msg,
+        E::Syntax(at) => format!("malformed CBOR at byte {at}"),
+        E::Io(e) => e.to_string(),
+        E::RecursionLimitExceeded => "nested too deeply".to_string(),
+    }
 }
 
 /// The weights and state sections of a checkpoint file, after checking magic, lengths
