@@ -267,20 +267,19 @@ pub(crate) fn stage<T: Float, M: Module<T> + ?Sized>(
         .collect();
     others.sort_unstable();
     for name in others {
-        match batch_norm_counter(name, &known) {
-            None => problems.push(format!(
+        if !is_batch_norm_counter(name, &known) {
+            problems.push(format!(
                 "unexpected tensor `{name}`, which the model does not have"
-            )),
-            Some(()) => {
-                let view = file.tensor(name).map_err(|e| e.to_string())?;
-                if view.dtype() != Dtype::I64 || !view.shape().is_empty() {
-                    problems.push(format!(
-                        "tensor `{name}` should be PyTorch's I64 scalar step count but is {} {}",
-                        view.dtype(),
-                        fmt_shape(view.shape())
-                    ));
-                }
-            }
+            ));
+            continue;
+        }
+        let view = file.tensor(name).map_err(|e| e.to_string())?;
+        if view.dtype() != Dtype::I64 || !view.shape().is_empty() {
+            problems.push(format!(
+                "tensor `{name}` should be PyTorch's I64 scalar step count but is {} {}",
+                view.dtype(),
+                fmt_shape(view.shape())
+            ));
         }
     }
     if problems.is_empty() {
@@ -290,15 +289,14 @@ pub(crate) fn stage<T: Float, M: Module<T> + ?Sized>(
     }
 }
 
-/// `Some` if `name` is `<prefix>num_batches_tracked` beside a batch norm's running
+/// Whether `name` is `<prefix>num_batches_tracked` beside a batch norm's running
 /// statistics `<prefix>running_mean` and `<prefix>running_var`.
-fn batch_norm_counter(name: &str, known: &HashSet<&str>) -> Option<()> {
-    let prefix = name.strip_suffix(NUM_BATCHES_TRACKED)?;
-    if !(prefix.is_empty() || prefix.ends_with('.')) {
-        return None;
-    }
+fn is_batch_norm_counter(name: &str, known: &HashSet<&str>) -> bool {
+    let Some(prefix) = name.strip_suffix(NUM_BATCHES_TRACKED) else {
+        return false;
+    };
     let has = |suffix: &str| known.contains(format!("{prefix}{suffix}").as_str());
-    (has("running_mean") && has("running_var")).then_some(())
+    (prefix.is_empty() || prefix.ends_with('.')) && has("running_mean") && has("running_var")
 }
 
 /// Copies staged values into the model (after [`stage`] checked them: cannot fail).
