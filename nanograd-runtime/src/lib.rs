@@ -5,6 +5,7 @@
 //! - [`ops`]: one kernel file per op, forward and backward side by side;
 //! - [`layers`], [`Param`], [`Module`]: parameter containers and the trait models implement;
 //! - [`optim`]: optimizers, learning-rate schedules, gradient clipping and diagnostics;
+//! - [`io`]: safetensors weights ([`SafetensorsExt`]) and checkpoints ([`Checkpoint`]);
 //! - [`Workspace`]: the scratch memory generated code computes in;
 //! - [`Float`]: the element type, `f32` or `f64`;
 //! - [`Error`]: everything a user can get wrong at run time;
@@ -15,6 +16,7 @@ pub mod data;
 mod error;
 mod float;
 pub mod init;
+pub mod io;
 pub mod layers;
 pub mod module;
 pub mod ops;
@@ -26,6 +28,7 @@ mod workspace;
 
 pub use error::{check_len, check_shape, fmt_shape, invalid, Error, Result};
 pub use float::Float;
+pub use io::{Checkpoint, SafetensorsExt};
 pub use layers::{AvgPool2d, BatchNorm2d, Conv2d, Dense, Dropout, MaxPool2d};
 pub use module::Module;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
