@@ -1,0 +1,13 @@
+// checks: an unknown keyword with no close name (lower.rs)
+use nanograd::prelude::*;
+
+model! {
+    pub struct Cnn {
+        conv: Conv2d(1 -> 4, kernel = 3, dilation = 2),
+    }
+    fn forward(x: [B, 1, 8, 8]) -> [B, 4, 6, 6] {
+        conv(x)
+    }
+}
+
+fn main() {}

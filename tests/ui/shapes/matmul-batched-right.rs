@@ -1,0 +1,13 @@
+// checks: matmul whose right operand has the batch dimension (lower.rs)
+use nanograd::prelude::*;
+
+model! {
+    pub struct Mlp {
+        fc: Dense(4 -> 4),
+    }
+    fn forward(x: [B, 4]) -> [B, 4] {
+        matmul(fc(x), x)
+    }
+}
+
+fn main() {}
