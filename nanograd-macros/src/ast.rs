@@ -27,13 +27,23 @@ pub struct ModelInput {
 
 /// The signature of a model used as a layer, as its `__nanograd_layer_<Name>!` macro passes
 /// it back: `@layer Block [B, 64] -> [B, 64] (96, 0);` where `(96, 0)` is the workspace
-/// the block needs, per batch row and fixed.
+/// the block needs, per batch row and fixed; `@layer Block failed;` when the block's own
+/// model! has errors (already reported), `@layer Block no_forward;` when it has no
+/// `fn forward` of one input.
 pub struct LayerSig {
     pub name: Ident,
-    pub input: ShapeSyn,
-    pub output: ShapeSyn,
-    pub ws_per_row: usize,
-    pub ws_fixed: usize,
+    pub kind: SigKind,
+}
+
+pub enum SigKind {
+    Layer {
+        input: ShapeSyn,
+        output: ShapeSyn,
+        ws_per_row: usize,
+        ws_fixed: usize,
+    },
+    Failed,
+    NoForward,
 }
 
 impl Parse for LayerSig {
@@ -44,6 +54,16 @@ impl Parse for LayerSig {
             return Err(syn::Error::new(kw.span(), "expected `@layer`"));
         }
         let name: Ident = input.parse()?;
+        if input.peek(Ident) {
+            let what: Ident = input.parse()?;
+            input.parse::<Token![;]>()?;
+            let kind = match what.to_string().as_str() {
+                "failed" => SigKind::Failed,
+                "no_forward" => SigKind::NoForward,
+                _ => return Err(syn::Error::new(what.span(), "expected a layer signature")),
+            };
+            return Ok(LayerSig { name, kind });
+        }
         let sig_input: ShapeSyn = input.parse()?;
         input.parse::<Token![->]>()?;
         let output: ShapeSyn = input.parse()?;
@@ -55,10 +75,12 @@ impl Parse for LayerSig {
         input.parse::<Token![;]>()?;
         Ok(LayerSig {
             name,
-            input: sig_input,
-            output,
-            ws_per_row: per_row.base10_parse()?,
-            ws_fixed: fixed.base10_parse()?,
+            kind: SigKind::Layer {
+                input: sig_input,
+                output,
+                ws_per_row: per_row.base10_parse()?,
+                ws_fixed: fixed.base10_parse()?,
+            },
         })
     }
 }
@@ -291,6 +313,12 @@ fn parse_fn(input: ParseStream, attrs: Vec<Attribute>, vis: Visibility) -> syn::
             return Err(syn::Error::new(
                 semi.span,
                 "remove this `;`: the last expression is the returned value",
+            ));
+        }
+        if !body.peek(Token![let]) {
+            return Err(syn::Error::new_spanned(
+                &tail,
+                "the value of this expression is discarded: bind it with `let` or remove it",
             ));
         }
     }

@@ -39,7 +39,7 @@ fn expand(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     match lower::lower(parsed) {
         Ok(model) => codegen::expand(&model),
         Err(e) => {
-            let err = e.to_compile_error();
+            let err = e.map(|e| e.to_compile_error());
             quote::quote! { #err #stub }
         }
     }

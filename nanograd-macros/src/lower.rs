@@ -21,7 +21,9 @@ use proc_macro2::Span;
 use quote::ToTokens;
 use syn::{Attribute, Expr, Ident, Lit, Visibility};
 
-use crate::ast::{DimSyn, FnDef, LayerArg, LayerField, LayerSig, ModelInput, ShapeSyn, StructDef};
+use crate::ast::{
+    DimSyn, FnDef, LayerArg, LayerField, LayerSig, ModelInput, ShapeSyn, SigKind, StructDef,
+};
 use crate::ir::{Binary, ConvGeom, Graph, Node, NodeId, Op, PoolGeom, Unary};
 use crate::ops;
 use crate::shape::{Dim, Shape};
@@ -128,6 +130,10 @@ pub struct FnModel {
 #[derive(Default)]
 struct Errors {
     list: Vec<syn::Error>,
+    /// Consts whose definition failed: their uses are not reported again.
+    failed_consts: HashSet<String>,
+    /// Something failed whose error was reported elsewhere (a struct layer's own model!).
+    silent_failure: bool,
     /// While > 0 (inside an inlined call), errors are dropped: the callee reports its own.
     quiet: usize,
 }
@@ -146,7 +152,9 @@ impl Errors {
 }
 
 /// Validates `input` into a [`Model`], or returns every error found.
-pub fn lower(input: ModelInput) -> syn::Result<Model> {
+/// `Err(None)`: the model failed only because of errors reported elsewhere (a struct layer
+/// whose own model! failed), so nothing is to be reported here.
+pub fn lower(input: ModelInput) -> Result<Model, Option<syn::Error>> {
     let mut errs = Errors::default();
 
     // consts, in order: a const may use the ones before it
@@ -157,9 +165,14 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
             errs.at(&c.name, format!("the const `{}` is defined twice", c.name));
             continue;
         }
-        if let Some(v) = eval_usize(&c.value, &consts, &mut errs) {
-            consts.insert(c.name.to_string(), v);
-            const_out.push((c.attrs.clone(), c.vis.clone(), c.name.clone(), v));
+        match eval_usize(&c.value, &consts, &mut errs) {
+            Some(v) => {
+                consts.insert(c.name.to_string(), v);
+                const_out.push((c.attrs.clone(), c.vis.clone(), c.name.clone(), v));
+            }
+            None => {
+                errs.failed_consts.insert(c.name.to_string());
+            }
         }
     }
 
@@ -233,7 +246,7 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
         }
     }
     for (l, used) in layers.iter().zip(&used) {
-        if !used {
+        if !used && !input.fns.is_empty() {
             errs.at(
                 &l.name,
                 format!(
@@ -244,12 +257,16 @@ pub fn lower(input: ModelInput) -> syn::Result<Model> {
         }
     }
 
+    let silent = errs.silent_failure;
     let mut list = errs.list.into_iter();
     if let Some(mut first) = list.next() {
         for e in list {
             first.combine(e);
         }
-        return Err(first);
+        return Err(Some(first));
+    }
+    if silent {
+        return Err(None);
     }
     Ok(Model {
         consts: const_out,
@@ -294,6 +311,10 @@ fn eval_usize(e: &Expr, consts: &HashMap<String, usize>, errs: &mut Errors) -> O
         Expr::Lit(l) => match &l.lit {
             Lit::Int(i) => match i.base10_parse::<usize>() {
                 Ok(v) => Some(v),
+                Err(_) if i.base10_digits().bytes().all(|b| b.is_ascii_digit()) => {
+                    errs.at(i, format!("`{i}` is too large for a dimension"));
+                    None
+                }
                 Err(_) => {
                     errs.at(i, "expected a non-negative integer");
                     None
@@ -311,6 +332,7 @@ fn eval_usize(e: &Expr, consts: &HashMap<String, usize>, errs: &mut Errors) -> O
             };
             match consts.get(&id.to_string()) {
                 Some(&v) => Some(v),
+                None if errs.failed_consts.contains(&id.to_string()) => None,
                 None => {
                     let hint = ops::closest(&id.to_string(), consts.keys().map(|k| k.as_str()))
                         .map(|c| format!("; did you mean `{c}`?"))
@@ -332,6 +354,10 @@ fn eval_usize(e: &Expr, consts: &HashMap<String, usize>, errs: &mut Errors) -> O
                 syn::BinOp::Sub(_) => l.checked_sub(r),
                 syn::BinOp::Mul(_) => l.checked_mul(r),
                 syn::BinOp::Div(_) if r != 0 => Some(l / r),
+                syn::BinOp::Div(_) => {
+                    errs.at(b, "this dimension divides by zero");
+                    return None;
+                }
                 _ => {
                     errs.at(b, "a dimension may use only + - * / of integers and consts");
                     return None;
@@ -380,6 +406,15 @@ fn eval_bool(e: &Expr, errs: &mut Errors) -> Option<bool> {
     None
 }
 
+/// Kernel, stride and padding stay below 2^16, so window arithmetic cannot overflow.
+fn window_limit(e: &Expr, what: &str, v: usize, errs: &mut Errors) -> Option<usize> {
+    if v > 1 << 16 {
+        errs.at(e, format!("`{what}` = {v} is too large (at most 65536)"));
+        return None;
+    }
+    Some(v)
+}
+
 /// A count that must be a positive integer, given as a number (`kernel = 3`).
 fn eval_count(
     e: &Expr,
@@ -406,11 +441,16 @@ struct Keywords<'a> {
 impl<'a> Keywords<'a> {
     fn new(list: Vec<(&'a Ident, &'a Expr)>, errs: &mut Errors) -> Self {
         let mut seen = HashSet::new();
-        for (k, _) in &list {
-            if !seen.insert(k.to_string()) {
-                errs.at(k, format!("the keyword `{k}` is given twice"));
-            }
-        }
+        let list = list
+            .into_iter()
+            .filter(|(k, _)| {
+                let first = seen.insert(k.to_string());
+                if !first {
+                    errs.at(k, format!("the keyword `{k}` is given twice"));
+                }
+                first
+            })
+            .collect();
         Keywords { list }
     }
     fn take(&mut self, name: &str) -> Option<&'a Expr> {
@@ -455,7 +495,7 @@ fn lower_layers(
         }
         let sig = sigs.iter().find(|g| g.name == f.kind);
         let kind = match (sig, &f.args) {
-            (Some(sig), None) => struct_layer(sig, errs),
+            (Some(sig), None) => struct_layer(f, sig, errs),
             _ => lower_layer(f, consts, errs),
         };
         if let Some(kind) = kind {
@@ -470,12 +510,44 @@ fn lower_layers(
 }
 
 /// The layer kind of a model used as a layer, from the signature its macro passed in.
-fn struct_layer(sig: &LayerSig, errs: &mut Errors) -> Option<LayerKind> {
+fn struct_layer(f: &LayerField, sig: &LayerSig, errs: &mut Errors) -> Option<LayerKind> {
+    let (input, output, ws_per_row, ws_fixed) = match &sig.kind {
+        SigKind::Layer {
+            input,
+            output,
+            ws_per_row,
+            ws_fixed,
+        } => (input, output, *ws_per_row, *ws_fixed),
+        SigKind::Failed => {
+            // its own model! reported why; stay silent here
+            errs.silent_failure = true;
+            return None;
+        }
+        SigKind::NoForward => {
+            errs.at(
+                &f.kind,
+                format!(
+                    "`{}` cannot be used as a layer: its model! has no `fn forward` of one input",
+                    f.kind
+                ),
+            );
+            return None;
+        }
+    };
     let shape = |s: &ShapeSyn, errs: &mut Errors| -> Option<Shape> {
         let mut dims = Vec::new();
         for (i, d) in s.dims.iter().enumerate() {
             dims.push(match d {
-                DimSyn::Lit(l) => Dim::Fixed(l.base10_parse().ok()?),
+                DimSyn::Lit(l) => match l.base10_parse() {
+                    Ok(v) => Dim::Fixed(v),
+                    Err(_) => {
+                        errs.at(
+                            l,
+                            "a struct layer's signature has a dimension that does not fit",
+                        );
+                        return None;
+                    }
+                },
                 DimSyn::Name(_) if i == 0 => Dim::Batch,
                 DimSyn::Name(n) => {
                     errs.at(
@@ -493,10 +565,10 @@ fn struct_layer(sig: &LayerSig, errs: &mut Errors) -> Option<LayerKind> {
     };
     Some(LayerKind::Struct {
         ty: sig.name.clone(),
-        input: shape(&sig.input, errs)?,
-        output: shape(&sig.output, errs)?,
-        ws_per_row: sig.ws_per_row,
-        ws_fixed: sig.ws_fixed,
+        input: shape(input, errs)?,
+        output: shape(output, errs)?,
+        ws_per_row,
+        ws_fixed,
     })
 }
 
@@ -572,7 +644,9 @@ fn lower_layer(
                     errs: &mut Errors|
      -> Option<usize> {
         match kw.take(name) {
-            Some(e) => eval_count(e, name, consts, errs),
+            Some(e) => {
+                eval_count(e, name, consts, errs).and_then(|v| window_limit(e, name, v, errs))
+            }
             None => {
                 if default.is_none() {
                     errs.at(&f.kind, format!("`{kind}` needs `{name} = ..`"));
@@ -584,113 +658,116 @@ fn lower_layer(
     let f64_kw = |kw: &mut Keywords, name: &str, default: f64, errs: &mut Errors| -> Option<f64> {
         kw.take(name).map_or(Some(default), |e| eval_f64(e, errs))
     };
-    let result = match kind.as_str() {
-        "Dense" => {
-            let sizes = arrow(errs);
-            let bias = bool_kw(&mut kw, "bias", errs);
-            kw.finish("Dense", &["bias"], errs);
-            let (in_f, out_f) = sizes?;
-            LayerKind::Dense {
-                in_f,
-                out_f,
-                bias: bias?,
-            }
-        }
-        "Conv2d" => {
-            let sizes = arrow(errs);
-            let kernel = count_kw(&mut kw, "kernel", None, errs);
-            let stride = count_kw(&mut kw, "stride", Some(1), errs);
-            let padding = match kw.take("padding") {
-                Some(e) => eval_usize(e, consts, errs),
-                None => Some(0),
-            };
-            let bias = bool_kw(&mut kw, "bias", errs);
-            kw.finish("Conv2d", &["kernel", "stride", "padding", "bias"], errs);
-            let (c_in, c_out) = sizes?;
-            LayerKind::Conv2d {
-                c_in,
-                c_out,
-                kernel: kernel?,
-                stride: stride?,
-                padding: padding?,
-                bias: bias?,
-            }
-        }
-        "BatchNorm2d" => {
-            let c = single(errs).and_then(|e| eval_count(e, "the channel count", consts, errs));
-            let eps = f64_kw(&mut kw, "eps", 1e-5, errs);
-            let momentum = f64_kw(&mut kw, "momentum", 0.1, errs);
-            kw.finish("BatchNorm2d", &["eps", "momentum"], errs);
-            LayerKind::BatchNorm2d {
-                c: c?,
-                eps: eps?,
-                momentum: momentum?,
-            }
-        }
-        "MaxPool2d" | "AvgPool2d" => {
-            if !positional.is_empty() {
-                wrong(errs);
-            }
-            let kernel = count_kw(&mut kw, "kernel", None, errs);
-            let stride = match kw.take("stride") {
-                Some(e) => eval_count(e, "stride", consts, errs),
-                None => kernel,
-            };
-            let padding = match kw.take("padding") {
-                Some(e) => eval_usize(e, consts, errs),
-                None => Some(0),
-            };
-            kw.finish(&kind, &["kernel", "stride", "padding"], errs);
-            let cfg = PoolCfg {
-                kernel: kernel?,
-                stride: stride?,
-                padding: padding?,
-            };
-            if kind == "MaxPool2d" {
-                LayerKind::MaxPool2d(cfg)
-            } else {
-                LayerKind::AvgPool2d(cfg)
-            }
-        }
-        "Dropout" => {
-            let p = single(errs).and_then(|e| {
-                let p = eval_f64(e, errs)?;
-                if !(0.0..1.0).contains(&p) {
-                    errs.at(e, format!("a dropout probability is in [0, 1), not {p}"));
-                    return None;
+    let result =
+        match kind.as_str() {
+            "Dense" => {
+                let sizes = arrow(errs);
+                let bias = bool_kw(&mut kw, "bias", errs);
+                kw.finish("Dense", &["bias"], errs);
+                let (in_f, out_f) = sizes?;
+                LayerKind::Dense {
+                    in_f,
+                    out_f,
+                    bias: bias?,
                 }
-                Some(p)
-            });
-            kw.finish("Dropout", &[], errs);
-            LayerKind::Dropout { p: p? }
-        }
-        "Param" => {
-            let shape = match positional.as_slice() {
-                [LayerArg::Positional(Expr::Array(a))] => {
-                    let dims: Vec<Option<usize>> = a
-                        .elems
-                        .iter()
-                        .map(|d| eval_count(d, "a dimension", consts, errs))
-                        .collect();
-                    dims.into_iter().collect::<Option<Vec<usize>>>()
+            }
+            "Conv2d" => {
+                let sizes = arrow(errs);
+                let kernel = count_kw(&mut kw, "kernel", None, errs);
+                let stride = count_kw(&mut kw, "stride", Some(1), errs);
+                let padding = match kw.take("padding") {
+                    Some(e) => eval_usize(e, consts, errs)
+                        .and_then(|v| window_limit(e, "padding", v, errs)),
+                    None => Some(0),
+                };
+                let bias = bool_kw(&mut kw, "bias", errs);
+                kw.finish("Conv2d", &["kernel", "stride", "padding", "bias"], errs);
+                let (c_in, c_out) = sizes?;
+                LayerKind::Conv2d {
+                    c_in,
+                    c_out,
+                    kernel: kernel?,
+                    stride: stride?,
+                    padding: padding?,
+                    bias: bias?,
                 }
-                _ => {
+            }
+            "BatchNorm2d" => {
+                let c = single(errs).and_then(|e| eval_count(e, "the channel count", consts, errs));
+                let eps = f64_kw(&mut kw, "eps", 1e-5, errs);
+                let momentum = f64_kw(&mut kw, "momentum", 0.1, errs);
+                kw.finish("BatchNorm2d", &["eps", "momentum"], errs);
+                LayerKind::BatchNorm2d {
+                    c: c?,
+                    eps: eps?,
+                    momentum: momentum?,
+                }
+            }
+            "MaxPool2d" | "AvgPool2d" => {
+                if !positional.is_empty() {
                     wrong(errs);
-                    None
                 }
-            };
-            let init = match kw.take("init") {
-                Some(e) => lower_init(e, errs),
-                None => Some(Init::Normal(1.0)),
-            };
-            kw.finish("Param", &["init"], errs);
-            LayerKind::Param {
-                shape: shape?,
-                init: init?,
+                let kernel = count_kw(&mut kw, "kernel", None, errs);
+                let stride = match kw.take("stride") {
+                    Some(e) => eval_count(e, "stride", consts, errs),
+                    None => kernel,
+                };
+                let padding = match kw.take("padding") {
+                    Some(e) => eval_usize(e, consts, errs)
+                        .and_then(|v| window_limit(e, "padding", v, errs)),
+                    None => Some(0),
+                };
+                kw.finish(&kind, &["kernel", "stride", "padding"], errs);
+                let cfg = PoolCfg {
+                    kernel: kernel?,
+                    stride: stride?,
+                    padding: padding?,
+                };
+                if kind == "MaxPool2d" {
+                    LayerKind::MaxPool2d(cfg)
+                } else {
+                    LayerKind::AvgPool2d(cfg)
+                }
             }
-        }
-        _ => return None,
-    };
+            "Dropout" => {
+                let p = single(errs).and_then(|e| {
+                    let p = eval_f64(e, errs)?;
+                    if !(0.0..1.0).contains(&p) {
+                        errs.at(e, format!("a dropout probability is in [0, 1), not {p}"));
+                        return None;
+                    }
+                    Some(p)
+                });
+                kw.finish("Dropout", &[], errs);
+                LayerKind::Dropout { p: p? }
+            }
+            "Param" => {
+                let shape = match positional.as_slice() {
+                    [LayerArg::Positional(Expr::Array(a))] => {
+                        let dims: Vec<Option<usize>> = a
+                            .elems
+                            .iter()
+                            .map(|d| eval_count(d, "a dimension", consts, errs))
+                            .collect();
+                        dims.into_iter().collect::<Option<Vec<usize>>>()
+                    }
+                    _ => {
+                        wrong(errs);
+                        None
+                    }
+                };
+                let init = match kw.take("init") {
+                    Some(e) => lower_init(e, errs),
+                    None => Some(Init::Normal(1.0)),
+                };
+                kw.finish("Param", &["init"], errs);
+                LayerKind::Param {
+                    shape: shape?,
+                    init: init?,
+                }
+            }
+            _ => return None,
+        };
     Some(result)
 }
 
@@ -736,7 +813,12 @@ fn lower_init(e: &Expr, errs: &mut Errors) -> Option<Init> {
         ("uniform", [lo, hi]) => Init::Uniform((*lo)?, (*hi)?),
         (other, _) => {
             let hint = if KNOWN.contains(&other) {
-                "wrong arguments: write zeros, ones, normal(std), uniform(lo, hi), xavier or kaiming".to_string()
+                let form = match other {
+                    "normal" => "normal(std)",
+                    "uniform" => "uniform(lo, hi)",
+                    _ => "no arguments",
+                };
+                format!("wrong arguments for the initialiser `{other}`: it takes {form}")
             } else {
                 ops::closest(other, KNOWN.iter().copied())
                     .map(|c| format!("unknown initialiser `{other}`; did you mean `{c}`?"))
@@ -808,6 +890,11 @@ impl Lower<'_> {
         for (i, d) in s.dims.iter().enumerate() {
             match d {
                 DimSyn::Lit(l) => match l.base10_parse::<usize>() {
+                    Err(_) if l.base10_digits().bytes().all(|b| b.is_ascii_digit()) => {
+                        self.errs
+                            .at(l, format!("`{l}` is too large for a dimension"));
+                        ok = false;
+                    }
                     Ok(0) | Err(_) => {
                         self.errs.at(l, "a dimension is a positive integer");
                         ok = false;
@@ -817,6 +904,8 @@ impl Lower<'_> {
                 DimSyn::Name(n) => {
                     if let Some(&v) = self.consts.get(&n.to_string()) {
                         dims.push(Dim::Fixed(v));
+                    } else if self.errs.failed_consts.contains(&n.to_string()) {
+                        ok = false;
                     } else if i == 0 && batch {
                         dims.push(Dim::Batch);
                         batch_name = Some(n.to_string());
@@ -886,7 +975,19 @@ impl Lower<'_> {
                 }
             }
         }
-        let ret = self.resolve_shape(&f.ret, self.in_struct && !batch_names.is_empty());
+        let mut ret = self.resolve_shape(&f.ret, self.in_struct);
+        if ok && batch_names.is_empty() && ret.as_ref().is_some_and(|r| r.is_batched()) {
+            if let Some(DimSyn::Name(b)) = f.ret.dims.first() {
+                self.errs.at(
+                    b,
+                    format!(
+                        "`{}` returns a batch dimension `{b}` but no input has one",
+                        f.name
+                    ),
+                );
+            }
+            ret = None;
+        }
         let wants_grad = f.attrs.iter().any(|a| a.path().is_ident("grad"));
         if let (true, Some(r)) = (wants_grad, &ret) {
             if !r.is_scalar() {
@@ -1089,6 +1190,7 @@ impl Lower<'_> {
                 self.used[li] = true;
                 return Some(self.param_leaf(li, None));
             }
+            self.used[li] = true;
             self.errs.at(
                 id,
                 format!("`{id}` is a layer: call it on an input, as in `{id}(x)`"),
@@ -1595,10 +1697,13 @@ impl Lower<'_> {
             self.errs.at(
                 e,
                 format!(
-                    "`{name}` takes {}{} argument{}, got {}: {}",
-                    if spec.optional > 0 { "at least " } else { "" },
-                    required,
-                    if required == 1 { "" } else { "s" },
+                    "`{name}` takes {} argument{}, got {}: {}",
+                    if spec.optional > 0 {
+                        format!("{required} to {}", spec.args.len())
+                    } else {
+                        required.to_string()
+                    },
+                    if spec.args.len() == 1 { "" } else { "s" },
                     pos.len(),
                     spec.signature()
                 ),

@@ -449,7 +449,7 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
         .iter()
         .find(|f| f.name == "forward" && f.inputs.len() == 1)
     else {
-        return (quote!(), quote!());
+        return (quote!(), signature_macro(&s.name, quote!(no_forward)));
     };
     let graph = &f.graph;
     let input = &f.inputs[0].1;
@@ -494,7 +494,6 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
     let i_out = infer.value(graph.output);
 
     let name = &s.name;
-    let mac = format_ident!("__nanograd_layer_{}", name);
     let methods = quote! {
         #[doc(hidden)]
         #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
@@ -548,16 +547,26 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
             Ok(())
         }
     };
-    let layer_macro = quote! {
+    let layer_macro = signature_macro(
+        name,
+        quote!([#(#in_dims),*] -> [#(#out_dims),*] (#ws_b, #ws_f)),
+    );
+    (methods, layer_macro)
+}
+
+/// `macro_rules! __nanograd_layer_<Name>`: calls `model!` again with `@layer <Name> <sig>;`
+/// in front of the tokens it is given (the model that uses this one as a layer).
+fn signature_macro(name: &Ident, sig: TokenStream) -> TokenStream {
+    let mac = format_ident!("__nanograd_layer_{}", name);
+    quote! {
         #[doc(hidden)]
         #[allow(unused_macros)]
         macro_rules! #mac {
             ($($tt:tt)*) => {
-                ::nanograd::model! { @layer #name [#(#in_dims),*] -> [#(#out_dims),*] (#ws_b, #ws_f); $($tt)* }
+                ::nanograd::model! { @layer #name #sig; $($tt)* }
             };
         }
-    };
-    (methods, layer_macro)
+    }
 }
 
 /// What stands in for a struct model that failed to check: the struct with the fields whose
@@ -569,6 +578,11 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
         attrs, vis, name, ..
     } = s;
     let mut seen = std::collections::HashSet::new();
+    let mut seen_fns = std::collections::HashSet::new();
+    let fns: Vec<&FnDef> = fns
+        .iter()
+        .filter(|f| seen_fns.insert(f.name.to_string()))
+        .collect();
     let fields = s.fields.iter().filter_map(|f| {
         if !seen.insert(f.name.to_string()) {
             return None;
@@ -606,11 +620,17 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
             }
             Some(Shape { dims, batch_name: None })
         };
-        let ins: Option<Vec<Shape>> = f.inputs.iter().map(|(_, sh)| shape(sh, true)).collect();
+        let mut seen_inputs = std::collections::HashSet::new();
+        let inputs: Vec<_> = f
+            .inputs
+            .iter()
+            .filter(|(n, _)| seen_inputs.insert(n.to_string()))
+            .collect();
+        let ins: Option<Vec<Shape>> = inputs.iter().map(|(_, sh)| shape(sh, true)).collect();
         let ret = shape(&f.ret, true);
         match (ins, ret) {
             (Some(ins), Some(ret)) => {
-                let args = f.inputs.iter().zip(&ins).map(|((n, _), sh)| {
+                let args = inputs.iter().zip(&ins).map(|((n, _), sh)| {
                     let t = input_type(sh);
                     quote!(#n: #t)
                 });
@@ -624,7 +644,7 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
                 };
                 let back = format_ident!("{}_backward", fname);
                 let backward = ret.is_scalar().then(|| {
-                    let args = f.inputs.iter().zip(&ins).map(|((n, _), sh)| {
+                    let args = inputs.iter().zip(&ins).map(|((n, _), sh)| {
                         let t = input_type(sh);
                         quote!(#n: #t)
                     });
@@ -640,8 +660,11 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
             },
         }
     });
+    let callback = signature_macro(name, quote!(failed));
     quote! {
+        #callback
         #(#attrs)*
+        #[derive(Clone, Debug)]
         #vis struct #name<T: ::nanograd::Float = f32> {
             #(#fields)*
             __marker: ::core::marker::PhantomData<T>,

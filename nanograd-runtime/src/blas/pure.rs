@@ -158,7 +158,11 @@ impl<T: Float> Kernel for Gemv<'_, T> {
         } = self;
         let row = |i: usize| &a[i * lda..i * lda + n];
         let combine = |yi: &mut T, d: T| {
-            let base = if beta == T::zero() { T::zero() } else { beta * *yi };
+            let base = if beta == T::zero() {
+                T::zero()
+            } else {
+                beta * *yi
+            };
             *yi = base + alpha * d;
         };
         match ta {
@@ -210,16 +214,19 @@ fn gemv_portable<T: Float>(
         scale_output(beta, y);
         return;
     }
-    vectorize_above(m * n, Gemv {
-        ta,
-        n,
-        alpha,
-        a,
-        lda,
-        x,
-        beta,
-        y,
-    });
+    vectorize_above(
+        m * n,
+        Gemv {
+            ta,
+            n,
+            alpha,
+            a,
+            lda,
+            x,
+            beta,
+            y,
+        },
+    );
 }
 
 macro_rules! impl_scalar {
