@@ -2,8 +2,11 @@
 //!
 //! - [`func`]: the function form (`pub fn energy(x: [3], y: [3]) -> []`);
 //! - [`model`]: the struct form (`pub struct Mlp { .. }` with its fns as methods);
-//! - [`graph`]: the buffer plan and the kernel calls of one fn, shared by both.
+//! - [`graph`]: the buffer plan of one fn, shared by both; [`forward`] and [`backward`]: its
+//!   kernel calls.
 
+mod backward;
+mod forward;
 mod func;
 mod graph;
 mod model;
