@@ -38,8 +38,9 @@ fn input_type(s: &Shape) -> TokenStream {
     }
 }
 
-/// `let __x0: &[T] = x.as_flattened();` for each input.
-fn bind_inputs(f: &FnModel) -> TokenStream {
+/// `let __x0: &[T] = x.as_flattened();` for each input of `f` (a scalar input goes through
+/// a one-element array). Shared by both forms.
+pub fn bind_inputs(f: &FnModel) -> TokenStream {
     let lines = f.inputs.iter().enumerate().map(|(i, (name, s))| {
         let x = format_ident!("__x{}", i);
         if s.is_scalar() {

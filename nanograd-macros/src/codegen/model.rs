@@ -27,7 +27,7 @@ use quote::{format_ident, quote};
 use syn::Visibility;
 
 use super::graph::{GraphGen, Mode};
-use super::{array_type, array_zero, flatten, flatten_mut};
+use super::{array_type, array_zero, flatten_mut};
 use crate::ast::{DimSyn, FnDef, StructDef};
 use crate::lower::{FnModel, Init, Layer, LayerKind, StructModel};
 use crate::shape::Shape;
@@ -157,17 +157,8 @@ fn bind_inputs(model: &str, f: &FnModel) -> TokenStream {
         }
         None => quote! { let __b = 1usize; },
     };
-    let binds = f.inputs.iter().enumerate().map(|(i, (name, s))| {
-        let x = format_ident!("__x{}", i);
-        if s.is_scalar() {
-            let arr = format_ident!("__x{}_arr", i);
-            quote! { let #arr = [#name]; let #x: &[T] = &#arr[..]; }
-        } else {
-            let flat = flatten(quote!(#name), s.rank());
-            quote! { let #x: &[T] = #flat; }
-        }
-    });
-    quote! { #batch #(#binds)* }
+    let binds = super::func::bind_inputs(f);
+    quote! { #batch #binds }
 }
 
 /// The method visibility: the fn's own, or the struct's when the fn has none.
