@@ -78,7 +78,7 @@ fn run() -> std::result::Result<(), Box<dyn Error>> {
             opt.step(&mut model)?;
             loss_sum += f64::from(loss) * b as f64;
             seen += b;
-            bar.step(loss_sum / seen as f64, correct as f64 / seen as f64);
+            bar.step(loss_sum / seen as f64, Some(correct as f64 / seen as f64));
         }
         let elapsed = start.elapsed();
         training_time += elapsed;

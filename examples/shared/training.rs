@@ -59,14 +59,17 @@ impl EpochBar {
         EpochBar(bar)
     }
 
-    /// One batch done; `loss` and `accuracy` are the epoch's means so far.
-    pub fn step(&self, loss: f64, accuracy: f64) {
+    /// One batch done; `loss` and `accuracy` (if the caller tracks it) are the epoch's means
+    /// so far.
+    pub fn step(&self, loss: f64, accuracy: Option<f64>) {
         self.0.inc(1);
         if self.0.is_hidden() {
             return;
         }
-        self.0
-            .set_message(format!("loss {loss:.4}  acc {:5.2}%", 100.0 * accuracy));
+        self.0.set_message(match accuracy {
+            Some(a) => format!("loss {loss:.4}  acc {:5.2}%", 100.0 * a),
+            None => format!("loss {loss:.4}"),
+        });
     }
 
     /// Clears the bar (the caller prints the epoch's line).
