@@ -82,7 +82,7 @@ fn run() -> std::result::Result<(), Box<dyn Error>> {
     let mut batches = Batches::new(mnist.train_images.len(), BATCH)?;
 
     let mut x = vec![[0.0f32; IMAGE_SIZE]; BATCH];
-    let mut labels = vec![0u8; BATCH];
+    let mut labels = [0u8; BATCH];
     let mut y = vec![[0.0f32; NUM_CLASSES]; BATCH];
     let mut ws = Workspace::new();
 
