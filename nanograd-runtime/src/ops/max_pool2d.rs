@@ -148,6 +148,7 @@ impl Pool2dGeom {
 
     /// The input rows `lo..hi` (or columns, with `len = w`) that output `i`'s window covers,
     /// the padding left out. Needs `padding <= kernel / 2`, which keeps the range non-empty.
+    #[inline]
     pub(super) fn window(&self, i: usize, len: usize) -> (usize, usize) {
         let start = i * self.stride;
         (
@@ -206,11 +207,18 @@ pub fn max_pool2d_backward<T: Float>(
             for j in 0..ow {
                 let (c0, c1) = g.window(j, g.w);
                 let target = yp[i * ow + j];
-                let is_max = |v: T| v == target || (v.is_nan() && target.is_nan());
-                let at = (r0..r1)
-                    .flat_map(|r| (c0..c1).map(move |c| r * g.w + c))
-                    .find(|&k| is_max(xp[k]))
-                    .ok_or_else(|| {
+                let nan = target.is_nan();
+                let mut found = None;
+                'window: for r in r0..r1 {
+                    let row = &xp[r * g.w..(r + 1) * g.w];
+                    for c in c0..c1 {
+                        if row[c] == target || (nan && row[c].is_nan()) {
+                            found = Some(r * g.w + c);
+                            break 'window;
+                        }
+                    }
+                }
+                let at = found.ok_or_else(|| {
                         invalid(
                             op,
                             format!(
