@@ -317,8 +317,9 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
 }
 
 /// Calls of the `Module` visitor helpers for every layer with parameters or buffers.
-fn module_impl(s: &StructModel) -> TokenStream {
+fn module_impl(s: &StructModel, fns: &[FnModel]) -> TokenStream {
     let name = &s.name;
+    let summary = summary_fn(s, fns);
     let module = quote!(::nanograd::module);
     let mut params = TokenStream::new();
     let mut params_mut = TokenStream::new();
@@ -372,6 +373,56 @@ fn module_impl(s: &StructModel) -> TokenStream {
             fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
                 Some(self.__workspace.rng_mut())
             }
+            #summary
+        }
+    }
+}
+
+/// `Module::summary`: a torchinfo-like table of the layers, each with the output shape of
+/// its first call (known while compiling) and its parameter count (counted at run time).
+fn summary_fn(s: &StructModel, fns: &[FnModel]) -> TokenStream {
+    let model = s.name.to_string();
+    let output = fns
+        .iter()
+        .find(|f| f.name == "forward")
+        .or(fns.first())
+        .map_or_else(|| "--".to_string(), |f| f.ret.to_string());
+    let rows = s.layers.iter().zip(&s.outputs).map(|(l, out)| {
+        let (field, key) = (&l.name, l.name.to_string());
+        let kind = match &l.kind {
+            LayerKind::Dense { .. } => "Dense".to_string(),
+            LayerKind::Conv2d { .. } => "Conv2d".to_string(),
+            LayerKind::BatchNorm2d { .. } => "BatchNorm2d".to_string(),
+            LayerKind::MaxPool2d(_) => "MaxPool2d".to_string(),
+            LayerKind::AvgPool2d(_) => "AvgPool2d".to_string(),
+            LayerKind::Dropout { .. } => "Dropout".to_string(),
+            LayerKind::Param { .. } => "Param".to_string(),
+            LayerKind::Struct { ty, .. } => ty.to_string(),
+        };
+        let out = out.as_ref().map_or_else(|| "--".to_string(), |o| o.to_string());
+        let count = match &l.kind {
+            LayerKind::Param { .. } => quote!(self.#field.len()),
+            _ => quote! {{
+                let mut __n = 0;
+                ::nanograd::module::visit_child_params(#key, &self.#field, &mut |_, p| __n += p.len());
+                __n
+            }},
+        };
+        quote! {
+            ::nanograd::module::LayerRow {
+                name: #key.to_string(),
+                kind: #kind.to_string(),
+                output: #out.to_string(),
+                params: #count,
+            },
+        }
+    });
+    quote! {
+        fn summary(&self) -> String {
+            let __rows = [#(#rows)*];
+            let mut __buffers = 0;
+            ::nanograd::Module::<T>::visit_buffers(self, &mut |_, b| __buffers += b.len());
+            ::nanograd::module::layer_table(#model, #output, &__rows, __buffers)
         }
     }
 }
@@ -382,6 +433,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
         vis,
         name,
         layers,
+        ..
     } = s;
     let fields = layers.iter().map(|l| {
         let (lattrs, lname, ty) = (&l.attrs, &l.name, layer_type(&l.kind));
@@ -392,7 +444,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
         quote! { #lname: #init, }
     });
     let methods = fns.iter().map(|f| fn_methods(s, f));
-    let module = module_impl(s);
+    let module = module_impl(s, fns);
     let (layer_methods, layer_macro) = layer_api(s, fns);
     let new_doc = "A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.";
     quote! {

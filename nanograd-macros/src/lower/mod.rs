@@ -44,6 +44,8 @@ pub struct Model {
 }
 
 pub struct StructModel {
+    /// The output shape of each layer where a fn first calls it (`None` if never called).
+    pub outputs: Vec<Option<Shape>>,
     pub attrs: Vec<Attribute>,
     pub vis: Visibility,
     pub name: Ident,
@@ -159,6 +161,7 @@ pub fn lower(input: ModelInput) -> Result<Model, Option<syn::Error>> {
         .map(|(i, l)| (l.name.to_string(), i))
         .collect();
     let mut used = vec![false; layers.len()];
+    let mut outputs: Vec<Option<Shape>> = vec![None; layers.len()];
     let mut fns = Vec::new();
     for f in &input.fns {
         let mut cx = Lower {
@@ -167,6 +170,7 @@ pub fn lower(input: ModelInput) -> Result<Model, Option<syn::Error>> {
             layers: &layers,
             layer_map: &layer_map,
             used: &mut used,
+            outputs: &mut outputs,
             fns: &input.fns,
             failed_layers: &failed_layers,
             nodes: Vec::new(),
@@ -207,6 +211,14 @@ pub fn lower(input: ModelInput) -> Result<Model, Option<syn::Error>> {
             attrs: s.attrs.clone(),
             vis: s.vis.clone(),
             name: s.name.clone(),
+            outputs: layers
+                .iter()
+                .zip(outputs)
+                .map(|(l, o)| match (&l.kind, o) {
+                    (LayerKind::Param { shape, .. }, _) => Some(Shape::fixed(shape)),
+                    (_, o) => o,
+                })
+                .collect(),
             layers,
         }),
         fns,
@@ -247,6 +259,8 @@ struct Lower<'a> {
     layers: &'a [Layer],
     layer_map: &'a HashMap<String, usize>,
     used: &'a mut Vec<bool>,
+    /// The output shape of each layer's first call, for the model's summary.
+    outputs: &'a mut Vec<Option<Shape>>,
     fns: &'a [FnDef],
     /// Layers whose declaration failed: their uses are not reported again.
     failed_layers: &'a HashSet<String>,
@@ -696,7 +710,13 @@ impl Lower<'_> {
     ) -> Option<NodeId> {
         let key = name.to_string();
         if let Some(&li) = self.layer_map.get(&key) {
-            return self.layer_call(e, li, name, pos, kws, env);
+            let out = self.layer_call(e, li, name, pos, kws, env);
+            if let Some(id) = out {
+                if self.outputs[li].is_none() {
+                    self.outputs[li] = Some(self.shape(id).clone());
+                }
+            }
+            return out;
         }
         if let Some(fi) = self.fns.iter().position(|f| f.name == key) {
             return self.inline_call(e, fi, name, pos, kws, env);
