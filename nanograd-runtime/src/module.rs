@@ -153,6 +153,70 @@ pub trait Module<T: Float> {
     }
 }
 
+/// One row of a model's layer table: the layer's name, its kind, the shape of its output
+/// (as the model's `forward` uses it) and its number of parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerRow {
+    pub name: String,
+    pub kind: String,
+    pub output: String,
+    pub params: usize,
+}
+
+/// A model's layer table, like torchinfo's: one row per layer with its output shape and
+/// parameter count, then the totals. Models made by `model!` return it from
+/// [`Module::summary`].
+///
+/// ```
+/// use nanograd_runtime::module::{layer_table, LayerRow};
+/// let row = |name: &str, kind: &str, output: &str, params| LayerRow {
+///     name: name.into(), kind: kind.into(), output: output.into(), params,
+/// };
+/// let t = layer_table("Mlp", "[B, 10]", &[row("fc1", "Dense", "[B, 32]", 25_120),
+///                                          row("fc2", "Dense", "[B, 10]", 330)], 0);
+/// assert!(t.contains("fc1 (Dense)"));
+/// assert!(t.contains("Total params: 25,450"));
+/// ```
+pub fn layer_table(model: &str, output: &str, rows: &[LayerRow], buffers: usize) -> String {
+    let line = "=".repeat(72);
+    let mut out = format!(
+        "{line}\n{:<40}{:<20}{:>12}\n{line}\n",
+        "Layer (type)", "Output Shape", "Param #"
+    );
+    out.push_str(&format!("{:<40}{:<20}{:>12}\n", model, output, "--"));
+    let mut total = 0;
+    for r in rows {
+        let label = format!("  {} ({})", r.name, r.kind);
+        out.push_str(&format!(
+            "{:<40}{:<20}{:>12}\n",
+            label,
+            r.output,
+            thousands(r.params)
+        ));
+        total += r.params;
+    }
+    out.push_str(&format!("{line}\nTotal params: {}\n", thousands(total)));
+    out.push_str(&format!("Trainable params: {}\n", thousands(total)));
+    out.push_str(&format!(
+        "Non-trainable buffers: {}\n{line}",
+        thousands(buffers)
+    ));
+    out
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Calls `f` with `prefix.name`, built on the stack when it fits in 128 bytes (`name` alone
 /// when `prefix` is empty).
 pub fn with_prefixed_name<R>(prefix: &str, name: &str, f: impl FnOnce(&str) -> R) -> R {
