@@ -173,8 +173,17 @@ fn summary_lists_layers_with_output_shapes_and_counts() {
     let model = Mlp::<f32>::new(&mut StdRng::seed_from_u64(12));
     let s = model.summary();
     // fc1: 4x5 + 5 = 25; fc2: 5x3 + 3 = 18; scale: 3; total 46
-    assert!(s.contains("fc1 (Dense)") && s.contains("[B, 5]") && s.contains("25"), "{s}");
-    assert!(s.contains("fc2 (Dense)") && s.contains("[B, 3]") && s.contains("18"), "{s}");
-    assert!(s.contains("scale (Param)") && s.contains("Total params: 46"), "{s}");
+    assert!(
+        s.contains("fc1 (Dense)") && s.contains("[B, 5]") && s.contains("25"),
+        "{s}"
+    );
+    assert!(
+        s.contains("fc2 (Dense)") && s.contains("[B, 3]") && s.contains("18"),
+        "{s}"
+    );
+    assert!(
+        s.contains("scale (Param)") && s.contains("Total params: 46"),
+        "{s}"
+    );
     assert_eq!(model.num_parameters(), 46);
 }

@@ -398,6 +398,39 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
     fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
         Some(self.__workspace.rng_mut())
     }
+    fn summary(&self) -> String {
+        let __rows = [
+            ::nanograd::module::LayerRow {
+                name: "fc1".to_string(),
+                kind: "Dense".to_string(),
+                output: "[B, 3]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("fc1", &self.fc1, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+            ::nanograd::module::LayerRow {
+                name: "fc2".to_string(),
+                kind: "Dense".to_string(),
+                output: "[B, 2]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("fc2", &self.fc2, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+        ];
+        let mut __buffers = 0;
+        ::nanograd::Module::<T>::visit_buffers(self, &mut |_, b| __buffers += b.len());
+        ::nanograd::module::layer_table("Mlp", "[B, 2]", &__rows, __buffers)
+    }
 }
 #[doc(hidden)]
 #[allow(unused_macros)]

@@ -404,7 +404,7 @@ fn summary_fn(s: &StructModel, fns: &[FnModel]) -> TokenStream {
             LayerKind::Param { .. } => quote!(self.#field.len()),
             _ => quote! {{
                 let mut __n = 0;
-                ::nanograd::module::visit_child_params(#key, &self.#field, &mut |_, p| __n += p.len());
+                ::nanograd::module::visit_child_params::<T, _>(#key, &self.#field, &mut |_, p| __n += p.len());
                 __n
             }},
         };
