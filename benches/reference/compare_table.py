@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Prints the Markdown table of scripts/bench-compare.sh: nanograd's criterion medians
-against the reference medians of bench_reference.py, with the issue's targets.
+"""The Markdown table of scripts/bench-compare.sh: nanograd's criterion medians against the
+reference medians of bench_reference.py, with the issue's targets.
 
-Reads every target/criterion/**/new/{benchmark,estimates}.json written after --since (so a
-stale result of an earlier run is never shown), takes criterion's median, and for each
-workload prints: the target, nanograd's median, its GFLOP/s (criterion throughput, which
-benches/models.rs and benches/blas.rs set to the useful flops of a call) and the fraction of
-the single-thread FMA peak measured in the same run (benches/blas.rs `peak/avx512_fma_f32`),
+`collect` reads every target/criterion/**/new/{benchmark,estimates}.json written after
+--since (so a stale result of an earlier run is never used) and saves criterion's median
+and throughput of each benchmark as JSON. `table` then takes one or more such files and one
+or more reference JSONs (one per round of the script) and keeps, for every cell, the best
+median over the rounds: on a shared machine contention only ever slows a run down. For
+each workload it prints the target, nanograd's median, its GFLOP/s (criterion throughput,
+which benches/models.rs and benches/blas.rs set to the useful flops of a call) and the
+fraction of the single-thread FMA peak (benches/blas.rs `peak/avx512_fma_f32`, best round),
 then each reference median with the ratio reference / nanograd (> 1: nanograd is faster),
 and whether the target is met.
 
-Usage: compare_table.py --criterion target/criterion --since EPOCH_SECONDS
-                        --reference target/bench-reference.json
+Usage: compare_table.py collect --criterion target/criterion --since EPOCH_SECONDS --out F
+       compare_table.py table --ours F [F ...] --reference R [R ...]
 """
 
 import argparse
@@ -104,17 +107,48 @@ def criterion_medians(root, since):
     return out
 
 
+def best_of(runs):
+    """Per key (and provider), the smallest median over `runs`."""
+    best = {}
+    for run in runs:
+        for key, cell in run.items():
+            if isinstance(cell, dict):
+                b = best.setdefault(key, {})
+                for p, ns in cell.items():
+                    b[p] = min(ns, b.get(p, ns))
+            elif key not in best or cell[0] < best[key][0]:
+                best[key] = cell
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--criterion", default="target/criterion")
-    ap.add_argument("--since", type=float, default=0.0)
-    ap.add_argument("--reference", default="target/bench-reference.json")
+    sub = ap.add_subparsers(dest="command", required=True)
+    collect = sub.add_parser("collect")
+    collect.add_argument("--criterion", default="target/criterion")
+    collect.add_argument("--since", type=float, default=0.0)
+    collect.add_argument("--out", required=True)
+    table = sub.add_parser("table")
+    table.add_argument("--ours", nargs="+", required=True)
+    table.add_argument("--reference", nargs="+", required=True)
     args = ap.parse_args()
 
-    ours = criterion_medians(args.criterion, args.since)
-    with open(args.reference) as f:
-        reference = json.load(f)
-    refs = reference["results"]
+    if args.command == "collect":
+        with open(args.out, "w") as f:
+            json.dump(criterion_medians(args.criterion, args.since), f, indent=1)
+        return
+
+    runs = []
+    for path in args.ours:
+        with open(path) as f:
+            runs.append(json.load(f))
+    ours = best_of(runs)
+    references = []
+    for path in args.reference:
+        with open(path) as f:
+            references.append(json.load(f))
+    reference = references[-1]
+    refs = best_of([r["results"] for r in references])
     peak = None
     if "peak/avx512_fma_f32" in ours:
         ns, flops = ours["peak/avx512_fma_f32"]
@@ -141,8 +175,9 @@ def main():
         cells.append(v[1] if v else "")
         print("| " + " | ".join(cells) + " |")
     print()
+    print(f"Best median of {len(runs)} nanograd and {len(references)} reference rounds per cell.")
     if peak:
-        print(f"Single-thread FMA peak measured in this run (benches/blas.rs): {peak:.1f} GFLOP/s.")
+        print(f"Single-thread FMA peak measured (benches/blas.rs, best round): {peak:.1f} GFLOP/s.")
     m = reference["meta"]
     print(
         f"Reference: PyTorch {m['torch']} ({m['torch_cpu_capability']}, {m['torch_threads']} thread), "

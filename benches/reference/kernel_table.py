@@ -6,9 +6,13 @@ benches/kernels.rs (group `kernels:<workload>`, one benchmark per kernel call, n
 For each workload: every kernel's median and its share of the whole model's median, then the
 sum of the kernels and the rest (the generated code between kernel calls: batch checks,
 workspace splits, output copies; negative when the kernels ran faster alone than inside the
-model, e.g. with warmer caches).
+model, e.g. with warmer caches, or when the machine was busier during one of the two runs).
 
-Usage: kernel_table.py [--criterion target/criterion] [--since EPOCH_SECONDS]
+The whole model's median is the best over the `compare_table.py collect` files given with
+--ours (scripts/bench-compare.sh passes its rounds), else the one in target/criterion.
+--since applies to the kernels' results.
+
+Usage: kernel_table.py [--criterion target/criterion] [--since EPOCH_SECONDS] [--ours F ...]
 """
 
 import argparse
@@ -29,13 +33,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--criterion", default="target/criterion")
     ap.add_argument("--since", type=float, default=0.0)
+    ap.add_argument("--ours", nargs="*", default=[])
     args = ap.parse_args()
 
     kernels, models = {}, {}
     pattern = os.path.join(args.criterion, "**", "new", "benchmark.json")
     for bench in glob.glob(pattern, recursive=True):
         est = os.path.join(os.path.dirname(bench), "estimates.json")
-        if not os.path.exists(est) or os.path.getmtime(est) < args.since:
+        if not os.path.exists(est):
             continue
         with open(bench) as f:
             b = json.load(f)
@@ -43,9 +48,14 @@ def main():
             median = json.load(f)["median"]["point_estimate"]
         group = b["group_id"]
         if group.startswith("kernels:"):
-            kernels.setdefault(group[len("kernels:"):], []).append((b["function_id"], median))
-        else:
+            if os.path.getmtime(est) >= args.since:
+                kernels.setdefault(group[len("kernels:"):], []).append((b["function_id"], median))
+        elif not args.ours:
             models[b["full_id"]] = median
+    for path in args.ours:
+        with open(path) as f:
+            for key, (median, _) in json.load(f).items():
+                models[key] = min(median, models.get(key, median))
 
     for workload in sorted(kernels):
         rows = sorted(kernels[workload])
