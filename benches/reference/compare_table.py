@@ -8,8 +8,10 @@ and throughput of each benchmark as JSON. `table` then takes one or more such fi
 or more reference JSONs (one per round of the script) and keeps, for every cell, the best
 median over the rounds: on a shared machine contention only ever slows a run down. For
 each workload it prints the target, nanograd's median, its GFLOP/s (criterion throughput,
-which benches/models.rs and benches/blas.rs set to the useful flops of a call) and the
-fraction of the single-thread FMA peak (benches/blas.rs `peak/avx512_fma_f32`, best round),
+which benches/models.rs and benches/blas.rs set to the useful flops of a call) and its
+fraction of the machine's single-thread f32 peak, PEAK_GFLOPS (BENCHMARKS.md, "BLAS
+providers"); the FMA peak measured in the rounds (benches/blas.rs `peak/avx512_fma_f32`) is
+printed beside it as a measure of how much other work on the machine slowed the run,
 then each reference median with the ratio reference / nanograd (> 1: nanograd is faster),
 and whether the target is met.
 
@@ -21,6 +23,10 @@ import argparse
 import glob
 import json
 import os
+
+# The single-thread f32 peak of the machine, GFLOP/s: the best `peak/avx512_fma_f32` of
+# benches/blas.rs on a quiet machine (BENCHMARKS.md, "BLAS providers").
+PEAK_GFLOPS = 272.0
 
 # Reference providers, in column order, with their headers.
 PROVIDERS = [
@@ -149,10 +155,11 @@ def main():
             references.append(json.load(f))
     reference = references[-1]
     refs = best_of([r["results"] for r in references])
-    peak = None
+    peak = PEAK_GFLOPS
+    measured_peak = None
     if "peak/avx512_fma_f32" in ours:
         ns, flops = ours["peak/avx512_fma_f32"]
-        peak = flops / ns
+        measured_peak = flops / ns
 
     head = ["workload", "target", "nanograd", "GFLOP/s (% of peak)"]
     head += [h for _, h in PROVIDERS] + ["target met?"]
@@ -166,7 +173,7 @@ def main():
         ref = refs.get(ref_name, {})
         cells = [row, target, fmt_time(ns)]
         if gflops is not None and (row.startswith(("mlp", "sgemm"))):
-            cells.append(f"{gflops:.1f}" + (f" ({100 * gflops / peak:.0f} %)" if peak else ""))
+            cells.append(f"{gflops:.1f}" + f" ({100 * gflops / peak:.0f} %)")
         else:
             cells.append("")
         for p, _ in PROVIDERS:
@@ -176,8 +183,11 @@ def main():
         print("| " + " | ".join(cells) + " |")
     print()
     print(f"Best median of {len(runs)} nanograd and {len(references)} reference rounds per cell.")
-    if peak:
-        print(f"Single-thread FMA peak measured (benches/blas.rs, best round): {peak:.1f} GFLOP/s.")
+    print(f"% of peak: of {PEAK_GFLOPS:.0f} GFLOP/s, the machine's single-thread f32 peak.", end="")
+    if measured_peak:
+        print(f" Measured in this run (benches/blas.rs, best round): {measured_peak:.1f} GFLOP/s;"
+              " below the peak, other work on the machine slowed the run.", end="")
+    print()
     m = reference["meta"]
     print(
         f"Reference: PyTorch {m['torch']} ({m['torch_cpu_capability']}, {m['torch_threads']} thread), "
