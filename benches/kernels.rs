@@ -1,0 +1,341 @@
+//! Where the time of `models.rs` goes: every kernel call of each workload, benchmarked one by
+//! one, at the shapes and on the data the generated code uses, in the order it calls them
+//! (read from the expansion of `model!`). Group `kernels:<workload>`, benchmark
+//! `NN kernel`; `benches/reference/kernel_table.py` sets each kernel's median against the
+//! sum and against the whole model's median from `models.rs` (the difference is the
+//! generated glue: batch checks, workspace splits, copies).
+//!
+//! Backward kernels accumulate, so repeating one only keeps adding into the same gradient
+//! buffers; their time does not depend on the values.
+//!
+//! ```sh
+//! cargo bench --bench kernels -- --warm-up-time 0.5 --measurement-time 1
+//! python3 benches/reference/kernel_table.py
+//! ```
+
+mod common;
+
+use common::{images, one_hot, rows, Cnn, Mlp, Tiny};
+use criterion::{BenchmarkGroup, Criterion};
+use nanograd::ops::{self, Conv2dGeom};
+use nanograd::prelude::*;
+use nanograd::rand::{rngs::StdRng, SeedableRng};
+use std::hint::black_box;
+
+type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Benchmarks `f` as step `step` of the group's workload.
+fn kernel(group: &mut Group, step: usize, name: &str, mut f: impl FnMut()) {
+    group.bench_function(format!("{step:02} {name}"), |bench| bench.iter(&mut f));
+}
+
+/// `len` zeros.
+fn zeros(len: usize) -> Vec<f32> {
+    vec![0.0; len]
+}
+
+/// The MLP's forward kernels at batch `b`: dense, relu, dense, relu, dense.
+fn mlp_forward(group: &mut Group, m: &Mlp<f32>, x: &[f32], b: usize) {
+    let (mut h1, mut a1) = (zeros(b * 128), zeros(b * 128));
+    let (mut h2, mut a2) = (zeros(b * 64), zeros(b * 64));
+    let mut z = zeros(b * 10);
+    let (w1, b1) = (m.fc1.weight.value(), Some(m.fc1.bias.value()));
+    let (w2, b2) = (m.fc2.weight.value(), Some(m.fc2.bias.value()));
+    let (w3, b3) = (m.fc3.weight.value(), Some(m.fc3.bias.value()));
+    kernel(group, 1, "fc1 dense", || {
+        ops::dense(black_box(x), w1, b1, b, 784, 128, &mut h1).unwrap()
+    });
+    kernel(group, 2, "relu", || {
+        ops::relu(black_box(&h1), &mut a1).unwrap()
+    });
+    kernel(group, 3, "fc2 dense", || {
+        ops::dense(black_box(&a1), w2, b2, b, 128, 64, &mut h2).unwrap()
+    });
+    kernel(group, 4, "relu", || {
+        ops::relu(black_box(&h2), &mut a2).unwrap()
+    });
+    kernel(group, 5, "fc3 dense", || {
+        ops::dense(black_box(&a2), w3, b3, b, 64, 10, &mut z).unwrap()
+    });
+}
+
+fn mlp(c: &mut Criterion) {
+    let mut model = Mlp::<f32>::new(&mut StdRng::seed_from_u64(0));
+    for b in [1, 64] {
+        let x = rows::<784>(1, b);
+        let mut group = c.benchmark_group(format!("kernels:mlp_infer/{b}"));
+        mlp_forward(&mut group, &model, x.as_flattened(), b);
+        group.finish();
+    }
+
+    // the training step at batch 64, on the activations of a real forward pass
+    let b = 64;
+    let (x, t) = (rows::<784>(2, b), one_hot(b));
+    let (x, t) = (x.as_flattened(), t.as_flattened());
+    let m = &model;
+    let (mut h1, mut a1) = (zeros(b * 128), zeros(b * 128));
+    let (mut h2, mut a2) = (zeros(b * 64), zeros(b * 64));
+    let mut z = zeros(b * 10);
+    let (w1, w2, w3) = (
+        m.fc1.weight.value(),
+        m.fc2.weight.value(),
+        m.fc3.weight.value(),
+    );
+    ops::dense(x, w1, Some(m.fc1.bias.value()), b, 784, 128, &mut h1).unwrap();
+    ops::relu(&h1, &mut a1).unwrap();
+    ops::dense(&a1, w2, Some(m.fc2.bias.value()), b, 128, 64, &mut h2).unwrap();
+    ops::relu(&h2, &mut a2).unwrap();
+    ops::dense(&a2, w3, Some(m.fc3.bias.value()), b, 64, 10, &mut z).unwrap();
+    let mut grads = zeros(b * (2 * 128 + 2 * 64 + 10) + 1);
+    let (mut gz, mut ga2, mut gh2) = (zeros(b * 10), zeros(b * 64), zeros(b * 64));
+    let (mut ga1, mut gh1) = (zeros(b * 128), zeros(b * 128));
+    let (mut dw1, mut db1) = (zeros(128 * 784), zeros(128));
+    let (mut dw2, mut db2) = (zeros(64 * 128), zeros(64));
+    let (mut dw3, mut db3) = (zeros(10 * 64), zeros(10));
+
+    let mut group = c.benchmark_group(format!("kernels:mlp_train_adam/{b}"));
+    let mut model_z = model.clone();
+    kernel(&mut group, 0, "zero_grad", || model_z.zero_grad());
+    mlp_forward(&mut group, m, x, b);
+    kernel(&mut group, 6, "softmax_cross_entropy", || {
+        black_box(ops::softmax_cross_entropy(black_box(&z), t, 10).unwrap());
+    });
+    kernel(&mut group, 7, "fill gradient buffers", || {
+        black_box(&mut grads).fill(0.0)
+    });
+    kernel(&mut group, 8, "softmax_cross_entropy_backward", || {
+        ops::softmax_cross_entropy_backward(black_box(&z), t, 10, 1.0, Some(&mut gz), None).unwrap()
+    });
+    kernel(&mut group, 9, "fc3 dense_backward", || {
+        ops::dense_backward(
+            black_box(&a2),
+            w3,
+            &gz,
+            b,
+            64,
+            10,
+            Some(&mut ga2),
+            Some(&mut dw3),
+            Some(&mut db3),
+        )
+        .unwrap()
+    });
+    kernel(&mut group, 10, "relu_backward", || {
+        ops::relu_backward(black_box(&h2), &a2, &ga2, &mut gh2).unwrap()
+    });
+    kernel(&mut group, 11, "fc2 dense_backward", || {
+        ops::dense_backward(
+            black_box(&a1),
+            w2,
+            &gh2,
+            b,
+            128,
+            64,
+            Some(&mut ga1),
+            Some(&mut dw2),
+            Some(&mut db2),
+        )
+        .unwrap()
+    });
+    kernel(&mut group, 12, "relu_backward", || {
+        ops::relu_backward(black_box(&h1), &a1, &ga1, &mut gh1).unwrap()
+    });
+    kernel(&mut group, 13, "fc1 dense_backward", || {
+        ops::dense_backward(
+            black_box(x),
+            w1,
+            &gh1,
+            b,
+            784,
+            128,
+            None,
+            Some(&mut dw1),
+            Some(&mut db1),
+        )
+        .unwrap()
+    });
+    // Adam on the model's real gradients (the update's time does not depend on them)
+    let mut opt = Adam::new(1e-3);
+    model
+        .loss_backward(&rows::<784>(2, b), &one_hot(b))
+        .unwrap();
+    kernel(&mut group, 14, "Adam::step", || {
+        opt.step(&mut model).unwrap()
+    });
+    group.finish();
+}
+
+/// The geometry of the CNN's `conv1` and `conv2`.
+fn cnn_geoms() -> (Conv2dGeom, Conv2dGeom) {
+    (
+        Conv2dGeom::new(1, 28, 28, 8, 3, 3, 1, 1).unwrap(),
+        Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap(),
+    )
+}
+
+/// Activations of the CNN's forward pass at batch `b`.
+struct CnnActs {
+    h1: Vec<f32>,
+    a1: Vec<f32>,
+    h2: Vec<f32>,
+    a2: Vec<f32>,
+    p: Vec<f32>,
+    z: Vec<f32>,
+}
+
+/// The CNN's forward kernels at batch `b`, benchmarked one by one; returns the activations.
+fn cnn_forward(group: &mut Group, m: &Cnn<f32>, x: &[f32], b: usize) -> CnnActs {
+    let (g1, g2) = cnn_geoms();
+    let (mut cols1, mut cols2) = (zeros(g1.col_len()), zeros(g2.col_len()));
+    let mut s = CnnActs {
+        h1: zeros(b * 8 * 784),
+        a1: zeros(b * 8 * 784),
+        h2: zeros(b * 16 * 196),
+        a2: zeros(b * 16 * 196),
+        p: zeros(b * 16),
+        z: zeros(b * 10),
+    };
+    let (w1, b1) = (m.conv1.weight.value(), Some(m.conv1.bias.value()));
+    let (w2, b2) = (m.conv2.weight.value(), Some(m.conv2.bias.value()));
+    let (wf, bf) = (m.fc.weight.value(), Some(m.fc.bias.value()));
+    kernel(group, 1, "conv1 conv2d", || {
+        ops::conv2d(&g1, black_box(x), w1, b1, b, &mut cols1, &mut s.h1).unwrap()
+    });
+    kernel(group, 2, "relu", || {
+        ops::relu(black_box(&s.h1), &mut s.a1).unwrap()
+    });
+    kernel(group, 3, "conv2 conv2d", || {
+        ops::conv2d(&g2, black_box(&s.a1), w2, b2, b, &mut cols2, &mut s.h2).unwrap()
+    });
+    kernel(group, 4, "relu", || {
+        ops::relu(black_box(&s.h2), &mut s.a2).unwrap()
+    });
+    kernel(group, 5, "global_avg_pool2d", || {
+        ops::global_avg_pool2d(black_box(&s.a2), b, 16, 196, &mut s.p).unwrap()
+    });
+    kernel(group, 6, "fc dense", || {
+        ops::dense(black_box(&s.p), wf, bf, b, 16, 10, &mut s.z).unwrap()
+    });
+    s
+}
+
+fn cnn(c: &mut Criterion) {
+    let mut model = Cnn::<f32>::new(&mut StdRng::seed_from_u64(1));
+    let mut group = c.benchmark_group("kernels:cnn_infer/1");
+    let x = images(3, 1);
+    let x = x.as_flattened().as_flattened().as_flattened();
+    cnn_forward(&mut group, &model, x, 1);
+    group.finish();
+
+    let b = 32;
+    let (x, t) = (images(4, b), one_hot(b));
+    let mut group = c.benchmark_group(format!("kernels:cnn_train_sgd/{b}"));
+    let mut model_z = model.clone();
+    kernel(&mut group, 0, "zero_grad", || model_z.zero_grad());
+    let xf = x.as_flattened().as_flattened().as_flattened();
+    let tf = t.as_flattened();
+    let s = cnn_forward(&mut group, &model, xf, b);
+    // the forward kernels ran over and over on the same inputs: s holds a real forward pass
+    let (g1, g2) = cnn_geoms();
+    let mut cols = zeros(g1.col_len().max(g2.col_len()));
+    let m = &model;
+    let mut grads = zeros(b * (2 * 8 * 784 + 2 * 16 * 196 + 16 + 10) + 1);
+    let (mut gz, mut gp) = (zeros(b * 10), zeros(b * 16));
+    let (mut ga2, mut gh2) = (zeros(b * 16 * 196), zeros(b * 16 * 196));
+    let (mut ga1, mut gh1) = (zeros(b * 8 * 784), zeros(b * 8 * 784));
+    let (mut dwf, mut dbf) = (zeros(10 * 16), zeros(10));
+    let (mut dw2, mut db2) = (zeros(16 * 72), zeros(16));
+    let (mut dw1, mut db1) = (zeros(8 * 9), zeros(8));
+    kernel(&mut group, 7, "softmax_cross_entropy", || {
+        black_box(ops::softmax_cross_entropy(black_box(&s.z), tf, 10).unwrap());
+    });
+    kernel(&mut group, 8, "fill gradient buffers", || {
+        black_box(&mut grads).fill(0.0)
+    });
+    kernel(&mut group, 9, "softmax_cross_entropy_backward", || {
+        ops::softmax_cross_entropy_backward(black_box(&s.z), tf, 10, 1.0, Some(&mut gz), None)
+            .unwrap()
+    });
+    kernel(&mut group, 10, "fc dense_backward", || {
+        let w = m.fc.weight.value();
+        ops::dense_backward(
+            black_box(&s.p),
+            w,
+            &gz,
+            b,
+            16,
+            10,
+            Some(&mut gp),
+            Some(&mut dwf),
+            Some(&mut dbf),
+        )
+        .unwrap()
+    });
+    kernel(&mut group, 11, "global_avg_pool2d_backward", || {
+        ops::global_avg_pool2d_backward(black_box(&gp), b, 16, 196, &mut ga2).unwrap()
+    });
+    kernel(&mut group, 12, "relu_backward", || {
+        ops::relu_backward(black_box(&s.h2), &s.a2, &ga2, &mut gh2).unwrap()
+    });
+    kernel(&mut group, 13, "conv2 conv2d_backward", || {
+        let w = m.conv2.weight.value();
+        ops::conv2d_backward(
+            &g2,
+            black_box(&s.a1),
+            w,
+            &gh2,
+            b,
+            &mut cols[..g2.col_len()],
+            Some(&mut ga1),
+            Some(&mut dw2),
+            Some(&mut db2),
+        )
+        .unwrap()
+    });
+    kernel(&mut group, 14, "relu_backward", || {
+        ops::relu_backward(black_box(&s.h1), &s.a1, &ga1, &mut gh1).unwrap()
+    });
+    kernel(&mut group, 15, "conv1 conv2d_backward", || {
+        let w = m.conv1.weight.value();
+        ops::conv2d_backward(
+            &g1,
+            black_box(xf),
+            w,
+            &gh1,
+            b,
+            &mut cols[..g1.col_len()],
+            None,
+            Some(&mut dw1),
+            Some(&mut db1),
+        )
+        .unwrap()
+    });
+    let mut opt = Sgd::new(0.01).momentum(0.9);
+    model.loss_backward(&x, &t).unwrap();
+    kernel(&mut group, 16, "Sgd::step", || {
+        opt.step(&mut model).unwrap()
+    });
+    group.finish();
+}
+
+fn tiny(c: &mut Criterion) {
+    let m = Tiny::<f32>::new(&mut StdRng::seed_from_u64(2));
+    let x = [0.3f32, -0.7];
+    let (mut h, mut a, mut y) = (zeros(8), zeros(8), zeros(1));
+    let mut group = c.benchmark_group("kernels:tiny_infer/1");
+    let (w1, b1) = (m.hidden.weight.value(), Some(m.hidden.bias.value()));
+    let (w2, b2) = (m.out.weight.value(), Some(m.out.bias.value()));
+    kernel(&mut group, 1, "hidden dense", || {
+        ops::dense(black_box(&x), w1, b1, 1, 2, 8, &mut h).unwrap()
+    });
+    kernel(&mut group, 2, "relu", || {
+        ops::relu(black_box(&h), &mut a).unwrap()
+    });
+    kernel(&mut group, 3, "out dense", || {
+        ops::dense(black_box(&a), w2, b2, 1, 8, 1, &mut y).unwrap()
+    });
+    group.finish();
+}
+
+criterion::criterion_group!(benches, mlp, cnn, tiny);
+criterion::criterion_main!(benches);

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""The Markdown table of scripts/bench-compare.sh: nanograd's criterion medians against the
+reference medians of bench_reference.py, with the issue's targets.
+
+`collect` reads every target/criterion/**/new/{benchmark,estimates}.json written after
+--since (so a stale result of an earlier run is never used) and saves criterion's median
+and throughput of each benchmark as JSON. `table` then takes one or more such files and one
+or more reference JSONs (one per round of the script) and keeps, for every cell, the best
+median over the rounds: on a shared machine contention only ever slows a run down. For
+each workload it prints the target, nanograd's median, its GFLOP/s (criterion throughput,
+which benches/models.rs and benches/blas.rs set to the useful flops of a call) and its
+fraction of the machine's single-thread f32 peak, PEAK_GFLOPS (BENCHMARKS.md, "BLAS
+providers"); the FMA peak measured in the rounds (benches/blas.rs `peak/avx512_fma_f32`) is
+printed beside it as a measure of how much other work on the machine slowed the run,
+then each reference median with the ratio reference / nanograd (> 1: nanograd is faster),
+and whether the target is met.
+
+Usage: compare_table.py collect --criterion target/criterion --since EPOCH_SECONDS --out F
+       compare_table.py table --ours F [F ...] --reference R [R ...]
+"""
+
+import argparse
+import glob
+import json
+import os
+
+# The single-thread f32 peak of the machine, GFLOP/s: the best `peak/avx512_fma_f32` of
+# benches/blas.rs on a quiet machine (BENCHMARKS.md, "BLAS providers").
+PEAK_GFLOPS = 272.0
+
+# Reference providers, in column order, with their headers.
+PROVIDERS = [
+    ("torch_eager", "PyTorch eager"),
+    ("torch_eager_fused", "PyTorch eager, fused optimizer"),
+    ("torch_jit", "PyTorch jit trace+freeze"),
+    ("ort", "ONNX Runtime"),
+    ("ort_iobinding", "ONNX Runtime, I/O binding"),
+]
+
+# Rows: our criterion id, the reference workload, the target's text.
+ROWS = [
+    ("mlp_infer/1", "mlp_infer/1", "≤ 3 µs, 2× faster than ONNX Runtime"),
+    ("mlp_infer/64", "mlp_infer/64", "≥ 220 GFLOP/s useful"),
+    ("mlp_train_adam/64", "mlp_train_adam/64", "≤ 170 µs, 3× faster than PyTorch fused Adam"),
+    ("cnn_infer/1", "cnn_infer/1", "4× faster than PyTorch eager"),
+    ("cnn_train_sgd/32", "cnn_train_sgd/32", "3× faster than PyTorch"),
+    ("tiny_infer/1", "tiny_infer/1", "< 50 ns"),
+    ("sgemm/gemm/64", "sgemm/64", ""),
+    ("sgemm/gemm/256", "sgemm/256", ""),
+    ("sgemm/gemm/1024", "sgemm/1024", ""),
+]
+
+
+def fmt_time(ns):
+    if ns < 1e3:
+        return f"{ns:.1f} ns"
+    if ns < 1e6:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns / 1e6:.2f} ms"
+
+
+def verdict(row, ns, gflops, ref):
+    """The target check of a row: (met, text), or None for rows without a target."""
+
+    def ratio(*providers):
+        times = [ref[p] for p in providers if p in ref]
+        return min(times) / ns if times else None
+
+    checks = []
+    if row == "mlp_infer/1":
+        checks.append((ns <= 3e3, f"{fmt_time(ns)} vs ≤ 3 µs"))
+        r = ratio("ort", "ort_iobinding")
+        if r is not None:
+            checks.append((r >= 2, f"{r:.2f}× ONNX Runtime vs ≥ 2×"))
+    elif row == "mlp_infer/64":
+        checks.append((gflops >= 220, f"{gflops:.0f} vs ≥ 220 GFLOP/s"))
+    elif row == "mlp_train_adam/64":
+        checks.append((ns <= 170e3, f"{fmt_time(ns)} vs ≤ 170 µs"))
+        r = ratio("torch_eager_fused")
+        if r is not None:
+            checks.append((r >= 3, f"{r:.2f}× PyTorch fused Adam vs ≥ 3×"))
+    elif row == "cnn_infer/1":
+        r = ratio("torch_eager")
+        if r is not None:
+            checks.append((r >= 4, f"{r:.2f}× PyTorch eager vs ≥ 4×"))
+    elif row == "cnn_train_sgd/32":
+        r = ratio("torch_eager", "torch_eager_fused")  # the faster PyTorch
+        if r is not None:
+            checks.append((r >= 3, f"{r:.2f}× PyTorch vs ≥ 3×"))
+    elif row == "tiny_infer/1":
+        checks.append((ns < 50, f"{fmt_time(ns)} vs < 50 ns"))
+    if not checks:
+        return None
+    met = all(ok for ok, _ in checks)
+    return met, ("**met**: " if met else "**missed**: ") + "; ".join(
+        ("" if ok else "✗ ") + text for ok, text in checks
+    )
+
+
+def criterion_medians(root, since):
+    """full_id -> (median ns, flops per call or None) of results written after `since`."""
+    out = {}
+    for bench in glob.glob(os.path.join(root, "**", "new", "benchmark.json"), recursive=True):
+        est = os.path.join(os.path.dirname(bench), "estimates.json")
+        if not os.path.exists(est) or os.path.getmtime(est) < since:
+            continue
+        with open(bench) as f:
+            b = json.load(f)
+        with open(est) as f:
+            e = json.load(f)
+        flops = (b.get("throughput") or {}).get("Elements")
+        out[b["full_id"]] = (e["median"]["point_estimate"], flops)
+    return out
+
+
+def best_of(runs):
+    """Per key (and provider), the smallest median over `runs`."""
+    best = {}
+    for run in runs:
+        for key, cell in run.items():
+            if isinstance(cell, dict):
+                b = best.setdefault(key, {})
+                for p, ns in cell.items():
+                    b[p] = min(ns, b.get(p, ns))
+            elif key not in best or cell[0] < best[key][0]:
+                best[key] = cell
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="command", required=True)
+    collect = sub.add_parser("collect")
+    collect.add_argument("--criterion", default="target/criterion")
+    collect.add_argument("--since", type=float, default=0.0)
+    collect.add_argument("--out", required=True)
+    table = sub.add_parser("table")
+    table.add_argument("--ours", nargs="+", required=True)
+    table.add_argument("--reference", nargs="+", required=True)
+    args = ap.parse_args()
+
+    if args.command == "collect":
+        with open(args.out, "w") as f:
+            json.dump(criterion_medians(args.criterion, args.since), f, indent=1)
+        return
+
+    runs = []
+    for path in args.ours:
+        with open(path) as f:
+            runs.append(json.load(f))
+    ours = best_of(runs)
+    references = []
+    for path in args.reference:
+        with open(path) as f:
+            references.append(json.load(f))
+    reference = references[-1]
+    refs = best_of([r["results"] for r in references])
+    peak = PEAK_GFLOPS
+    measured_peak = None
+    if "peak/avx512_fma_f32" in ours:
+        ns, flops = ours["peak/avx512_fma_f32"]
+        measured_peak = flops / ns
+
+    head = ["workload", "target", "nanograd", "GFLOP/s (% of peak)"]
+    head += [h for _, h in PROVIDERS] + ["target met?"]
+    print("| " + " | ".join(head) + " |")
+    print("| --- | --- | ---: | ---: |" + " ---: |" * len(PROVIDERS) + " --- |")
+    for row, ref_name, target in ROWS:
+        if row not in ours:
+            continue
+        ns, flops = ours[row]
+        gflops = flops / ns if flops else None
+        ref = refs.get(ref_name, {})
+        cells = [row, target, fmt_time(ns)]
+        if gflops is not None and (row.startswith(("mlp", "sgemm"))):
+            cells.append(f"{gflops:.1f}" + f" ({100 * gflops / peak:.0f} %)")
+        else:
+            cells.append("")
+        for p, _ in PROVIDERS:
+            cells.append(f"{fmt_time(ref[p])} ({ref[p] / ns:.2f}×)" if p in ref else "")
+        v = verdict(row, ns, gflops, ref)
+        cells.append(v[1] if v else "")
+        print("| " + " | ".join(cells) + " |")
+    print()
+    print(f"Best median of {len(runs)} nanograd and {len(references)} reference rounds per cell.")
+    print(f"% of peak: of {PEAK_GFLOPS:.0f} GFLOP/s, the machine's single-thread f32 peak.", end="")
+    if measured_peak:
+        print(f" Measured in this run (benches/blas.rs, best round): {measured_peak:.1f} GFLOP/s;"
+              " below the peak, other work on the machine slowed the run.", end="")
+    print()
+    m = reference["meta"]
+    print(
+        f"Reference: PyTorch {m['torch']} ({m['torch_cpu_capability']}, {m['torch_threads']} thread), "
+        f"ONNX Runtime {m['onnxruntime']}, Python {m['python']}; {m['date']}."
+    )
+    print("Ratio = reference median / nanograd median: above 1, nanograd is faster.")
+
+
+if __name__ == "__main__":
+    main()

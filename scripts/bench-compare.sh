@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# nanograd against PyTorch and ONNX Runtime on the workloads of the "Speed" issue, float32,
+# one thread, back to back on the same machine: our criterion benches (benches/models.rs,
+# and benches/blas.rs for sgemm 64/256/1024 and the FMA peak), then the reference script
+# benches/reference/bench_reference.py, RUNS rounds (default 1) alternating the two; prints a
+# Markdown table of medians (each cell the best of the rounds: on a shared machine contention
+# only ever slows a run down), ratios (reference / nanograd, > 1 means nanograd is faster),
+# GFLOP/s and the issue's targets (benches/reference/compare_table.py).
+# With KERNELS=1 it then runs benches/kernels.rs and prints where each workload's time goes
+# (benches/reference/kernel_table.py).
+# Raw outputs go to target/bench-compare/ (criterion's logs, medians and reference JSONs,
+# the tables); the last reference JSON is also copied to target/bench-reference.json.
+# Usage: [RUNS=n] [WARM_UP=1] [MEASUREMENT_TIME=3] [KERNELS=1] scripts/bench-compare.sh
+# Needs: pip install -r benches/reference/requirements.txt
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left as the machine sets them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+warm=${WARM_UP:-1}
+measure=${MEASUREMENT_TIME:-3}
+out=target/bench-compare
+mkdir -p "$out"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+args=(--warm-up-time "$warm" --measurement-time "$measure")
+python3 -c "import torch, onnx, onnxruntime" 2>/dev/null || {
+    echo "bench-compare: pip install -r benches/reference/requirements.txt first" >&2
+    exit 2
+}
+cargo bench --bench models --bench blas --no-run >"$out/build-$stamp.txt" 2>&1
+
+ours=() refs=()
+for run in $(seq "${RUNS:-1}"); do
+    tag=$stamp-$run
+    since=$(date +%s)
+    echo "bench-compare: round $run: cargo bench --bench models" >&2
+    cargo bench --bench models -- "${args[@]}" >"$out/models-$tag.txt" 2>&1
+    echo "bench-compare: round $run: cargo bench --bench blas (sgemm 64/256/1024, peak)" >&2
+    cargo bench --bench blas -- '^(sgemm/gemm/(64|256|1024)|peak/avx512_fma_f32)$' "${args[@]}" \
+        >"$out/blas-$tag.txt" 2>&1
+    python3 benches/reference/compare_table.py collect --criterion target/criterion \
+        --since "$since" --out "$out/nanograd-$tag.json"
+    echo "bench-compare: round $run: benches/reference/bench_reference.py" >&2
+    python3 benches/reference/bench_reference.py --warm-up "$warm" --measurement-time "$measure" \
+        --out "$out/reference-$tag.json" 2>"$out/reference-$tag.txt"
+    ours+=("$out/nanograd-$tag.json")
+    refs+=("$out/reference-$tag.json")
+done
+cp "${refs[-1]}" target/bench-reference.json
+
+python3 benches/reference/compare_table.py table --ours "${ours[@]}" --reference "${refs[@]}" |
+    tee "$out/table-$stamp.md"
+
+if [ "${KERNELS:-0}" = 1 ]; then
+    echo "bench-compare: cargo bench --bench kernels" >&2
+    since=$(date +%s)
+    cargo bench --bench kernels -- "${args[@]}" >"$out/kernels-$stamp.txt" 2>&1
+    echo
+    python3 benches/reference/kernel_table.py --criterion target/criterion --since "$since" \
+        --ours "${ours[@]}" |
+        tee "$out/kernels-$stamp.md"
+fi
