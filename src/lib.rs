@@ -78,6 +78,8 @@
 //! # fn main() {}
 //! ```
 
+#![warn(missing_docs)]
+
 /// Declares a model: layers, and fns of tensor expressions whose shapes are checked while
 /// compiling. See the crate documentation and the README for the language.
 pub use nanograd_macros::model;

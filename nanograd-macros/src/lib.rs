@@ -1,8 +1,8 @@
 //! The `model!` macro of nanograd: parse, check every shape, generate forward and
 //! backward code that calls `nanograd::ops`.
 //!
-//! Stages: [`ast`] (the grammar) -> [`lower`] (names, shapes, every check; yields [`ir`])
-//! -> [`codegen`] (cannot fail). Every error becomes a `compile_error!` at the token that
+//! Stages: `ast` (the grammar) -> `lower` (names, shapes, every check; yields `ir`)
+//! -> `codegen` (cannot fail). Every error becomes a `compile_error!` at the token that
 //! caused it, next to a stub of the model so that no cascade of secondary errors follows.
 
 mod ast;

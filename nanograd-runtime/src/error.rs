@@ -12,42 +12,68 @@ pub enum Error {
     /// Two shapes that must agree do not: `shape mismatch in dense: expected [_, 784], got [_, 783]`.
     #[error("shape mismatch in {op}: expected {expected}, got {got}")]
     ShapeMismatch {
+        /// The op or layer that checked.
         op: &'static str,
+        /// The shape it needs.
         expected: String,
+        /// The shape it was given.
         got: String,
     },
     /// A buffer does not have the number of elements its shape implies.
     #[error("length mismatch in {op}: `{what}` has {got} elements, expected {expected}")]
     LengthMismatch {
+        /// The op that checked.
         op: &'static str,
+        /// The buffer.
         what: &'static str,
+        /// The element count its shape implies.
         expected: usize,
+        /// The element count it has.
         got: usize,
     },
     /// Two arguments of a generated method disagree on the batch size.
     #[error("batch size mismatch in {op}: `{what}` has {got} rows, expected {expected}")]
     BatchMismatch {
+        /// The generated method, `Mlp::loss`.
         op: &'static str,
+        /// The argument whose batch differs.
         what: &'static str,
+        /// The batch size of the first batched argument.
         expected: usize,
+        /// The batch size of this one.
         got: usize,
     },
     /// An argument outside its domain (a negative learning rate, a zero stride, ...).
     #[error("invalid argument to {op}: {msg}")]
-    InvalidArgument { op: &'static str, msg: String },
+    InvalidArgument {
+        /// The op or component that checked.
+        op: &'static str,
+        /// What is wrong, with the values involved.
+        msg: String,
+    },
     /// A NaN or infinity where a guard was asked for.
     #[error("non-finite value in {what}")]
-    NonFinite { what: String },
+    NonFinite {
+        /// Where: a parameter name and index.
+        what: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// A file was read but its contents are wrong (bad magic number, truncated, ...).
     #[error("{}: {msg}", path.display())]
-    Format { path: PathBuf, msg: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its contents.
+        msg: String,
+    },
 }
 
 /// Formats a shape as `[2, 3]`; a `None` dimension (the batch) prints as `_`.

@@ -45,25 +45,40 @@ pub trait Float:
     /// Negative infinity.
     const NEG_INFINITY: Self;
 
+    /// `0`.
     fn zero() -> Self;
+    /// `1`.
     fn one() -> Self;
     /// Converts from `f64`, rounding to nearest for `f32`.
     fn from_f64(x: f64) -> Self;
     /// Converts from `usize` (exact up to 2^24 for `f32`).
     fn from_usize(n: usize) -> Self;
+    /// Converts to `f64` (exact).
     fn to_f64(self) -> f64;
 
+    /// `e^self`.
     fn exp(self) -> Self;
+    /// The natural logarithm.
     fn ln(self) -> Self;
+    /// `ln(1 + self)`, accurate near 0.
     fn ln_1p(self) -> Self;
+    /// The square root.
     fn sqrt(self) -> Self;
+    /// The hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// The absolute value.
     fn abs(self) -> Self;
+    /// `self^n`.
     fn powi(self, n: i32) -> Self;
+    /// `self^e`.
     fn powf(self, e: Self) -> Self;
+    /// The larger of the two (the other one if one is NaN).
     fn max(self, other: Self) -> Self;
+    /// The smaller of the two (the other one if one is NaN).
     fn min(self, other: Self) -> Self;
+    /// Whether the value is NaN.
     fn is_nan(self) -> bool;
+    /// Whether the value is neither infinite nor NaN.
     fn is_finite(self) -> bool;
 }
 

@@ -11,6 +11,8 @@
 //! - [`Error`]: everything a user can get wrong at run time;
 //! - [`testing`]: `assert_close!` and central-difference gradient checks.
 
+#![warn(missing_docs)]
+
 pub mod blas;
 pub mod data;
 mod error;

@@ -157,9 +157,13 @@ pub trait Module<T: Float> {
 /// (as the model's `forward` uses it) and its number of parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerRow {
+    /// The field name, `fc1`.
     pub name: String,
+    /// The layer kind, `Dense`.
     pub kind: String,
+    /// The output shape, `[B, 128]`.
     pub output: String,
+    /// The number of trainable scalars.
     pub params: usize,
 }
 

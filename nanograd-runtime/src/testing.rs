@@ -1,11 +1,12 @@
-//! Test helpers shared by the runtime's and the generated code's tests: [`assert_close!`]
+//! Test helpers shared by the runtime's and the generated code's tests: [`assert_close!`](crate::assert_close)
 //! and central-difference gradient checks.
 
 use crate::Float;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-/// Values that [`assert_close!`] can compare: scalars, slices, arrays and vectors of floats.
+/// Values that [`assert_close!`](crate::assert_close) can compare: scalars, slices, arrays and vectors of floats.
 pub trait CloseValues {
+    /// The values as `f64`, in order.
     fn close_values(&self) -> Vec<f64>;
 }
 

@@ -2,7 +2,7 @@
 //!
 //! | function | computes |
 //! | --- | --- |
-//! | [`gemm`] | `C = alpha * op(A) * op(B) + beta * C` |
+//! | [`gemm`](fn@gemm) | `C = alpha * op(A) * op(B) + beta * C` |
 //! | [`gemv`] | `y = alpha * op(A) * x + beta * y` |
 //! | [`dot`]  | `x . y` |
 //! | [`axpy`] | `y += alpha * x` |
@@ -37,7 +37,9 @@ pub const PROVIDER: &str = "mkl";
 /// Whether a matrix operand is used as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trans {
+    /// The operand as stored.
     No,
+    /// The operand transposed.
     Yes,
 }
 

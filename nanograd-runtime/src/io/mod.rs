@@ -9,9 +9,9 @@
 //! - [`write_atomic`]: the atomic file replacement both use (temporary file, `fsync`,
 //!   rename, `fsync` of the directory).
 
-mod atomic;
-mod checkpoint;
-mod safetensors;
+pub mod atomic;
+pub mod checkpoint;
+pub mod safetensors;
 
 pub use self::safetensors::SafetensorsExt;
 pub use atomic::{write_atomic, write_atomic_with};

@@ -89,11 +89,26 @@ impl Default for HealthThresholds {
 #[derive(Clone, Debug, PartialEq)]
 pub enum GradIssue {
     /// Some gradient elements are NaN or infinite.
-    NonFinite { num_nan: usize, num_inf: usize },
+    NonFinite {
+        /// NaN gradient entries.
+        num_nan: usize,
+        /// Infinite gradient entries.
+        num_inf: usize,
+    },
     /// The total L2 norm exceeds the threshold.
-    Exploding { norm: f64, threshold: f64 },
+    Exploding {
+        /// The global L2 norm of the gradients.
+        norm: f64,
+        /// The threshold it exceeds.
+        threshold: f64,
+    },
     /// The total L2 norm is below the threshold.
-    Vanishing { norm: f64, threshold: f64 },
+    Vanishing {
+        /// The global L2 norm of the gradients.
+        norm: f64,
+        /// The threshold it is under.
+        threshold: f64,
+    },
 }
 
 impl fmt::Display for GradIssue {
