@@ -210,10 +210,10 @@ pub fn max_pool2d_backward<T: Float>(
                 let nan = target.is_nan();
                 let mut found = None;
                 'window: for r in r0..r1 {
-                    let row = &xp[r * g.w..(r + 1) * g.w];
-                    for c in c0..c1 {
-                        if row[c] == target || (nan && row[c].is_nan()) {
-                            found = Some(r * g.w + c);
+                    let row = &xp[r * g.w + c0..r * g.w + c1];
+                    for (c, &v) in row.iter().enumerate() {
+                        if v == target || (nan && v.is_nan()) {
+                            found = Some(r * g.w + c0 + c);
                             break 'window;
                         }
                     }
