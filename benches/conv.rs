@@ -7,7 +7,7 @@
 //! ```
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use nanograd::ops::{conv2d, conv2d_backward, Conv2dGeom};
+use nanograd::ops::{conv2d, conv2d_backward, Conv2dCols, Conv2dGeom};
 use std::hint::black_box;
 
 /// `len` deterministic values in `[-1, 1)`.
@@ -33,7 +33,7 @@ fn bench_conv(c: &mut Criterion) {
             let w = fill(g.weight_len(), 2);
             let b = fill(g.c_out, 3);
             let dy = fill(n * g.output_len(), 4);
-            let mut cols = vec![0.0f32; g.col_len()];
+            let mut ws = vec![0.0f32; g.workspace_len(n)];
             let mut y = vec![0.0f32; n * g.output_len()];
             let (mut dx, mut dw, mut db) = (
                 vec![0.0f32; x.len()],
@@ -43,20 +43,21 @@ fn bench_conv(c: &mut Criterion) {
             let id = |pass: &str| BenchmarkId::new(pass, format!("{name}/b{n}"));
             group.bench_function(id("forward"), |bench| {
                 bench.iter(|| {
-                    conv2d(&g, black_box(&x), &w, Some(&b), n, &mut cols, &mut y).unwrap();
+                    conv2d(&g, black_box(&x), &w, Some(&b), n, &mut ws, &mut y).unwrap();
                     black_box(&mut y);
                 })
             });
             group.bench_function(id("forward+backward"), |bench| {
                 bench.iter(|| {
-                    conv2d(&g, black_box(&x), &w, Some(&b), n, &mut cols, &mut y).unwrap();
+                    conv2d(&g, black_box(&x), &w, Some(&b), n, &mut ws, &mut y).unwrap();
                     conv2d_backward(
                         &g,
                         &x,
                         &w,
                         black_box(&dy),
                         n,
-                        &mut cols,
+                        &mut ws,
+                        Conv2dCols::Kept,
                         Some(&mut dx),
                         Some(&mut dw),
                         Some(&mut db),
