@@ -18,8 +18,11 @@
 //! [`Conv2dCols::Kept`] reuses them instead of laying them out again; see [`Conv2dCols`] for
 //! the exact contract.
 
+mod im2col;
+
 use crate::blas::{gemm, Trans};
 use crate::{check_len, fmt_shape, invalid, Error, Float, Result};
+use im2col::{col2im_batch, im2col_batch};
 
 /// The product of `dims`, or `None` when it overflows `usize`.
 pub(super) fn checked_numel(dims: &[usize]) -> Option<usize> {
@@ -193,8 +196,10 @@ impl Conv2dGeom {
     /// ```
     /// use nanograd_runtime::ops::Conv2dGeom;
     /// let g = Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap();
-    /// // per image: the columns [8·3·3, 14·14] and one output image [16, 14·14]
+    /// // per image: the columns [8·3·3, 14·14] and one output image [16, 14·14]; fixed:
+    /// // one 28x28 plane split by the stride and the weight's gradient transposed
     /// assert_eq!(g.workspace_per_image(), 72 * 196 + 16 * 196);
+    /// assert_eq!(g.workspace_fixed(), 28 * 28 + 16 * 72);
     /// assert_eq!(g.workspace_len(32), 32 * g.workspace_per_image() + g.workspace_fixed());
     /// ```
     pub fn workspace_len(&self, n: usize) -> usize {
@@ -203,17 +208,43 @@ impl Conv2dGeom {
             .unwrap_or(usize::MAX)
     }
 
-    /// Workspace elements per image: its columns ([`Conv2dGeom::col_len`]) and one output
-    /// image ([`Conv2dGeom::output_len`]) for the GEMM's result before it is reordered.
+    /// Workspace elements per image: its columns ([`Conv2dGeom::col_len`]), and when the
+    /// kernels run one GEMM for the whole batch, one output image
+    /// ([`Conv2dGeom::output_len`]) for the GEMM's result before it is reordered.
     pub fn workspace_per_image(&self) -> usize {
-        self.col_len() + self.output_len()
+        if self.gemm_per_image() {
+            self.col_len()
+        } else {
+            self.col_len() + self.output_len()
+        }
     }
 
-    /// Workspace elements that do not grow with the batch: none today. Generated code sizes
-    /// the workspace as `batch · workspace_per_image() + workspace_fixed()`, so that this
-    /// layout may change without changing it.
+    /// Workspace elements that do not grow with the batch: the weight's gradient transposed
+    /// ([`Conv2dGeom::weight_len`]), and room for one input plane split by the stride
+    /// (`h·w`) when the output is the input divided by a stride above 1.
     pub fn workspace_fixed(&self) -> usize {
-        0
+        self.weight_len() + self.phase_len()
+    }
+
+    /// Whether the GEMMs run image after image, straight on the layout of `y` and `dy`,
+    /// rather than once for the whole batch with `Y` and `dY` reordered to
+    /// `[c_out, n·out_h·out_w]` in the workspace. Per image is as fast for the GEMM itself
+    /// (the `gemm` crate, measured with `benches/conv.rs`) when an image's output plane is
+    /// long and a whole number of 16-lane vectors, and saves the reordering; for short or
+    /// ragged planes one GEMM for the batch is up to 1.5 times faster.
+    fn gemm_per_image(&self) -> bool {
+        let ohw = self.out_h() * self.out_w();
+        ohw >= 256 && ohw.is_multiple_of(16)
+    }
+
+    /// The workspace of `n` images cut into its parts: the columns, the GEMM's output (empty
+    /// when the GEMMs run per image), the weight's gradient transposed and the phase planes.
+    fn split_workspace<'a, T>(&self, n: usize, ws: &'a mut [T]) -> [&'a mut [T]; 4] {
+        let (cols, rest) = ws.split_at_mut(n * self.col_len());
+        let out_len = n * (self.workspace_per_image() - self.col_len());
+        let (out, rest) = rest.split_at_mut(out_len);
+        let (dwt, phases) = rest.split_at_mut(self.weight_len());
+        [cols, out, dwt, phases]
     }
 
     /// Checks the geometry and the lengths of `x`, `weight`, the workspace and a tensor of
@@ -257,94 +288,6 @@ pub enum Conv2dCols {
     /// For a backward pass with no forward pass before it, or a second backward pass after a
     /// first one that computed `dx` (which overwrites the columns).
     Recompute,
-}
-
-/// The range `lo..hi` of output positions whose tap at kernel offset `k` lands inside an
-/// input of length `len` (rather than in the padding): `0 <= o·s + k - p < len`.
-fn valid_outputs(k: usize, len: usize, s: usize, p: usize, out: usize) -> (usize, usize) {
-    let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
-    let hi = if len + p > k {
-        (len + p - k).div_ceil(s).min(out)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
-}
-
-/// Lays one image `x: [c_in, h, w]` out as its columns `[c_in·kh·kw, out_h·out_w]`, row `r`
-/// at `cols[r·ld..][..out_h·out_w]` (`ld = out_h·out_w` for one image alone; `n·out_h·out_w`
-/// places the image among the columns of a batch).
-fn im2col<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize) {
-    let (oh, ow, s, p) = (g.out_h(), g.out_w(), g.stride, g.padding);
-    let mut r = 0;
-    for plane in x.chunks_exact(g.h * g.w) {
-        for u in 0..g.kh {
-            let (i_lo, i_hi) = valid_outputs(u, g.h, s, p, oh);
-            for v in 0..g.kw {
-                let (j_lo, j_hi) = valid_outputs(v, g.w, s, p, ow);
-                let row = &mut cols[r * ld..][..oh * ow];
-                r += 1;
-                row[..i_lo * ow].fill(T::zero());
-                row[i_hi * ow..].fill(T::zero());
-                for i in i_lo..i_hi {
-                    let src = &plane[(i * s + u - p) * g.w..][..g.w];
-                    let dst = &mut row[i * ow..][..ow];
-                    dst[..j_lo].fill(T::zero());
-                    dst[j_hi..].fill(T::zero());
-                    let dst = &mut dst[j_lo..j_hi];
-                    let src = &src[j_lo * s + v - p..];
-                    if s == 1 {
-                        dst.copy_from_slice(&src[..dst.len()]);
-                    } else {
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            *d = src[j * s];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of [`im2col`]: adds every entry of the columns (laid out as there, rows `ld`
-/// apart) onto the input position it was read from; entries that came from the padding are
-/// dropped.
-fn col2im<T: Float>(g: &Conv2dGeom, cols: &[T], ld: usize, dx: &mut [T]) {
-    let (oh, ow, s, p) = (g.out_h(), g.out_w(), g.stride, g.padding);
-    let mut r = 0;
-    for plane in dx.chunks_exact_mut(g.h * g.w) {
-        for u in 0..g.kh {
-            let (i_lo, i_hi) = valid_outputs(u, g.h, s, p, oh);
-            for v in 0..g.kw {
-                let (j_lo, j_hi) = valid_outputs(v, g.w, s, p, ow);
-                let row = &cols[r * ld..][..oh * ow];
-                r += 1;
-                for i in i_lo..i_hi {
-                    let dst = &mut plane[(i * s + u - p) * g.w..][..g.w];
-                    let src = &row[i * ow..][j_lo..j_hi];
-                    let dst = &mut dst[j_lo * s + v - p..];
-                    if s == 1 {
-                        for (d, &c) in dst.iter_mut().zip(src) {
-                            *d += c;
-                        }
-                    } else {
-                        for (d, &c) in dst.iter_mut().step_by(s).zip(src) {
-                            *d += c;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Lays out the columns of every image of `x: [n, c_in, h, w]` in
-/// `cols: [c_in·kh·kw, n·out_h·out_w]`.
-fn im2col_batch<T: Float>(g: &Conv2dGeom, x: &[T], n: usize, cols: &mut [T]) {
-    let ohw = g.out_h() * g.out_w();
-    for (img, x_img) in x.chunks_exact(g.input_len()).enumerate() {
-        im2col(g, x_img, &mut cols[img * ohw..], n * ohw);
-    }
 }
 
 /// `dst[j, i, ..] = src[i, j, ..] + add[i]` for `src: [a, b, len]` and `dst: [b, a, len]`:
@@ -414,42 +357,48 @@ pub fn conv2d<T: Float>(
     if n == 0 {
         return Ok(());
     }
-    let ohw = g.out_h() * g.out_w();
-    let (k, ld) = (g.c_in * g.kh * g.kw, n * ohw);
-    let (cols, out) = workspace.split_at_mut(n * g.col_len());
-    im2col_batch(g, x, n, cols);
-    // [c_out, k] · [k, n·ohw]: for one image, already the layout of y
-    let product = if n == 1 { &mut *y } else { &mut *out };
-    gemm(
-        Trans::No,
-        Trans::No,
-        g.c_out,
-        ld,
-        k,
-        T::one(),
-        weight,
-        /* lda= */ k,
-        cols,
-        /* ldb= */ ld,
-        T::zero(),
-        product,
-        /* ldc= */ ld,
-    );
-    if n > 1 {
-        swap_leading(out, n, ohw, bias, y);
-    } else if let Some(b) = bias {
-        for (row, &bo) in y.chunks_exact_mut(ohw).zip(b) {
-            for v in row {
-                *v += bo;
+    let [cols, out, _, phases] = g.split_workspace(n, workspace);
+    im2col_batch(g, x, n, cols, phases);
+    let calls = GemmCalls::new(g, n);
+    // Y = W·cols + bias, call after call: [c_out, k] · [k, width], straight into y unless one
+    // call covers several images (then the bias is added while reordering)
+    let reorder = calls.count == 1 && n > 1;
+    let product = if reorder { &mut *out } else { &mut *y };
+    for call in 0..calls.count {
+        let block = &mut product[call * g.c_out * calls.width..][..g.c_out * calls.width];
+        let beta = match (reorder, bias) {
+            (false, Some(b)) => {
+                for (row, &bo) in block.chunks_exact_mut(calls.width).zip(b) {
+                    row.fill(bo);
+                }
+                T::one()
             }
-        }
+            _ => T::zero(),
+        };
+        gemm(
+            Trans::No,
+            Trans::No,
+            g.c_out,
+            calls.width,
+            calls.k,
+            T::one(),
+            weight,
+            /* lda= */ calls.k,
+            &cols[call * calls.width..],
+            /* ldb= */ calls.ld,
+            beta,
+            block,
+            /* ldc= */ calls.width,
+        );
+    }
+    if reorder {
+        swap_leading(out, n, calls.width / n, bias, y);
     }
     Ok(())
 }
 
 /// The backward pass of [`conv2d`]: `dweight += dY·colsᵀ`, `dx += col2im(weightᵀ·dY)` and
-/// `dbias[o] += Σ dy[.., o, .., ..]`, each one GEMM for the whole batch; `None` skips a
-/// gradient.
+/// `dbias[o] += Σ dy[.., o, .., ..]`; `None` skips a gradient.
 ///
 /// `workspace` has [`Conv2dGeom::workspace_len`]`(n)` elements. With [`Conv2dCols::Kept`] it
 /// must hold the columns [`conv2d`] left there for this `x` (see [`Conv2dCols`]); with
@@ -486,64 +435,95 @@ pub fn conv2d_backward<T: Float>(
     if n == 0 {
         return Ok(());
     }
-    let ohw = g.out_h() * g.out_w();
-    let (k, ld) = (g.c_in * g.kh * g.kw, n * ohw);
-    let (cols, out) = workspace.split_at_mut(n * g.col_len());
-    // dY as [c_out, n·ohw]: dy itself for one image
-    let dy_all: &[T] = if n == 1 {
-        dy
-    } else {
-        swap_leading(dy, g.c_out, ohw, None, out);
+    let [cols, out, dwt, phases] = g.split_workspace(n, workspace);
+    let calls = GemmCalls::new(g, n);
+    // dY call after call as [c_out, width]: dy itself, or reordered for one call
+    let dy_all: &[T] = if calls.count == 1 && n > 1 {
+        swap_leading(dy, g.c_out, calls.width / n, None, out);
         out
+    } else {
+        dy
     };
     if let Some(db) = dbias {
-        for (dbo, row) in db.iter_mut().zip(dy_all.chunks_exact(ld)) {
-            *dbo += sum(row);
+        for (row, dbo) in dy_all.chunks_exact(calls.width).zip((0..g.c_out).cycle()) {
+            db[dbo] += sum(row);
         }
     }
+    let dy_of = |call: usize| &dy_all[call * g.c_out * calls.width..][..g.c_out * calls.width];
     if let Some(dw) = dweight {
         if cols_held == Conv2dCols::Recompute {
-            im2col_batch(g, x, n, cols);
+            im2col_batch(g, x, n, cols, phases);
         }
-        // [c_out, n·ohw] · [n·ohw, k]
-        gemm(
-            Trans::No,
-            Trans::Yes,
-            g.c_out,
-            k,
-            ld,
-            T::one(),
-            dy_all,
-            /* lda= */ ld,
-            cols,
-            /* ldb= */ ld,
-            T::one(),
-            dw,
-            /* ldc= */ k,
-        );
+        // dWᵀ = cols·dYᵀ: [k, width] · [width, c_out], summed over the calls (the `gemm`
+        // crate runs this product up to 3 times faster than dW = dY·colsᵀ)
+        for call in 0..calls.count {
+            gemm(
+                Trans::No,
+                Trans::Yes,
+                calls.k,
+                g.c_out,
+                calls.width,
+                T::one(),
+                &cols[call * calls.width..],
+                /* lda= */ calls.ld,
+                dy_of(call),
+                /* ldb= */ calls.width,
+                if call == 0 { T::zero() } else { T::one() },
+                dwt,
+                /* ldc= */ g.c_out,
+            );
+        }
+        for (o, dw_row) in dw.chunks_exact_mut(calls.k).enumerate() {
+            for (d, dwt_row) in dw_row.iter_mut().zip(dwt.chunks_exact(g.c_out)) {
+                *d += dwt_row[o];
+            }
+        }
     }
     if let Some(dx) = dx {
-        // [k, c_out] · [c_out, n·ohw], over the columns: they are not needed any more
-        gemm(
-            Trans::Yes,
-            Trans::No,
-            k,
-            ld,
-            g.c_out,
-            T::one(),
-            weight,
-            /* lda= */ k,
-            dy_all,
-            /* ldb= */ ld,
-            T::zero(),
-            cols,
-            /* ldc= */ ld,
-        );
-        for (img, dx_img) in dx.chunks_exact_mut(g.input_len()).enumerate() {
-            col2im(g, &cols[img * ohw..], ld, dx_img);
+        // d cols = Wᵀ·dY: [k, c_out] · [c_out, width], over the columns (no longer needed)
+        for call in 0..calls.count {
+            gemm(
+                Trans::Yes,
+                Trans::No,
+                calls.k,
+                calls.width,
+                g.c_out,
+                T::one(),
+                weight,
+                /* lda= */ calls.k,
+                dy_of(call),
+                /* ldb= */ calls.width,
+                T::zero(),
+                &mut cols[call * calls.width..],
+                /* ldc= */ calls.ld,
+            );
         }
+        col2im_batch(g, cols, n, dx, phases);
     }
     Ok(())
+}
+
+/// The GEMM calls of one pass: `count` products over `width` columns each, of the columns
+/// `[k, ld]` (`k = c_in·kh·kw`, `ld = n·out_h·out_w`): one per image (`width = out_h·out_w`)
+/// or one for the batch (`width = ld`), see [`Conv2dGeom::gemm_per_image`].
+struct GemmCalls {
+    count: usize,
+    width: usize,
+    k: usize,
+    ld: usize,
+}
+
+impl GemmCalls {
+    fn new(g: &Conv2dGeom, n: usize) -> Self {
+        let ohw = g.out_h() * g.out_w();
+        let count = if g.gemm_per_image() { n } else { 1 };
+        GemmCalls {
+            count,
+            width: n * ohw / count,
+            k: g.c_in * g.kh * g.kw,
+            ld: n * ohw,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -595,8 +575,8 @@ mod tests {
         // [[1+2+4+5, 2+3+5+6], [4+5+7+8, 5+6+8+9]] = [[12, 16], [24, 28]]
         let g = Conv2dGeom::new(1, 3, 3, 1, 3, 3, 2, 1).unwrap();
         assert_eq!((g.out_h(), g.out_w(), g.col_len()), (2, 2, 36));
-        // per image: 36 column entries and 4 outputs
-        assert_eq!(g.workspace_len(1), 40);
+        // per image: 36 column entries and 4 outputs; fixed: the 9 weights' gradient
+        assert_eq!(g.workspace_len(1), 49);
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let w = [1.0f32; 9];
         let mut ws = vec![0.0f32; g.workspace_len(1)];
@@ -759,6 +739,15 @@ mod tests {
         check(Conv2dGeom::new(2, 3, 3, 2, 1, 1, 2, 1).unwrap(), 1, 40); // only padding in corners
         check(Conv2dGeom::new(1, 2, 2, 1, 4, 4, 3, 2).unwrap(), 2, 50); // kernel = padded input
         check(Conv2dGeom::new(2, 5, 5, 3, 3, 3, 2, 1).unwrap(), 5, 60); // batch of 5
+                                                                        // outputs of the input's size divided by the stride (im2col on phase planes)
+        check(Conv2dGeom::new(2, 6, 8, 3, 3, 3, 2, 1).unwrap(), 3, 70);
+        check(Conv2dGeom::new(1, 8, 6, 2, 4, 4, 2, 1).unwrap(), 2, 80);
+        check(Conv2dGeom::new(2, 6, 9, 2, 3, 3, 3, 0).unwrap(), 2, 90);
+        check(Conv2dGeom::new(1, 6, 6, 2, 5, 5, 1, 2).unwrap(), 2, 100);
+        check(Conv2dGeom::new(2, 1, 1, 2, 3, 3, 1, 1).unwrap(), 2, 110); // taps off the input
+                                                                         // 256 outputs per image: the GEMMs run image by image
+        check(Conv2dGeom::new(2, 16, 16, 3, 3, 3, 1, 1).unwrap(), 2, 120);
+        check(Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), 3, 130);
     }
 
     /// The gradients of one backward pass, accumulated onto zeros.
@@ -818,6 +807,10 @@ mod tests {
             Conv2dGeom::new(2, 6, 5, 3, 3, 3, 1, 1).unwrap(), // stride 1, padding
             Conv2dGeom::new(3, 7, 7, 2, 3, 2, 2, 0).unwrap(), // stride 2, no padding
             Conv2dGeom::new(1, 8, 8, 4, 3, 3, 2, 1).unwrap(), // stride 2, padding
+            Conv2dGeom::new(2, 7, 8, 3, 3, 3, 2, 1).unwrap(), // stride 2, odd height
+            Conv2dGeom::new(2, 16, 16, 3, 3, 3, 1, 1).unwrap(), // GEMMs per image
+            Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), // per image, stride 2
+            Conv2dGeom::new(1, 18, 18, 2, 3, 3, 1, 0).unwrap(), // per image, general im2col
         ];
         for (i, g) in geoms.iter().enumerate() {
             for n in [1, 5] {
@@ -894,23 +887,28 @@ mod tests {
             Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap(),
             Conv2dGeom::new(3, 4, 4, 2, 1, 1, 1, 0).unwrap(),
         ] {
-            assert_eq!(g.workspace_per_image(), g.col_len() + g.output_len());
             for n in [0, 1, 2, 5, 32, 1000] {
                 let len = n * g.workspace_per_image() + g.workspace_fixed();
                 assert_eq!(g.workspace_len(n), len, "{g:?}, n = {n}");
             }
             assert_eq!(g.workspace_len(usize::MAX), usize::MAX);
         }
-        // 1 -> 8 channels, 3x3, padding 1 on 28x28: 9·784 column entries, 8·784 outputs
+        // 1 -> 8 channels, 3x3, padding 1 on 28x28: 9·784 column entries per image (its GEMMs
+        // run image by image: 784 outputs are 49 vectors of 16), the 8·9 weights' gradient
         let g = Conv2dGeom::new(1, 28, 28, 8, 3, 3, 1, 1).unwrap();
-        assert_eq!(g.workspace_len(32), 32 * (9 * 784 + 8 * 784));
+        assert_eq!(g.workspace_len(32), 32 * 9 * 784 + 72);
+        // 8 -> 16 channels, stride 2 to 14x14: 72·196 column entries and 16·196 outputs per
+        // image (one GEMM for the batch: 196 outputs per image), the 16·72 weights' gradient
+        // and one 28x28 plane split by the stride
+        let g = Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap();
+        assert_eq!(g.workspace_len(32), 32 * (72 + 16) * 196 + 16 * 72 + 784);
     }
 
     #[test]
     fn an_empty_batch_does_nothing() {
         let g = Conv2dGeom::new(2, 4, 4, 3, 3, 3, 1, 1).unwrap();
         let w = vec![1.0f64; g.weight_len()];
-        let (mut y, mut ws) = (Vec::<f64>::new(), Vec::<f64>::new());
+        let (mut y, mut ws) = (Vec::<f64>::new(), vec![0.0; g.workspace_len(0)]);
         conv2d(&g, &[], &w, None, 0, &mut ws, &mut y).unwrap();
         let mut dw = vec![2.0; g.weight_len()];
         let (mut dx, mut db) = (Vec::<f64>::new(), vec![3.0; 3]);
@@ -951,7 +949,7 @@ mod tests {
 
         let g = Conv2dGeom::new(3, 8, 8, 4, 3, 3, 1, 1).unwrap();
         let (x, w) = (vec![0.0f32; 2 * 3 * 64], vec![0.0f32; g.weight_len()]);
-        // 2 images of 27·64 column entries and 4·64 outputs each: 3968
+        // 2 images of 27·64 column entries and 4·64 outputs each, the 4·27 weights: 4076
         let (mut ws, mut y) = (
             vec![0.0f32; g.workspace_len(2)],
             vec![0.0f32; 2 * g.output_len()],
@@ -964,14 +962,14 @@ mod tests {
         let err = conv2d(&g, &x, &w, None, 2, &mut ws[1..], &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "length mismatch in conv2d: `workspace` has 3967 elements, expected 3968"
+            "length mismatch in conv2d: `workspace` has 4075 elements, expected 4076"
         );
         // the one-image size of old is too short for a batch
         let mut short = vec![0.0f32; g.col_len()];
         let err = conv2d(&g, &x, &w, None, 2, &mut short, &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "length mismatch in conv2d: `workspace` has 1728 elements, expected 3968"
+            "length mismatch in conv2d: `workspace` has 1728 elements, expected 4076"
         );
         let err = conv2d(&g, &x, &w, Some(&[0.0; 3]), 2, &mut ws, &mut y).unwrap_err();
         assert!(err
@@ -1001,7 +999,7 @@ mod tests {
         );
         assert_eq!(
             r.unwrap_err().to_string(),
-            "length mismatch in conv2d: `workspace` has 1728 elements, expected 3968"
+            "length mismatch in conv2d: `workspace` has 1728 elements, expected 4076"
         );
         // a geometry built without `new` is checked by the kernels too
         let bad = Conv2dGeom { stride: 0, ..g };

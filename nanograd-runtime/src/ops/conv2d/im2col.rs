@@ -1,0 +1,548 @@
+//! The column layout of a convolution's input and its adjoint: `im2col` copies each image
+//! `x: [c_in, h, w]` to `cols: [c_in·kh·kw, out_h·out_w]`, row `(c, u, v)` holding the tap
+//! `x[c, i·s + u - p, j·s + v - p]` of every output `(i, j)` (0 in the padding); `col2im`
+//! adds the columns back onto the input positions they were read from.
+//!
+//! Two ways, one result:
+//!
+//! - **Aligned** geometries, whose output is the input divided by the stride exactly
+//!   (`out_h·s = h`, `out_w·s = w`: "same" padding, as CNNs use). Split the plane into its
+//!   `s²` phase planes `x[c, a·s + qr, b·s + qc]`, each of the output's size; tap `(u, v)`
+//!   is then phase plane `((u - p) mod s, (v - p) mod s)` shifted by
+//!   `(⌊(u - p)/s⌋, ⌊(v - p)/s⌋)`, so a whole row of the columns is one contiguous copy (one
+//!   vectorised add for `col2im`), the entries shifted across a row edge set to 0 after. For
+//!   `s = 1` the plane is its own phase plane.
+//! - **Any other** geometry: a copy per row of output, strided when `s > 1`.
+//!
+//! The rows of one image's columns are `ld` elements apart (`ld = n·out_h·out_w` places the
+//! image among the columns of a batch `[c_in·kh·kw, n·out_h·out_w]`).
+
+use super::Conv2dGeom;
+use crate::simd::{vectorize, Kernel};
+use crate::Float;
+
+impl Conv2dGeom {
+    /// Whether the output is the input divided by the stride exactly, so that im2col works
+    /// on phase planes (see the module's doc comment).
+    pub(super) fn is_aligned(&self) -> bool {
+        self.out_h() * self.stride == self.h && self.out_w() * self.stride == self.w
+    }
+
+    /// Scratch elements for one input plane's phase planes: `h·w` for an aligned geometry
+    /// with stride above 1, none otherwise.
+    pub(super) fn phase_len(&self) -> usize {
+        if self.is_aligned() && self.stride > 1 {
+            self.h * self.w
+        } else {
+            0
+        }
+    }
+}
+
+/// Lays out the columns of every image of `x: [n, c_in, h, w]` in
+/// `cols: [c_in·kh·kw, n·out_h·out_w]`; `phases` has [`Conv2dGeom::phase_len`] elements.
+pub(super) fn im2col_batch<T: Float>(
+    g: &Conv2dGeom,
+    x: &[T],
+    n: usize,
+    cols: &mut [T],
+    phases: &mut [T],
+) {
+    vectorize(Im2col {
+        g,
+        x,
+        n,
+        cols,
+        phases,
+    })
+}
+
+/// The adjoint of [`im2col_batch`]: adds the columns `cols: [c_in·kh·kw, n·out_h·out_w]`
+/// onto `dx: [n, c_in, h, w]`. The entries of `cols` are scratch afterwards (some set to 0).
+pub(super) fn col2im_batch<T: Float>(
+    g: &Conv2dGeom,
+    cols: &mut [T],
+    n: usize,
+    dx: &mut [T],
+    phases: &mut [T],
+) {
+    vectorize(Col2im {
+        g,
+        cols,
+        n,
+        dx,
+        phases,
+    })
+}
+
+/// [`im2col_batch`] as a loop compiled for the CPU's widest vectors.
+struct Im2col<'a, T> {
+    g: &'a Conv2dGeom,
+    x: &'a [T],
+    n: usize,
+    cols: &'a mut [T],
+    phases: &'a mut [T],
+}
+
+impl<T: Float> Kernel for Im2col<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Im2col {
+            g,
+            x,
+            n,
+            cols,
+            phases,
+        } = self;
+        let ohw = g.out_h() * g.out_w();
+        for (img, x_img) in x.chunks_exact(g.input_len()).enumerate() {
+            let cols = &mut cols[img * ohw..];
+            if g.is_aligned() {
+                im2col_aligned(g, x_img, cols, n * ohw, phases);
+            } else {
+                im2col(g, x_img, cols, n * ohw);
+            }
+        }
+    }
+}
+
+/// [`col2im_batch`] as a loop compiled for the CPU's widest vectors.
+struct Col2im<'a, T> {
+    g: &'a Conv2dGeom,
+    cols: &'a mut [T],
+    n: usize,
+    dx: &'a mut [T],
+    phases: &'a mut [T],
+}
+
+impl<T: Float> Kernel for Col2im<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Col2im {
+            g,
+            cols,
+            n,
+            dx,
+            phases,
+        } = self;
+        let ohw = g.out_h() * g.out_w();
+        for (img, dx_img) in dx.chunks_exact_mut(g.input_len()).enumerate() {
+            let cols = &mut cols[img * ohw..];
+            if g.is_aligned() {
+                col2im_aligned(g, cols, n * ohw, dx_img, phases);
+            } else {
+                col2im(g, cols, n * ohw, dx_img);
+            }
+        }
+    }
+}
+
+/// The phase and the shift of tap 0 with padding `p` and stride `s`: `-p = shift·s + phase`
+/// with `0 <= phase < s`.
+#[inline(always)]
+fn first_phase(p: usize, s: usize) -> (usize, isize) {
+    let (d, q) = (p / s, p % s);
+    if q == 0 {
+        (0, -(d as isize))
+    } else {
+        (s - q, -(d as isize) - 1)
+    }
+}
+
+/// The phase and the shift of the next tap: one phase on, wrapping into the next shift.
+#[inline(always)]
+fn next_phase((q, d): (usize, isize), s: usize) -> (usize, isize) {
+    if q + 1 == s {
+        (0, d + 1)
+    } else {
+        (q + 1, d)
+    }
+}
+
+/// Calls `f(r, shift)` for every tap `(u, v)`, `r = u·kw + v`, with its [`Shift`] (`None`
+/// when the tap reads only padding).
+#[inline(always)]
+fn for_each_tap(g: &Conv2dGeom, oh: usize, ow: usize, mut f: impl FnMut(usize, Option<Shift>)) {
+    let first = first_phase(g.padding, g.stride);
+    let mut row = first;
+    for u in 0..g.kh {
+        let mut col = first;
+        for v in 0..g.kw {
+            f(u * g.kw + v, Shift::new(oh, ow, g.stride, row, col));
+            col = next_phase(col, g.stride);
+        }
+        row = next_phase(row, g.stride);
+    }
+}
+
+/// The range of outputs `lo..hi` in `0..len` whose shifted index `o + shift` lies in
+/// `0..len` too.
+#[inline(always)]
+fn shifted_range(shift: isize, len: usize) -> (usize, usize) {
+    let len_i = len as isize;
+    let lo = (-shift).clamp(0, len_i) as usize;
+    let hi = (len_i - shift).clamp(0, len_i) as usize;
+    (lo, hi.max(lo))
+}
+
+/// Where the row of one tap reads its phase plane, for an aligned geometry: the phase
+/// plane's index, the output range `a..b` (flat, `i·out_w + j`) copied in one piece, its
+/// offset in the plane, and the valid rows and columns.
+struct Shift {
+    plane: usize,
+    a: usize,
+    b: usize,
+    src: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+impl Shift {
+    /// The shift of the tap with row phase and shift `(qr, dr)` and column phase and shift
+    /// `(qc, dc)` for an `[oh, ow]` output and stride `s`, or `None` when it reads only
+    /// padding.
+    #[inline(always)]
+    fn new(
+        oh: usize,
+        ow: usize,
+        s: usize,
+        (qr, dr): (usize, isize),
+        (qc, dc): (usize, isize),
+    ) -> Option<Shift> {
+        let (rows, cols) = (shifted_range(dr, oh), shifted_range(dc, ow));
+        if rows.0 == rows.1 || cols.0 == cols.1 {
+            return None;
+        }
+        let (a, b) = (rows.0 * ow + cols.0, (rows.1 - 1) * ow + cols.1);
+        let src = (a as isize + dr * ow as isize + dc) as usize;
+        Some(Shift {
+            plane: qr * s + qc,
+            a,
+            b,
+            src,
+            rows,
+            cols,
+        })
+    }
+
+    /// The entries of `a..b` that wrapped across a row edge: the columns outside the valid
+    /// ones of every valid row.
+    #[inline(always)]
+    fn clear_wrapped<T: Float>(&self, ow: usize, dst: &mut [T]) {
+        for i in self.rows.0..self.rows.1 {
+            let row = &mut dst[i * ow..][..ow];
+            for e in &mut row[..self.cols.0] {
+                *e = T::zero();
+            }
+            for e in &mut row[self.cols.1..] {
+                *e = T::zero();
+            }
+        }
+    }
+}
+
+/// [`im2col`] for an aligned geometry: one copy per row of the columns.
+#[inline(always)]
+fn im2col_aligned<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize, phases: &mut [T]) {
+    let (oh, ow, taps) = (g.out_h(), g.out_w(), g.kh * g.kw);
+    let ohw = oh * ow;
+    for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
+        let planes: &[T] = if g.stride == 1 {
+            plane
+        } else {
+            split_phases(g, plane, phases);
+            phases
+        };
+        for_each_tap(g, oh, ow, |r, shift| {
+            let dst = &mut cols[(c * taps + r) * ld..][..ohw];
+            let Some(sh) = shift else {
+                dst.fill(T::zero());
+                return;
+            };
+            let src = &planes[sh.plane * ohw..][..ohw];
+            dst[sh.a..sh.b].copy_from_slice(&src[sh.src..][..sh.b - sh.a]);
+            dst[..sh.a].fill(T::zero());
+            dst[sh.b..].fill(T::zero());
+            sh.clear_wrapped(ow, dst);
+        });
+    }
+}
+
+/// [`col2im`] for an aligned geometry: one vectorised add per row of the columns, after
+/// setting the entries that wrapped across a row edge to 0.
+#[inline(always)]
+fn col2im_aligned<T: Float>(
+    g: &Conv2dGeom,
+    cols: &mut [T],
+    ld: usize,
+    dx: &mut [T],
+    phases: &mut [T],
+) {
+    let (oh, ow, taps) = (g.out_h(), g.out_w(), g.kh * g.kw);
+    let ohw = oh * ow;
+    for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
+        let acc: &mut [T] = if g.stride == 1 {
+            &mut *plane
+        } else {
+            phases.fill(T::zero());
+            &mut *phases
+        };
+        for_each_tap(g, oh, ow, |r, shift| {
+            let Some(sh) = shift else {
+                return;
+            };
+            let src = &mut cols[(c * taps + r) * ld..][..ohw];
+            sh.clear_wrapped(ow, src);
+            let acc = &mut acc[sh.plane * ohw..][sh.src..][..sh.b - sh.a];
+            for (d, &e) in acc.iter_mut().zip(&src[sh.a..sh.b]) {
+                *d += e;
+            }
+        });
+        if g.stride > 1 {
+            merge_phases(g, phases, plane);
+        }
+    }
+}
+
+/// `phases[qr·s + qc][a, b] = plane[a·s + qr, b·s + qc]` for an aligned geometry: the `s²`
+/// phase planes of one `[h, w]` plane, each `[out_h, out_w]`.
+#[inline(always)]
+fn split_phases<T: Float>(g: &Conv2dGeom, plane: &[T], phases: &mut [T]) {
+    let (s, ow, ohw) = (g.stride, g.out_w(), g.out_h() * g.out_w());
+    for (row_index, row) in plane.chunks_exact(g.w).enumerate() {
+        let (a, qr) = (row_index / s, row_index % s);
+        let dst = &mut phases[qr * s * ohw..][..s * ohw];
+        if s == 2 {
+            // the common stride, as one loop over pairs so that it vectorises
+            let (even, odd) = dst.split_at_mut(ohw);
+            let (even, odd) = (&mut even[a * ow..][..ow], &mut odd[a * ow..][..ow]);
+            for ((e, o), pair) in even.iter_mut().zip(odd).zip(row.chunks_exact(2)) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            continue;
+        }
+        for (qc, phase) in dst.chunks_exact_mut(ohw).enumerate() {
+            for (d, group) in phase[a * ow..][..ow].iter_mut().zip(row.chunks_exact(s)) {
+                *d = group[qc];
+            }
+        }
+    }
+}
+
+/// The adjoint of [`split_phases`]: `plane[a·s + qr, b·s + qc] += phases[qr·s + qc][a, b]`.
+#[inline(always)]
+fn merge_phases<T: Float>(g: &Conv2dGeom, phases: &[T], plane: &mut [T]) {
+    let (s, ow, ohw) = (g.stride, g.out_w(), g.out_h() * g.out_w());
+    for (row_index, row) in plane.chunks_exact_mut(g.w).enumerate() {
+        let (a, qr) = (row_index / s, row_index % s);
+        let src = &phases[qr * s * ohw..][..s * ohw];
+        if s == 2 {
+            let (even, odd) = src.split_at(ohw);
+            let (even, odd) = (&even[a * ow..][..ow], &odd[a * ow..][..ow]);
+            for ((&e, &o), pair) in even.iter().zip(odd).zip(row.chunks_exact_mut(2)) {
+                pair[0] += e;
+                pair[1] += o;
+            }
+            continue;
+        }
+        for (qc, phase) in src.chunks_exact(ohw).enumerate() {
+            for (group, &e) in row.chunks_exact_mut(s).zip(&phase[a * ow..][..ow]) {
+                group[qc] += e;
+            }
+        }
+    }
+}
+
+/// The range `lo..hi` of output positions whose tap at kernel offset `k` lands inside an
+/// input of length `len` (rather than in the padding): `0 <= o·s + k - p < len`.
+#[inline(always)]
+fn valid_outputs(k: usize, len: usize, s: usize, p: usize, out: usize) -> (usize, usize) {
+    let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
+    let hi = if len + p > k {
+        (len + p - k).div_ceil(s).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// Lays one image `x: [c_in, h, w]` out as its columns, row `r` at `cols[r·ld..]`, one
+/// output row at a time: any geometry.
+#[inline(always)]
+fn im2col<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize) {
+    let (oh, ow, s, p) = (g.out_h(), g.out_w(), g.stride, g.padding);
+    let mut r = 0;
+    for plane in x.chunks_exact(g.h * g.w) {
+        for u in 0..g.kh {
+            let (i_lo, i_hi) = valid_outputs(u, g.h, s, p, oh);
+            for v in 0..g.kw {
+                let (j_lo, j_hi) = valid_outputs(v, g.w, s, p, ow);
+                let row = &mut cols[r * ld..][..oh * ow];
+                r += 1;
+                row[..i_lo * ow].fill(T::zero());
+                row[i_hi * ow..].fill(T::zero());
+                for i in i_lo..i_hi {
+                    let src = &plane[(i * s + u - p) * g.w..][..g.w];
+                    let dst = &mut row[i * ow..][..ow];
+                    dst[..j_lo].fill(T::zero());
+                    dst[j_hi..].fill(T::zero());
+                    let dst = &mut dst[j_lo..j_hi];
+                    let src = &src[j_lo * s + v - p..];
+                    if s == 1 {
+                        dst.copy_from_slice(&src[..dst.len()]);
+                    } else {
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            *d = src[j * s];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every entry of the columns onto the input position it
+/// was read from; entries that came from the padding are dropped.
+#[inline(always)]
+fn col2im<T: Float>(g: &Conv2dGeom, cols: &[T], ld: usize, dx: &mut [T]) {
+    let (oh, ow, s, p) = (g.out_h(), g.out_w(), g.stride, g.padding);
+    let mut r = 0;
+    for plane in dx.chunks_exact_mut(g.h * g.w) {
+        for u in 0..g.kh {
+            let (i_lo, i_hi) = valid_outputs(u, g.h, s, p, oh);
+            for v in 0..g.kw {
+                let (j_lo, j_hi) = valid_outputs(v, g.w, s, p, ow);
+                let row = &cols[r * ld..][..oh * ow];
+                r += 1;
+                for i in i_lo..i_hi {
+                    let dst = &mut plane[(i * s + u - p) * g.w..][..g.w];
+                    let src = &row[i * ow..][j_lo..j_hi];
+                    let dst = &mut dst[j_lo * s + v - p..];
+                    if s == 1 {
+                        for (d, &c) in dst.iter_mut().zip(src) {
+                            *d += c;
+                        }
+                    } else {
+                        for (j, &c) in src.iter().enumerate() {
+                            dst[j * s] += c;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assert_close;
+    use crate::testing::random_vec;
+
+    #[test]
+    fn phases_count_up_from_minus_the_padding() {
+        // t - p = shift·s + phase for t = 0..k
+        for (k, p, s) in [
+            (3, 1, 1),
+            (3, 1, 2),
+            (5, 2, 2),
+            (7, 5, 3),
+            (4, 0, 3),
+            (3, 4, 2),
+        ] {
+            let expected: Vec<(usize, isize)> = (0..k)
+                .map(|t| {
+                    let d = t as isize - p as isize;
+                    (d.rem_euclid(s as isize) as usize, d.div_euclid(s as isize))
+                })
+                .collect();
+            let got: Vec<_> =
+                std::iter::successors(Some(first_phase(p, s)), |&q| Some(next_phase(q, s)))
+                    .take(k)
+                    .collect();
+            assert_eq!(got, expected, "k {k}, p {p}, s {s}");
+        }
+        // padding 1, stride 2: t - 1 = -1, 0, 1 -> (1, -1), (0, 0), (1, 0)
+        assert_eq!(first_phase(1, 2), (1, -1));
+        assert_eq!(next_phase((1, -1), 2), (0, 0));
+    }
+
+    #[test]
+    fn phase_planes_literal() {
+        // a 4x4 plane 0..16 with stride 2 (2x2 outputs): phase (qr, qc) takes rows qr, qr+2
+        // and columns qc, qc+2, e.g. (0, 1) -> [[1, 3], [9, 11]]; merging adds them back
+        let g = Conv2dGeom::new(1, 4, 4, 1, 2, 2, 2, 0).unwrap();
+        assert!(g.is_aligned() && g.phase_len() == 16);
+        let plane: Vec<f64> = (0..16).map(f64::from).collect();
+        let mut phases = vec![f64::NAN; 16];
+        split_phases(&g, &plane, &mut phases);
+        #[rustfmt::skip]
+        let expected = [
+            0.0, 2.0, 8.0, 10.0, 1.0, 3.0, 9.0, 11.0,
+            4.0, 6.0, 12.0, 14.0, 5.0, 7.0, 13.0, 15.0,
+        ];
+        assert_eq!(phases, expected);
+        let mut twice = plane.clone();
+        merge_phases(&g, &phases, &mut twice);
+        assert_eq!(twice, plane.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn alignment_and_scratch() {
+        let g = |c, h, w, k, s, p| Conv2dGeom::new(c, h, w, 2, k, k, s, p).unwrap();
+        // "same" 3x3 with stride 1 and 2 (even sizes), a pointwise kernel, 2x2 patches
+        assert!(g(1, 28, 28, 3, 1, 1).is_aligned() && g(1, 28, 28, 3, 1, 1).phase_len() == 0);
+        assert!(g(8, 28, 28, 3, 2, 1).is_aligned() && g(8, 28, 28, 3, 2, 1).phase_len() == 784);
+        assert!(g(3, 5, 7, 1, 1, 0).is_aligned());
+        assert!(g(3, 6, 4, 2, 2, 0).is_aligned());
+        // odd size with stride 2, no padding with a 3x3 kernel
+        assert!(!g(8, 27, 28, 3, 2, 1).is_aligned() && g(8, 27, 28, 3, 2, 1).phase_len() == 0);
+        assert!(!g(1, 28, 28, 3, 1, 0).is_aligned());
+    }
+
+    /// Aligned geometries of every kind: strides 1 to 3, shifts of -2 to 1, kernels that
+    /// reach past the whole input.
+    fn aligned_geometries() -> Vec<Conv2dGeom> {
+        let g = |c, h, w, kh, kw, s, p| Conv2dGeom::new(c, h, w, 3, kh, kw, s, p).unwrap();
+        let gs = vec![
+            g(2, 5, 4, 3, 3, 1, 1),
+            g(1, 6, 6, 5, 5, 1, 2),
+            g(2, 3, 5, 1, 1, 1, 0),
+            g(2, 6, 8, 3, 3, 2, 1),
+            g(1, 8, 6, 4, 4, 2, 1),
+            g(2, 4, 6, 2, 2, 2, 0),
+            g(1, 6, 4, 5, 5, 2, 2),
+            g(2, 6, 9, 3, 3, 3, 0),
+            g(1, 1, 1, 3, 3, 1, 1),
+            g(1, 2, 2, 5, 5, 1, 2),
+        ];
+        for g in &gs {
+            assert!(g.is_aligned(), "{g:?}");
+        }
+        gs
+    }
+
+    #[test]
+    fn aligned_path_equals_general_path() {
+        for g in aligned_geometries() {
+            let (ohw, k) = (g.out_h() * g.out_w(), g.c_in * g.kh * g.kw);
+            let x: Vec<f64> = random_vec(1, g.input_len(), -1.0, 1.0);
+            // columns of one image inside a batch of 2 (ld = 2·ohw), as image 1
+            let ld = 2 * ohw;
+            let mut phases = vec![f64::NAN; g.phase_len()];
+            let (mut fast, mut general) = (vec![7.0; k * ld], vec![7.0; k * ld]);
+            im2col_aligned(&g, &x, &mut fast[ohw..], ld, &mut phases);
+            im2col(&g, &x, &mut general[ohw..], ld);
+            assert_eq!(fast, general, "im2col of {g:?}");
+            let cols: Vec<f64> = random_vec(2, k * ld, -1.0, 1.0);
+            let dx0: Vec<f64> = random_vec(3, g.input_len(), -1.0, 1.0);
+            let (mut fast, mut general) = (dx0.clone(), dx0);
+            col2im_aligned(&g, &mut cols.clone()[ohw..], ld, &mut fast, &mut phases);
+            col2im(&g, &cols[ohw..], ld, &mut general);
+            assert_close!(fast, general, 1e-14);
+        }
+    }
+}
