@@ -196,10 +196,10 @@ impl Conv2dGeom {
     /// ```
     /// use nanograd_runtime::ops::Conv2dGeom;
     /// let g = Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap();
-    /// // per image: the columns [8·3·3, 14·14] and one output image [16, 14·14]; fixed:
-    /// // one 28x28 plane split by the stride and the weight's gradient transposed
-    /// assert_eq!(g.workspace_per_image(), 72 * 196 + 16 * 196);
-    /// assert_eq!(g.workspace_fixed(), 28 * 28 + 16 * 72);
+    /// // per image: its columns [8·3·3, 14·14]; fixed: the weight's gradient transposed,
+    /// // a 28x28 plane split by the stride and merged back, the outputs of 6 images
+    /// assert_eq!(g.workspace_per_image(), 72 * 196);
+    /// assert_eq!(g.workspace_fixed(), 16 * 72 + 2 * 28 * 28 + 6 * 16 * 196);
     /// assert_eq!(g.workspace_len(32), 32 * g.workspace_per_image() + g.workspace_fixed());
     /// ```
     pub fn workspace_len(&self, n: usize) -> usize {
@@ -208,43 +208,48 @@ impl Conv2dGeom {
             .unwrap_or(usize::MAX)
     }
 
-    /// Workspace elements per image: its columns ([`Conv2dGeom::col_len`]), and when the
-    /// kernels run one GEMM for the whole batch, one output image
-    /// ([`Conv2dGeom::output_len`]) for the GEMM's result before it is reordered.
+    /// Workspace elements per image: its columns, [`Conv2dGeom::col_len`].
     pub fn workspace_per_image(&self) -> usize {
-        if self.gemm_per_image() {
-            self.col_len()
-        } else {
-            self.col_len() + self.output_len()
-        }
+        self.col_len()
     }
 
     /// Workspace elements that do not grow with the batch: the weight's gradient transposed
-    /// ([`Conv2dGeom::weight_len`]), and room for one input plane split by the stride
-    /// (`h·w`) when the output is the input divided by a stride above 1.
+    /// ([`Conv2dGeom::weight_len`]); room for one input plane split by the stride (`h·w`,
+    /// twice that for stride 2) when the output is the input divided by a stride above 1;
+    /// and when the GEMMs run on
+    /// chunks of several images, the output of one chunk before it is reordered.
     pub fn workspace_fixed(&self) -> usize {
-        self.weight_len() + self.phase_len()
+        let chunk = self.chunk_images();
+        let out = if chunk > 1 {
+            chunk * self.output_len()
+        } else {
+            0
+        };
+        self.weight_len() + self.phase_len() + out
     }
 
-    /// Whether the GEMMs run image after image, straight on the layout of `y` and `dy`,
-    /// rather than once for the whole batch with `Y` and `dY` reordered to
-    /// `[c_out, n·out_h·out_w]` in the workspace. Per image is as fast for the GEMM itself
-    /// (the `gemm` crate, measured with `benches/conv.rs`) when an image's output plane is
-    /// long and a whole number of 16-lane vectors, and saves the reordering; for short or
-    /// ragged planes one GEMM for the batch is up to 1.5 times faster.
-    fn gemm_per_image(&self) -> bool {
+    /// The images that one GEMM covers. The kernels run chunk after chunk (columns, GEMMs,
+    /// reordering), so that a chunk's columns stay in cache between the steps. One image
+    /// when its output plane is long and a whole number of 16-lane vectors: the GEMM then
+    /// runs as fast as for a whole batch and writes straight into `y`. Otherwise enough
+    /// images for 1024 output columns: measured with the `gemm` crate, narrower GEMMs on
+    /// short or ragged planes run up to 1.5 times slower, wider ones no faster.
+    fn chunk_images(&self) -> usize {
         let ohw = self.out_h() * self.out_w();
-        ohw >= 256 && ohw.is_multiple_of(16)
+        if ohw >= 256 && ohw.is_multiple_of(16) {
+            1
+        } else {
+            1024usize.div_ceil(ohw.max(1))
+        }
     }
 
-    /// The workspace of `n` images cut into its parts: the columns, the GEMM's output (empty
-    /// when the GEMMs run per image), the weight's gradient transposed and the phase planes.
+    /// The workspace of `n` images cut into its parts: the columns, the weight's gradient
+    /// transposed, the phase planes and a chunk's output.
     fn split_workspace<'a, T>(&self, n: usize, ws: &'a mut [T]) -> [&'a mut [T]; 4] {
         let (cols, rest) = ws.split_at_mut(n * self.col_len());
-        let out_len = n * (self.workspace_per_image() - self.col_len());
-        let (out, rest) = rest.split_at_mut(out_len);
-        let (dwt, phases) = rest.split_at_mut(self.weight_len());
-        [cols, out, dwt, phases]
+        let (dwt, rest) = rest.split_at_mut(self.weight_len());
+        let (phases, out) = rest.split_at_mut(self.phase_len());
+        [cols, dwt, phases, out]
     }
 
     /// Checks the geometry and the lengths of `x`, `weight`, the workspace and a tensor of
@@ -354,45 +359,46 @@ pub fn conv2d<T: Float>(
     if let Some(b) = bias {
         check_len("conv2d", "bias", g.c_out, b.len())?;
     }
-    if n == 0 {
-        return Ok(());
-    }
-    let [cols, out, _, phases] = g.split_workspace(n, workspace);
-    im2col_batch(g, x, n, cols, phases);
-    let calls = GemmCalls::new(g, n);
-    // Y = W·cols + bias, call after call: [c_out, k] · [k, width], straight into y unless one
-    // call covers several images (then the bias is added while reordering)
-    let reorder = calls.count == 1 && n > 1;
-    let product = if reorder { &mut *out } else { &mut *y };
-    for call in 0..calls.count {
-        let block = &mut product[call * g.c_out * calls.width..][..g.c_out * calls.width];
-        let beta = match (reorder, bias) {
-            (false, Some(b)) => {
-                for (row, &bo) in block.chunks_exact_mut(calls.width).zip(b) {
+    let [cols, _, phases, out] = g.split_workspace(n, workspace);
+    for ch in Chunks::new(g, n) {
+        im2col_batch(
+            g,
+            &x[ch.images(g.input_len())],
+            ch.ld,
+            ch.cols(cols),
+            phases,
+        );
+        // Y = W·cols + bias: [c_out, k] · [k, width], straight into y for one image, else
+        // reordered from [c_out, images, ohw] (adding the bias on the way)
+        let y = &mut y[ch.images(g.output_len())];
+        let (product, beta) = match bias {
+            Some(b) if ch.count == 1 => {
+                for (row, &bo) in y.chunks_exact_mut(ch.width).zip(b) {
                     row.fill(bo);
                 }
-                T::one()
+                (&mut *y, T::one())
             }
-            _ => T::zero(),
+            _ if ch.count == 1 => (&mut *y, T::zero()),
+            _ => (&mut out[..g.c_out * ch.width], T::zero()),
         };
         gemm(
             Trans::No,
             Trans::No,
             g.c_out,
-            calls.width,
-            calls.k,
+            ch.width,
+            ch.k,
             T::one(),
             weight,
-            /* lda= */ calls.k,
-            &cols[call * calls.width..],
-            /* ldb= */ calls.ld,
+            /* lda= */ ch.k,
+            ch.cols(cols),
+            /* ldb= */ ch.ld,
             beta,
-            block,
-            /* ldc= */ calls.width,
+            product,
+            /* ldc= */ ch.width,
         );
-    }
-    if reorder {
-        swap_leading(out, n, calls.width / n, bias, y);
+        if ch.count > 1 {
+            swap_leading(&out[..g.c_out * ch.width], ch.count, ch.ohw, bias, y);
+        }
     }
     Ok(())
 }
@@ -413,9 +419,9 @@ pub fn conv2d_backward<T: Float>(
     n: usize,
     workspace: &mut [T],
     cols_held: Conv2dCols,
-    dx: Option<&mut [T]>,
+    mut dx: Option<&mut [T]>,
     dweight: Option<&mut [T]>,
-    dbias: Option<&mut [T]>,
+    mut dbias: Option<&mut [T]>,
 ) -> Result<()> {
     g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("dy", dy.len()))?;
     if let Some(dx) = &dx {
@@ -432,97 +438,146 @@ pub fn conv2d_backward<T: Float>(
     if let Some(db) = &dbias {
         check_len("conv2d", "dbias", g.c_out, db.len())?;
     }
-    if n == 0 {
-        return Ok(());
-    }
-    let [cols, out, dwt, phases] = g.split_workspace(n, workspace);
-    let calls = GemmCalls::new(g, n);
-    // dY call after call as [c_out, width]: dy itself, or reordered for one call
-    let dy_all: &[T] = if calls.count == 1 && n > 1 {
-        swap_leading(dy, g.c_out, calls.width / n, None, out);
-        out
-    } else {
-        dy
-    };
-    if let Some(db) = dbias {
-        for (row, dbo) in dy_all.chunks_exact(calls.width).zip((0..g.c_out).cycle()) {
-            db[dbo] += sum(row);
+    let [cols, dwt, phases, out] = g.split_workspace(n, workspace);
+    for ch in Chunks::new(g, n) {
+        // dY as [c_out, width]: dy itself for one image, else reordered
+        let dy = &dy[ch.images(g.output_len())];
+        let dy_t: &[T] = if ch.count == 1 {
+            dy
+        } else {
+            let out = &mut out[..g.c_out * ch.width];
+            swap_leading(dy, g.c_out, ch.ohw, None, out);
+            out
+        };
+        if let Some(db) = dbias.as_deref_mut() {
+            for (dbo, row) in db.iter_mut().zip(dy_t.chunks_exact(ch.width)) {
+                *dbo += sum(row);
+            }
         }
-    }
-    let dy_of = |call: usize| &dy_all[call * g.c_out * calls.width..][..g.c_out * calls.width];
-    if let Some(dw) = dweight {
-        if cols_held == Conv2dCols::Recompute {
-            im2col_batch(g, x, n, cols, phases);
-        }
-        // dWᵀ = cols·dYᵀ: [k, width] · [width, c_out], summed over the calls (the `gemm`
-        // crate runs this product up to 3 times faster than dW = dY·colsᵀ)
-        for call in 0..calls.count {
+        if dweight.is_some() {
+            if cols_held == Conv2dCols::Recompute {
+                let x = &x[ch.images(g.input_len())];
+                im2col_batch(g, x, ch.ld, ch.cols(cols), phases);
+            }
+            // dWᵀ = cols·dYᵀ: [k, width] · [width, c_out], summed over the chunks (the `gemm`
+            // crate runs this product up to 3 times faster than dW = dY·colsᵀ)
             gemm(
                 Trans::No,
                 Trans::Yes,
-                calls.k,
+                ch.k,
                 g.c_out,
-                calls.width,
+                ch.width,
                 T::one(),
-                &cols[call * calls.width..],
-                /* lda= */ calls.ld,
-                dy_of(call),
-                /* ldb= */ calls.width,
-                if call == 0 { T::zero() } else { T::one() },
+                ch.cols(cols),
+                /* lda= */ ch.ld,
+                dy_t,
+                /* ldb= */ ch.width,
+                if ch.first { T::zero() } else { T::one() },
                 dwt,
                 /* ldc= */ g.c_out,
             );
         }
-        for (o, dw_row) in dw.chunks_exact_mut(calls.k).enumerate() {
+        if let Some(dx) = dx.as_deref_mut() {
+            // d cols = Wᵀ·dY: [k, c_out] · [c_out, width], over the chunk's columns, which
+            // are not needed any more
+            gemm(
+                Trans::Yes,
+                Trans::No,
+                ch.k,
+                ch.width,
+                g.c_out,
+                T::one(),
+                weight,
+                /* lda= */ ch.k,
+                dy_t,
+                /* ldb= */ ch.width,
+                T::zero(),
+                ch.cols(cols),
+                /* ldc= */ ch.ld,
+            );
+            col2im_batch(
+                g,
+                ch.cols(cols),
+                ch.ld,
+                &mut dx[ch.images(g.input_len())],
+                phases,
+            );
+        }
+    }
+    if let (Some(dw), true) = (dweight, n > 0) {
+        for (o, dw_row) in dw.chunks_exact_mut(g.c_in * g.kh * g.kw).enumerate() {
             for (d, dwt_row) in dw_row.iter_mut().zip(dwt.chunks_exact(g.c_out)) {
                 *d += dwt_row[o];
             }
         }
     }
-    if let Some(dx) = dx {
-        // d cols = Wᵀ·dY: [k, c_out] · [c_out, width], over the columns (no longer needed)
-        for call in 0..calls.count {
-            gemm(
-                Trans::Yes,
-                Trans::No,
-                calls.k,
-                calls.width,
-                g.c_out,
-                T::one(),
-                weight,
-                /* lda= */ calls.k,
-                dy_of(call),
-                /* ldb= */ calls.width,
-                T::zero(),
-                &mut cols[call * calls.width..],
-                /* ldc= */ calls.ld,
-            );
-        }
-        col2im_batch(g, cols, n, dx, phases);
-    }
     Ok(())
 }
 
-/// The GEMM calls of one pass: `count` products over `width` columns each, of the columns
-/// `[k, ld]` (`k = c_in·kh·kw`, `ld = n·out_h·out_w`): one per image (`width = out_h·out_w`)
-/// or one for the batch (`width = ld`), see [`Conv2dGeom::gemm_per_image`].
-struct GemmCalls {
+/// One chunk of images, `start..start + count` of `n`, whose GEMMs run together over the
+/// `width = count·ohw` columns `start·ohw..` of `cols: [k, ld]` (`k = c_in·kh·kw`,
+/// `ld = n·ohw`). See [`Conv2dGeom::chunk_images`].
+struct Chunk {
+    start: usize,
     count: usize,
+    first: bool,
+    ohw: usize,
     width: usize,
     k: usize,
     ld: usize,
 }
 
-impl GemmCalls {
+impl Chunk {
+    /// The chunk's elements of a batch of `per_image` elements per image.
+    fn images(&self, per_image: usize) -> std::ops::Range<usize> {
+        self.start * per_image..(self.start + self.count) * per_image
+    }
+
+    /// The chunk's columns: `cols` from its first one on (rows `ld` apart).
+    fn cols<'a, T>(&self, cols: &'a mut [T]) -> &'a mut [T] {
+        &mut cols[self.start * self.ohw..]
+    }
+}
+
+/// The chunks of a batch of `n` images.
+struct Chunks {
+    next: usize,
+    n: usize,
+    per_chunk: usize,
+    ohw: usize,
+    k: usize,
+}
+
+impl Chunks {
     fn new(g: &Conv2dGeom, n: usize) -> Self {
-        let ohw = g.out_h() * g.out_w();
-        let count = if g.gemm_per_image() { n } else { 1 };
-        GemmCalls {
-            count,
-            width: n * ohw / count,
+        Chunks {
+            next: 0,
+            n,
+            per_chunk: g.chunk_images(),
+            ohw: g.out_h() * g.out_w(),
             k: g.c_in * g.kh * g.kw,
-            ld: n * ohw,
         }
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Chunk;
+
+    fn next(&mut self) -> Option<Chunk> {
+        if self.next >= self.n {
+            return None;
+        }
+        let (start, count) = (self.next, self.per_chunk.min(self.n - self.next));
+        self.next += count;
+        Some(Chunk {
+            start,
+            count,
+            first: start == 0,
+            ohw: self.ohw,
+            width: count * self.ohw,
+            k: self.k,
+            ld: self.n * self.ohw,
+        })
     }
 }
 
@@ -575,8 +630,9 @@ mod tests {
         // [[1+2+4+5, 2+3+5+6], [4+5+7+8, 5+6+8+9]] = [[12, 16], [24, 28]]
         let g = Conv2dGeom::new(1, 3, 3, 1, 3, 3, 2, 1).unwrap();
         assert_eq!((g.out_h(), g.out_w(), g.col_len()), (2, 2, 36));
-        // per image: 36 column entries and 4 outputs; fixed: the 9 weights' gradient
-        assert_eq!(g.workspace_len(1), 49);
+        // per image: 36 column entries; fixed: the 9 weights' gradient and the 4 outputs of
+        // each image of a chunk of 256 (1024 output columns per GEMM)
+        assert_eq!(g.workspace_len(1), 36 + 9 + 256 * 4);
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let w = [1.0f32; 9];
         let mut ws = vec![0.0f32; g.workspace_len(1)];
@@ -748,6 +804,8 @@ mod tests {
                                                                          // 256 outputs per image: the GEMMs run image by image
         check(Conv2dGeom::new(2, 16, 16, 3, 3, 3, 1, 1).unwrap(), 2, 120);
         check(Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), 3, 130);
+        // 225 outputs per image: chunks of 5 images, the last one of 2
+        check(Conv2dGeom::new(1, 15, 15, 2, 3, 3, 1, 1).unwrap(), 7, 140);
     }
 
     /// The gradients of one backward pass, accumulated onto zeros.
@@ -811,9 +869,11 @@ mod tests {
             Conv2dGeom::new(2, 16, 16, 3, 3, 3, 1, 1).unwrap(), // GEMMs per image
             Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), // per image, stride 2
             Conv2dGeom::new(1, 18, 18, 2, 3, 3, 1, 0).unwrap(), // per image, general im2col
+            Conv2dGeom::new(2, 15, 15, 3, 3, 3, 1, 1).unwrap(), // chunks of 5 images
+            Conv2dGeom::new(1, 30, 31, 2, 3, 3, 2, 1).unwrap(), // chunks of 5, general
         ];
         for (i, g) in geoms.iter().enumerate() {
-            for n in [1, 5] {
+            for n in [1, 5, 7] {
                 for with_bias in [false, true] {
                     let seed = 100 * i as u64 + n as u64;
                     let x: Vec<T> = random_vec(seed, n * g.input_len(), -1.0, 1.0);
@@ -897,11 +957,34 @@ mod tests {
         // run image by image: 784 outputs are 49 vectors of 16), the 8·9 weights' gradient
         let g = Conv2dGeom::new(1, 28, 28, 8, 3, 3, 1, 1).unwrap();
         assert_eq!(g.workspace_len(32), 32 * 9 * 784 + 72);
-        // 8 -> 16 channels, stride 2 to 14x14: 72·196 column entries and 16·196 outputs per
-        // image (one GEMM for the batch: 196 outputs per image), the 16·72 weights' gradient
-        // and one 28x28 plane split by the stride
+        // 8 -> 16 channels, stride 2 to 14x14: 72·196 column entries per image, the 16·72
+        // weights' gradient, a 28x28 plane split by the stride and merged back, the 16·196 outputs of
+        // each image of a chunk of 6 (1176 >= 1024 output columns per GEMM)
         let g = Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap();
-        assert_eq!(g.workspace_len(32), 32 * (72 + 16) * 196 + 16 * 72 + 784);
+        assert_eq!(
+            g.workspace_len(32),
+            32 * 72 * 196 + 16 * 72 + 2 * 784 + 6 * 16 * 196
+        );
+    }
+
+    #[test]
+    fn chunks_cover_the_batch() {
+        let g = |c, h, w, k, s, p| Conv2dGeom::new(c, h, w, 4, k, k, s, p).unwrap();
+        // 784 = 49·16 outputs: one image per GEMM; 196: 6 images (1176 columns); 225: 5
+        assert_eq!(g(1, 28, 28, 3, 1, 1).chunk_images(), 1);
+        assert_eq!(g(8, 28, 28, 3, 2, 1).chunk_images(), 6);
+        assert_eq!(g(1, 15, 15, 3, 1, 1).chunk_images(), 5);
+        let chunks: Vec<_> = Chunks::new(&g(1, 15, 15, 3, 1, 1), 12)
+            .map(|c| (c.start, c.count, c.first, c.width, c.ld))
+            .collect();
+        let ld = 12 * 225;
+        let expected = [
+            (0, 5, true, 5 * 225, ld),
+            (5, 5, false, 5 * 225, ld),
+            (10, 2, false, 2 * 225, ld),
+        ];
+        assert_eq!(chunks, expected);
+        assert_eq!(Chunks::new(&g(1, 15, 15, 3, 1, 1), 0).count(), 0);
     }
 
     #[test]
@@ -949,7 +1032,8 @@ mod tests {
 
         let g = Conv2dGeom::new(3, 8, 8, 4, 3, 3, 1, 1).unwrap();
         let (x, w) = (vec![0.0f32; 2 * 3 * 64], vec![0.0f32; g.weight_len()]);
-        // 2 images of 27·64 column entries and 4·64 outputs each, the 4·27 weights: 4076
+        // 2 images of 27·64 column entries, the 4·27 weights, a chunk of 16 images' 4·64
+        // outputs: 7660
         let (mut ws, mut y) = (
             vec![0.0f32; g.workspace_len(2)],
             vec![0.0f32; 2 * g.output_len()],
@@ -962,14 +1046,14 @@ mod tests {
         let err = conv2d(&g, &x, &w, None, 2, &mut ws[1..], &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "length mismatch in conv2d: `workspace` has 4075 elements, expected 4076"
+            "length mismatch in conv2d: `workspace` has 7659 elements, expected 7660"
         );
         // the one-image size of old is too short for a batch
         let mut short = vec![0.0f32; g.col_len()];
         let err = conv2d(&g, &x, &w, None, 2, &mut short, &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "length mismatch in conv2d: `workspace` has 1728 elements, expected 4076"
+            "length mismatch in conv2d: `workspace` has 1728 elements, expected 7660"
         );
         let err = conv2d(&g, &x, &w, Some(&[0.0; 3]), 2, &mut ws, &mut y).unwrap_err();
         assert!(err
@@ -999,7 +1083,7 @@ mod tests {
         );
         assert_eq!(
             r.unwrap_err().to_string(),
-            "length mismatch in conv2d: `workspace` has 1728 elements, expected 4076"
+            "length mismatch in conv2d: `workspace` has 1728 elements, expected 7660"
         );
         // a geometry built without `new` is checked by the kernels too
         let bad = Conv2dGeom { stride: 0, ..g };

@@ -29,47 +29,52 @@ impl Conv2dGeom {
     }
 
     /// Scratch elements for one input plane's phase planes: `h·w` for an aligned geometry
-    /// with stride above 1, none otherwise.
+    /// with stride above 1, and `h·w` more with stride 2 (see [`merge_phases`]); none
+    /// otherwise.
     pub(super) fn phase_len(&self) -> usize {
-        if self.is_aligned() && self.stride > 1 {
-            self.h * self.w
-        } else {
-            0
+        match self.stride {
+            _ if !self.is_aligned() => 0,
+            1 => 0,
+            2 => 2 * self.h * self.w,
+            _ => self.h * self.w,
         }
     }
 }
 
-/// Lays out the columns of every image of `x: [n, c_in, h, w]` in
-/// `cols: [c_in·kh·kw, n·out_h·out_w]`; `phases` has [`Conv2dGeom::phase_len`] elements.
+/// Lays out the columns of the images `x: [m, c_in, h, w]` side by side as
+/// `cols: [c_in·kh·kw, m·out_h·out_w]` with rows `ld` apart (`ld = n·out_h·out_w` places
+/// them among the columns of a batch of `n`); `phases` has [`Conv2dGeom::phase_len`]
+/// elements.
 pub(super) fn im2col_batch<T: Float>(
     g: &Conv2dGeom,
     x: &[T],
-    n: usize,
+    ld: usize,
     cols: &mut [T],
     phases: &mut [T],
 ) {
     vectorize(Im2col {
         g,
         x,
-        n,
+        ld,
         cols,
         phases,
     })
 }
 
-/// The adjoint of [`im2col_batch`]: adds the columns `cols: [c_in·kh·kw, n·out_h·out_w]`
-/// onto `dx: [n, c_in, h, w]`. The entries of `cols` are scratch afterwards (some set to 0).
+/// The adjoint of [`im2col_batch`]: adds the columns `cols: [c_in·kh·kw, m·out_h·out_w]`
+/// (rows `ld` apart) onto `dx: [m, c_in, h, w]`. The entries of `cols` are scratch
+/// afterwards (some set to 0).
 pub(super) fn col2im_batch<T: Float>(
     g: &Conv2dGeom,
     cols: &mut [T],
-    n: usize,
+    ld: usize,
     dx: &mut [T],
     phases: &mut [T],
 ) {
     vectorize(Col2im {
         g,
         cols,
-        n,
+        ld,
         dx,
         phases,
     })
@@ -79,7 +84,7 @@ pub(super) fn col2im_batch<T: Float>(
 struct Im2col<'a, T> {
     g: &'a Conv2dGeom,
     x: &'a [T],
-    n: usize,
+    ld: usize,
     cols: &'a mut [T],
     phases: &'a mut [T],
 }
@@ -91,7 +96,7 @@ impl<T: Float> Kernel for Im2col<'_, T> {
         let Im2col {
             g,
             x,
-            n,
+            ld,
             cols,
             phases,
         } = self;
@@ -99,9 +104,9 @@ impl<T: Float> Kernel for Im2col<'_, T> {
         for (img, x_img) in x.chunks_exact(g.input_len()).enumerate() {
             let cols = &mut cols[img * ohw..];
             if g.is_aligned() {
-                im2col_aligned(g, x_img, cols, n * ohw, phases);
+                im2col_aligned(g, x_img, cols, ld, phases);
             } else {
-                im2col(g, x_img, cols, n * ohw);
+                im2col(g, x_img, cols, ld);
             }
         }
     }
@@ -111,7 +116,7 @@ impl<T: Float> Kernel for Im2col<'_, T> {
 struct Col2im<'a, T> {
     g: &'a Conv2dGeom,
     cols: &'a mut [T],
-    n: usize,
+    ld: usize,
     dx: &'a mut [T],
     phases: &'a mut [T],
 }
@@ -123,7 +128,7 @@ impl<T: Float> Kernel for Col2im<'_, T> {
         let Col2im {
             g,
             cols,
-            n,
+            ld,
             dx,
             phases,
         } = self;
@@ -131,9 +136,9 @@ impl<T: Float> Kernel for Col2im<'_, T> {
         for (img, dx_img) in dx.chunks_exact_mut(g.input_len()).enumerate() {
             let cols = &mut cols[img * ohw..];
             if g.is_aligned() {
-                col2im_aligned(g, cols, n * ohw, dx_img, phases);
+                col2im_aligned(g, cols, ld, dx_img, phases);
             } else {
-                col2im(g, cols, n * ohw, dx_img);
+                col2im(g, cols, ld, dx_img);
             }
         }
     }
@@ -161,19 +166,56 @@ fn next_phase((q, d): (usize, isize), s: usize) -> (usize, isize) {
     }
 }
 
-/// Calls `f(r, shift)` for every tap `(u, v)`, `r = u·kw + v`, with its [`Shift`] (`None`
-/// when the tap reads only padding).
-#[inline(always)]
-fn for_each_tap(g: &Conv2dGeom, oh: usize, ow: usize, mut f: impl FnMut(usize, Option<Shift>)) {
-    let first = first_phase(g.padding, g.stride);
-    let mut row = first;
-    for u in 0..g.kh {
-        let mut col = first;
-        for v in 0..g.kw {
-            f(u * g.kw + v, Shift::new(oh, ow, g.stride, row, col));
-            col = next_phase(col, g.stride);
+/// The taps `(u, v)` in row-major order (`r = u·kw + v`) with their [`Shift`] (`None` when
+/// the tap reads only padding), for an `[oh, ow]` output.
+struct Taps {
+    kh: usize,
+    kw: usize,
+    s: usize,
+    oh: usize,
+    ow: usize,
+    first: (usize, isize),
+    u: usize,
+    v: usize,
+    row: (usize, isize),
+    col: (usize, isize),
+}
+
+impl Taps {
+    #[inline(always)]
+    fn new(g: &Conv2dGeom, oh: usize, ow: usize) -> Self {
+        let first = first_phase(g.padding, g.stride);
+        Taps {
+            kh: g.kh,
+            kw: g.kw,
+            s: g.stride,
+            oh,
+            ow,
+            first,
+            u: 0,
+            v: 0,
+            row: first,
+            col: first,
         }
-        row = next_phase(row, g.stride);
+    }
+}
+
+impl Iterator for Taps {
+    type Item = Option<Shift>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Option<Shift>> {
+        if self.u == self.kh {
+            return None;
+        }
+        let shift = Shift::new(self.oh, self.ow, self.s, self.row, self.col);
+        self.v += 1;
+        self.col = next_phase(self.col, self.s);
+        if self.v == self.kw {
+            (self.u, self.v) = (self.u + 1, 0);
+            (self.row, self.col) = (next_phase(self.row, self.s), self.first);
+        }
+        Some(shift)
     }
 }
 
@@ -255,18 +297,20 @@ fn im2col_aligned<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize, 
             split_phases(g, plane, phases);
             phases
         };
-        for_each_tap(g, oh, ow, |r, shift| {
-            let dst = &mut cols[(c * taps + r) * ld..][..ohw];
+        let mut r = c * taps;
+        for shift in Taps::new(g, oh, ow) {
+            r += 1;
+            let dst = &mut cols[(r - 1) * ld..][..ohw];
             let Some(sh) = shift else {
                 dst.fill(T::zero());
-                return;
+                continue;
             };
             let src = &planes[sh.plane * ohw..][..ohw];
             dst[sh.a..sh.b].copy_from_slice(&src[sh.src..][..sh.b - sh.a]);
             dst[..sh.a].fill(T::zero());
             dst[sh.b..].fill(T::zero());
             sh.clear_wrapped(ow, dst);
-        });
+        }
     }
 }
 
@@ -286,20 +330,22 @@ fn col2im_aligned<T: Float>(
         let acc: &mut [T] = if g.stride == 1 {
             &mut *plane
         } else {
-            phases.fill(T::zero());
+            phases[..g.stride * g.stride * ohw].fill(T::zero());
             &mut *phases
         };
-        for_each_tap(g, oh, ow, |r, shift| {
+        let mut r = c * taps;
+        for shift in Taps::new(g, oh, ow) {
+            r += 1;
             let Some(sh) = shift else {
-                return;
+                continue;
             };
-            let src = &mut cols[(c * taps + r) * ld..][..ohw];
+            let src = &mut cols[(r - 1) * ld..][..ohw];
             sh.clear_wrapped(ow, src);
             let acc = &mut acc[sh.plane * ohw..][sh.src..][..sh.b - sh.a];
             for (d, &e) in acc.iter_mut().zip(&src[sh.a..sh.b]) {
                 *d += e;
             }
-        });
+        }
         if g.stride > 1 {
             merge_phases(g, phases, plane);
         }
@@ -315,13 +361,8 @@ fn split_phases<T: Float>(g: &Conv2dGeom, plane: &[T], phases: &mut [T]) {
         let (a, qr) = (row_index / s, row_index % s);
         let dst = &mut phases[qr * s * ohw..][..s * ohw];
         if s == 2 {
-            // the common stride, as one loop over pairs so that it vectorises
             let (even, odd) = dst.split_at_mut(ohw);
-            let (even, odd) = (&mut even[a * ow..][..ow], &mut odd[a * ow..][..ow]);
-            for ((e, o), pair) in even.iter_mut().zip(odd).zip(row.chunks_exact(2)) {
-                *e = pair[0];
-                *o = pair[1];
-            }
+            deinterleave(row, &mut even[a * ow..][..ow], &mut odd[a * ow..][..ow]);
             continue;
         }
         for (qc, phase) in dst.chunks_exact_mut(ohw).enumerate() {
@@ -333,26 +374,100 @@ fn split_phases<T: Float>(g: &Conv2dGeom, plane: &[T], phases: &mut [T]) {
 }
 
 /// The adjoint of [`split_phases`]: `plane[a·s + qr, b·s + qc] += phases[qr·s + qc][a, b]`.
+/// With stride 2, `phases` holds one more plane after the phase planes, for the merged one.
 #[inline(always)]
-fn merge_phases<T: Float>(g: &Conv2dGeom, phases: &[T], plane: &mut [T]) {
+fn merge_phases<T: Float>(g: &Conv2dGeom, phases: &mut [T], plane: &mut [T]) {
     let (s, ow, ohw) = (g.stride, g.out_w(), g.out_h() * g.out_w());
+    if s == 2 {
+        // interleave into a plane of its own, then add it in one vectorised loop
+        let (src, merged) = phases.split_at_mut(4 * ohw);
+        for (row_index, row) in merged.chunks_exact_mut(g.w).enumerate() {
+            let (a, qr) = (row_index / 2, row_index % 2);
+            let (even, odd) = src[qr * 2 * ohw..][..2 * ohw].split_at(ohw);
+            interleave(&even[a * ow..][..ow], &odd[a * ow..][..ow], row);
+        }
+        for (d, &e) in plane.iter_mut().zip(&*merged) {
+            *d += e;
+        }
+        return;
+    }
     for (row_index, row) in plane.chunks_exact_mut(g.w).enumerate() {
         let (a, qr) = (row_index / s, row_index % s);
         let src = &phases[qr * s * ohw..][..s * ohw];
-        if s == 2 {
-            let (even, odd) = src.split_at(ohw);
-            let (even, odd) = (&even[a * ow..][..ow], &odd[a * ow..][..ow]);
-            for ((&e, &o), pair) in even.iter().zip(odd).zip(row.chunks_exact_mut(2)) {
-                pair[0] += e;
-                pair[1] += o;
-            }
-            continue;
-        }
         for (qc, phase) in src.chunks_exact(ohw).enumerate() {
             for (group, &e) in row.chunks_exact_mut(s).zip(&phase[a * ow..][..ow]) {
                 group[qc] += e;
             }
         }
+    }
+}
+
+/// `even[b] = row[2b]`, `odd[b] = row[2b + 1]`: in blocks of 16 or 8 (the last block
+/// overlapping the one before), so that each block is a few vector shuffles.
+#[inline(always)]
+fn deinterleave<T: Float>(row: &[T], even: &mut [T], odd: &mut [T]) {
+    match even.len() {
+        16.. => deinterleave_blocks::<T, 16>(row, even, odd),
+        8.. => deinterleave_blocks::<T, 8>(row, even, odd),
+        _ => {
+            for ((e, o), pair) in even.iter_mut().zip(odd).zip(row.chunks_exact(2)) {
+                (*e, *o) = (pair[0], pair[1]);
+            }
+        }
+    }
+}
+
+/// [`deinterleave`] in blocks of `B >= even.len()` outputs.
+#[inline(always)]
+fn deinterleave_blocks<T: Float, const B: usize>(row: &[T], even: &mut [T], odd: &mut [T]) {
+    let len = even.len();
+    let mut next = 0;
+    loop {
+        let at = next.min(len - B);
+        let src = &row[2 * at..][..2 * B];
+        let (e, o) = (&mut even[at..][..B], &mut odd[at..][..B]);
+        for l in 0..B {
+            e[l] = src[2 * l];
+            o[l] = src[2 * l + 1];
+        }
+        if at + B == len {
+            return;
+        }
+        next += B;
+    }
+}
+
+/// The inverse of [`deinterleave`]: `row[2b] = even[b]`, `row[2b + 1] = odd[b]`.
+#[inline(always)]
+fn interleave<T: Float>(even: &[T], odd: &[T], row: &mut [T]) {
+    match even.len() {
+        16.. => interleave_blocks::<T, 16>(even, odd, row),
+        8.. => interleave_blocks::<T, 8>(even, odd, row),
+        _ => {
+            for ((&e, &o), pair) in even.iter().zip(odd).zip(row.chunks_exact_mut(2)) {
+                (pair[0], pair[1]) = (e, o);
+            }
+        }
+    }
+}
+
+/// [`interleave`] in blocks of `B >= even.len()` inputs.
+#[inline(always)]
+fn interleave_blocks<T: Float, const B: usize>(even: &[T], odd: &[T], row: &mut [T]) {
+    let len = even.len();
+    let mut next = 0;
+    loop {
+        let at = next.min(len - B);
+        let dst = &mut row[2 * at..][..2 * B];
+        let (e, o) = (&even[at..][..B], &odd[at..][..B]);
+        for l in 0..B {
+            dst[2 * l] = e[l];
+            dst[2 * l + 1] = o[l];
+        }
+        if at + B == len {
+            return;
+        }
+        next += B;
     }
 }
 
@@ -475,19 +590,42 @@ mod tests {
         // a 4x4 plane 0..16 with stride 2 (2x2 outputs): phase (qr, qc) takes rows qr, qr+2
         // and columns qc, qc+2, e.g. (0, 1) -> [[1, 3], [9, 11]]; merging adds them back
         let g = Conv2dGeom::new(1, 4, 4, 1, 2, 2, 2, 0).unwrap();
-        assert!(g.is_aligned() && g.phase_len() == 16);
+        assert!(g.is_aligned() && g.phase_len() == 32);
         let plane: Vec<f64> = (0..16).map(f64::from).collect();
-        let mut phases = vec![f64::NAN; 16];
+        let mut phases = vec![f64::NAN; 32];
         split_phases(&g, &plane, &mut phases);
         #[rustfmt::skip]
         let expected = [
             0.0, 2.0, 8.0, 10.0, 1.0, 3.0, 9.0, 11.0,
             4.0, 6.0, 12.0, 14.0, 5.0, 7.0, 13.0, 15.0,
         ];
-        assert_eq!(phases, expected);
+        assert_eq!(phases[..16], expected);
         let mut twice = plane.clone();
-        merge_phases(&g, &phases, &mut twice);
+        merge_phases(&g, &mut phases, &mut twice);
         assert_eq!(twice, plane.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn interleaving_in_blocks() {
+        // every length through the scalar loop, one block of 8 or 16, overlapping blocks
+        for len in 0..40 {
+            let row: Vec<f64> = (0..2 * len).map(|v| v as f64).collect();
+            let (mut even, mut odd) = (vec![f64::NAN; len], vec![f64::NAN; len]);
+            deinterleave(&row, &mut even, &mut odd);
+            assert!(
+                even.iter().enumerate().all(|(b, &e)| e == (2 * b) as f64),
+                "{len}"
+            );
+            assert!(
+                odd.iter()
+                    .enumerate()
+                    .all(|(b, &o)| o == (2 * b + 1) as f64),
+                "{len}"
+            );
+            let mut back = vec![f64::NAN; 2 * len];
+            interleave(&even, &odd, &mut back);
+            assert_eq!(back, row);
+        }
     }
 
     #[test]
@@ -495,7 +633,8 @@ mod tests {
         let g = |c, h, w, k, s, p| Conv2dGeom::new(c, h, w, 2, k, k, s, p).unwrap();
         // "same" 3x3 with stride 1 and 2 (even sizes), a pointwise kernel, 2x2 patches
         assert!(g(1, 28, 28, 3, 1, 1).is_aligned() && g(1, 28, 28, 3, 1, 1).phase_len() == 0);
-        assert!(g(8, 28, 28, 3, 2, 1).is_aligned() && g(8, 28, 28, 3, 2, 1).phase_len() == 784);
+        assert!(g(8, 28, 28, 3, 2, 1).is_aligned() && g(8, 28, 28, 3, 2, 1).phase_len() == 1568);
+        assert!(g(1, 6, 9, 3, 3, 0).is_aligned() && g(1, 6, 9, 3, 3, 0).phase_len() == 54);
         assert!(g(3, 5, 7, 1, 1, 0).is_aligned());
         assert!(g(3, 6, 4, 2, 2, 0).is_aligned());
         // odd size with stride 2, no padding with a 3x3 kernel
@@ -518,6 +657,9 @@ mod tests {
             g(2, 6, 9, 3, 3, 3, 0),
             g(1, 1, 1, 3, 3, 1, 1),
             g(1, 2, 2, 5, 5, 1, 2),
+            g(1, 4, 28, 3, 3, 2, 1),
+            g(2, 6, 40, 3, 3, 2, 1),
+            g(1, 2, 34, 1, 1, 2, 0),
         ];
         for g in &gs {
             assert!(g.is_aligned(), "{g:?}");
