@@ -19,10 +19,12 @@
 //! the exact contract.
 
 mod im2col;
+mod rows;
 
 use crate::blas::{gemm, Trans};
 use crate::{check_len, fmt_shape, invalid, Error, Float, Result};
 use im2col::{col2im_batch, im2col_batch};
+use rows::{add_row_sums, add_transposed, fill_rows, swap_leading};
 
 /// The product of `dims`, or `None` when it overflows `usize`.
 pub(super) fn checked_numel(dims: &[usize]) -> Option<usize> {
@@ -295,41 +297,6 @@ pub enum Conv2dCols {
     Recompute,
 }
 
-/// `dst[j, i, ..] = src[i, j, ..] + add[i]` for `src: [a, b, len]` and `dst: [b, a, len]`:
-/// swaps the two leading dimensions (`[c_out, n, ..]` and `[n, c_out, ..]`), adding `add`
-/// (the bias) on the way when there is one.
-fn swap_leading<T: Float>(src: &[T], b: usize, len: usize, add: Option<&[T]>, dst: &mut [T]) {
-    let a = src.len() / (b * len);
-    for (i, block) in src.chunks_exact(b * len).enumerate() {
-        for (j, row) in block.chunks_exact(len).enumerate() {
-            let out = &mut dst[(j * a + i) * len..][..len];
-            match add {
-                Some(add) => {
-                    let ai = add[i];
-                    for (o, &v) in out.iter_mut().zip(row) {
-                        *o = v + ai;
-                    }
-                }
-                None => out.copy_from_slice(row),
-            }
-        }
-    }
-}
-
-/// The sum of `v` in 16 interleaved partial sums, so that it vectorises.
-fn sum<T: Float>(v: &[T]) -> T {
-    const LANES: usize = 16;
-    let chunks = v.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().fold(T::zero(), |acc, &e| acc + e);
-    let mut acc = [T::zero(); LANES];
-    for chunk in chunks {
-        for (a, &e) in acc.iter_mut().zip(chunk) {
-            *a += e;
-        }
-    }
-    acc.iter().fold(tail, |total, &a| total + a)
-}
-
 /// `y = conv2d(x, weight) + bias` for `x: [n, c_in, h, w]`, `weight: [c_out, c_in, kh, kw]`,
 /// `bias: [c_out]` (or none) and `y: [n, c_out, out_h, out_w]`; `n = 1` is the seed's single
 /// image `[c_in, h, w]`. `workspace` has [`Conv2dGeom::workspace_len`]`(n)` elements; the
@@ -373,9 +340,7 @@ pub fn conv2d<T: Float>(
         let y = &mut y[ch.images(g.output_len())];
         let (product, beta) = match bias {
             Some(b) if ch.count == 1 => {
-                for (row, &bo) in y.chunks_exact_mut(ch.width).zip(b) {
-                    row.fill(bo);
-                }
+                fill_rows(y, ch.width, b);
                 (&mut *y, T::one())
             }
             _ if ch.count == 1 => (&mut *y, T::zero()),
@@ -450,9 +415,7 @@ pub fn conv2d_backward<T: Float>(
             out
         };
         if let Some(db) = dbias.as_deref_mut() {
-            for (dbo, row) in db.iter_mut().zip(dy_t.chunks_exact(ch.width)) {
-                *dbo += sum(row);
-            }
+            add_row_sums(dy_t, ch.width, db);
         }
         if dweight.is_some() {
             if cols_held == Conv2dCols::Recompute {
@@ -505,11 +468,7 @@ pub fn conv2d_backward<T: Float>(
         }
     }
     if let (Some(dw), true) = (dweight, n > 0) {
-        for (o, dw_row) in dw.chunks_exact_mut(g.c_in * g.kh * g.kw).enumerate() {
-            for (d, dwt_row) in dw_row.iter_mut().zip(dwt.chunks_exact(g.c_out)) {
-                *d += dwt_row[o];
-            }
-        }
+        add_transposed(dwt, dw, g.c_in * g.kh * g.kw);
     }
     Ok(())
 }

@@ -28,6 +28,17 @@ impl Conv2dGeom {
         self.out_h() * self.stride == self.h && self.out_w() * self.stride == self.w
     }
 
+    /// For stride 2 when each of the 4 phase planes is exactly the row of one tap (the tap
+    /// `(p + qr, p + qc)` of phase `(qr, qc)`, which the kernel reaches when `p + 1 < kh`
+    /// and `p + 1 < kw`): those taps `u·kw + v`, by phase `2·qr + qc`. im2col then splits
+    /// the plane straight into these rows and copies the other taps from them; col2im adds
+    /// the other taps onto them and merges them.
+    pub(super) fn phase_homes(&self) -> Option<[usize; 4]> {
+        let (p, kw) = (self.padding, self.kw);
+        let fits = self.stride == 2 && p + 1 < self.kh && p + 1 < kw && self.is_aligned();
+        fits.then(|| [0, 1, 2, 3].map(|q| (p + q / 2) * kw + p + q % 2))
+    }
+
     /// Scratch elements for one input plane's phase planes: `h·w` for an aligned geometry
     /// with stride above 1, and `h·w` more with stride 2 (see [`merge_phases`]); none
     /// otherwise.
@@ -270,15 +281,13 @@ impl Shift {
     }
 
     /// The entries of `a..b` that wrapped across a row edge: the columns outside the valid
-    /// ones of every valid row.
+    /// ones of every valid row. Column by column: there are only `|shift|` of them, and a
+    /// row-by-row loop would call `memset` for each row.
     #[inline(always)]
     fn clear_wrapped<T: Float>(&self, ow: usize, dst: &mut [T]) {
-        for i in self.rows.0..self.rows.1 {
-            let row = &mut dst[i * ow..][..ow];
-            for e in &mut row[..self.cols.0] {
-                *e = T::zero();
-            }
-            for e in &mut row[self.cols.1..] {
+        let rows = &mut dst[self.rows.0 * ow..self.rows.1 * ow];
+        for j in (0..self.cols.0).chain(self.cols.1..ow) {
+            for e in rows.iter_mut().skip(j).step_by(ow) {
                 *e = T::zero();
             }
         }
@@ -290,6 +299,12 @@ impl Shift {
 fn im2col_aligned<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize, phases: &mut [T]) {
     let (oh, ow, taps) = (g.out_h(), g.out_w(), g.kh * g.kw);
     let ohw = oh * ow;
+    if let Some(homes) = g.phase_homes() {
+        for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
+            im2col_homes(g, plane, &mut cols[c * taps * ld..], ld, homes);
+        }
+        return;
+    }
     for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
         let planes: &[T] = if g.stride == 1 {
             plane
@@ -326,6 +341,12 @@ fn col2im_aligned<T: Float>(
 ) {
     let (oh, ow, taps) = (g.out_h(), g.out_w(), g.kh * g.kw);
     let ohw = oh * ow;
+    if let Some(homes) = g.phase_homes() {
+        for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
+            col2im_homes(g, &mut cols[c * taps * ld..], ld, plane, homes, phases);
+        }
+        return;
+    }
     for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
         let acc: &mut [T] = if g.stride == 1 {
             &mut *plane
@@ -349,6 +370,110 @@ fn col2im_aligned<T: Float>(
         if g.stride > 1 {
             merge_phases(g, phases, plane);
         }
+    }
+}
+
+/// [`im2col_aligned`] of one plane with stride 2 and [`Conv2dGeom::phase_homes`]: the
+/// plane is split straight into the rows of the home taps (rows `ld` apart in `cols`), and
+/// every other tap copied from the home row of its phase.
+#[inline(always)]
+fn im2col_homes<T: Float>(
+    g: &Conv2dGeom,
+    plane: &[T],
+    cols: &mut [T],
+    ld: usize,
+    homes: [usize; 4],
+) {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let ohw = oh * ow;
+    let [p00, p01, p10, p11] = rows_mut(cols, homes.map(|t| t * ld), ohw);
+    for (row_index, row) in plane.chunks_exact(g.w).enumerate() {
+        let a = row_index / 2;
+        let (even, odd) = if row_index % 2 == 0 {
+            (&mut p00[a * ow..], &mut p01[a * ow..])
+        } else {
+            (&mut p10[a * ow..], &mut p11[a * ow..])
+        };
+        deinterleave(row, &mut even[..ow], &mut odd[..ow]);
+    }
+    for (t, shift) in (0..).zip(Taps::new(g, oh, ow)) {
+        if homes.contains(&t) {
+            continue;
+        }
+        let Some(sh) = shift else {
+            cols[t * ld..][..ohw].fill(T::zero());
+            continue;
+        };
+        let src = homes[sh.plane] * ld + sh.src;
+        cols.copy_within(src..src + sh.b - sh.a, t * ld + sh.a);
+        let dst = &mut cols[t * ld..][..ohw];
+        dst[..sh.a].fill(T::zero());
+        dst[sh.b..].fill(T::zero());
+        sh.clear_wrapped(ow, dst);
+    }
+}
+
+/// [`col2im_aligned`] of one plane with stride 2 and [`Conv2dGeom::phase_homes`]: every
+/// other tap is added onto the home row of its phase, and the home rows are merged onto
+/// `plane` through `scratch` (`h·w` elements).
+#[inline(always)]
+fn col2im_homes<T: Float>(
+    g: &Conv2dGeom,
+    cols: &mut [T],
+    ld: usize,
+    plane: &mut [T],
+    homes: [usize; 4],
+    scratch: &mut [T],
+) {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let ohw = oh * ow;
+    for (t, shift) in (0..).zip(Taps::new(g, oh, ow)) {
+        let Some(sh) = shift.filter(|_| !homes.contains(&t)) else {
+            continue;
+        };
+        sh.clear_wrapped(ow, &mut cols[t * ld..][..ohw]);
+        let (home, tap) = row_pair_mut(cols, homes[sh.plane] * ld, t * ld, ohw);
+        let acc = &mut home[sh.src..][..sh.b - sh.a];
+        for (d, &e) in acc.iter_mut().zip(&tap[sh.a..sh.b]) {
+            *d += e;
+        }
+    }
+    let merged = &mut scratch[..g.h * g.w];
+    let home = |q: usize| &cols[homes[q] * ld..][..ohw];
+    for (row_index, row) in merged.chunks_exact_mut(g.w).enumerate() {
+        let (a, qr) = (row_index / 2, row_index % 2);
+        let (even, odd) = (home(2 * qr), home(2 * qr + 1));
+        interleave(&even[a * ow..][..ow], &odd[a * ow..][..ow], row);
+    }
+    for (d, &e) in plane.iter_mut().zip(&*merged) {
+        *d += e;
+    }
+}
+
+/// The `N` rows `buf[offsets[i]..][..len]`, which must not overlap, mutably at once.
+#[inline(always)]
+fn rows_mut<T, const N: usize>(buf: &mut [T], offsets: [usize; N], len: usize) -> [&mut [T]; N] {
+    let mut order: [usize; N] = std::array::from_fn(|i| i);
+    order.sort_unstable_by_key(|&i| offsets[i]);
+    let mut rows: [Option<&mut [T]>; N] = std::array::from_fn(|_| None);
+    let (mut rest, mut base) = (buf, 0);
+    for i in order {
+        let tail = std::mem::take(&mut rest).split_at_mut(offsets[i] - base).1;
+        let (row, tail) = tail.split_at_mut(len);
+        (rows[i], rest, base) = (Some(row), tail, offsets[i] + len);
+    }
+    rows.map(|row| row.expect("every row was taken"))
+}
+
+/// Row `buf[a..][..len]` mutably and row `buf[b..][..len]`, which must not overlap.
+#[inline(always)]
+fn row_pair_mut<T>(buf: &mut [T], a: usize, b: usize, len: usize) -> (&mut [T], &[T]) {
+    if a < b {
+        let (lo, hi) = buf.split_at_mut(b);
+        (&mut lo[a..][..len], &hi[..len])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a);
+        (&mut hi[..len], &lo[b..][..len])
     }
 }
 
@@ -629,6 +754,26 @@ mod tests {
     }
 
     #[test]
+    fn phase_homes_and_rows() {
+        let g = |k, s, p| Conv2dGeom::new(1, 8, 8, 1, k, k, s, p).unwrap();
+        // 3x3, padding 1: phase (qr, qc) is tap (1 + qr, 1 + qc) = 4, 5, 7, 8
+        assert_eq!(g(3, 2, 1).phase_homes(), Some([4, 5, 7, 8]));
+        assert_eq!(g(2, 2, 0).phase_homes(), Some([0, 1, 2, 3]));
+        assert_eq!(g(4, 2, 1).phase_homes(), Some([5, 6, 9, 10]));
+        // a 1x1 kernel reaches phase (0, 0) only; stride 1 has no phases to split
+        assert_eq!(g(1, 2, 0).phase_homes(), None);
+        assert_eq!(g(3, 1, 1).phase_homes(), None);
+        let mut buf: Vec<i32> = (0..12).collect();
+        let [a, b, c] = rows_mut(&mut buf, [8, 0, 4], 2);
+        assert_eq!((&*a, &*b, &*c), (&[8, 9][..], &[0, 1][..], &[4, 5][..]));
+        let (m, r) = row_pair_mut(&mut buf, 6, 2, 3);
+        m[0] += r[0];
+        assert_eq!((&*m, r), (&[8, 7, 8][..], &[2, 3, 4][..]));
+        let (m, r) = row_pair_mut(&mut buf, 0, 9, 3);
+        assert_eq!((&*m, r), (&[0, 1, 2][..], &[9, 10, 11][..]));
+    }
+
+    #[test]
     fn alignment_and_scratch() {
         let g = |c, h, w, k, s, p| Conv2dGeom::new(c, h, w, 2, k, k, s, p).unwrap();
         // "same" 3x3 with stride 1 and 2 (even sizes), a pointwise kernel, 2x2 patches
@@ -660,6 +805,7 @@ mod tests {
             g(1, 4, 28, 3, 3, 2, 1),
             g(2, 6, 40, 3, 3, 2, 1),
             g(1, 2, 34, 1, 1, 2, 0),
+            g(2, 2, 2, 3, 3, 2, 1),
         ];
         for g in &gs {
             assert!(g.is_aligned(), "{g:?}");
