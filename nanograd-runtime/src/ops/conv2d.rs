@@ -51,7 +51,7 @@ pub(super) fn check_dims(
 
 /// The number of windows of size `k` with stride `s` along a padded length `len + 2p`
 /// (PyTorch's floor mode), or 0 when there is none or the geometry is invalid.
-pub(super) fn out_len(len: usize, k: usize, s: usize, p: usize) -> usize {
+pub(super) const fn out_len(len: usize, k: usize, s: usize, p: usize) -> usize {
     let padded = len.saturating_add(p.saturating_mul(2));
     match (padded.checked_sub(k), s) {
         (Some(room), s) if s > 0 && k > 0 => room / s + 1,
@@ -162,32 +162,32 @@ impl Conv2dGeom {
     }
 
     /// Output height: `(h + 2·padding - kh) / stride + 1` (0 for an invalid geometry).
-    pub fn out_h(&self) -> usize {
+    pub const fn out_h(&self) -> usize {
         out_len(self.h, self.kh, self.stride, self.padding)
     }
 
     /// Output width: `(w + 2·padding - kw) / stride + 1` (0 for an invalid geometry).
-    pub fn out_w(&self) -> usize {
+    pub const fn out_w(&self) -> usize {
         out_len(self.w, self.kw, self.stride, self.padding)
     }
 
     /// Elements of the im2col workspace for one image: `c_in·kh·kw·out_h·out_w`.
-    pub fn col_len(&self) -> usize {
+    pub const fn col_len(&self) -> usize {
         self.c_in * self.kh * self.kw * self.out_h() * self.out_w()
     }
 
     /// Elements of one input image: `c_in·h·w`.
-    pub fn input_len(&self) -> usize {
+    pub const fn input_len(&self) -> usize {
         self.c_in * self.h * self.w
     }
 
     /// Elements of one output image: `c_out·out_h·out_w`.
-    pub fn output_len(&self) -> usize {
+    pub const fn output_len(&self) -> usize {
         self.c_out * self.out_h() * self.out_w()
     }
 
     /// Elements of the weight: `c_out·c_in·kh·kw`.
-    pub fn weight_len(&self) -> usize {
+    pub const fn weight_len(&self) -> usize {
         self.c_out * self.c_in * self.kh * self.kw
     }
 
@@ -203,31 +203,48 @@ impl Conv2dGeom {
     /// assert_eq!(g.workspace_per_image(), 72 * 196);
     /// assert_eq!(g.workspace_fixed(), 16 * 72 + 2 * 28 * 28 + 6 * 16 * 196);
     /// assert_eq!(g.workspace_len(32), 32 * g.workspace_per_image() + g.workspace_fixed());
+    /// // sizes known while compiling
+    /// const G: Conv2dGeom = Conv2dGeom {
+    ///     c_in: 1, h: 28, w: 28, c_out: 8, kh: 3, kw: 3, stride: 1, padding: 1,
+    /// };
+    /// const PER_IMAGE: usize = G.workspace_per_image();
+    /// const FIXED: usize = G.workspace_fixed();
+    /// assert_eq!((PER_IMAGE, FIXED), (9 * 784, 8 * 9));
     /// ```
-    pub fn workspace_len(&self, n: usize) -> usize {
-        n.checked_mul(self.workspace_per_image())
-            .and_then(|len| len.checked_add(self.workspace_fixed()))
-            .unwrap_or(usize::MAX)
+    pub const fn workspace_len(&self, n: usize) -> usize {
+        match n.checked_mul(self.workspace_per_image()) {
+            Some(len) => len.saturating_add(self.workspace_fixed()),
+            None => usize::MAX,
+        }
     }
 
-    /// Workspace elements per image: its columns, [`Conv2dGeom::col_len`].
-    pub fn workspace_per_image(&self) -> usize {
+    /// Workspace elements per image: its columns, [`Conv2dGeom::col_len`]
+    /// (`c_in·kh·kw·out_h·out_w`).
+    pub const fn workspace_per_image(&self) -> usize {
         self.col_len()
     }
 
-    /// Workspace elements that do not grow with the batch: the weight's gradient transposed
-    /// ([`Conv2dGeom::weight_len`]); room for one input plane split by the stride (`h·w`,
-    /// twice that for stride 2) when the output is the input divided by a stride above 1;
-    /// and when the GEMMs run on
-    /// chunks of several images, the output of one chunk before it is reordered.
-    pub fn workspace_fixed(&self) -> usize {
+    /// Workspace elements that do not grow with the batch, `weight + phases + chunk_out`:
+    ///
+    /// - `weight = c_out·c_in·kh·kw`, the weight's gradient transposed;
+    /// - `phases = 2·h·w` when `stride >= 2` and the output is the input divided by the
+    ///   stride exactly (`out_h·stride = h` and `out_w·stride = w`), else 0: one input plane
+    ///   split by the stride and one merged back;
+    /// - `chunk_out = m·c_out·out_h·out_w` when the GEMMs run on chunks of `m > 1` images,
+    ///   else 0, where with `ohw = out_h·out_w`, `m = 1` if `ohw >= 256` and `ohw` is a
+    ///   multiple of 16, else `m = ⌈1024 / ohw⌉`: one chunk's output before it is
+    ///   reordered.
+    ///
+    /// A `const fn`, like [`Conv2dGeom::workspace_per_image`]: generated code may size its
+    /// buffers with them in constants.
+    pub const fn workspace_fixed(&self) -> usize {
         let chunk = self.chunk_images();
-        let out = if chunk > 1 {
+        let chunk_out = if chunk > 1 {
             chunk * self.output_len()
         } else {
             0
         };
-        self.weight_len() + self.phase_len() + out
+        self.weight_len() + self.phase_len() + chunk_out
     }
 
     /// The images that one GEMM covers. The kernels run chunk after chunk (columns, GEMMs,
@@ -236,12 +253,14 @@ impl Conv2dGeom {
     /// runs as fast as for a whole batch and writes straight into `y`. Otherwise enough
     /// images for 1024 output columns: measured with the `gemm` crate, narrower GEMMs on
     /// short or ragged planes run up to 1.5 times slower, wider ones no faster.
-    fn chunk_images(&self) -> usize {
+    const fn chunk_images(&self) -> usize {
         let ohw = self.out_h() * self.out_w();
         if ohw >= 256 && ohw.is_multiple_of(16) {
             1
+        } else if ohw == 0 {
+            1
         } else {
-            1024usize.div_ceil(ohw.max(1))
+            1024usize.div_ceil(ohw)
         }
     }
 
