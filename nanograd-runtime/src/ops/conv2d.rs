@@ -255,9 +255,7 @@ impl Conv2dGeom {
     /// short or ragged planes run up to 1.5 times slower, wider ones no faster.
     const fn chunk_images(&self) -> usize {
         let ohw = self.out_h() * self.out_w();
-        if ohw >= 256 && ohw.is_multiple_of(16) {
-            1
-        } else if ohw == 0 {
+        if ohw == 0 || (ohw >= 256 && ohw.is_multiple_of(16)) {
             1
         } else {
             1024usize.div_ceil(ohw)
