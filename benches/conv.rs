@@ -2,6 +2,12 @@
 //! training step: conv1 `1 -> 8, 3x3, padding 1` on 28x28 and conv2 `8 -> 16, 3x3, stride 2,
 //! padding 1` on 8x28x28, each at batch 1 and 32, in f32.
 //!
+//! - `forward`: [`conv2d`];
+//! - `forward+backward`: [`conv2d`] then [`conv2d_backward`] with every gradient, the
+//!   columns kept from the forward pass;
+//! - `forward+backward-no-dx`, conv1 only: the pair as the CNN's training step calls it for
+//!   its first convolution, whose input is the data (conv2's step is `forward+backward`).
+//!
 //! ```sh
 //! cargo bench --bench conv -- --warm-up-time 1 --measurement-time 3
 //! ```
@@ -17,17 +23,26 @@ fn fill(len: usize, seed: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The two convolutions of the small CNN: (name, geometry).
-fn convs() -> [(&'static str, Conv2dGeom); 2] {
+/// The two convolutions of the small CNN: (name, geometry, whether the training step asks
+/// for `dx`).
+fn convs() -> [(&'static str, Conv2dGeom, bool); 2] {
     [
-        ("conv1", Conv2dGeom::new(1, 28, 28, 8, 3, 3, 1, 1).unwrap()),
-        ("conv2", Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap()),
+        (
+            "conv1",
+            Conv2dGeom::new(1, 28, 28, 8, 3, 3, 1, 1).unwrap(),
+            false,
+        ),
+        (
+            "conv2",
+            Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap(),
+            true,
+        ),
     ]
 }
 
 fn bench_conv(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv2d");
-    for (name, g) in convs() {
+    for (name, g, step_dx) in convs() {
         for n in [1usize, 32] {
             let x = fill(n * g.input_len(), 1);
             let w = fill(g.weight_len(), 2);
@@ -47,25 +62,31 @@ fn bench_conv(c: &mut Criterion) {
                     black_box(&mut y);
                 })
             });
-            group.bench_function(id("forward+backward"), |bench| {
-                bench.iter(|| {
-                    conv2d(&g, black_box(&x), &w, Some(&b), n, &mut ws, &mut y).unwrap();
-                    conv2d_backward(
-                        &g,
-                        &x,
-                        &w,
-                        black_box(&dy),
-                        n,
-                        &mut ws,
-                        Conv2dCols::Kept,
-                        Some(&mut dx),
-                        Some(&mut dw),
-                        Some(&mut db),
-                    )
-                    .unwrap();
-                    black_box((&mut dx, &mut dw, &mut db));
-                })
-            });
+            let passes = [
+                ("forward+backward", true),
+                ("forward+backward-no-dx", false),
+            ];
+            for (pass, with_dx) in passes.into_iter().filter(|&(_, dx)| dx || !step_dx) {
+                group.bench_function(id(pass), |bench| {
+                    bench.iter(|| {
+                        conv2d(&g, black_box(&x), &w, Some(&b), n, &mut ws, &mut y).unwrap();
+                        conv2d_backward(
+                            &g,
+                            &x,
+                            &w,
+                            black_box(&dy),
+                            n,
+                            &mut ws,
+                            Conv2dCols::Kept,
+                            with_dx.then_some(&mut dx[..]),
+                            Some(&mut dw),
+                            Some(&mut db),
+                        )
+                        .unwrap();
+                        black_box((&mut dx, &mut dw, &mut db));
+                    })
+                });
+            }
         }
     }
     group.finish();

@@ -5,18 +5,24 @@
 //!
 //! with zero padding `p` on every side and stride `s` in both directions. `im2col` lays the
 //! batch out as `cols: [c_in·kh·kw, n·out_h·out_w]` (row `(c, u, v)`, column `(n, i, j)`), so
-//! that one GEMM `Y = W·cols` convolves every image, with `W` viewed as `[c_out, c_in·kh·kw]`
-//! and `Y` as `[c_out, n·out_h·out_w]`. Hence `dW += dY·colsᵀ`, `d cols = Wᵀ·dY` (scattered
-//! back onto `dx` by `col2im`) and `db[o] += Σ_{n, i, j} dy[n, o, i, j]`.
+//! that `Y = W·cols` convolves every image, with `W` viewed as `[c_out, c_in·kh·kw]` and `Y`
+//! as `[c_out, n·out_h·out_w]`. Hence `dW += dY·colsᵀ`, `d cols = Wᵀ·dY` (scattered back
+//! onto `dx` by `col2im`) and `db[o] += Σ_{n, i, j} dy[n, o, i, j]`.
+//!
+//! The kernels walk the batch in chunks of images (one image when its output plane is
+//! large, else about 1024 output columns): im2col, one GEMM over the chunk's columns, and
+//! the reordering between `Y`'s layout `[c_out, images, out_h·out_w]` and `y`'s
+//! `[images, c_out, out_h, out_w]` (none for one image), so that a chunk stays in cache.
 //!
 //! # The workspace
 //!
-//! The caller provides one workspace of [`Conv2dGeom::workspace_len`]`(n)` elements: first
-//! the columns of all `n` images, then room for `Y` before it is reordered to the layout
-//! `[n, c_out, out_h, out_w]` of `y` (and for `dy` reordered the other way). [`conv2d`]
-//! leaves `x`'s columns there, so that [`conv2d_backward`] called next with
-//! [`Conv2dCols::Kept`] reuses them instead of laying them out again; see [`Conv2dCols`] for
-//! the exact contract.
+//! The caller provides one workspace of [`Conv2dGeom::workspace_len`]`(n)` =
+//! `n · workspace_per_image() + workspace_fixed()` elements: first the columns of all `n`
+//! images, then the weight's gradient transposed, scratch for planes split by the stride,
+//! and one chunk's `Y` (or `dY`) before it is reordered. [`conv2d`] leaves `x`'s columns in
+//! it, so that [`conv2d_backward`] called next with [`Conv2dCols::Kept`] computes `dweight`
+//! from them instead of laying them out again; see [`Conv2dCols`] for the exact contract,
+//! and [`Conv2dCols::Recompute`] for a backward pass on its own.
 
 mod im2col;
 mod rows;
@@ -303,14 +309,17 @@ impl Conv2dGeom {
 /// What the workspace handed to [`conv2d_backward`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conv2dCols {
-    /// `x`'s columns, as [`conv2d`] left them: the last call that wrote to the workspace was
-    /// `conv2d` with the same geometry, the same `n` and the same values of `x` (the weight
-    /// and bias may differ). The backward pass reuses them for `dweight`. Generated code
-    /// passes this: its backward pass follows the training forward pass of the same batch.
+    /// `x`'s columns, as [`conv2d`] left them. The caller promises that the workspace was
+    /// last written by a `conv2d` call with the same geometry, the same `n` and the same
+    /// values of `x` (the weight and bias may differ since), or after it only by
+    /// `conv2d_backward` calls that did not ask for `dx`. The backward pass then computes
+    /// `dweight` from these columns; `x` itself is not read. Generated code passes this:
+    /// each convolution has a workspace of its own, and its backward pass runs once, after
+    /// the training forward pass of the same batch.
     Kept,
     /// Anything: the backward pass lays out `x`'s columns itself when `dweight` is asked for.
-    /// For a backward pass with no forward pass before it, or a second backward pass after a
-    /// first one that computed `dx` (which overwrites the columns).
+    /// For a backward pass with no forward pass before it, or one after a backward pass that
+    /// computed `dx` (which overwrites the columns).
     Recompute,
 }
 
@@ -515,11 +524,14 @@ impl Chunk {
     }
 }
 
-/// The chunks of a batch of `n` images.
+/// The chunks of a batch of `n` images: as few as chunks of at most
+/// [`Conv2dGeom::chunk_images`] allow, of sizes differing by at most one (no short last
+/// chunk, whose GEMM would run slower).
 struct Chunks {
     next: usize,
+    index: usize,
     n: usize,
-    per_chunk: usize,
+    count: usize,
     ohw: usize,
     k: usize,
 }
@@ -528,8 +540,9 @@ impl Chunks {
     fn new(g: &Conv2dGeom, n: usize) -> Self {
         Chunks {
             next: 0,
+            index: 0,
             n,
-            per_chunk: g.chunk_images(),
+            count: n.div_ceil(g.chunk_images()),
             ohw: g.out_h() * g.out_w(),
             k: g.c_in * g.kh * g.kw,
         }
@@ -540,17 +553,18 @@ impl Iterator for Chunks {
     type Item = Chunk;
 
     fn next(&mut self) -> Option<Chunk> {
-        if self.next >= self.n {
+        if self.index == self.count {
             return None;
         }
-        let (start, count) = (self.next, self.per_chunk.min(self.n - self.next));
-        self.next += count;
+        let images = self.n / self.count + usize::from(self.index < self.n % self.count);
+        let start = self.next;
+        (self.next, self.index) = (start + images, self.index + 1);
         Some(Chunk {
             start,
-            count,
+            count: images,
             first: start == 0,
             ohw: self.ohw,
-            width: count * self.ohw,
+            width: images * self.ohw,
             k: self.k,
             ld: self.n * self.ohw,
         })
@@ -780,7 +794,7 @@ mod tests {
                                                                          // 256 outputs per image: the GEMMs run image by image
         check(Conv2dGeom::new(2, 16, 16, 3, 3, 3, 1, 1).unwrap(), 2, 120);
         check(Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), 3, 130);
-        // 225 outputs per image: chunks of 5 images, the last one of 2
+        // 225 outputs per image: chunks of at most 5 images (here 4 and 3)
         check(Conv2dGeom::new(1, 15, 15, 2, 3, 3, 1, 1).unwrap(), 7, 140);
     }
 
@@ -950,17 +964,23 @@ mod tests {
         assert_eq!(g(1, 28, 28, 3, 1, 1).chunk_images(), 1);
         assert_eq!(g(8, 28, 28, 3, 2, 1).chunk_images(), 6);
         assert_eq!(g(1, 15, 15, 3, 1, 1).chunk_images(), 5);
-        let chunks: Vec<_> = Chunks::new(&g(1, 15, 15, 3, 1, 1), 12)
-            .map(|c| (c.start, c.count, c.first, c.width, c.ld))
-            .collect();
+        // 12 images in chunks of at most 5: 3 chunks of 4; 13: 5, 4, 4
+        let chunks = |n| -> Vec<_> {
+            Chunks::new(&g(1, 15, 15, 3, 1, 1), n)
+                .map(|c| (c.start, c.count, c.first, c.width, c.ld))
+                .collect()
+        };
         let ld = 12 * 225;
         let expected = [
-            (0, 5, true, 5 * 225, ld),
-            (5, 5, false, 5 * 225, ld),
-            (10, 2, false, 2 * 225, ld),
+            (0, 4, true, 4 * 225, ld),
+            (4, 4, false, 4 * 225, ld),
+            (8, 4, false, 4 * 225, ld),
         ];
-        assert_eq!(chunks, expected);
-        assert_eq!(Chunks::new(&g(1, 15, 15, 3, 1, 1), 0).count(), 0);
+        assert_eq!(chunks(12), expected);
+        let starts: Vec<_> = chunks(13).iter().map(|c| (c.0, c.1)).collect();
+        assert_eq!(starts, [(0, 5), (5, 4), (9, 4)]);
+        assert_eq!(chunks(1), [(0, 1, true, 225, 225)]);
+        assert!(chunks(0).is_empty());
     }
 
     #[test]
