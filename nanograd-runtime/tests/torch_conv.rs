@@ -4,7 +4,7 @@
 mod common;
 
 use common::Case;
-use nanograd_runtime::ops::{self, Conv2dGeom, Pool2dGeom};
+use nanograd_runtime::ops::{self, Conv2dCols, Conv2dGeom, Pool2dGeom};
 use nanograd_runtime::{assert_close, Float};
 
 /// Agreement asked of each element type: f64 to rounding, f32 to its precision.
@@ -32,9 +32,9 @@ fn conv_case<T: Float>(c: &Case) {
         c.upstream.to::<T>(),
     );
     let bias = c.inputs.get("bias").map(|b| b.to::<T>());
-    let mut cols = zeros::<T>(g.col_len());
+    let mut workspace = zeros::<T>(g.workspace_len(n));
     let mut y = zeros::<T>(n * g.output_len());
-    ops::conv2d(&g, &x, &w, bias.as_deref(), n, &mut cols, &mut y).unwrap();
+    ops::conv2d(&g, &x, &w, bias.as_deref(), n, &mut workspace, &mut y).unwrap();
     assert_close!(y, c.output.data, tol::<T>());
     let (mut dx, mut dw, mut db) = (zeros::<T>(x.len()), zeros::<T>(w.len()), zeros::<T>(ws[0]));
     let db_arg = bias.is_some().then_some(&mut db[..]);
@@ -44,7 +44,8 @@ fn conv_case<T: Float>(c: &Case) {
         &w,
         &dy,
         n,
-        &mut cols,
+        &mut workspace,
+        Conv2dCols::Kept,
         Some(&mut dx),
         Some(&mut dw),
         db_arg,

@@ -3,18 +3,34 @@
 //!
 //! `y[n, o, i, j] = b[o] + Σ_{c, u, v} w[o, c, u, v] · x[n, c, i·s + u - p, j·s + v - p]`
 //!
-//! with zero padding `p` on every side and stride `s` in both directions. For one image,
-//! `im2col` lays the input out as `cols: [c_in·kh·kw, out_h·out_w]` (row `(c, u, v)`,
-//! column `(i, j)`), so that `Y = W·cols` with `W` viewed as `[c_out, c_in·kh·kw]`. Hence
-//! `dW += dY·colsᵀ`, `d cols = Wᵀ·dY` (scattered back onto `dx` by `col2im`) and
-//! `db[o] += Σ_{n, i, j} dy[n, o, i, j]`.
+//! with zero padding `p` on every side and stride `s` in both directions. `im2col` lays the
+//! batch out as `cols: [c_in·kh·kw, n·out_h·out_w]` (row `(c, u, v)`, column `(n, i, j)`), so
+//! that `Y = W·cols` convolves every image, with `W` viewed as `[c_out, c_in·kh·kw]` and `Y`
+//! as `[c_out, n·out_h·out_w]`. Hence `dW += dY·colsᵀ`, `d cols = Wᵀ·dY` (scattered back
+//! onto `dx` by `col2im`) and `db[o] += Σ_{n, i, j} dy[n, o, i, j]`.
 //!
-//! The caller provides the `cols` workspace, [`Conv2dGeom::col_len`] elements, reused image
-//! after image. A 1×1 kernel with stride 1 and no padding needs no im2col: the input is
-//! multiplied directly.
+//! The kernels walk the batch in chunks of images (one image when its output plane is
+//! large, else about 1024 output columns): im2col, one GEMM over the chunk's columns, and
+//! the reordering between `Y`'s layout `[c_out, images, out_h·out_w]` and `y`'s
+//! `[images, c_out, out_h, out_w]` (none for one image), so that a chunk stays in cache.
+//!
+//! # The workspace
+//!
+//! The caller provides one workspace of [`Conv2dGeom::workspace_len`]`(n)` =
+//! `n · workspace_per_image() + workspace_fixed()` elements: first the columns of all `n`
+//! images, then the weight's gradient transposed, scratch for planes split by the stride,
+//! and one chunk's `Y` (or `dY`) before it is reordered. [`conv2d`] leaves `x`'s columns in
+//! it, so that [`conv2d_backward`] called next with [`Conv2dCols::Kept`] computes `dweight`
+//! from them instead of laying them out again; see [`Conv2dCols`] for the exact contract,
+//! and [`Conv2dCols::Recompute`] for a backward pass on its own.
+
+mod im2col;
+mod rows;
 
 use crate::blas::{gemm, Trans};
 use crate::{check_len, fmt_shape, invalid, Error, Float, Result};
+use im2col::{col2im_batch, im2col_batch};
+use rows::{add_row_sums, add_transposed, fill_rows, swap_leading};
 
 /// The product of `dims`, or `None` when it overflows `usize`.
 pub(super) fn checked_numel(dims: &[usize]) -> Option<usize> {
@@ -41,7 +57,7 @@ pub(super) fn check_dims(
 
 /// The number of windows of size `k` with stride `s` along a padded length `len + 2p`
 /// (PyTorch's floor mode), or 0 when there is none or the geometry is invalid.
-pub(super) fn out_len(len: usize, k: usize, s: usize, p: usize) -> usize {
+pub(super) const fn out_len(len: usize, k: usize, s: usize, p: usize) -> usize {
     let padded = len.saturating_add(p.saturating_mul(2));
     match (padded.checked_sub(k), s) {
         (Some(room), s) if s > 0 && k > 0 => room / s + 1,
@@ -152,48 +168,123 @@ impl Conv2dGeom {
     }
 
     /// Output height: `(h + 2·padding - kh) / stride + 1` (0 for an invalid geometry).
-    pub fn out_h(&self) -> usize {
+    pub const fn out_h(&self) -> usize {
         out_len(self.h, self.kh, self.stride, self.padding)
     }
 
     /// Output width: `(w + 2·padding - kw) / stride + 1` (0 for an invalid geometry).
-    pub fn out_w(&self) -> usize {
+    pub const fn out_w(&self) -> usize {
         out_len(self.w, self.kw, self.stride, self.padding)
     }
 
     /// Elements of the im2col workspace for one image: `c_in·kh·kw·out_h·out_w`.
-    pub fn col_len(&self) -> usize {
+    pub const fn col_len(&self) -> usize {
         self.c_in * self.kh * self.kw * self.out_h() * self.out_w()
     }
 
     /// Elements of one input image: `c_in·h·w`.
-    pub fn input_len(&self) -> usize {
+    pub const fn input_len(&self) -> usize {
         self.c_in * self.h * self.w
     }
 
     /// Elements of one output image: `c_out·out_h·out_w`.
-    pub fn output_len(&self) -> usize {
+    pub const fn output_len(&self) -> usize {
         self.c_out * self.out_h() * self.out_w()
     }
 
     /// Elements of the weight: `c_out·c_in·kh·kw`.
-    pub fn weight_len(&self) -> usize {
+    pub const fn weight_len(&self) -> usize {
         self.c_out * self.c_in * self.kh * self.kw
     }
 
-    /// A 1×1 kernel with stride 1 and no padding: `cols` would be a copy of the input.
-    fn is_pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.padding == 0
+    /// Elements of the workspace of [`conv2d`] and [`conv2d_backward`] for `n` images:
+    /// `n · workspace_per_image() + workspace_fixed()`, exactly linear in `n` (saturating at
+    /// `usize::MAX`, which no buffer can match, should that overflow).
+    ///
+    /// ```
+    /// use nanograd_runtime::ops::Conv2dGeom;
+    /// let g = Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap();
+    /// // per image: its columns [8·3·3, 14·14]; fixed: the weight's gradient transposed,
+    /// // a 28x28 plane split by the stride and merged back, the outputs of 6 images
+    /// assert_eq!(g.workspace_per_image(), 72 * 196);
+    /// assert_eq!(g.workspace_fixed(), 16 * 72 + 2 * 28 * 28 + 6 * 16 * 196);
+    /// assert_eq!(g.workspace_len(32), 32 * g.workspace_per_image() + g.workspace_fixed());
+    /// // sizes known while compiling
+    /// const G: Conv2dGeom = Conv2dGeom {
+    ///     c_in: 1, h: 28, w: 28, c_out: 8, kh: 3, kw: 3, stride: 1, padding: 1,
+    /// };
+    /// const PER_IMAGE: usize = G.workspace_per_image();
+    /// const FIXED: usize = G.workspace_fixed();
+    /// assert_eq!((PER_IMAGE, FIXED), (9 * 784, 8 * 9));
+    /// ```
+    pub const fn workspace_len(&self, n: usize) -> usize {
+        match n.checked_mul(self.workspace_per_image()) {
+            Some(len) => len.saturating_add(self.workspace_fixed()),
+            None => usize::MAX,
+        }
     }
 
-    /// Checks the geometry and the lengths of `x`, `weight`, `cols` and a tensor of output
-    /// shape (`y` or `dy`) for `n` images.
+    /// Workspace elements per image: its columns, [`Conv2dGeom::col_len`]
+    /// (`c_in·kh·kw·out_h·out_w`).
+    pub const fn workspace_per_image(&self) -> usize {
+        self.col_len()
+    }
+
+    /// Workspace elements that do not grow with the batch, `weight + phases + chunk_out`:
+    ///
+    /// - `weight = c_out·c_in·kh·kw`, the weight's gradient transposed;
+    /// - `phases = 2·h·w` when `stride >= 2` and the output is the input divided by the
+    ///   stride exactly (`out_h·stride = h` and `out_w·stride = w`), else 0: one input plane
+    ///   split by the stride and one merged back;
+    /// - `chunk_out = m·c_out·out_h·out_w` when the GEMMs run on chunks of `m > 1` images,
+    ///   else 0, where with `ohw = out_h·out_w`, `m = 1` if `ohw >= 256` and `ohw` is a
+    ///   multiple of 16, else `m = ⌈1024 / ohw⌉`: one chunk's output before it is
+    ///   reordered.
+    ///
+    /// A `const fn`, like [`Conv2dGeom::workspace_per_image`]: generated code may size its
+    /// buffers with them in constants.
+    pub const fn workspace_fixed(&self) -> usize {
+        let chunk = self.chunk_images();
+        let chunk_out = if chunk > 1 {
+            chunk * self.output_len()
+        } else {
+            0
+        };
+        self.weight_len() + self.phase_len() + chunk_out
+    }
+
+    /// The images that one GEMM covers. The kernels run chunk after chunk (columns, GEMMs,
+    /// reordering), so that a chunk's columns stay in cache between the steps. One image
+    /// when its output plane is long and a whole number of 16-lane vectors: the GEMM then
+    /// runs as fast as for a whole batch and writes straight into `y`. Otherwise enough
+    /// images for 1024 output columns: measured with the `gemm` crate, narrower GEMMs on
+    /// short or ragged planes run up to 1.5 times slower, wider ones no faster.
+    const fn chunk_images(&self) -> usize {
+        let ohw = self.out_h() * self.out_w();
+        if ohw == 0 || (ohw >= 256 && ohw.is_multiple_of(16)) {
+            1
+        } else {
+            1024usize.div_ceil(ohw)
+        }
+    }
+
+    /// The workspace of `n` images cut into its parts: the columns, the weight's gradient
+    /// transposed, the phase planes and a chunk's output.
+    fn split_workspace<'a, T>(&self, n: usize, ws: &'a mut [T]) -> [&'a mut [T]; 4] {
+        let (cols, rest) = ws.split_at_mut(n * self.col_len());
+        let (dwt, rest) = rest.split_at_mut(self.weight_len());
+        let (phases, out) = rest.split_at_mut(self.phase_len());
+        [cols, dwt, phases, out]
+    }
+
+    /// Checks the geometry and the lengths of `x`, `weight`, the workspace and a tensor of
+    /// output shape (`y` or `dy`) for `n` images.
     fn check_buffers(
         &self,
         n: usize,
         x: usize,
         weight: usize,
-        cols: usize,
+        workspace: usize,
         out: (&'static str, usize),
     ) -> Result<()> {
         self.validate()?;
@@ -205,89 +296,46 @@ impl Conv2dGeom {
             &[self.c_out, self.c_in, self.kh, self.kw],
             weight,
         )?;
-        check_len(op, "cols", self.col_len(), cols)?;
         check_dims(
             op,
             out.0,
             &[n, self.c_out, self.out_h(), self.out_w()],
             out.1,
-        )
+        )?;
+        check_len(op, "workspace", self.workspace_len(n), workspace)
     }
 }
 
-/// The range `lo..hi` of output positions whose tap at kernel offset `k` lands inside an
-/// input of length `len` (rather than in the padding): `0 <= o·s + k - p < len`.
-fn valid_outputs(k: usize, len: usize, s: usize, p: usize, out: usize) -> (usize, usize) {
-    let lo = if k >= p { 0 } else { (p - k).div_ceil(s) };
-    let hi = if len + p > k {
-        (len + p - k).div_ceil(s).min(out)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
-}
-
-/// Lays one image `x: [c_in, h, w]` out as `cols: [c_in·kh·kw, out_h·out_w]`.
-fn im2col<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T]) {
-    let (oh, ow, s, p) = (g.out_h(), g.out_w(), g.stride, g.padding);
-    let mut rows = cols.chunks_exact_mut(oh * ow);
-    for plane in x.chunks_exact(g.h * g.w) {
-        for u in 0..g.kh {
-            let (i_lo, i_hi) = valid_outputs(u, g.h, s, p, oh);
-            for v in 0..g.kw {
-                let (j_lo, j_hi) = valid_outputs(v, g.w, s, p, ow);
-                let row = rows.next().expect("cols holds c_in·kh·kw rows");
-                row[..i_lo * ow].fill(T::zero());
-                row[i_hi * ow..].fill(T::zero());
-                for i in i_lo..i_hi {
-                    let src = &plane[(i * s + u - p) * g.w..][..g.w];
-                    let dst = &mut row[i * ow..][..ow];
-                    dst[..j_lo].fill(T::zero());
-                    dst[j_hi..].fill(T::zero());
-                    for j in j_lo..j_hi {
-                        dst[j] = src[j * s + v - p];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of [`im2col`]: adds every entry of `cols` onto the input position it was
-/// read from (entries that came from the padding are dropped).
-fn col2im<T: Float>(g: &Conv2dGeom, cols: &[T], dx: &mut [T]) {
-    let (oh, ow, s, p) = (g.out_h(), g.out_w(), g.stride, g.padding);
-    let mut rows = cols.chunks_exact(oh * ow);
-    for plane in dx.chunks_exact_mut(g.h * g.w) {
-        for u in 0..g.kh {
-            let (i_lo, i_hi) = valid_outputs(u, g.h, s, p, oh);
-            for v in 0..g.kw {
-                let (j_lo, j_hi) = valid_outputs(v, g.w, s, p, ow);
-                let row = rows.next().expect("cols holds c_in·kh·kw rows");
-                for i in i_lo..i_hi {
-                    let dst = &mut plane[(i * s + u - p) * g.w..][..g.w];
-                    let src = &row[i * ow..][..ow];
-                    for j in j_lo..j_hi {
-                        dst[j * s + v - p] += src[j];
-                    }
-                }
-            }
-        }
-    }
+/// What the workspace handed to [`conv2d_backward`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conv2dCols {
+    /// `x`'s columns, as [`conv2d`] left them. The caller promises that the workspace was
+    /// last written by a `conv2d` call with the same geometry, the same `n` and the same
+    /// values of `x` (the weight and bias may differ since), or after it only by
+    /// `conv2d_backward` calls that did not ask for `dx`. The backward pass then computes
+    /// `dweight` from these columns; `x` itself is not read. Generated code passes this:
+    /// each convolution has a workspace of its own, and its backward pass runs once, after
+    /// the training forward pass of the same batch.
+    Kept,
+    /// Anything: the backward pass lays out `x`'s columns itself when `dweight` is asked for.
+    /// For a backward pass with no forward pass before it, or one after a backward pass that
+    /// computed `dx` (which overwrites the columns).
+    Recompute,
 }
 
 /// `y = conv2d(x, weight) + bias` for `x: [n, c_in, h, w]`, `weight: [c_out, c_in, kh, kw]`,
 /// `bias: [c_out]` (or none) and `y: [n, c_out, out_h, out_w]`; `n = 1` is the seed's single
-/// image `[c_in, h, w]`. `cols` is a workspace of [`Conv2dGeom::col_len`] elements.
+/// image `[c_in, h, w]`. `workspace` has [`Conv2dGeom::workspace_len`]`(n)` elements; the
+/// call leaves `x`'s columns in it for [`conv2d_backward`] with [`Conv2dCols::Kept`].
 ///
 /// ```
 /// use nanograd_runtime::ops::{conv2d, Conv2dGeom};
 /// // a 2x2 sum filter over a 3x3 image: each output is the sum of a 2x2 block, plus 1
 /// let g = Conv2dGeom::new(1, 3, 3, 1, 2, 2, 1, 0).unwrap();
 /// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
-/// let mut cols = vec![0.0; g.col_len()];
+/// let mut workspace = vec![0.0; g.workspace_len(1)];
 /// let mut y = [0.0f32; 4];
-/// conv2d(&g, &x, &[1.0; 4], Some(&[1.0]), 1, &mut cols, &mut y).unwrap();
+/// conv2d(&g, &x, &[1.0; 4], Some(&[1.0]), 1, &mut workspace, &mut y).unwrap();
 /// assert_eq!(y, [13.0, 17.0, 25.0, 29.0]);
 /// ```
 #[allow(clippy::too_many_arguments)]
@@ -297,57 +345,62 @@ pub fn conv2d<T: Float>(
     weight: &[T],
     bias: Option<&[T]>,
     n: usize,
-    cols: &mut [T],
+    workspace: &mut [T],
     y: &mut [T],
 ) -> Result<()> {
-    g.check_buffers(n, x.len(), weight.len(), cols.len(), ("y", y.len()))?;
+    g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("y", y.len()))?;
     if let Some(b) = bias {
         check_len("conv2d", "bias", g.c_out, b.len())?;
     }
-    let ohw = g.out_h() * g.out_w();
-    let k = g.c_in * g.kh * g.kw;
-    for (x_img, y_img) in x
-        .chunks_exact(g.input_len())
-        .zip(y.chunks_exact_mut(g.output_len()))
-    {
-        let beta = match bias {
-            Some(b) => {
-                for (row, &bo) in y_img.chunks_exact_mut(ohw).zip(b) {
-                    row.fill(bo);
-                }
-                T::one()
+    let [cols, _, phases, out] = g.split_workspace(n, workspace);
+    for ch in Chunks::new(g, n) {
+        im2col_batch(
+            g,
+            &x[ch.images(g.input_len())],
+            ch.ld,
+            ch.cols(cols),
+            phases,
+        );
+        // Y = W·cols + bias: [c_out, k] · [k, width], straight into y for one image, else
+        // reordered from [c_out, images, ohw] (adding the bias on the way)
+        let y = &mut y[ch.images(g.output_len())];
+        let (product, beta) = match bias {
+            Some(b) if ch.count == 1 => {
+                fill_rows(y, ch.width, b);
+                (&mut *y, T::one())
             }
-            None => T::zero(),
+            _ if ch.count == 1 => (&mut *y, T::zero()),
+            _ => (&mut out[..g.c_out * ch.width], T::zero()),
         };
-        let cols: &[T] = if g.is_pointwise() {
-            x_img
-        } else {
-            im2col(g, x_img, cols);
-            cols
-        };
-        // [c_out, k] · [k, ohw]
         gemm(
             Trans::No,
             Trans::No,
             g.c_out,
-            ohw,
-            k,
+            ch.width,
+            ch.k,
             T::one(),
             weight,
-            /* lda= */ k,
-            cols,
-            /* ldb= */ ohw,
+            /* lda= */ ch.k,
+            ch.cols(cols),
+            /* ldb= */ ch.ld,
             beta,
-            y_img,
-            /* ldc= */ ohw,
+            product,
+            /* ldc= */ ch.width,
         );
+        if ch.count > 1 {
+            swap_leading(&out[..g.c_out * ch.width], ch.count, ch.ohw, bias, y);
+        }
     }
     Ok(())
 }
 
 /// The backward pass of [`conv2d`]: `dweight += dY·colsᵀ`, `dx += col2im(weightᵀ·dY)` and
-/// `dbias[o] += Σ dy[.., o, .., ..]`, image after image; `None` skips a gradient. `cols`
-/// is the same workspace as the forward pass's; it is overwritten.
+/// `dbias[o] += Σ dy[.., o, .., ..]`; `None` skips a gradient.
+///
+/// `workspace` has [`Conv2dGeom::workspace_len`]`(n)` elements. With [`Conv2dCols::Kept`] it
+/// must hold the columns [`conv2d`] left there for this `x` (see [`Conv2dCols`]); with
+/// [`Conv2dCols::Recompute`] it may hold anything. Afterwards it holds `x`'s columns still
+/// when `dx` was not asked for, and scratch values when it was.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward<T: Float>(
     g: &Conv2dGeom,
@@ -355,12 +408,13 @@ pub fn conv2d_backward<T: Float>(
     weight: &[T],
     dy: &[T],
     n: usize,
-    cols: &mut [T],
+    workspace: &mut [T],
+    cols_held: Conv2dCols,
     mut dx: Option<&mut [T]>,
-    mut dweight: Option<&mut [T]>,
-    dbias: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    mut dbias: Option<&mut [T]>,
 ) -> Result<()> {
-    g.check_buffers(n, x.len(), weight.len(), cols.len(), ("dy", dy.len()))?;
+    g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("dy", dy.len()))?;
     if let Some(dx) = &dx {
         check_dims("conv2d", "dx", &[n, g.c_in, g.h, g.w], dx.len())?;
     }
@@ -375,74 +429,146 @@ pub fn conv2d_backward<T: Float>(
     if let Some(db) = &dbias {
         check_len("conv2d", "dbias", g.c_out, db.len())?;
     }
-    let ohw = g.out_h() * g.out_w();
-    let k = g.c_in * g.kh * g.kw;
-    let (in_len, out_len) = (g.input_len(), g.output_len());
-    for (img, (x_img, dy_img)) in x
-        .chunks_exact(in_len)
-        .zip(dy.chunks_exact(out_len))
-        .enumerate()
-    {
-        if let Some(dw) = dweight.as_deref_mut() {
-            let cols: &[T] = if g.is_pointwise() {
-                x_img
-            } else {
-                im2col(g, x_img, cols);
-                cols
-            };
-            // [c_out, ohw] · [ohw, k]
+    let [cols, dwt, phases, out] = g.split_workspace(n, workspace);
+    for ch in Chunks::new(g, n) {
+        // dY as [c_out, width]: dy itself for one image, else reordered
+        let dy = &dy[ch.images(g.output_len())];
+        let dy_t: &[T] = if ch.count == 1 {
+            dy
+        } else {
+            let out = &mut out[..g.c_out * ch.width];
+            swap_leading(dy, g.c_out, ch.ohw, None, out);
+            out
+        };
+        if let Some(db) = dbias.as_deref_mut() {
+            add_row_sums(dy_t, ch.width, db);
+        }
+        if dweight.is_some() {
+            if cols_held == Conv2dCols::Recompute {
+                let x = &x[ch.images(g.input_len())];
+                im2col_batch(g, x, ch.ld, ch.cols(cols), phases);
+            }
+            // dWᵀ = cols·dYᵀ: [k, width] · [width, c_out], summed over the chunks (the `gemm`
+            // crate runs this product up to 3 times faster than dW = dY·colsᵀ)
             gemm(
                 Trans::No,
                 Trans::Yes,
+                ch.k,
                 g.c_out,
-                k,
-                ohw,
+                ch.width,
                 T::one(),
-                dy_img,
-                /* lda= */ ohw,
-                cols,
-                /* ldb= */ ohw,
-                T::one(),
-                dw,
-                /* ldc= */ k,
+                ch.cols(cols),
+                /* lda= */ ch.ld,
+                dy_t,
+                /* ldb= */ ch.width,
+                if ch.first { T::zero() } else { T::one() },
+                dwt,
+                /* ldc= */ g.c_out,
             );
         }
         if let Some(dx) = dx.as_deref_mut() {
-            let dx_img = &mut dx[img * in_len..][..in_len];
-            // [k, c_out] · [c_out, ohw], straight onto dx when cols would be the input itself
-            let (out, beta) = if g.is_pointwise() {
-                (&mut *dx_img, T::one())
-            } else {
-                (&mut *cols, T::zero())
-            };
+            // d cols = Wᵀ·dY: [k, c_out] · [c_out, width], over the chunk's columns, which
+            // are not needed any more
             gemm(
                 Trans::Yes,
                 Trans::No,
-                k,
-                ohw,
+                ch.k,
+                ch.width,
                 g.c_out,
                 T::one(),
                 weight,
-                /* lda= */ k,
-                dy_img,
-                /* ldb= */ ohw,
-                beta,
-                out,
-                /* ldc= */ ohw,
+                /* lda= */ ch.k,
+                dy_t,
+                /* ldb= */ ch.width,
+                T::zero(),
+                ch.cols(cols),
+                /* ldc= */ ch.ld,
             );
-            if !g.is_pointwise() {
-                col2im(g, cols, dx_img);
-            }
+            col2im_batch(
+                g,
+                ch.cols(cols),
+                ch.ld,
+                &mut dx[ch.images(g.input_len())],
+                phases,
+            );
         }
     }
-    if let Some(db) = dbias {
-        for dy_img in dy.chunks_exact(out_len) {
-            for (dbo, row) in db.iter_mut().zip(dy_img.chunks_exact(ohw)) {
-                *dbo += row.iter().copied().sum::<T>();
-            }
-        }
+    if let (Some(dw), true) = (dweight, n > 0) {
+        add_transposed(dwt, dw, g.c_in * g.kh * g.kw);
     }
     Ok(())
+}
+
+/// One chunk of images, `start..start + count` of `n`, whose GEMMs run together over the
+/// `width = count·ohw` columns `start·ohw..` of `cols: [k, ld]` (`k = c_in·kh·kw`,
+/// `ld = n·ohw`). See [`Conv2dGeom::chunk_images`].
+struct Chunk {
+    start: usize,
+    count: usize,
+    first: bool,
+    ohw: usize,
+    width: usize,
+    k: usize,
+    ld: usize,
+}
+
+impl Chunk {
+    /// The chunk's elements of a batch of `per_image` elements per image.
+    fn images(&self, per_image: usize) -> std::ops::Range<usize> {
+        self.start * per_image..(self.start + self.count) * per_image
+    }
+
+    /// The chunk's columns: `cols` from its first one on (rows `ld` apart).
+    fn cols<'a, T>(&self, cols: &'a mut [T]) -> &'a mut [T] {
+        &mut cols[self.start * self.ohw..]
+    }
+}
+
+/// The chunks of a batch of `n` images: as few as chunks of at most
+/// [`Conv2dGeom::chunk_images`] allow, of sizes differing by at most one (no short last
+/// chunk, whose GEMM would run slower).
+struct Chunks {
+    next: usize,
+    index: usize,
+    n: usize,
+    count: usize,
+    ohw: usize,
+    k: usize,
+}
+
+impl Chunks {
+    fn new(g: &Conv2dGeom, n: usize) -> Self {
+        Chunks {
+            next: 0,
+            index: 0,
+            n,
+            count: n.div_ceil(g.chunk_images()),
+            ohw: g.out_h() * g.out_w(),
+            k: g.c_in * g.kh * g.kw,
+        }
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Chunk;
+
+    fn next(&mut self) -> Option<Chunk> {
+        if self.index == self.count {
+            return None;
+        }
+        let images = self.n / self.count + usize::from(self.index < self.n % self.count);
+        let start = self.next;
+        (self.next, self.index) = (start + images, self.index + 1);
+        Some(Chunk {
+            start,
+            count: images,
+            first: start == 0,
+            ohw: self.ohw,
+            width: images * self.ohw,
+            k: self.k,
+            ld: self.n * self.ohw,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -459,9 +585,9 @@ mod tests {
         let g = Conv2dGeom::new(1, 3, 3, 1, 2, 2, 1, 0).unwrap();
         let x: Vec<f64> = (1..=9).map(f64::from).collect();
         let w = [1.0, 2.0, 0.0, -1.0];
-        let mut cols = vec![f64::NAN; g.col_len()];
+        let mut ws = vec![f64::NAN; g.workspace_len(1)];
         let mut y = [f64::NAN; 4];
-        conv2d(&g, &x, &w, Some(&[0.5]), 1, &mut cols, &mut y).unwrap();
+        conv2d(&g, &x, &w, Some(&[0.5]), 1, &mut ws, &mut y).unwrap();
         assert_close!(y, [0.5f64, 2.5, 6.5, 8.5]);
         // dy = [[1, 0], [0, 2]]
         // dW[u, v] = x[u, v] + 2 x[1+u, 1+v] = [[1+10, 2+12], [4+16, 5+18]] = [[11, 14], [20, 23]]
@@ -475,7 +601,8 @@ mod tests {
             &w,
             &dy,
             1,
-            &mut cols,
+            &mut ws,
+            Conv2dCols::Kept,
             Some(&mut dx),
             Some(&mut dw),
             Some(&mut db),
@@ -493,24 +620,29 @@ mod tests {
         // [[1+2+4+5, 2+3+5+6], [4+5+7+8, 5+6+8+9]] = [[12, 16], [24, 28]]
         let g = Conv2dGeom::new(1, 3, 3, 1, 3, 3, 2, 1).unwrap();
         assert_eq!((g.out_h(), g.out_w(), g.col_len()), (2, 2, 36));
+        // per image: 36 column entries; fixed: the 9 weights' gradient and the 4 outputs of
+        // each image of a chunk of 256 (1024 output columns per GEMM)
+        assert_eq!(g.workspace_len(1), 36 + 9 + 256 * 4);
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let w = [1.0f32; 9];
-        let mut cols = vec![0.0f32; g.col_len()];
+        let mut ws = vec![0.0f32; g.workspace_len(1)];
         let mut y = [0.0f32; 4];
-        conv2d(&g, &x, &w, None, 1, &mut cols, &mut y).unwrap();
+        conv2d(&g, &x, &w, None, 1, &mut ws, &mut y).unwrap();
         assert_close!(y, [12.0f32, 16.0, 24.0, 28.0]);
         // dy = 1: dx counts the windows covering each pixel: corners 1, edges 2, centre 4.
         // Tap (u, v) reads rows {2i+u-1} ∩ [0, 3) = {1}, {0, 2}, {1} for u = 0, 1, 2 (same for
         // columns), so dW = [[5, 4+6, 5], [2+8, 1+3+7+9, 10], [5, 10, 5]].
         let (mut dx, mut dw) = (vec![0.0f32; 9], [0.0f32; 9]);
         let dy = [1.0f32; 4];
+        ws.fill(f32::NAN); // Recompute reads nothing from the workspace
         conv2d_backward(
             &g,
             &x,
             &w,
             &dy,
             1,
-            &mut cols,
+            &mut ws,
+            Conv2dCols::Recompute,
             Some(&mut dx),
             Some(&mut dw),
             None,
@@ -518,6 +650,50 @@ mod tests {
         .unwrap();
         assert_close!(dx, [1.0f32, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
         assert_close!(dw, [5.0f32, 10.0, 5.0, 10.0, 20.0, 10.0, 5.0, 10.0, 5.0]);
+    }
+
+    #[test]
+    fn literal_batch_of_2_f32() {
+        // two 2x2 images through a 1x1 kernel, 1 -> 2 channels with weights [2, -1], bias
+        // [1, 0]: y[n, 0] = 2 x[n] + 1 and y[n, 1] = -x[n]; images [1, 2, 3, 4], [5, 6, 7, 8]
+        let g = Conv2dGeom::new(1, 2, 2, 2, 1, 1, 1, 0).unwrap();
+        let x: Vec<f32> = (1..=8).map(|v| v as f32).collect();
+        let (w, b) = ([2.0f32, -1.0], [1.0f32, 0.0]);
+        let mut ws = vec![f32::NAN; g.workspace_len(2)];
+        let mut y = [f32::NAN; 16];
+        conv2d(&g, &x, &w, Some(&b), 2, &mut ws, &mut y).unwrap();
+        #[rustfmt::skip]
+        let expected = [
+            3.0f32, 5.0, 7.0, 9.0, -1.0, -2.0, -3.0, -4.0,
+            11.0, 13.0, 15.0, 17.0, -5.0, -6.0, -7.0, -8.0,
+        ];
+        assert_close!(y, expected);
+        // dy[n, 0] = 1 everywhere, dy[n, 1] = 2 everywhere but dy[0, 1, 3] = 4:
+        // dW[0] = Σ x = 36, dW[1] = 2 Σ x + 2 x[0, 3] = 72 + 8 = 80;
+        // db = [8, 2·8 + 2] = [8, 18]; dx = 2·dy[n, 0] - dy[n, 1] = 2 - 2 = 0 but at
+        // dx[0, 3] = 2 - 4 = -2
+        #[rustfmt::skip]
+        let dy = [
+            1.0f32, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 4.0,
+            1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0,
+        ];
+        let (mut dx, mut dw, mut db) = ([0.0f32; 8], [0.0f32; 2], [0.0f32; 2]);
+        conv2d_backward(
+            &g,
+            &x,
+            &w,
+            &dy,
+            2,
+            &mut ws,
+            Conv2dCols::Kept,
+            Some(&mut dx),
+            Some(&mut dw),
+            Some(&mut db),
+        )
+        .unwrap();
+        assert_close!(dw, [36.0f32, 80.0]);
+        assert_close!(db, [8.0f32, 18.0]);
+        assert_close!(dx, [0.0f32, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0]);
     }
 
     /// Direct evaluation of the formula in the module's doc comment, as a reference.
@@ -552,43 +728,52 @@ mod tests {
         y
     }
 
-    /// Compares with [`naive`] and checks every gradient by central differences.
+    /// Compares with [`naive`] and checks every gradient by central differences, with the
+    /// columns kept from the forward pass and recomputed.
     fn check(g: Conv2dGeom, n: usize, seed: u64) {
         let x: Vec<f64> = random_vec(seed, n * g.input_len(), -1.0, 1.0);
         let w: Vec<f64> = random_vec(seed + 1, g.weight_len(), -1.0, 1.0);
         let b: Vec<f64> = random_vec(seed + 2, g.c_out, -1.0, 1.0);
         let u: Vec<f64> = random_vec(seed + 3, n * g.output_len(), -1.0, 1.0);
-        let mut cols = vec![0.0; g.col_len()];
-        let run = |x: &[f64], w: &[f64], b: &[f64], cols: &mut [f64]| {
+        let run = |x: &[f64], w: &[f64], b: &[f64], ws: &mut [f64]| {
             let mut y = vec![f64::NAN; n * g.output_len()];
-            conv2d(&g, x, w, Some(b), n, cols, &mut y).unwrap();
+            conv2d(&g, x, w, Some(b), n, ws, &mut y).unwrap();
             y
         };
-        assert_close!(run(&x, &w, &b, &mut cols), naive(&g, &x, &w, &b, n), 1e-12);
-        // gradients accumulate onto what the buffers held
-        let (mut dx, mut dw, mut db) = (vec![1.0; x.len()], vec![1.0; w.len()], vec![1.0; b.len()]);
-        conv2d_backward(
-            &g,
-            &x,
-            &w,
-            &u,
-            n,
-            &mut cols,
-            Some(&mut dx),
-            Some(&mut dw),
-            Some(&mut db),
-        )
-        .unwrap();
-        let minus_one = |v: Vec<f64>| v.into_iter().map(|g| g - 1.0).collect::<Vec<_>>();
-        let (dx, dw, db) = (minus_one(dx), minus_one(dw), minus_one(db));
-        let mut cols2 = cols.clone();
+        let mut ws = vec![f64::NAN; g.workspace_len(n)];
+        let mut ws2 = ws.clone();
         let mut loss = |x: &[f64], w: &[f64], b: &[f64]| {
-            let y = run(x, w, b, &mut cols2);
+            let y = run(x, w, b, &mut ws2);
             y.iter().zip(&u).map(|(p, q)| p * q).sum::<f64>()
         };
-        assert_gradient("conv2d dx", |x| loss(x, &w, &b), &x, &dx, 1e-7);
-        assert_gradient("conv2d dweight", |w| loss(&x, w, &b), &w, &dw, 1e-7);
-        assert_gradient("conv2d dbias", |b| loss(&x, &w, b), &b, &db, 1e-7);
+        for cols in [Conv2dCols::Kept, Conv2dCols::Recompute] {
+            ws.fill(f64::NAN);
+            assert_close!(run(&x, &w, &b, &mut ws), naive(&g, &x, &w, &b, n), 1e-12);
+            if cols == Conv2dCols::Recompute {
+                ws.fill(f64::NAN);
+            }
+            // gradients accumulate onto what the buffers held
+            let (mut dx, mut dw, mut db) =
+                (vec![1.0; x.len()], vec![1.0; w.len()], vec![1.0; b.len()]);
+            conv2d_backward(
+                &g,
+                &x,
+                &w,
+                &u,
+                n,
+                &mut ws,
+                cols,
+                Some(&mut dx),
+                Some(&mut dw),
+                Some(&mut db),
+            )
+            .unwrap();
+            let minus_one = |v: Vec<f64>| v.into_iter().map(|g| g - 1.0).collect::<Vec<_>>();
+            let (dx, dw, db) = (minus_one(dx), minus_one(dw), minus_one(db));
+            assert_gradient("conv2d dx", |x| loss(x, &w, &b), &x, &dx, 1e-7);
+            assert_gradient("conv2d dweight", |w| loss(&x, w, &b), &w, &dw, 1e-7);
+            assert_gradient("conv2d dbias", |b| loss(&x, &w, b), &b, &db, 1e-7);
+        }
     }
 
     #[test]
@@ -599,6 +784,227 @@ mod tests {
         check(Conv2dGeom::new(3, 4, 4, 2, 1, 1, 1, 0).unwrap(), 2, 30); // pointwise
         check(Conv2dGeom::new(2, 3, 3, 2, 1, 1, 2, 1).unwrap(), 1, 40); // only padding in corners
         check(Conv2dGeom::new(1, 2, 2, 1, 4, 4, 3, 2).unwrap(), 2, 50); // kernel = padded input
+        check(Conv2dGeom::new(2, 5, 5, 3, 3, 3, 2, 1).unwrap(), 5, 60); // batch of 5
+                                                                        // outputs of the input's size divided by the stride (im2col on phase planes)
+        check(Conv2dGeom::new(2, 6, 8, 3, 3, 3, 2, 1).unwrap(), 3, 70);
+        check(Conv2dGeom::new(1, 8, 6, 2, 4, 4, 2, 1).unwrap(), 2, 80);
+        check(Conv2dGeom::new(2, 6, 9, 2, 3, 3, 3, 0).unwrap(), 2, 90);
+        check(Conv2dGeom::new(1, 6, 6, 2, 5, 5, 1, 2).unwrap(), 2, 100);
+        check(Conv2dGeom::new(2, 1, 1, 2, 3, 3, 1, 1).unwrap(), 2, 110); // taps off the input
+                                                                         // 256 outputs per image: the GEMMs run image by image
+        check(Conv2dGeom::new(2, 16, 16, 3, 3, 3, 1, 1).unwrap(), 2, 120);
+        check(Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), 3, 130);
+        // 225 outputs per image: chunks of at most 5 images (here 4 and 3)
+        check(Conv2dGeom::new(1, 15, 15, 2, 3, 3, 1, 1).unwrap(), 7, 140);
+    }
+
+    /// The gradients of one backward pass, accumulated onto zeros.
+    struct Grads<T> {
+        dx: Vec<T>,
+        dw: Vec<T>,
+        db: Vec<T>,
+    }
+
+    /// A forward pass on `x` in a NaN-filled workspace, then a backward pass with its
+    /// columns either kept or recomputed (after the workspace is filled with NaN again) from
+    /// `x_back`. Every gradient is asked for, the bias's only with a bias.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_backward<T: Float>(
+        g: &Conv2dGeom,
+        n: usize,
+        x: &[T],
+        x_back: &[T],
+        w: &[T],
+        b: Option<&[T]>,
+        dy: &[T],
+        cols: Conv2dCols,
+    ) -> Grads<T> {
+        let mut ws = vec![T::from_f64(f64::NAN); g.workspace_len(n)];
+        let mut y = vec![T::zero(); n * g.output_len()];
+        conv2d(g, x, w, b, n, &mut ws, &mut y).unwrap();
+        if cols == Conv2dCols::Recompute {
+            ws.fill(T::from_f64(f64::NAN));
+        }
+        let mut grads = Grads {
+            dx: vec![T::zero(); x.len()],
+            dw: vec![T::zero(); w.len()],
+            db: vec![T::zero(); g.c_out],
+        };
+        let db = b.is_some().then_some(&mut grads.db[..]);
+        conv2d_backward(
+            g,
+            x_back,
+            w,
+            dy,
+            n,
+            &mut ws,
+            cols,
+            Some(&mut grads.dx),
+            Some(&mut grads.dw),
+            db,
+        )
+        .unwrap();
+        grads
+    }
+
+    /// Forward then backward with the kept columns gives exactly (bit for bit) the gradients
+    /// of a backward pass that lays the columns out itself.
+    fn kept_equals_recomputed<T: Float>() {
+        let geoms = [
+            Conv2dGeom::new(2, 6, 5, 3, 3, 3, 1, 0).unwrap(), // stride 1, no padding
+            Conv2dGeom::new(2, 6, 5, 3, 3, 3, 1, 1).unwrap(), // stride 1, padding
+            Conv2dGeom::new(3, 7, 7, 2, 3, 2, 2, 0).unwrap(), // stride 2, no padding
+            Conv2dGeom::new(1, 8, 8, 4, 3, 3, 2, 1).unwrap(), // stride 2, padding
+            Conv2dGeom::new(2, 7, 8, 3, 3, 3, 2, 1).unwrap(), // stride 2, odd height
+            Conv2dGeom::new(2, 16, 16, 3, 3, 3, 1, 1).unwrap(), // GEMMs per image
+            Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), // per image, stride 2
+            Conv2dGeom::new(1, 18, 18, 2, 3, 3, 1, 0).unwrap(), // per image, general im2col
+            Conv2dGeom::new(2, 15, 15, 3, 3, 3, 1, 1).unwrap(), // chunks of 5 images
+            Conv2dGeom::new(1, 30, 31, 2, 3, 3, 2, 1).unwrap(), // chunks of 5, general
+        ];
+        for (i, g) in geoms.iter().enumerate() {
+            for n in [1, 5, 7] {
+                for with_bias in [false, true] {
+                    let seed = 100 * i as u64 + n as u64;
+                    let x: Vec<T> = random_vec(seed, n * g.input_len(), -1.0, 1.0);
+                    let w: Vec<T> = random_vec(seed + 1, g.weight_len(), -1.0, 1.0);
+                    let b: Vec<T> = random_vec(seed + 2, g.c_out, -1.0, 1.0);
+                    let dy: Vec<T> = random_vec(seed + 3, n * g.output_len(), -1.0, 1.0);
+                    let b = with_bias.then_some(&b[..]);
+                    let run = |cols| forward_backward(g, n, &x, &x, &w, b, &dy, cols);
+                    let (kept, fresh) = (run(Conv2dCols::Kept), run(Conv2dCols::Recompute));
+                    let case = format!("{g:?}, n = {n}, bias {with_bias}");
+                    assert_eq!(kept.dx, fresh.dx, "dx: {case}");
+                    assert_eq!(kept.dw, fresh.dw, "dweight: {case}");
+                    assert_eq!(kept.db, fresh.db, "dbias: {case}");
+                    assert!(kept.dw.iter().all(|v| v.is_finite()), "{case}");
+                    assert!(kept.dx.iter().all(|v| v.is_finite()), "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kept_columns_equal_recomputed_ones() {
+        kept_equals_recomputed::<f64>();
+        kept_equals_recomputed::<f32>();
+    }
+
+    #[test]
+    fn kept_columns_are_those_of_the_forward_input() {
+        // `Kept` takes dweight from the columns of the forward pass's x, whatever x the
+        // backward pass is given; `Recompute` from the x it is given.
+        let g = Conv2dGeom::new(2, 5, 5, 3, 3, 3, 2, 1).unwrap();
+        let n = 3;
+        let x1: Vec<f64> = random_vec(1, n * g.input_len(), -1.0, 1.0);
+        let x2: Vec<f64> = random_vec(2, n * g.input_len(), -1.0, 1.0);
+        let w: Vec<f64> = random_vec(3, g.weight_len(), -1.0, 1.0);
+        let dy: Vec<f64> = random_vec(4, n * g.output_len(), -1.0, 1.0);
+        let fb = |x, x_back, cols| forward_backward(&g, n, x, x_back, &w, None, &dy, cols);
+        let kept = fb(&x1, &x2, Conv2dCols::Kept);
+        assert_eq!(kept.dw, fb(&x2, &x1, Conv2dCols::Recompute).dw);
+        assert_ne!(kept.dw, fb(&x1, &x2, Conv2dCols::Recompute).dw);
+    }
+
+    #[test]
+    fn columns_survive_a_backward_pass_without_dx() {
+        // without dx the columns stay, so a second Kept pass adds the same dweight again;
+        // after a pass with dx they are gone and the next pass needs Recompute
+        let g = Conv2dGeom::new(2, 6, 6, 3, 3, 3, 1, 1).unwrap();
+        let n = 2;
+        let x: Vec<f64> = random_vec(5, n * g.input_len(), -1.0, 1.0);
+        let w: Vec<f64> = random_vec(6, g.weight_len(), -1.0, 1.0);
+        let dy: Vec<f64> = random_vec(7, n * g.output_len(), -1.0, 1.0);
+        let once = forward_backward(&g, n, &x, &x, &w, None, &dy, Conv2dCols::Kept).dw;
+        let mut ws = vec![f64::NAN; g.workspace_len(n)];
+        let mut y = vec![0.0; n * g.output_len()];
+        conv2d(&g, &x, &w, None, n, &mut ws, &mut y).unwrap();
+        let (mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+        let mut backward = |cols, dx: Option<&mut [f64]>, dw: &mut [f64]| {
+            conv2d_backward(&g, &x, &w, &dy, n, &mut ws, cols, dx, Some(dw), None).unwrap();
+        };
+        backward(Conv2dCols::Kept, None, &mut dw);
+        backward(Conv2dCols::Kept, Some(&mut dx), &mut dw);
+        backward(Conv2dCols::Recompute, None, &mut dw);
+        let thrice: Vec<f64> = once.iter().map(|v| 3.0 * v).collect();
+        assert_close!(dw, thrice, 1e-12);
+    }
+
+    #[test]
+    fn workspace_is_linear_in_the_batch() {
+        for g in [
+            Conv2dGeom::new(1, 28, 28, 8, 3, 3, 1, 1).unwrap(),
+            Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap(),
+            Conv2dGeom::new(3, 4, 4, 2, 1, 1, 1, 0).unwrap(),
+        ] {
+            for n in [0, 1, 2, 5, 32, 1000] {
+                let len = n * g.workspace_per_image() + g.workspace_fixed();
+                assert_eq!(g.workspace_len(n), len, "{g:?}, n = {n}");
+            }
+            assert_eq!(g.workspace_len(usize::MAX), usize::MAX);
+        }
+        // 1 -> 8 channels, 3x3, padding 1 on 28x28: 9·784 column entries per image (its GEMMs
+        // run image by image: 784 outputs are 49 vectors of 16), the 8·9 weights' gradient
+        let g = Conv2dGeom::new(1, 28, 28, 8, 3, 3, 1, 1).unwrap();
+        assert_eq!(g.workspace_len(32), 32 * 9 * 784 + 72);
+        // 8 -> 16 channels, stride 2 to 14x14: 72·196 column entries per image, the 16·72
+        // weights' gradient, a 28x28 plane split by the stride and merged back, the 16·196 outputs of
+        // each image of a chunk of 6 (1176 >= 1024 output columns per GEMM)
+        let g = Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap();
+        assert_eq!(
+            g.workspace_len(32),
+            32 * 72 * 196 + 16 * 72 + 2 * 784 + 6 * 16 * 196
+        );
+    }
+
+    #[test]
+    fn chunks_cover_the_batch() {
+        let g = |c, h, w, k, s, p| Conv2dGeom::new(c, h, w, 4, k, k, s, p).unwrap();
+        // 784 = 49·16 outputs: one image per GEMM; 196: 6 images (1176 columns); 225: 5
+        assert_eq!(g(1, 28, 28, 3, 1, 1).chunk_images(), 1);
+        assert_eq!(g(8, 28, 28, 3, 2, 1).chunk_images(), 6);
+        assert_eq!(g(1, 15, 15, 3, 1, 1).chunk_images(), 5);
+        // 12 images in chunks of at most 5: 3 chunks of 4; 13: 5, 4, 4
+        let chunks = |n| -> Vec<_> {
+            Chunks::new(&g(1, 15, 15, 3, 1, 1), n)
+                .map(|c| (c.start, c.count, c.first, c.width, c.ld))
+                .collect()
+        };
+        let ld = 12 * 225;
+        let expected = [
+            (0, 4, true, 4 * 225, ld),
+            (4, 4, false, 4 * 225, ld),
+            (8, 4, false, 4 * 225, ld),
+        ];
+        assert_eq!(chunks(12), expected);
+        let starts: Vec<_> = chunks(13).iter().map(|c| (c.0, c.1)).collect();
+        assert_eq!(starts, [(0, 5), (5, 4), (9, 4)]);
+        assert_eq!(chunks(1), [(0, 1, true, 225, 225)]);
+        assert!(chunks(0).is_empty());
+    }
+
+    #[test]
+    fn an_empty_batch_does_nothing() {
+        let g = Conv2dGeom::new(2, 4, 4, 3, 3, 3, 1, 1).unwrap();
+        let w = vec![1.0f64; g.weight_len()];
+        let (mut y, mut ws) = (Vec::<f64>::new(), vec![0.0; g.workspace_len(0)]);
+        conv2d(&g, &[], &w, None, 0, &mut ws, &mut y).unwrap();
+        let mut dw = vec![2.0; g.weight_len()];
+        let (mut dx, mut db) = (Vec::<f64>::new(), vec![3.0; 3]);
+        conv2d_backward(
+            &g,
+            &[],
+            &w,
+            &[],
+            0,
+            &mut ws,
+            Conv2dCols::Recompute,
+            Some(&mut dx),
+            Some(&mut dw),
+            Some(&mut db),
+        )
+        .unwrap();
+        assert!(dw.iter().all(|&v| v == 2.0) && db == [3.0; 3]);
     }
 
     #[test]
@@ -622,31 +1028,61 @@ mod tests {
 
         let g = Conv2dGeom::new(3, 8, 8, 4, 3, 3, 1, 1).unwrap();
         let (x, w) = (vec![0.0f32; 2 * 3 * 64], vec![0.0f32; g.weight_len()]);
-        let (mut cols, mut y) = (vec![0.0f32; g.col_len()], vec![0.0f32; 2 * g.output_len()]);
-        let err = conv2d(&g, &x[1..], &w, None, 2, &mut cols, &mut y).unwrap_err();
+        // 2 images of 27·64 column entries, the 4·27 weights, a chunk of 16 images' 4·64
+        // outputs: 7660
+        let (mut ws, mut y) = (
+            vec![0.0f32; g.workspace_len(2)],
+            vec![0.0f32; 2 * g.output_len()],
+        );
+        let err = conv2d(&g, &x[1..], &w, None, 2, &mut ws, &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
             "shape mismatch in conv2d: expected `x` of [2, 3, 8, 8], got 383 elements"
         );
-        let err = conv2d(&g, &x, &w, None, 2, &mut cols[1..], &mut y).unwrap_err();
+        let err = conv2d(&g, &x, &w, None, 2, &mut ws[1..], &mut y).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "length mismatch in conv2d: `cols` has 1727 elements, expected 1728"
+            "length mismatch in conv2d: `workspace` has 7659 elements, expected 7660"
         );
-        let err = conv2d(&g, &x, &w, Some(&[0.0; 3]), 2, &mut cols, &mut y).unwrap_err();
+        // the one-image size of old is too short for a batch
+        let mut short = vec![0.0f32; g.col_len()];
+        let err = conv2d(&g, &x, &w, None, 2, &mut short, &mut y).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in conv2d: `workspace` has 1728 elements, expected 7660"
+        );
+        let err = conv2d(&g, &x, &w, Some(&[0.0; 3]), 2, &mut ws, &mut y).unwrap_err();
         assert!(err
             .to_string()
             .contains("`bias` has 3 elements, expected 4"));
-        let err = conv2d(&g, &x, &w, None, 2, &mut cols, &mut y[..10]).unwrap_err();
+        let err = conv2d(&g, &x, &w, None, 2, &mut ws, &mut y[..10]).unwrap_err();
         assert!(err.to_string().contains("`y` of [2, 4, 8, 8]"), "{err}");
         let mut dw = vec![0.0f32; 5];
-        let r = conv2d_backward(&g, &x, &w, &y, 2, &mut cols, None, Some(&mut dw), None);
+        let kept = Conv2dCols::Kept;
+        let r = conv2d_backward(&g, &x, &w, &y, 2, &mut ws, kept, None, Some(&mut dw), None);
         assert!(r
             .unwrap_err()
             .to_string()
             .contains("`dweight` of [4, 3, 3, 3]"));
+        let mut dx = vec![0.0f32; x.len()];
+        let r = conv2d_backward(
+            &g,
+            &x,
+            &w,
+            &y,
+            2,
+            &mut short,
+            kept,
+            Some(&mut dx),
+            None,
+            None,
+        );
+        assert_eq!(
+            r.unwrap_err().to_string(),
+            "length mismatch in conv2d: `workspace` has 1728 elements, expected 7660"
+        );
         // a geometry built without `new` is checked by the kernels too
         let bad = Conv2dGeom { stride: 0, ..g };
-        assert!(conv2d(&bad, &x, &w, None, 2, &mut cols, &mut y).is_err());
+        assert!(conv2d(&bad, &x, &w, None, 2, &mut ws, &mut y).is_err());
     }
 }
