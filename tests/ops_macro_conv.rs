@@ -42,7 +42,7 @@ model! {
 }
 
 fn conv_k(g: Conv2dGeom, n: usize, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
-    let mut cols = vec![0.0; g.col_len()];
+    let mut cols = vec![0.0; g.workspace_len(n)];
     let mut y = vec![0.0; n * g.output_len()];
     ops::conv2d(&g, x, w, b, n, &mut cols, &mut y).unwrap();
     y

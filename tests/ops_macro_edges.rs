@@ -100,7 +100,7 @@ fn a_whole_cnn() {
     let conv = |x: &[f64], l: &nanograd::layers::Conv2d<f64>, hw: usize| -> Vec<f64> {
         let (k, s, p) = (l.kernel_size(), l.stride(), l.padding());
         let g = Conv2dGeom::new(l.in_channels(), hw, hw, l.out_channels(), k, k, s, p).unwrap();
-        let (mut cols, mut y) = (vec![0.0; g.col_len()], vec![0.0; 3 * g.output_len()]);
+        let (mut cols, mut y) = (vec![0.0; g.workspace_len(3)], vec![0.0; 3 * g.output_len()]);
         ops::conv2d(
             &g,
             x,

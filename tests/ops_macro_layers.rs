@@ -31,7 +31,7 @@ fn conv_k(
 ) -> Vec<f64> {
     let (k, s, p) = (l.kernel_size(), l.stride(), l.padding());
     let g = Conv2dGeom::new(l.in_channels(), hw, hw, l.out_channels(), k, k, s, p).unwrap();
-    let mut cols = vec![0.0; g.col_len()];
+    let mut cols = vec![0.0; g.workspace_len(n)];
     let mut y = vec![0.0; n * g.output_len()];
     let b = if bias { Some(l.bias.value()) } else { None };
     ops::conv2d(&g, x, l.weight.value(), b, n, &mut cols, &mut y).unwrap();

@@ -37,6 +37,35 @@ impl ConvGeom {
     pub fn col_len(&self) -> usize {
         self.c_in * self.kh * self.kw * self.out_h() * self.out_w()
     }
+    /// The kernels' workspace per image: its columns. Mirrors
+    /// `nanograd_runtime::ops::Conv2dGeom::workspace_per_image`; the kernels check the
+    /// workspace length exactly, so a difference is an error at once.
+    pub fn workspace_per_image(&self) -> usize {
+        self.col_len()
+    }
+    /// The kernels' workspace that does not grow with the batch (the weight's gradient
+    /// transposed, stride-phase planes, one chunk's output). Mirrors
+    /// `nanograd_runtime::ops::Conv2dGeom::workspace_fixed`.
+    pub fn workspace_fixed(&self) -> usize {
+        let ohw = self.out_h() * self.out_w();
+        let chunk = if ohw == 0 || (ohw >= 256 && ohw % 16 == 0) {
+            1
+        } else {
+            1024usize.div_ceil(ohw)
+        };
+        let chunk_out = if chunk > 1 {
+            chunk * self.c_out * ohw
+        } else {
+            0
+        };
+        let aligned = self.out_h() * self.stride == self.h && self.out_w() * self.stride == self.w;
+        let phases = if self.stride > 1 && aligned {
+            2 * self.h * self.w
+        } else {
+            0
+        };
+        self.c_out * self.c_in * self.kh * self.kw + phases + chunk_out
+    }
 }
 
 /// Pooling geometry, all fixed.

@@ -252,7 +252,11 @@ impl GraphGen<'_> {
                 let (a, w, ga, gw) = (x(0), x(1), opt(0), opt(1));
                 let gb = if *bias { opt(2) } else { quote!(None) };
                 let cols = aux("cols", id);
-                quote! { #ops::conv2d_backward(&#g, #a, #w, #dy, #n, &mut *#cols, #ga, #gw, #gb)?; }
+                // the forward pass of this node left x's columns in its workspace
+                quote! {
+                    #ops::conv2d_backward(&#g, #a, #w, #dy, #n, &mut *#cols,
+                        #ops::Conv2dCols::Kept, #ga, #gw, #gb)?;
+                }
             }
             Op::MaxPool2d(pg) => {
                 let g = pool_geom(pg);

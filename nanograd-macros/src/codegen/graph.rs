@@ -162,8 +162,14 @@ impl<'a> GraphGen<'a> {
             self.regions.push((v(id), self.size(id)));
             match &node.op {
                 Op::Conv2d { geom, .. } => {
-                    self.regions
-                        .push((aux("cols", id), Size::fixed(geom.col_len())));
+                    // every image's columns (kept for the backward pass) and fixed scratch
+                    let images =
+                        Size::of(self.shape(node.inputs[0])).div(geom.c_in * geom.h * geom.w);
+                    let ws = Size {
+                        b: images.b * geom.workspace_per_image(),
+                        f: images.f * geom.workspace_per_image() + geom.workspace_fixed(),
+                    };
+                    self.regions.push((aux("cols", id), ws));
                 }
                 Op::BatchNorm2d { .. } => {
                     let c = self.bn_dims(id).1;
