@@ -48,7 +48,7 @@ impl ConvGeom {
     /// `nanograd_runtime::ops::Conv2dGeom::workspace_fixed`.
     pub fn workspace_fixed(&self) -> usize {
         let ohw = self.out_h() * self.out_w();
-        let chunk = if ohw == 0 || (ohw >= 256 && ohw % 16 == 0) {
+        let chunk = if ohw == 0 || (ohw >= 256 && ohw.is_multiple_of(16)) {
             1
         } else {
             1024usize.div_ceil(ohw)
