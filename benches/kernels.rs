@@ -186,7 +186,7 @@ struct CnnActs {
 /// The CNN's forward kernels at batch `b`, benchmarked one by one; returns the activations.
 fn cnn_forward(group: &mut Group, m: &Cnn<f32>, x: &[f32], b: usize) -> CnnActs {
     let (g1, g2) = cnn_geoms();
-    let (mut cols1, mut cols2) = (zeros(g1.col_len()), zeros(g2.col_len()));
+    let (mut cols1, mut cols2) = (zeros(g1.workspace_len(b)), zeros(g2.workspace_len(b)));
     let mut s = CnnActs {
         h1: zeros(b * 8 * 784),
         a1: zeros(b * 8 * 784),
@@ -237,7 +237,7 @@ fn cnn(c: &mut Criterion) {
     let s = cnn_forward(&mut group, &model, xf, b);
     // the forward kernels ran over and over on the same inputs: s holds a real forward pass
     let (g1, g2) = cnn_geoms();
-    let mut cols = zeros(g1.col_len().max(g2.col_len()));
+    let mut cols = zeros(g1.workspace_len(b).max(g2.workspace_len(b)));
     let m = &model;
     let mut grads = zeros(b * (2 * 8 * 784 + 2 * 16 * 196 + 16 + 10) + 1);
     let (mut gz, mut gp) = (zeros(b * 10), zeros(b * 16));
@@ -285,7 +285,8 @@ fn cnn(c: &mut Criterion) {
             w,
             &gh2,
             b,
-            &mut cols[..g2.col_len()],
+            &mut cols[..g2.workspace_len(b)],
+            ops::Conv2dCols::Recompute,
             Some(&mut ga1),
             Some(&mut dw2),
             Some(&mut db2),
@@ -303,7 +304,8 @@ fn cnn(c: &mut Criterion) {
             w,
             &gh1,
             b,
-            &mut cols[..g1.col_len()],
+            &mut cols[..g1.workspace_len(b)],
+            ops::Conv2dCols::Recompute,
             None,
             Some(&mut dw1),
             Some(&mut db1),
