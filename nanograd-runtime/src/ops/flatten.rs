@@ -3,8 +3,8 @@
 //! same on the data); `dL/dx = dL/dy` element for element. On flat row-major buffers both
 //! passes are copies; [`flatten_shape`] gives the output shape.
 
-use crate::blas::axpy;
-use crate::{check_len, fmt_shape, invalid, Float, Result};
+use super::reshape::{add_into, copy};
+use crate::{fmt_shape, invalid, Float, Result};
 
 /// The shape `[B, d1 * d2 * ..]` of `flatten` applied to `[B, d1, d2, ..]`; an error for a
 /// shape of fewer than two dimensions (as in PyTorch) or an element count that overflows.
@@ -24,16 +24,12 @@ pub fn flatten_shape(shape: &[usize]) -> Result<[usize; 2]> {
 
 /// `y = x`, element for element; `y` must hold as many elements as `x`.
 pub fn flatten<T: Float>(x: &[T], y: &mut [T]) -> Result<()> {
-    check_len("flatten", "y", x.len(), y.len())?;
-    y.copy_from_slice(x);
-    Ok(())
+    copy("flatten", x, y)
 }
 
 /// `dx += dy`, element for element.
 pub fn flatten_backward<T: Float>(dy: &[T], dx: &mut [T]) -> Result<()> {
-    check_len("flatten", "dx", dy.len(), dx.len())?;
-    axpy(T::one(), dy, dx);
-    Ok(())
+    add_into("flatten", dy, dx)
 }
 
 #[cfg(test)]

@@ -8,14 +8,24 @@ use crate::{check_len, Float, Result};
 
 /// `y = x`, element for element; `y` must hold as many elements as `x`.
 pub fn reshape<T: Float>(x: &[T], y: &mut [T]) -> Result<()> {
-    check_len("reshape", "y", x.len(), y.len())?;
-    y.copy_from_slice(x);
-    Ok(())
+    copy("reshape", x, y)
 }
 
 /// `dx += dy`, element for element.
 pub fn reshape_backward<T: Float>(dy: &[T], dx: &mut [T]) -> Result<()> {
-    check_len("reshape", "dx", dy.len(), dx.len())?;
+    add_into("reshape", dy, dx)
+}
+
+/// The forward pass of the ops that only change a shape: `y = x`.
+pub(super) fn copy<T: Float>(op: &'static str, x: &[T], y: &mut [T]) -> Result<()> {
+    check_len(op, "y", x.len(), y.len())?;
+    y.copy_from_slice(x);
+    Ok(())
+}
+
+/// Their backward pass: `dx += dy`.
+pub(super) fn add_into<T: Float>(op: &'static str, dy: &[T], dx: &mut [T]) -> Result<()> {
+    check_len(op, "dx", dy.len(), dx.len())?;
     axpy(T::one(), dy, dx);
     Ok(())
 }
