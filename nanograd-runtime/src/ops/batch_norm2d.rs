@@ -97,12 +97,12 @@ pub fn batch_norm2d_train<T: Float>(
     for k in 0..c {
         let mut sum = T::zero();
         for r in channel_runs(n, c, hw, k) {
-            sum += x[r].iter().copied().sum::<T>();
+            sum += lanes_sum(&x[r], |v| v);
         }
         let mean = sum / nf;
         let mut sq = T::zero();
         for r in channel_runs(n, c, hw, k) {
-            sq += x[r].iter().map(|&v| (v - mean) * (v - mean)).sum::<T>();
+            sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
         }
         let var = sq / nf;
         let invstd = T::one() / (var + eps).sqrt();
@@ -158,10 +158,8 @@ pub fn batch_norm2d_train_backward<T: Float>(
         let (mean, invstd) = (save_mean[k], save_invstd[k]);
         let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
         for r in channel_runs(n, c, hw, k) {
-            for (&g, &xi) in dy[r.clone()].iter().zip(&x[r]) {
-                sum_g += g;
-                sum_gx += g * (xi - mean) * invstd;
-            }
+            sum_g += lanes_sum(&dy[r.clone()], |g| g);
+            sum_gx += lanes_dot(&dy[r.clone()], &x[r], |g, xi| g * (xi - mean) * invstd);
         }
         if let Some(dx) = dx.as_deref_mut() {
             let a = weight[k] * invstd / nf;
@@ -272,6 +270,43 @@ pub fn batch_norm2d_eval_backward<T: Float>(
         }
     }
     Ok(())
+}
+
+/// Accumulators of the channel reductions: independent sums, so that they vectorise (a
+/// single running sum is one long chain of dependent additions).
+const LANES: usize = 16;
+
+/// `Σ f(v)` over a run of one channel.
+#[inline]
+fn lanes_sum<T: Float>(v: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let chunks = v.chunks_exact(LANES);
+    let tail: T = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += f(c[l]);
+        }
+    }
+    acc.iter().copied().sum::<T>() + tail
+}
+
+/// `Σ f(a, b)` over two runs of one channel.
+#[inline]
+fn lanes_dot<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: T = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    acc.iter().copied().sum::<T>() + tail
 }
 
 #[cfg(test)]

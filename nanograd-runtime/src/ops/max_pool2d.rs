@@ -148,6 +148,11 @@ impl Pool2dGeom {
 
     /// The input rows `lo..hi` (or columns, with `len = w`) that output `i`'s window covers,
     /// the padding left out. Needs `padding <= kernel / 2`, which keeps the range non-empty.
+    /// The 2x2 window with stride 2 and no padding, which has a path of its own.
+    fn is_2x2(&self) -> bool {
+        self.kernel == 2 && self.stride == 2 && self.padding == 0
+    }
+
     #[inline]
     pub(super) fn window(&self, i: usize, len: usize) -> (usize, usize) {
         let start = i * self.stride;
@@ -162,6 +167,28 @@ impl Pool2dGeom {
 pub fn max_pool2d<T: Float>(g: &Pool2dGeom, x: &[T], n: usize, y: &mut [T]) -> Result<()> {
     g.check("max_pool2d", n, ("x", x.len()), ("y", y.len()))?;
     let (oh, ow) = (g.out_h(), g.out_w());
+    if g.is_2x2() {
+        // the common 2x2 window, stride 2: two input rows per output row, no window bounds
+        for (xp, yp) in x.chunks_exact(g.h * g.w).zip(y.chunks_exact_mut(oh * ow)) {
+            for (i, yrow) in yp.chunks_exact_mut(ow).enumerate() {
+                let (r0, r1) = (&xp[2 * i * g.w..][..g.w], &xp[(2 * i + 1) * g.w..][..g.w]);
+                for (j, yv) in yrow.iter_mut().enumerate() {
+                    let k = 2 * j;
+                    *yv = [r0[k], r0[k + 1], r1[k], r1[k + 1]].into_iter().fold(
+                        T::NEG_INFINITY,
+                        |best, v| {
+                            if v > best || v.is_nan() {
+                                v
+                            } else {
+                                best
+                            }
+                        },
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
     for (xp, yp) in x.chunks_exact(g.h * g.w).zip(y.chunks_exact_mut(oh * ow)) {
         for i in 0..oh {
             let (r0, r1) = g.window(i, g.h);
@@ -202,6 +229,26 @@ pub fn max_pool2d_backward<T: Float>(
         .zip(dx.chunks_exact_mut(plane))
         .zip(y.chunks_exact(oh * ow).zip(dy.chunks_exact(oh * ow)));
     for (p, ((xp, dxp), (yp, dyp))) in planes.enumerate() {
+        if g.is_2x2() {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let (target, k) = (yp[i * ow + j], 2 * i * g.w + 2 * j);
+                    let at = [k, k + 1, k + g.w, k + g.w + 1]
+                        .into_iter()
+                        .find(|&at| xp[at] == target || (xp[at].is_nan() && target.is_nan()))
+                        .ok_or_else(|| {
+                            invalid(
+                                op,
+                                format!(
+                                    "`y` is not the max pooling of `x`: window ({i}, {j}) of plane {p} has no element equal to {target}"
+                                ),
+                            )
+                        })?;
+                    dxp[at] += dyp[i * ow + j];
+                }
+            }
+            continue;
+        }
         for i in 0..oh {
             let (r0, r1) = g.window(i, g.h);
             for j in 0..ow {
@@ -351,5 +398,45 @@ mod tests {
         assert!(err.to_string().contains("no element equal to 1"), "{err}");
         let bad = Pool2dGeom { kernel: 0, ..g };
         assert!(max_pool2d(&bad, &[0.0f64; 32], 1, &mut [0.0; 8]).is_err());
+    }
+
+    #[test]
+    fn two_by_two_path_matches_a_naive_pooling() {
+        // odd sizes (the last row and column are dropped), ties and a NaN
+        let (c, h, w, n) = (2, 5, 7, 2);
+        let g = Pool2dGeom::new(c, h, w, 2, 2, 0).unwrap();
+        let mut x: Vec<f64> = random_vec(31, n * c * h * w, -1.0, 1.0)
+            .into_iter()
+            .map(|v: f64| (v * 4.0).round() / 4.0)
+            .collect();
+        x[9] = f64::NAN;
+        let mut y = vec![0.0; n * c * 2 * 3];
+        max_pool2d(&g, &x, n, &mut y).unwrap();
+        let dy: Vec<f64> = (0..y.len()).map(|k| k as f64 + 1.0).collect();
+        let mut dx = vec![0.0; x.len()];
+        max_pool2d_backward(&g, &x, &y, &dy, n, &mut dx).unwrap();
+        let mut want_dx = vec![0.0; x.len()];
+        for p in 0..n * c {
+            for i in 0..2 {
+                for j in 0..3 {
+                    let at = |r: usize, s: usize| p * h * w + (2 * i + r) * w + 2 * j + s;
+                    let window = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                    let vals: Vec<f64> = window.iter().map(|&k| x[k]).collect();
+                    let want = if vals.iter().any(|v| v.is_nan()) {
+                        f64::NAN
+                    } else {
+                        vals.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                    };
+                    let got = y[p * 6 + i * 3 + j];
+                    assert!(got == want || (got.is_nan() && want.is_nan()));
+                    let first = window
+                        .iter()
+                        .find(|&&k| x[k] == want || (x[k].is_nan() && want.is_nan()))
+                        .unwrap();
+                    want_dx[*first] += dy[p * 6 + i * 3 + j];
+                }
+            }
+        }
+        assert_eq!(dx, want_dx);
     }
 }
