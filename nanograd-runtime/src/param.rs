@@ -15,6 +15,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,12 +46,30 @@ pub(crate) fn numel(op: &'static str, shape: &[usize]) -> Result<usize> {
 /// A trainable tensor: a shape, its value and its gradient (the seed's tensor with
 /// `requires-grad? #t`). Backward passes accumulate into [`Param::grad_mut`]; optimizers read
 /// the gradient and update [`Param::value_mut`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(try_from = "ParamData<T>", bound(deserialize = "T: Float"))]
 pub struct Param<T: Float> {
     shape: Vec<usize>,
     value: Vec<T>,
     grad: Vec<T>,
+    /// Names the current state of `value`: drawn afresh on every mutable access, so that
+    /// caches of the value (packed weights) know when they are stale. A clone shares it, and
+    /// holds the same value until either is mutated, which draws a new stamp.
+    #[serde(skip)]
+    stamp: u64,
+}
+
+/// Two parameters are equal when their shapes, values and gradients are; stamps are ignored.
+impl<T: Float> PartialEq for Param<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.value == other.value && self.grad == other.grad
+    }
+}
+
+/// A stamp no parameter has held before (never 0, which caches use for "none").
+fn fresh_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What a serialised [`Param`] holds, before its lengths are checked. A missing gradient
@@ -85,6 +104,7 @@ impl<T: Float> Param<T> {
             shape: shape.to_vec(),
             grad: vec![T::zero(); value.len()],
             value,
+            stamp: fresh_stamp(),
         })
     }
 
@@ -105,6 +125,7 @@ impl<T: Float> Param<T> {
 
     /// The value, for in-place updates.
     pub fn value_mut(&mut self) -> &mut [T] {
+        self.stamp = fresh_stamp();
         &mut self.value
     }
 
@@ -120,7 +141,15 @@ impl<T: Float> Param<T> {
 
     /// The value (mutable) and the gradient at once, as an optimizer step needs them.
     pub fn value_and_grad_mut(&mut self) -> (&mut [T], &mut [T]) {
+        self.stamp = fresh_stamp();
         (&mut self.value, &mut self.grad)
+    }
+
+    /// Names the current state of the value: two calls return the same stamp exactly when
+    /// no mutable access to the value came between them. Caches of the value (such as
+    /// [`crate::blas::PackedWeight`]) compare stamps to know whether they are stale.
+    pub fn stamp(&self) -> u64 {
+        self.stamp
     }
 
     /// The shape (the seed's `tensor-shape`).

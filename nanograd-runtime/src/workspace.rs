@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::blas::PackedWeight;
 use crate::{Error, Float, Result};
 
 /// The random stream of a workspace (dropout masks): ChaCha8, serialisable for checkpoints.
@@ -17,6 +18,9 @@ pub struct Workspace<T: Float> {
     #[serde(skip)]
     buf: Vec<T>,
     rng: ChaCha8Rng,
+    /// Dense weights packed for inference, one slot per dense layer of the model served.
+    #[serde(skip)]
+    packs: Vec<PackedWeight<T>>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -30,6 +34,7 @@ impl<T: Float> Workspace<T> {
         Workspace {
             buf: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
+            packs: Vec::new(),
         }
     }
 
@@ -45,6 +50,28 @@ impl<T: Float> Workspace<T> {
             self.buf.resize(len, T::zero());
         }
         (&mut self.buf[..len], &mut self.rng)
+    }
+
+    /// Like [`Workspace::split`], with `packs` caches of packed dense weights (see
+    /// [`PackedWeight`]), kept from call to call. A model's `_into` methods use slot `i` for
+    /// their `i`-th dense layer; serving another model from the same workspace is correct,
+    /// but repacks whenever the slot's weight changes.
+    pub fn split_packed(
+        &mut self,
+        len: usize,
+        packs: usize,
+    ) -> (&mut [T], &mut ChaCha8Rng, &mut [PackedWeight<T>]) {
+        if self.buf.len() < len {
+            self.buf.resize(len, T::zero());
+        }
+        if self.packs.len() < packs {
+            self.packs.resize_with(packs, PackedWeight::new);
+        }
+        (
+            &mut self.buf[..len],
+            &mut self.rng,
+            &mut self.packs[..packs],
+        )
     }
 
     /// The random stream of dropout masks.

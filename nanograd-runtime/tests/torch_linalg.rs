@@ -3,7 +3,8 @@
 
 mod common;
 
-use nanograd_runtime::{assert_close, ops, Float};
+use nanograd_runtime::blas::PackedWeight;
+use nanograd_runtime::{assert_close, ops, Float, Param};
 
 /// Agreement asked of each element type: f64 to rounding, f32 to its precision.
 fn tol<T: Float>() -> f64 {
@@ -79,6 +80,28 @@ fn dot_case<T: Float>(name: &str, other: &str) {
     assert_close!(db, c.grad(other).data, tol::<T>());
 }
 
+/// `ops::dense_cached` on a fixture, three calls with the same weight: the first computes
+/// as `dense`, the second packs the weight, the third reads the packed weight.
+fn dense_cached_case<T: Float>(name: &str) {
+    let c = common::case("linalg", name);
+    let (batch, in_f) = (c.input("x").shape[0], c.input("x").shape[1]);
+    let out_f = c.input("w").shape[0];
+    let x = c.input("x").to::<T>();
+    let w = Param::new(&[out_f, in_f], c.input("w").to::<T>()).unwrap();
+    let b = c.inputs.get("b").map(|b| b.to::<T>());
+    let mut pack = PackedWeight::new();
+    for call in 0..3 {
+        let mut y = vec![T::from_f64(f64::NAN); batch * out_f];
+        ops::dense_cached(&x, &w, b.as_deref(), batch, in_f, out_f, &mut y, &mut pack).unwrap();
+        assert_close!(y, c.output.data, tol::<T>());
+        assert_eq!(
+            pack.holds(&w),
+            call >= 1 && T::packed_available(),
+            "call {call}"
+        );
+    }
+}
+
 fn dense_case<T: Float>(name: &str) {
     let c = common::case("linalg", name);
     let (batch, in_f) = (c.input("x").shape[0], c.input("x").shape[1]);
@@ -146,8 +169,18 @@ fn dense_matches_torch() {
         "dense_batch1_nobias",
         "dense_batch4_bias",
         "dense_batch4_nobias",
+        "dense_packed_batch1",
+        "dense_packed_batch17_nobias",
     ] {
         dense_case::<f64>(name);
         dense_case::<f32>(name);
+    }
+}
+
+#[test]
+fn dense_with_packed_weights_matches_torch() {
+    for name in ["dense_packed_batch1", "dense_packed_batch17_nobias"] {
+        dense_cached_case::<f64>(name);
+        dense_cached_case::<f32>(name);
     }
 }

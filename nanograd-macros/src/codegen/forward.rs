@@ -78,7 +78,12 @@ impl GraphGen<'_> {
                 } else {
                     quote!(None)
                 };
-                quote! { #ops::dense(#a, #w, #b, #rows, #in_f, #out_f, #y)?; }
+                match self.packed_weight(id) {
+                    Some((w, slot)) => quote! {
+                        #ops::dense_cached(#a, #w, #b, #rows, #in_f, #out_f, #y, &mut __packs[#slot])?;
+                    },
+                    None => quote! { #ops::dense(#a, #w, #b, #rows, #in_f, #out_f, #y)?; },
+                }
             }
             Op::Sum => {
                 let a = x(0);

@@ -17,7 +17,7 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Graph, NodeId, Op};
+use crate::ir::{Graph, Node, NodeId, Op};
 use crate::shape::Shape;
 
 /// A length `batch * b + f`.
@@ -96,6 +96,9 @@ pub struct GraphGen<'a> {
     pub(super) regions: Vec<(Ident, Size)>,
     /// Gradient regions, carved after the forward ones.
     pub(super) grad_regions: Vec<(Ident, Size)>,
+    /// Whether dense layers read their weights through the workspace's packed-weight
+    /// caches (`ops::dense_cached`, slot `i` for the `i`-th): the `_into` methods.
+    pub(super) packs: bool,
 }
 
 pub(super) fn v(id: NodeId) -> Ident {
@@ -107,6 +110,10 @@ pub(super) fn gr(id: NodeId) -> Ident {
 pub(super) fn aux(name: &str, id: NodeId) -> Ident {
     format_ident!("__{}{}", name, id)
 }
+
+/// Dense weights with fewer elements are never packed at run time (the runtime's
+/// `blas::packed::MIN_PACK`): their layers call `ops::dense` and take no cache slot.
+const MIN_PACKED: usize = 4096;
 
 impl<'a> GraphGen<'a> {
     pub fn new(g: &'a Graph, mode: Mode, backward: bool, input_grads: bool) -> Self {
@@ -134,9 +141,47 @@ impl<'a> GraphGen<'a> {
             needs_grad,
             regions: Vec::new(),
             grad_regions: Vec::new(),
+            packs: false,
         };
         gen.plan();
         gen
+    }
+
+    /// Dense layers read their weights through the workspace's packed-weight caches.
+    pub fn with_packed_weights(mut self) -> Self {
+        self.packs = true;
+        self
+    }
+
+    /// The layer weight (`&self.fc1.weight`) of a dense node whose weight is a parameter of
+    /// the model, with its cache slot, when the caches are on.
+    pub(super) fn packed_weight(&self, id: NodeId) -> Option<(TokenStream, usize)> {
+        if !self.packs {
+            return None;
+        }
+        let param = |id: NodeId| match &self.g.nodes[id].op {
+            Op::Dense { .. } => match &self.g.nodes[self.root[self.g.nodes[id].inputs[1]]] {
+                w if w.shape.numel_fixed() < MIN_PACKED => None,
+                Node {
+                    op: Op::Param { field, sub },
+                    ..
+                } => Some(match sub {
+                    Some(s) => quote!(&self.#field.#s),
+                    None => quote!(&self.#field),
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        let w = param(id)?;
+        Some((w, (0..id).filter(|&i| param(i).is_some()).count()))
+    }
+
+    /// The number of packed-weight cache slots the forward pass uses.
+    pub fn pack_slots(&self) -> usize {
+        (0..self.g.nodes.len())
+            .filter(|&id| self.packed_weight(id).is_some())
+            .count()
     }
 
     pub(super) fn shape(&self, id: NodeId) -> &Shape {

@@ -192,8 +192,12 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     let sample = array_type(&sample_dims(ret));
     let into_name = format_ident!("{}_into", name);
 
-    let fwd = GraphGen::new(graph, Mode::Infer, false, false);
+    let fwd = GraphGen::new(graph, Mode::Infer, false, false).with_packed_weights();
     let total = fwd.total().tokens();
+    let split = match fwd.pack_slots() {
+        0 => quote! { let (__ws, __rng) = ws.split(#total); },
+        n => quote! { let (__ws, __rng, __packs) = ws.split_packed(#total, #n); },
+    };
     let (carve, consts, body) = (fwd.carve(), fwd.consts(), fwd.forward());
     let result = fwd.value(graph.output);
     let ws_doc = "Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.";
@@ -269,7 +273,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
             #[allow(unused_imports)]
                 use ::nanograd::Float as _;
             #bind
-            let (__ws, __rng) = ws.split(#total);
+            #split
             #carve
             #consts
             #body

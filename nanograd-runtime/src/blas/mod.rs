@@ -21,8 +21,11 @@
 
 #[cfg(any(feature = "openblas", feature = "mkl"))]
 mod cblas;
+mod packed;
 #[cfg(not(any(feature = "openblas", feature = "mkl")))]
 mod pure;
+
+pub use packed::{Packable, PackedWeight};
 
 use crate::Float;
 

@@ -1,0 +1,160 @@
+//! The `_into` methods of `model!` read large dense weights packed in the `Workspace`
+//! (`ops::dense_cached`): the second call with unchanged weights packs them, later calls use
+//! the packed copy, and any change to a weight (an optimizer step, a load, `value_mut`)
+//! makes the copy stale. Every answer must equal the unpacked `forward`, whatever the
+//! history of the workspace.
+
+use nanograd::assert_close;
+use nanograd::ops;
+use nanograd::prelude::*;
+use nanograd::rand::{rngs::StdRng, SeedableRng};
+use nanograd::testing::random_vec;
+
+model! {
+    /// Two dense layers large enough to be packed (70·100 and 64·70 weights), one too small.
+    pub struct Wide {
+        fc1: Dense(100 -> 70),
+        fc2: Dense(70 -> 64),
+        fc3: Dense(64 -> 3),
+    }
+
+    fn forward(x: [B, 100]) -> [B, 3] {
+        fc3(relu(fc2(relu(fc1(x)))))
+    }
+
+    fn loss(x: [B, 100], target: [B, 3]) -> [] {
+        mse_loss(forward(x), target)
+    }
+}
+
+fn rows<T: Float, const N: usize>(seed: u64, b: usize) -> Vec<[T; N]> {
+    let mut x = vec![[T::zero(); N]; b];
+    x.as_flattened_mut()
+        .copy_from_slice(&random_vec(seed, b * N, -1.0, 1.0));
+    x
+}
+
+/// `forward_into` with `ws` against `forward` (a fresh workspace each call: never packed).
+fn check_into<T: Float>(model: &Wide<T>, ws: &mut Workspace<T>, x: &[[T; 100]], tol: f64) {
+    let mut out = vec![[T::zero(); 3]; x.len()];
+    model.forward_into(x, &mut out, ws).unwrap();
+    assert_close!(
+        out.as_flattened(),
+        model.forward(x).unwrap().as_flattened(),
+        tol
+    );
+}
+
+fn calls_before_and_after_packing<T: Float>(tol: f64) {
+    let model = Wide::<T>::new(&mut StdRng::seed_from_u64(1));
+    let mut ws = Workspace::new();
+    for b in [1, 17, 1, 64, 64, 1] {
+        let x = rows::<T, 100>(b as u64, b);
+        for _ in 0..3 {
+            check_into(&model, &mut ws, &x, tol);
+        }
+    }
+}
+
+#[test]
+fn packed_forward_equals_forward_at_every_call() {
+    calls_before_and_after_packing::<f64>(1e-12);
+    calls_before_and_after_packing::<f32>(1e-5);
+}
+
+#[test]
+fn the_first_large_layer_by_hand() {
+    // fc1 alone, through the kernels, against the second and third calls of the model
+    let model = Wide::<f64>::new(&mut StdRng::seed_from_u64(2));
+    let x = rows::<f64, 100>(3, 5);
+    let mut h = vec![0.0; 5 * 70];
+    ops::dense(
+        x.as_flattened(),
+        model.fc1.weight.value(),
+        Some(model.fc1.bias.value()),
+        5,
+        100,
+        70,
+        &mut h,
+    )
+    .unwrap();
+    let mut want = vec![0.0; 5 * 70];
+    ops::relu(&h, &mut want).unwrap();
+    let mut pack = nanograd::blas::PackedWeight::new();
+    for _ in 0..3 {
+        let mut y = vec![0.0; 5 * 70];
+        let b = Some(model.fc1.bias.value());
+        ops::dense_cached(
+            x.as_flattened(),
+            &model.fc1.weight,
+            b,
+            5,
+            100,
+            70,
+            &mut y,
+            &mut pack,
+        )
+        .unwrap();
+        ops::relu(&y.clone(), &mut y).unwrap();
+        assert_close!(y, want, 1e-12);
+    }
+}
+
+#[test]
+fn training_steps_between_calls_make_the_packed_copy_stale() {
+    let mut model = Wide::<f64>::new(&mut StdRng::seed_from_u64(4));
+    let mut ws = Workspace::new();
+    let (x, t) = (rows::<f64, 100>(5, 8), rows::<f64, 3>(6, 8));
+    let mut opt = Sgd::new(0.5);
+    let mut before = vec![[0.0; 3]; 8];
+    for step in 0..4 {
+        for _ in 0..3 {
+            check_into(&model, &mut ws, &x, 1e-12);
+        }
+        let mut out = vec![[0.0; 3]; 8];
+        model.forward_into(&x, &mut out, &mut ws).unwrap();
+        if step > 0 {
+            // the step changed the answer: a stale packed copy would have kept it
+            assert!(out != before, "step {step}");
+        }
+        before = out;
+        // the loss through the same workspace, packed, against the allocating one
+        let l = model.loss_into(&x, &t, &mut ws).unwrap();
+        assert_close!([l], [model.loss(&x, &t).unwrap()], 1e-12);
+        model.zero_grad();
+        model.loss_backward(&x, &t).unwrap();
+        opt.step(&mut model).unwrap();
+    }
+}
+
+#[test]
+fn weights_written_by_hand_or_loaded_are_repacked() {
+    let mut model = Wide::<f32>::new(&mut StdRng::seed_from_u64(7));
+    let mut ws = Workspace::new();
+    let x = rows::<f32, 100>(8, 3);
+    for _ in 0..3 {
+        check_into(&model, &mut ws, &x, 1e-5);
+    }
+    model.fc1.weight.value_mut()[123] += 10.0;
+    check_into(&model, &mut ws, &x, 1e-5);
+    let other = Wide::<f32>::new(&mut StdRng::seed_from_u64(8));
+    model
+        .fc2
+        .weight
+        .value_mut()
+        .copy_from_slice(other.fc2.weight.value());
+    for _ in 0..3 {
+        check_into(&model, &mut ws, &x, 1e-5);
+    }
+}
+
+#[test]
+fn two_models_can_share_a_workspace() {
+    let a = Wide::<f32>::new(&mut StdRng::seed_from_u64(9));
+    let b = Wide::<f32>::new(&mut StdRng::seed_from_u64(10));
+    let mut ws = Workspace::new();
+    let x = rows::<f32, 100>(11, 4);
+    for m in [&a, &a, &a, &b, &b, &a, &b, &b, &b, &a] {
+        check_into(m, &mut ws, &x, 1e-5);
+    }
+}
