@@ -9,7 +9,7 @@
 //! products then stream each panel once, in order:
 //!
 //! - batch 1: `y[p·NR..] = Σ_k x[k] · panel[k]`, with four independent accumulator pairs;
-//! - batch > 1: tiles of 12 (then 4, then 1) rows of `x` against one panel, 24 accumulator
+//! - batch > 1: tiles of 12 (then 8, 4, 1) rows of `x` against one panel, 24 accumulator
 //!   registers, `x[i][k]` broadcast and two panel vectors loaded per `k`.
 //!
 //! The panels are valid for one state of the weight: every [`Param`] carries a stamp that
@@ -178,9 +178,24 @@ macro_rules! impl_packable {
                 pulp::cast(*<&[$t; LANES]>::try_from(s).unwrap())
             }
 
-            /// `y[..w] = acc (+ b[..w])` for the `w` live columns of a panel.
+            /// `y[..w] = acc (+ b[..w])` for the `w` live columns of a panel: whole registers
+            /// for a whole panel, element by element for the last, narrower one.
             #[inline(always)]
-            fn store(acc: [V; 2], b: Option<&[$t]>, y: &mut [$t]) {
+            fn store(simd: V4, acc: [V; 2], b: Option<&[$t]>, y: &mut [$t]) {
+                if y.len() == NR {
+                    let acc = match b {
+                        Some(b) => [
+                            simd.$add(acc[0], load(&b[..LANES])),
+                            simd.$add(acc[1], load(&b[LANES..NR])),
+                        ],
+                        None => acc,
+                    };
+                    let lo: [$t; LANES] = pulp::cast(acc[0]);
+                    let hi: [$t; LANES] = pulp::cast(acc[1]);
+                    y[..LANES].copy_from_slice(&lo);
+                    y[LANES..].copy_from_slice(&hi);
+                    return;
+                }
                 let lo: [$t; LANES] = pulp::cast(acc[0]);
                 let hi: [$t; LANES] = pulp::cast(acc[1]);
                 let all = lo.iter().chain(&hi);
@@ -226,7 +241,7 @@ macro_rules! impl_packable {
                 let w = NR.min(out_f - col0);
                 let b = b.map(|b| &b[col0..col0 + w]);
                 for (r, acc) in acc.into_iter().enumerate() {
-                    store(acc, b, &mut y[r * out_f + col0..][..w]);
+                    store(simd, acc, b, &mut y[r * out_f + col0..][..w]);
                 }
             }
 
@@ -267,7 +282,7 @@ macro_rules! impl_packable {
                     let col0 = p * NR;
                     let w = NR.min(out_f - col0);
                     let b = b.map(|b| &b[col0..col0 + w]);
-                    store([sum(0), sum(1)], b, &mut y[col0..col0 + w]);
+                    store(simd, [sum(0), sum(1)], b, &mut y[col0..col0 + w]);
                 }
             }
 
@@ -303,10 +318,16 @@ macro_rules! impl_packable {
                     for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
                         let col0 = p * NR;
                         let mut i = 0;
-                        while i + 12 <= batch {
+                        // 12-row tiles, but 16 left as two of 8 rather than 12 + 4
+                        while i + 12 <= batch && batch - i != 16 {
                             let (xi, yi) = (&x[i * in_f..], &mut y[i * out_f..]);
                             tile::<12>(simd, xi, in_f, panel, b, yi, out_f, col0);
                             i += 12;
+                        }
+                        while i + 8 <= batch {
+                            let (xi, yi) = (&x[i * in_f..], &mut y[i * out_f..]);
+                            tile::<8>(simd, xi, in_f, panel, b, yi, out_f, col0);
+                            i += 8;
                         }
                         while i + 4 <= batch {
                             let (xi, yi) = (&x[i * in_f..], &mut y[i * out_f..]);
