@@ -91,6 +91,50 @@ fn bench_sgemv(c: &mut Criterion) {
     group.finish();
 }
 
+/// The products the benchmarked models make, `(name, ta, tb, m, n, k)`: the MLP's training
+/// step at batch 64 and the CNN's convolutions at batch 32.
+const MODEL_PRODUCTS: [(&str, Trans, Trans, usize, usize, usize); 6] = [
+    ("mlp_fc1_fwd_NT", Trans::No, Trans::Yes, 64, 128, 784),
+    ("mlp_fc1_dw_TN", Trans::Yes, Trans::No, 128, 784, 64),
+    ("mlp_fc2_dx_NN", Trans::No, Trans::No, 64, 128, 64),
+    ("cnn_conv2_fwd_NN", Trans::No, Trans::No, 16, 6272, 72),
+    ("cnn_conv2_dw_NT", Trans::No, Trans::Yes, 16, 72, 6272),
+    ("cnn_conv2_dcols_TN", Trans::Yes, Trans::No, 72, 6272, 16),
+];
+
+fn bench_model_products(c: &mut Criterion) {
+    let mut group = c.benchmark_group(format!("sgemm_models/{PROVIDER}"));
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    for (name, ta, tb, m, n, k) in MODEL_PRODUCTS {
+        let (a, b) = (fill::<f32>(m * k, 5), fill::<f32>(k * n, 6));
+        let lda = if ta == Trans::No { k } else { m };
+        let ldb = if tb == Trans::No { n } else { k };
+        let mut out = vec![0.0f32; m * n];
+        group.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        group.bench_function(BenchmarkId::from_parameter(name), |bench| {
+            bench.iter(|| {
+                gemm(
+                    ta,
+                    tb,
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    black_box(&a),
+                    lda,
+                    black_box(&b),
+                    ldb,
+                    1.0,
+                    &mut out,
+                    n,
+                );
+                black_box(&mut out);
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Single-thread FMA peak: `CHAINS` independent AVX-512 accumulators, enough to hide the
 /// FMA latency on both FMA pipes, so the loop runs at the core's FMA throughput.
 #[cfg(target_arch = "x86_64")]
@@ -154,6 +198,7 @@ fn blas(c: &mut Criterion) {
     bench_gemm::<f32>(c, "sgemm");
     bench_gemm::<f64>(c, "dgemm");
     bench_sgemv(c);
+    bench_model_products(c);
 }
 
 criterion_group!(benches, blas);

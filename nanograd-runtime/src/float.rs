@@ -8,13 +8,13 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-use crate::blas::{Packable, Scalar};
+use crate::blas::{Avx512, Scalar};
 
 /// A floating-point element type: `f32` or `f64`. It is serialisable so that parameters and
 /// optimizer state can go into checkpoints.
 pub trait Float:
     Scalar
-    + Packable
+    + Avx512
     + Copy
     + Default
     + Debug

@@ -96,7 +96,7 @@ fn dense_cached_case<T: Float>(name: &str) {
         assert_close!(y, c.output.data, tol::<T>());
         assert_eq!(
             pack.holds(&w),
-            call >= 1 && T::packed_available(),
+            call >= 1 && PackedWeight::<T>::available(),
             "call {call}"
         );
     }

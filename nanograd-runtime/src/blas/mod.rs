@@ -19,13 +19,15 @@
 //! given or a leading dimension is smaller than a row. The op kernels check shapes first and
 //! return [`crate::Error`], so user data never reaches these panics.
 
+mod avx512;
 #[cfg(any(feature = "openblas", feature = "mkl"))]
 mod cblas;
 mod packed;
 #[cfg(not(any(feature = "openblas", feature = "mkl")))]
 mod pure;
 
-pub use packed::{Packable, PackedWeight};
+pub use avx512::Avx512;
+pub use packed::PackedWeight;
 
 use crate::Float;
 

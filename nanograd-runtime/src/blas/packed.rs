@@ -4,7 +4,7 @@
 //! `W` into its own panel layout on every call, and a row-by-row GEMV reads `in`-long rows of
 //! `W` as several interleaved streams; both cost more than the arithmetic when the same `W`
 //! serves call after call. [`PackedWeight`] keeps `W` rearranged into panels of
-//! [`Packable::NR`] output columns (two AVX-512 registers wide): panel `p` holds, for every
+//! [`Avx512::NR`](super::Avx512::NR) output columns (two AVX-512 registers wide): panel `p` holds, for every
 //! `k` in `0..in`, the row `W[p·NR .. p·NR + NR][k]` contiguously, zero-padded past `out`. The
 //! products then stream each panel once, in order:
 //!
@@ -49,6 +49,12 @@ impl<T: Float> PackedWeight<T> {
         }
     }
 
+    /// Whether this CPU packs weights at all (AVX-512): elsewhere [`crate::ops::dense_cached`]
+    /// always computes as [`crate::ops::dense`] does.
+    pub fn available() -> bool {
+        T::available()
+    }
+
     /// Whether this cache holds panels of `w` as it is now.
     pub fn holds(&self, w: &Param<T>) -> bool {
         self.packed != 0 && self.packed == w.stamp()
@@ -59,7 +65,7 @@ impl<T: Float> PackedWeight<T> {
     /// least the second call with `w` in its current state. The first sight of a state
     /// reserves the memory, so that packing on the next call does not allocate.
     pub(crate) fn panels(&mut self, w: &Param<T>, out_f: usize, in_f: usize) -> Option<&[T]> {
-        if out_f * in_f < MIN_PACK || !T::packed_available() {
+        if out_f * in_f < MIN_PACK || !T::available() {
             return None;
         }
         let stamp = w.stamp();
@@ -104,254 +110,10 @@ pub(crate) fn pack<T: Float>(w: &[T], out_f: usize, in_f: usize, dst: &mut Vec<T
     }
 }
 
-/// The packed kernels of one element type, in AVX-512 registers.
-pub trait Packable: Sized + Copy {
-    /// Output columns per panel: two AVX-512 registers of the type (32 `f32`, 16 `f64`).
-    const NR: usize;
-    #[doc(hidden)]
-    fn packed_available() -> bool;
-    /// `y = x·Wᵀ + b` for `x: [batch, in_f]`, `W` packed by [`pack`], `y: [batch, out_f]`.
-    /// The caller has checked every length.
-    #[doc(hidden)]
-    #[allow(clippy::too_many_arguments)]
-    fn packed_dense(
-        x: &[Self],
-        batch: usize,
-        in_f: usize,
-        panels: &[Self],
-        out_f: usize,
-        b: Option<&[Self]>,
-        y: &mut [Self],
-    );
-}
-
-macro_rules! impl_packable {
-    ($t:ident, $v:ident, $lanes:literal, $splat:ident, $fma:ident, $add:ident) => {
-        impl Packable for $t {
-            const NR: usize = 2 * $lanes;
-
-            #[inline]
-            fn packed_available() -> bool {
-                #[cfg(target_arch = "x86_64")]
-                return pulp::x86::V4::try_new().is_some();
-                #[cfg(not(target_arch = "x86_64"))]
-                return false;
-            }
-
-            fn packed_dense(
-                x: &[$t],
-                batch: usize,
-                in_f: usize,
-                panels: &[$t],
-                out_f: usize,
-                b: Option<&[$t]>,
-                y: &mut [$t],
-            ) {
-                #[cfg(target_arch = "x86_64")]
-                if let Some(simd) = pulp::x86::V4::try_new() {
-                    let op = $v::Dense {
-                        simd,
-                        x,
-                        batch,
-                        in_f,
-                        panels,
-                        out_f,
-                        b,
-                        y,
-                    };
-                    return pulp::Simd::vectorize(simd, op);
-                }
-                unreachable!("packed_dense without AVX-512: PackedWeight::panels checks first")
-            }
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        mod $v {
-            use pulp::x86::V4;
-            use pulp::$v as V;
-
-            const LANES: usize = $lanes;
-            const NR: usize = 2 * LANES;
-
-            #[inline(always)]
-            fn load(s: &[$t]) -> V {
-                pulp::cast(*<&[$t; LANES]>::try_from(s).unwrap())
-            }
-
-            /// `y[..w] = acc (+ b[..w])` for the `w` live columns of a panel: whole registers
-            /// for a whole panel, element by element for the last, narrower one.
-            #[inline(always)]
-            fn store(simd: V4, acc: [V; 2], b: Option<&[$t]>, y: &mut [$t]) {
-                if y.len() == NR {
-                    let acc = match b {
-                        Some(b) => [
-                            simd.$add(acc[0], load(&b[..LANES])),
-                            simd.$add(acc[1], load(&b[LANES..NR])),
-                        ],
-                        None => acc,
-                    };
-                    let lo: [$t; LANES] = pulp::cast(acc[0]);
-                    let hi: [$t; LANES] = pulp::cast(acc[1]);
-                    y[..LANES].copy_from_slice(&lo);
-                    y[LANES..].copy_from_slice(&hi);
-                    return;
-                }
-                let lo: [$t; LANES] = pulp::cast(acc[0]);
-                let hi: [$t; LANES] = pulp::cast(acc[1]);
-                let all = lo.iter().chain(&hi);
-                match b {
-                    Some(b) => {
-                        for ((yi, &a), &bi) in y.iter_mut().zip(all).zip(b) {
-                            *yi = a + bi;
-                        }
-                    }
-                    None => {
-                        for (yi, &a) in y.iter_mut().zip(all) {
-                            *yi = a;
-                        }
-                    }
-                }
-            }
-
-            /// `R` rows of `x` (row stride `in_f`) against one panel: 2·R accumulators.
-            #[inline(always)]
-            #[allow(clippy::too_many_arguments)]
-            fn tile<const R: usize>(
-                simd: V4,
-                x: &[$t],
-                in_f: usize,
-                panel: &[$t],
-                b: Option<&[$t]>,
-                y: &mut [$t],
-                out_f: usize,
-                col0: usize,
-            ) {
-                let zero = simd.$splat(0.0);
-                let mut acc = [[zero; 2]; R];
-                let rows: [&[$t]; R] = core::array::from_fn(|r| &x[r * in_f..][..in_f]);
-                for k in 0..in_f {
-                    let pk = &panel[k * NR..][..NR];
-                    let (b0, b1) = (load(&pk[..LANES]), load(&pk[LANES..]));
-                    for r in 0..R {
-                        let a = simd.$splat(rows[r][k]);
-                        acc[r][0] = simd.$fma(a, b0, acc[r][0]);
-                        acc[r][1] = simd.$fma(a, b1, acc[r][1]);
-                    }
-                }
-                let w = NR.min(out_f - col0);
-                let b = b.map(|b| &b[col0..col0 + w]);
-                for (r, acc) in acc.into_iter().enumerate() {
-                    store(simd, acc, b, &mut y[r * out_f + col0..][..w]);
-                }
-            }
-
-            /// One row of `x` against every panel, with four accumulator pairs over `k`.
-            #[inline(always)]
-            fn gemv(
-                simd: V4,
-                x: &[$t],
-                in_f: usize,
-                panels: &[$t],
-                b: Option<&[$t]>,
-                y: &mut [$t],
-                out_f: usize,
-            ) {
-                const PH: usize = 4;
-                for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
-                    let zero = simd.$splat(0.0);
-                    let mut acc = [[zero; 2]; PH];
-                    let mut steps = panel.chunks_exact(PH * NR);
-                    let mut xs = x.chunks_exact(PH);
-                    for (pk, xk) in (&mut steps).zip(&mut xs) {
-                        for h in 0..PH {
-                            let a = simd.$splat(xk[h]);
-                            let pk = &pk[h * NR..][..NR];
-                            acc[h][0] = simd.$fma(a, load(&pk[..LANES]), acc[h][0]);
-                            acc[h][1] = simd.$fma(a, load(&pk[LANES..]), acc[h][1]);
-                        }
-                    }
-                    for (pk, &xk) in steps.remainder().chunks_exact(NR).zip(xs.remainder()) {
-                        let a = simd.$splat(xk);
-                        acc[0][0] = simd.$fma(a, load(&pk[..LANES]), acc[0][0]);
-                        acc[0][1] = simd.$fma(a, load(&pk[LANES..]), acc[0][1]);
-                    }
-                    let sum = |i: usize| {
-                        let front = simd.$add(acc[0][i], acc[1][i]);
-                        simd.$add(front, simd.$add(acc[2][i], acc[3][i]))
-                    };
-                    let col0 = p * NR;
-                    let w = NR.min(out_f - col0);
-                    let b = b.map(|b| &b[col0..col0 + w]);
-                    store(simd, [sum(0), sum(1)], b, &mut y[col0..col0 + w]);
-                }
-            }
-
-            pub(super) struct Dense<'a> {
-                pub simd: V4,
-                pub x: &'a [$t],
-                pub batch: usize,
-                pub in_f: usize,
-                pub panels: &'a [$t],
-                pub out_f: usize,
-                pub b: Option<&'a [$t]>,
-                pub y: &'a mut [$t],
-            }
-
-            impl pulp::WithSimd for Dense<'_> {
-                type Output = ();
-
-                #[inline(always)]
-                fn with_simd<S: pulp::Simd>(self, _: S) {
-                    let Dense {
-                        simd,
-                        x,
-                        batch,
-                        in_f,
-                        panels,
-                        out_f,
-                        b,
-                        y,
-                    } = self;
-                    if batch == 1 {
-                        return gemv(simd, x, in_f, panels, b, y, out_f);
-                    }
-                    for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
-                        let col0 = p * NR;
-                        let mut i = 0;
-                        // 12-row tiles, but 16 left as two of 8 rather than 12 + 4
-                        while i + 12 <= batch && batch - i != 16 {
-                            let (xi, yi) = (&x[i * in_f..], &mut y[i * out_f..]);
-                            tile::<12>(simd, xi, in_f, panel, b, yi, out_f, col0);
-                            i += 12;
-                        }
-                        while i + 8 <= batch {
-                            let (xi, yi) = (&x[i * in_f..], &mut y[i * out_f..]);
-                            tile::<8>(simd, xi, in_f, panel, b, yi, out_f, col0);
-                            i += 8;
-                        }
-                        while i + 4 <= batch {
-                            let (xi, yi) = (&x[i * in_f..], &mut y[i * out_f..]);
-                            tile::<4>(simd, xi, in_f, panel, b, yi, out_f, col0);
-                            i += 4;
-                        }
-                        while i < batch {
-                            let (xi, yi) = (&x[i * in_f..], &mut y[i * out_f..]);
-                            tile::<1>(simd, xi, in_f, panel, b, yi, out_f, col0);
-                            i += 1;
-                        }
-                    }
-                }
-            }
-        }
-    };
-}
-
-impl_packable!(f32, f32x16, 16, splat_f32x16, mul_add_f32x16, add_f32x16);
-impl_packable!(f64, f64x8, 8, splat_f64x8, mul_add_f64x8, add_f64x8);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blas::Avx512;
     use crate::ops::{dense, dense_cached};
     use crate::testing::random_vec;
     use crate::{assert_close, Workspace};
@@ -397,7 +159,7 @@ mod tests {
             let mut y = vec![T::from_f64(f64::NAN); batch * out_f];
             dense_cached(&x, &w, b.as_deref(), batch, in_f, out_f, &mut y, &mut pack).unwrap();
             assert_close!(y, want, tol);
-            let packs = call >= 1 && out_f * in_f >= MIN_PACK && T::packed_available();
+            let packs = call >= 1 && out_f * in_f >= MIN_PACK && T::available();
             assert_eq!(
                 pack.holds(&w),
                 packs,
@@ -444,7 +206,7 @@ mod tests {
         for _ in 0..3 {
             dense_cached(&x, &w, None, batch, in_f, out_f, &mut y, &mut pack).unwrap();
         }
-        assert_eq!(pack.holds(&w), f64::packed_available());
+        assert_eq!(pack.holds(&w), f64::available());
         // a step of an optimizer, or any mutable access, makes the panels stale
         w.value_mut()[7] += 1.0;
         assert!(!pack.holds(&w));

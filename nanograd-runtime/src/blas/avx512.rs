@@ -1,0 +1,272 @@
+//! The dense layer's inference product in AVX-512, against weights packed once by
+//! [`super::PackedWeight`] into rows of output columns: `y = x·Wᵀ + b`.
+//!
+//! - batch > 1: tiles of `R` rows of `x` (12, then 8, 4, 1) by one panel, two registers of
+//!   columns (32 `f32`, 16 `f64`), in `2·R` accumulators; each `k` loads two registers of the
+//!   panel and broadcasts `R` elements of `x`;
+//! - batch 1: one stream through each panel with four accumulator pairs.
+
+/// AVX-512 kernels of one element type. Implemented for `f32` and `f64`; every method but
+/// [`Avx512::available`] is only called after it returned `true`.
+pub trait Avx512: Sized + Copy {
+    /// Elements in two AVX-512 registers: the column width of a tile (32 `f32`, 16 `f64`).
+    const NR: usize;
+    /// Whether this CPU runs AVX-512 (checked once, then cached by `pulp`).
+    fn available() -> bool;
+    /// `y = x·Wᵀ + b` for `x: [batch, in_f]`, `W` packed by `PackedWeight`, `y: [batch,
+    /// out_f]`. The caller has checked every length.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    fn packed_dense(
+        x: &[Self],
+        batch: usize,
+        in_f: usize,
+        panels: &[Self],
+        out_f: usize,
+        b: Option<&[Self]>,
+        y: &mut [Self],
+    );
+}
+
+macro_rules! impl_avx512 {
+    ($t:ident, $v:ident, $lanes:literal, $splat:ident, $fma:ident, $add:ident) => {
+        impl Avx512 for $t {
+            const NR: usize = 2 * $lanes;
+
+            #[inline]
+            fn available() -> bool {
+                #[cfg(target_arch = "x86_64")]
+                return pulp::x86::V4::try_new().is_some();
+                #[cfg(not(target_arch = "x86_64"))]
+                return false;
+            }
+
+            fn packed_dense(
+                x: &[$t],
+                batch: usize,
+                in_f: usize,
+                panels: &[$t],
+                out_f: usize,
+                b: Option<&[$t]>,
+                y: &mut [$t],
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                if let Some(simd) = pulp::x86::V4::try_new() {
+                    let op = $v::Dense {
+                        simd,
+                        x,
+                        batch,
+                        in_f,
+                        panels,
+                        out_f,
+                        b,
+                        y,
+                    };
+                    return pulp::Simd::vectorize(simd, op);
+                }
+                let _ = (x, batch, in_f, panels, out_f, b, y);
+                unreachable!("packed_dense without AVX-512: the caller checks `available`")
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        mod $v {
+            use pulp::x86::V4;
+            use pulp::{$v as V, Simd};
+
+            const LANES: usize = $lanes;
+            const NR: usize = 2 * LANES;
+
+            #[inline(always)]
+            fn load(s: &[$t]) -> V {
+                pulp::cast(*<&[$t; LANES]>::try_from(s).unwrap())
+            }
+
+            #[inline(always)]
+            fn splat(simd: V4, v: $t) -> V {
+                simd.$splat(v)
+            }
+
+            /// Writes one row of a tile, `y = sums + bias`: two registers into `y` (`y.len()`
+            /// live columns, `bias` already offset to the same columns).
+            #[inline(always)]
+            fn store(simd: V4, acc: [V; 2], bias: Option<&[$t]>, y: &mut [$t]) {
+                if y.len() == NR {
+                    for (j, mut s) in acc.into_iter().enumerate() {
+                        if let Some(bias) = bias {
+                            s = simd.$add(s, load(&bias[j * LANES..][..LANES]));
+                        }
+                        let s: [$t; LANES] = pulp::cast(s);
+                        y[j * LANES..][..LANES].copy_from_slice(&s);
+                    }
+                    return;
+                }
+                let sums: [[$t; LANES]; 2] = acc.map(pulp::cast);
+                for (j, (yj, &s)) in y.iter_mut().zip(sums.as_flattened()).enumerate() {
+                    *yj = s + bias.map_or(0.0, |b| b[j]);
+                }
+            }
+
+            /// Rows `m0..m0 + R` of `x` (row stride `in_f`) against one panel (`NR` columns
+            /// per `k`): `2·R` accumulators, then the epilogue into `y` (row stride `ldy`,
+            /// `width` live columns).
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn tile<const R: usize>(
+                simd: V4,
+                x: &[$t],
+                in_f: usize,
+                m0: usize,
+                panel: &[$t],
+                bias: Option<&[$t]>,
+                y: &mut [$t],
+                ldy: usize,
+                width: usize,
+            ) {
+                let zero = splat(simd, 0.0);
+                let mut acc = [[zero; 2]; R];
+                let x = &x[m0 * in_f..];
+                let rows: [&[$t]; R] = core::array::from_fn(|r| &x[r * in_f..][..in_f]);
+                for k in 0..in_f {
+                    let pk = &panel[k * NR..][..NR];
+                    let (b0, b1) = (load(&pk[..LANES]), load(&pk[LANES..]));
+                    for r in 0..R {
+                        let a = splat(simd, rows[r][k]);
+                        acc[r][0] = simd.$fma(a, b0, acc[r][0]);
+                        acc[r][1] = simd.$fma(a, b1, acc[r][1]);
+                    }
+                }
+                for (r, acc) in acc.into_iter().enumerate() {
+                    store(simd, acc, bias, &mut y[(m0 + r) * ldy..][..width]);
+                }
+            }
+
+            /// Every row of `x` against one panel, tile by tile: 12 rows, but 16 left as
+            /// two tiles of 8, then 8, 4, 1.
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn panel_rows(
+                simd: V4,
+                m: usize,
+                x: &[$t],
+                in_f: usize,
+                panel: &[$t],
+                bias: Option<&[$t]>,
+                y: &mut [$t],
+                ldy: usize,
+                width: usize,
+            ) {
+                let mut i = 0;
+                while i + 12 <= m && m - i != 16 {
+                    tile::<12>(simd, x, in_f, i, panel, bias, y, ldy, width);
+                    i += 12;
+                }
+                while i + 8 <= m {
+                    tile::<8>(simd, x, in_f, i, panel, bias, y, ldy, width);
+                    i += 8;
+                }
+                while i + 4 <= m {
+                    tile::<4>(simd, x, in_f, i, panel, bias, y, ldy, width);
+                    i += 4;
+                }
+                while i < m {
+                    tile::<1>(simd, x, in_f, i, panel, bias, y, ldy, width);
+                    i += 1;
+                }
+            }
+
+            /// The batch-1 product against packed panels: one row of `x` against every
+            /// panel, with four accumulator pairs over `k` (one stream, no tile to fill).
+            #[inline(always)]
+            fn gemv(
+                simd: V4,
+                x: &[$t],
+                in_f: usize,
+                panels: &[$t],
+                bias: Option<&[$t]>,
+                y: &mut [$t],
+            ) {
+                const PH: usize = 4;
+                let out_f = y.len();
+                for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
+                    let zero = splat(simd, 0.0);
+                    let mut acc = [[zero; 2]; PH];
+                    let mut steps = panel.chunks_exact(PH * NR);
+                    let mut xs = x.chunks_exact(PH);
+                    for (pk, xk) in (&mut steps).zip(&mut xs) {
+                        for h in 0..PH {
+                            let a = splat(simd, xk[h]);
+                            let pk = &pk[h * NR..][..NR];
+                            acc[h][0] = simd.$fma(a, load(&pk[..LANES]), acc[h][0]);
+                            acc[h][1] = simd.$fma(a, load(&pk[LANES..]), acc[h][1]);
+                        }
+                    }
+                    for (pk, &xk) in steps.remainder().chunks_exact(NR).zip(xs.remainder()) {
+                        let a = splat(simd, xk);
+                        acc[0][0] = simd.$fma(a, load(&pk[..LANES]), acc[0][0]);
+                        acc[0][1] = simd.$fma(a, load(&pk[LANES..]), acc[0][1]);
+                    }
+                    let sum = |i: usize| {
+                        let front = simd.$add(acc[0][i], acc[1][i]);
+                        simd.$add(front, simd.$add(acc[2][i], acc[3][i]))
+                    };
+                    let col0 = p * NR;
+                    let w = NR.min(out_f - col0);
+                    let bias = bias.map(|bias| &bias[col0..col0 + w]);
+                    store(simd, [sum(0), sum(1)], bias, &mut y[col0..col0 + w]);
+                }
+            }
+
+            pub(super) struct Dense<'a> {
+                pub simd: V4,
+                pub x: &'a [$t],
+                pub batch: usize,
+                pub in_f: usize,
+                pub panels: &'a [$t],
+                pub out_f: usize,
+                pub b: Option<&'a [$t]>,
+                pub y: &'a mut [$t],
+            }
+
+            impl pulp::WithSimd for Dense<'_> {
+                type Output = ();
+
+                #[inline(always)]
+                fn with_simd<S: Simd>(self, _: S) {
+                    let Dense {
+                        simd,
+                        x,
+                        batch,
+                        in_f,
+                        panels,
+                        out_f,
+                        b,
+                        y,
+                    } = self;
+                    if batch == 1 {
+                        return gemv(simd, x, in_f, panels, b, y);
+                    }
+                    for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
+                        let n0 = p * NR;
+                        let width = NR.min(out_f - n0);
+                        let bias = b.map(|b| &b[n0..n0 + width]);
+                        panel_rows(
+                            simd,
+                            batch,
+                            x,
+                            in_f,
+                            panel,
+                            bias,
+                            &mut y[n0..],
+                            out_f,
+                            width,
+                        );
+                    }
+                }
+            }
+        }
+    };
+}
+
+impl_avx512!(f32, f32x16, 16, splat_f32x16, mul_add_f32x16, add_f32x16);
+impl_avx512!(f64, f64x8, 8, splat_f64x8, mul_add_f64x8, add_f64x8);
