@@ -17,7 +17,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use nanograd::blas::{gemm, gemv, Trans, PROVIDER};
-use nanograd::Float;
+use nanograd::{ops, Float};
 use std::hint::black_box;
 
 /// Square GEMM sizes.
@@ -132,6 +132,27 @@ fn bench_model_products(c: &mut Criterion) {
             })
         });
     }
+    // fc1's training forward again, through the dense op that packs the weight per call
+    let (m, n, k) = (64, 128, 784);
+    let (x, w) = (fill::<f32>(m * k, 5), fill::<f32>(n * k, 6));
+    let (mut y, mut scratch) = (vec![0.0f32; m * n], vec![0.0; ops::dense_scratch_len(k, n)]);
+    group.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+    group.bench_function("mlp_fc1_fwd_dense_packing", |bench| {
+        bench.iter(|| {
+            ops::dense_packing(
+                black_box(&x),
+                black_box(&w),
+                None,
+                m,
+                k,
+                n,
+                &mut y,
+                &mut scratch,
+            )
+            .unwrap();
+            black_box(&mut y);
+        })
+    });
     group.finish();
 }
 

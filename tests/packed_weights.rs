@@ -158,3 +158,39 @@ fn two_models_can_share_a_workspace() {
         check_into(m, &mut ws, &x, 1e-5);
     }
 }
+
+#[test]
+fn a_training_step_packs_its_weights_and_agrees_with_float64() {
+    // In f32, batches of 8 or more, the training forward packs fc1's and fc2's weights on
+    // every call (ops::dense_packing); f64 computes as ops::dense. Same weights, same data:
+    // the loss and every gradient agree to f32 precision.
+    let mut m32 = Wide::<f32>::new(&mut StdRng::seed_from_u64(12));
+    let mut m64 = Wide::<f64>::new(&mut StdRng::seed_from_u64(13));
+    let mut names = Vec::new();
+    m32.visit_params(&mut |name, p| names.push((name.to_string(), p.to_vec())));
+    m64.visit_params_mut(&mut |name, p| {
+        let (_, v) = names.iter().find(|(n, _)| n == name).unwrap();
+        for (d, &s) in p.value_mut().iter_mut().zip(v) {
+            *d = f64::from(s);
+        }
+    });
+    let x64 = rows::<f64, 100>(14, 16);
+    let t64 = rows::<f64, 3>(15, 16);
+    let to32 = |r: &[f64]| r.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+    let x32: Vec<[f32; 100]> = x64.iter().map(|r| to32(r).try_into().unwrap()).collect();
+    let t32: Vec<[f32; 3]> = t64.iter().map(|r| to32(r).try_into().unwrap()).collect();
+    for _ in 0..2 {
+        m32.zero_grad();
+        m64.zero_grad();
+        let l32 = m32.loss_backward(&x32, &t32).unwrap();
+        let l64 = m64.loss_backward(&x64, &t64).unwrap();
+        assert_close!([f64::from(l32)], [l64], 1e-5);
+        let mut g64 = Vec::new();
+        m64.visit_params(&mut |name, p| g64.push((name.to_string(), p.grad().to_vec())));
+        m32.visit_params(&mut |name, p| {
+            let (_, want) = g64.iter().find(|(n, _)| n == name).unwrap();
+            let got: Vec<f64> = p.grad().iter().map(|&g| f64::from(g)).collect();
+            assert_close!(got, want, 1e-4);
+        });
+    }
+}

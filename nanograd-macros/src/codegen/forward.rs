@@ -78,11 +78,17 @@ impl GraphGen<'_> {
                 } else {
                     quote!(None)
                 };
-                match self.packed_weight(id) {
-                    Some((w, slot)) => quote! {
+                if let Some((w, slot)) = self.packed_weight(id) {
+                    quote! {
                         #ops::dense_cached(#a, #w, #b, #rows, #in_f, #out_f, #y, &mut __packs[#slot])?;
-                    },
-                    None => quote! { #ops::dense(#a, #w, #b, #rows, #in_f, #out_f, #y)?; },
+                    }
+                } else if self.packs_per_call(id) {
+                    let pk = aux("pk", id);
+                    quote! {
+                        #ops::dense_packing(#a, #w, #b, #rows, #in_f, #out_f, #y, &mut *#pk)?;
+                    }
+                } else {
+                    quote! { #ops::dense(#a, #w, #b, #rows, #in_f, #out_f, #y)?; }
                 }
             }
             Op::Sum => {

@@ -18,7 +18,7 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{Graph, Node, NodeId, Op};
-use crate::shape::Shape;
+use crate::shape::{Dim, Shape};
 
 /// A length `batch * b + f`.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
@@ -154,27 +154,41 @@ impl<'a> GraphGen<'a> {
     }
 
     /// The layer weight (`&self.fc1.weight`) of a dense node whose weight is a parameter of
-    /// the model, with its cache slot, when the caches are on.
+    /// the model with at least `MIN_PACKED` elements: the layers worth packing.
+    fn packable_weight(&self, id: NodeId) -> Option<TokenStream> {
+        let node = &self.g.nodes[id];
+        if !matches!(node.op, Op::Dense { .. }) {
+            return None;
+        }
+        match &self.g.nodes[self.root[node.inputs[1]]] {
+            w if w.shape.numel_fixed() < MIN_PACKED => None,
+            Node {
+                op: Op::Param { field, sub },
+                ..
+            } => Some(match sub {
+                Some(s) => quote!(&self.#field.#s),
+                None => quote!(&self.#field),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The layer weight of a dense node with its cache slot, when the caches are on.
     pub(super) fn packed_weight(&self, id: NodeId) -> Option<(TokenStream, usize)> {
         if !self.packs {
             return None;
         }
-        let param = |id: NodeId| match &self.g.nodes[id].op {
-            Op::Dense { .. } => match &self.g.nodes[self.root[self.g.nodes[id].inputs[1]]] {
-                w if w.shape.numel_fixed() < MIN_PACKED => None,
-                Node {
-                    op: Op::Param { field, sub },
-                    ..
-                } => Some(match sub {
-                    Some(s) => quote!(&self.#field.#s),
-                    None => quote!(&self.#field),
-                }),
-                _ => None,
-            },
-            _ => None,
-        };
-        let w = param(id)?;
-        Some((w, (0..id).filter(|&i| param(i).is_some()).count()))
+        let w = self.packable_weight(id)?;
+        let slot = (0..id)
+            .filter(|&i| self.packable_weight(i).is_some())
+            .count();
+        Some((w, slot))
+    }
+
+    /// Whether a dense node packs its weight into a scratch region on every call
+    /// (`ops::dense_packing`): in a training step, whose weights change every time.
+    pub(super) fn packs_per_call(&self, id: NodeId) -> bool {
+        self.mode == Mode::Train && self.packable_weight(id).is_some()
     }
 
     /// The number of packed-weight cache slots the forward pass uses.
@@ -224,6 +238,15 @@ impl<'a> GraphGen<'a> {
                 }
                 Op::Dropout(_) => {
                     self.regions.push((aux("mask", id), self.size(id)));
+                }
+                Op::Dense { .. } if self.packs_per_call(id) => {
+                    // the weight packed on every call: the runtime's `dense_scratch_len`
+                    let (out_f, in_f) = match self.shape(node.inputs[1]).dims[..] {
+                        [Dim::Fixed(o), Dim::Fixed(i)] => (o, i),
+                        _ => (0, 0),
+                    };
+                    let len = out_f.div_ceil(32) * 32 * in_f;
+                    self.regions.push((aux("pk", id), Size::fixed(len)));
                 }
                 Op::SubModel {
                     in_row,

@@ -13,6 +13,13 @@ pub trait Avx512: Sized + Copy {
     const NR: usize;
     /// Whether this CPU runs AVX-512 (checked once, then cached by `pulp`).
     fn available() -> bool;
+    /// Whether [`Avx512::pack`] transposes in registers (`f32`), rather than element by
+    /// element: fast enough to pack a weight on every training step.
+    const FAST_PACK: bool;
+    /// Rearranges `w: [out_f, in_f]` into panels of `NR` columns, zero-padded, writing
+    /// every element of `dst` (`out_f.div_ceil(NR) * NR * in_f` long; checked by the caller).
+    #[doc(hidden)]
+    fn pack(w: &[Self], out_f: usize, in_f: usize, dst: &mut [Self]);
     /// `y = x·Wᵀ + b` for `x: [batch, in_f]`, `W` packed by `PackedWeight`, `y: [batch,
     /// out_f]`. The caller has checked every length.
     #[doc(hidden)]
@@ -28,10 +35,32 @@ pub trait Avx512: Sized + Copy {
     );
 }
 
+/// The panel layout element by element: panel `p`, row `k` holds `W[p·nr + j][k]` at `j`.
+fn pack_scalar<T: Copy + Default>(nr: usize, w: &[T], in_f: usize, dst: &mut [T]) {
+    for (p, panel) in dst.chunks_exact_mut(nr * in_f).enumerate() {
+        panel.fill(T::default());
+        for (j, row) in w.chunks_exact(in_f).skip(p * nr).take(nr).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                panel[k * nr + j] = v;
+            }
+        }
+    }
+}
+
 macro_rules! impl_avx512 {
-    ($t:ident, $v:ident, $lanes:literal, $splat:ident, $fma:ident, $add:ident) => {
+    ($t:ident, $v:ident, $lanes:literal, $splat:ident, $fma:ident, $add:ident, $fast:literal, $fast_pack:path) => {
         impl Avx512 for $t {
             const NR: usize = 2 * $lanes;
+            const FAST_PACK: bool = $fast;
+
+            fn pack(w: &[$t], out_f: usize, in_f: usize, dst: &mut [$t]) {
+                #[cfg(target_arch = "x86_64")]
+                if $fast_pack(w, out_f, in_f, dst) {
+                    return;
+                }
+                let _ = out_f;
+                pack_scalar(Self::NR, w, in_f, dst)
+            }
 
             #[inline]
             fn available() -> bool {
@@ -268,5 +297,136 @@ macro_rules! impl_avx512 {
     };
 }
 
-impl_avx512!(f32, f32x16, 16, splat_f32x16, mul_add_f32x16, add_f32x16);
-impl_avx512!(f64, f64x8, 8, splat_f64x8, mul_add_f64x8, add_f64x8);
+impl_avx512!(
+    f32,
+    f32x16,
+    16,
+    splat_f32x16,
+    mul_add_f32x16,
+    add_f32x16,
+    true,
+    transpose::pack_f32
+);
+impl_avx512!(
+    f64,
+    f64x8,
+    8,
+    splat_f64x8,
+    mul_add_f64x8,
+    add_f64x8,
+    false,
+    transpose::none
+);
+
+/// The `f32` panel packing by 16×16 transposes in registers: four butterfly stages, stage
+/// `t` swapping bit `t` of the row index with bit `t` of the column index between rows `r`
+/// and `r | 2^t` (two `vpermt2ps` per pair of rows).
+#[cfg(target_arch = "x86_64")]
+mod transpose {
+    use core::arch::x86_64::{__m512, __m512i};
+    use pulp::x86::V4;
+
+    /// `f32` panel width: two registers.
+    const NR: usize = 32;
+
+    /// The two index vectors of stage `t`: the new row `r` takes its own element `c` where
+    /// bit `t` of `c` is 0 and row `r | 2^t`'s element `c ^ 2^t` elsewhere; the new row
+    /// `r | 2^t` the other way round (indices of 16 and up select the second operand).
+    fn stage(t: usize) -> (__m512i, __m512i) {
+        let d = 1 << t;
+        let lo: [i32; 16] =
+            core::array::from_fn(|c| (if c & d == 0 { c } else { 16 + (c ^ d) }) as i32);
+        let hi: [i32; 16] =
+            core::array::from_fn(|c| (if c & d != 0 { 16 + c } else { c ^ d }) as i32);
+        (pulp::cast(lo), pulp::cast(hi))
+    }
+
+    #[inline(always)]
+    fn transpose16(simd: V4, v: &mut [__m512; 16], idx: &[(__m512i, __m512i); 4]) {
+        for (t, &(lo, hi)) in idx.iter().enumerate() {
+            let d = 1 << t;
+            for q in 0..8 {
+                // the q-th row whose bit t is 0
+                let r = ((q >> t) << (t + 1)) | (q & (d - 1));
+                let (a, b) = (v[r], v[r | d]);
+                v[r] = simd.avx512f._mm512_permutex2var_ps(a, lo, b);
+                v[r | d] = simd.avx512f._mm512_permutex2var_ps(a, hi, b);
+            }
+        }
+    }
+
+    /// Packs `w` in registers when the CPU has AVX-512; `false` (nothing written) otherwise.
+    pub(super) fn pack_f32(w: &[f32], out_f: usize, in_f: usize, dst: &mut [f32]) -> bool {
+        let Some(simd) = V4::try_new() else {
+            return false;
+        };
+        let op = Pack {
+            simd,
+            w,
+            out_f,
+            in_f,
+            dst,
+        };
+        pulp::Simd::vectorize(simd, op);
+        true
+    }
+
+    /// No packing in registers for this type.
+    pub(super) fn none<T>(_: &[T], _: usize, _: usize, _: &mut [T]) -> bool {
+        false
+    }
+
+    struct Pack<'a> {
+        simd: V4,
+        w: &'a [f32],
+        out_f: usize,
+        in_f: usize,
+        dst: &'a mut [f32],
+    }
+
+    impl pulp::WithSimd for Pack<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            let Pack {
+                simd,
+                w,
+                out_f,
+                in_f,
+                dst,
+            } = self;
+            let idx = [stage(0), stage(1), stage(2), stage(3)];
+            for (p, panel) in dst.chunks_exact_mut(NR * in_f).enumerate() {
+                if out_f - p * NR < NR {
+                    // the last, narrower panel: element by element, zero-padded
+                    let rows = &w[p * NR * in_f..];
+                    super::pack_scalar(NR, rows, in_f, panel);
+                    continue;
+                }
+                for half in 0..2 {
+                    let j0 = p * NR + half * 16;
+                    let src: [&[f32]; 16] = core::array::from_fn(|j| &w[(j0 + j) * in_f..][..in_f]);
+                    let mut k0 = 0;
+                    while k0 + 16 <= in_f {
+                        let mut v: [__m512; 16] = core::array::from_fn(|j| {
+                            let row: [f32; 16] = src[j][k0..k0 + 16].try_into().unwrap();
+                            pulp::cast(row)
+                        });
+                        transpose16(simd, &mut v, &idx);
+                        for (kk, col) in v.iter().enumerate() {
+                            let col: [f32; 16] = pulp::cast(*col);
+                            panel[(k0 + kk) * NR + half * 16..][..16].copy_from_slice(&col);
+                        }
+                        k0 += 16;
+                    }
+                    for k in k0..in_f {
+                        for (j, row) in src.iter().enumerate() {
+                            panel[k * NR + half * 16 + j] = row[k];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

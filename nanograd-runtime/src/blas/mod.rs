@@ -27,7 +27,7 @@ mod packed;
 mod pure;
 
 pub use avx512::Avx512;
-pub use packed::PackedWeight;
+pub use packed::{packed_len, PackedWeight, MIN_PACK};
 
 use crate::Float;
 

@@ -23,7 +23,7 @@ use crate::Float;
 
 /// Below this many weight elements the unpacked product is as fast: nothing is packed (the
 /// `model!` macro mirrors it, to give such layers no cache slot).
-const MIN_PACK: usize = 4096;
+pub const MIN_PACK: usize = 4096;
 
 /// One dense layer's weight packed for inference, cached in a [`crate::Workspace`] slot.
 /// See the [module documentation](self) for the layout and when it (re)packs.
@@ -69,7 +69,7 @@ impl<T: Float> PackedWeight<T> {
             return None;
         }
         let stamp = w.stamp();
-        let len = out_f.div_ceil(T::NR) * T::NR * in_f;
+        let len = packed_len::<T>(out_f, in_f);
         if self.packed == stamp && self.dims == (out_f, in_f) {
             return Some(&self.data);
         }
@@ -97,24 +97,20 @@ impl<T> std::fmt::Debug for PackedWeight<T> {
 /// Rearranges `w: [out_f, in_f]` into panels of `NR` columns (see the module documentation).
 /// `dst` only grows when it holds less than the panels need.
 pub(crate) fn pack<T: Float>(w: &[T], out_f: usize, in_f: usize, dst: &mut Vec<T>) {
-    let nr = T::NR;
-    let panels = out_f.div_ceil(nr);
-    dst.clear();
-    dst.resize(panels * nr * in_f, T::zero());
-    for (p, panel) in dst.chunks_exact_mut(nr * in_f).enumerate() {
-        for (j, row) in w.chunks_exact(in_f).skip(p * nr).take(nr).enumerate() {
-            for (k, &v) in row.iter().enumerate() {
-                panel[k * nr + j] = v;
-            }
-        }
-    }
+    dst.resize(packed_len::<T>(out_f, in_f), T::zero());
+    T::pack(w, out_f, in_f, dst);
+}
+
+/// The length of `w: [out_f, in_f]` packed: whole panels of [`Avx512::NR`] columns.
+pub fn packed_len<T: Float>(out_f: usize, in_f: usize) -> usize {
+    out_f.div_ceil(T::NR) * T::NR * in_f
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::blas::Avx512;
-    use crate::ops::{dense, dense_cached};
+    use crate::ops::{dense, dense_cached, dense_packing, dense_scratch_len};
     use crate::testing::random_vec;
     use crate::{assert_close, Workspace};
 
@@ -144,6 +140,25 @@ mod tests {
         for k in 0..in_f {
             assert_eq!(dst[nr * in_f + k * nr], w[nr * in_f + k], "k = {k}");
             assert_eq!(dst[k * nr + 5], w[5 * in_f + k], "k = {k}");
+        }
+    }
+
+    #[test]
+    fn packing_in_registers_matches_the_layout_element_by_element() {
+        // f32 packs whole panels by 16x16 transposes: two whole panels and a partial one,
+        // k in whole blocks of 16 and a tail of 5
+        for (out_f, in_f) in [(64, 37), (70, 48), (32, 16), (33, 3)] {
+            let w: Vec<f32> = (0..out_f * in_f).map(|i| i as f32).collect();
+            let mut fast = Vec::new();
+            pack(&w, out_f, in_f, &mut fast);
+            let nr = f32::NR;
+            assert_eq!(fast.len(), out_f.div_ceil(nr) * nr * in_f);
+            for (i, &v) in fast.iter().enumerate() {
+                let (p, k, j) = (i / (nr * in_f), i % (nr * in_f) / nr, i % nr);
+                let o = p * nr + j;
+                let want = if o < out_f { w[o * in_f + k] } else { 0.0 };
+                assert_eq!(v, want, "{out_f}x{in_f}: panel {p}, k {k}, column {j}");
+            }
         }
     }
 
@@ -188,6 +203,52 @@ mod tests {
                 agrees::<f32>(batch, in_f, out_f, bias, 2e-4);
             }
         }
+    }
+
+    #[test]
+    fn packing_on_every_call_matches_dense() {
+        // the training forward: f32 packs in registers from batch 8 up, f64 and small
+        // batches compute as dense does
+        for &(batch, in_f, out_f) in &[(64, 784, 128), (8, 100, 45), (17, 130, 33), (7, 784, 128)] {
+            for bias in [true, false] {
+                check_packing::<f32>(batch, in_f, out_f, bias, 2e-4);
+                check_packing::<f64>(batch, in_f, out_f, bias, 1e-12);
+            }
+        }
+        let mut scratch = vec![0.0f32; dense_scratch_len(64, 64) - 1];
+        let e = dense_packing(
+            &[0.0; 64],
+            &[0.0; 64 * 64],
+            None,
+            1,
+            64,
+            64,
+            &mut [0.0; 64],
+            &mut scratch,
+        );
+        assert!(e.unwrap_err().to_string().contains("scratch"));
+    }
+
+    fn check_packing<T: Float>(batch: usize, in_f: usize, out_f: usize, bias: bool, tol: f64) {
+        let x = random_vec::<T>(11, batch * in_f, -1.0, 1.0);
+        let w = random_vec::<T>(12, out_f * in_f, -1.0, 1.0);
+        let b = bias.then(|| random_vec::<T>(13, out_f, -1.0, 1.0));
+        let mut want = vec![T::zero(); batch * out_f];
+        dense(&x, &w, b.as_deref(), batch, in_f, out_f, &mut want).unwrap();
+        let mut scratch = vec![T::from_f64(f64::NAN); dense_scratch_len(in_f, out_f)];
+        let mut y = vec![T::from_f64(f64::NAN); batch * out_f];
+        dense_packing(
+            &x,
+            &w,
+            b.as_deref(),
+            batch,
+            in_f,
+            out_f,
+            &mut y,
+            &mut scratch,
+        )
+        .unwrap();
+        assert_close!(y, want, tol);
     }
 
     #[test]

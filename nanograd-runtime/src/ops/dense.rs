@@ -6,7 +6,7 @@
 //! the product added onto it (`beta = 1`), which saves a second pass over `y`.
 
 use super::matmul::{add_outer, check_matrix};
-use crate::blas::{axpy, gemm, gemv, PackedWeight, Trans};
+use crate::blas::{axpy, gemm, gemv, packed_len, PackedWeight, Trans, MIN_PACK};
 use crate::{check_len, Float, Param, Result};
 
 /// `y = x·Wᵀ + b` for `x: [batch, in_f]`, `w: [out_f, in_f]`, `b: [out_f]` (or no bias) and
@@ -130,6 +130,63 @@ pub fn dense_cached<T: Float>(
     match pack.panels(w, out_f, in_f) {
         Some(panels) if batch > 0 => T::packed_dense(x, batch, in_f, panels, out_f, b, y),
         _ => product(x, w.value(), b, batch, in_f, out_f, y),
+    }
+    Ok(())
+}
+
+/// The scratch [`dense_packing`] needs for a weight `[out_f, in_f]`: the weight packed in
+/// panels of 32 columns (the widest panel of any element type).
+pub fn dense_scratch_len(in_f: usize, out_f: usize) -> usize {
+    out_f.div_ceil(32) * 32 * in_f
+}
+
+/// [`dense`] for a weight that changes between calls (a training step): on CPUs with
+/// AVX-512, `f32`, batches of 8 rows or more and weights of 4096 elements or more, `w` is
+/// packed into `scratch` (in registers, 16×16 transposes) and the product runs on the packed
+/// panels, as in [`dense_cached`]; otherwise it computes as [`dense`] does. `scratch` holds
+/// at least [`dense_scratch_len`] elements; what it held before is overwritten.
+///
+/// ```
+/// use nanograd_runtime::ops::{dense_packing, dense_scratch_len};
+/// let w = [1.0f32, 2.0, 0.0, -1.0]; // [[1, 2], [0, -1]]
+/// let mut scratch = vec![0.0f32; dense_scratch_len(2, 2)];
+/// let mut y = [0.0f32; 2];
+/// dense_packing(&[3.0, 4.0], &w, Some(&[0.5, 0.5]), 1, 2, 2, &mut y, &mut scratch).unwrap();
+/// assert_eq!(y, [11.5, -3.5]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn dense_packing<T: Float>(
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+    y: &mut [T],
+    scratch: &mut [T],
+) -> Result<()> {
+    check_matrix("dense", "x", batch, in_f, x.len())?;
+    check_matrix("dense", "w", out_f, in_f, w.len())?;
+    if let Some(b) = b {
+        check_len("dense", "b", out_f, b.len())?;
+    }
+    check_matrix("dense", "y", batch, out_f, y.len())?;
+    let need = dense_scratch_len(in_f, out_f);
+    if scratch.len() < need {
+        return Err(crate::invalid(
+            "dense",
+            format!(
+                "`scratch` has {} elements, expected at least {need}",
+                scratch.len()
+            ),
+        ));
+    }
+    if T::FAST_PACK && batch >= 8 && out_f * in_f >= MIN_PACK && PackedWeight::<T>::available() {
+        let panels = &mut scratch[..packed_len::<T>(out_f, in_f)];
+        T::pack(w, out_f, in_f, panels);
+        T::packed_dense(x, batch, in_f, panels, out_f, b, y);
+    } else {
+        product(x, w, b, batch, in_f, out_f, y);
     }
     Ok(())
 }
