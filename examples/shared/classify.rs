@@ -38,8 +38,9 @@ pub struct Classifier {
 
 impl Classifier {
     /// A classifier with the weights of a safetensors file's bytes (e.g.
-    /// [`EMBEDDED_WEIGHTS`]). Runs one image through the model, so that the workspace has
-    /// grown and [`Classifier::classify`] allocates nothing.
+    /// [`EMBEDDED_WEIGHTS`]). Runs a blank image through the model twice: the first call
+    /// grows the workspace, the second packs the dense weights into it, so that
+    /// [`Classifier::classify`] allocates nothing and reads the packed weights.
     pub fn new(weights: &[u8]) -> Result<Self> {
         let mut model = Mlp::<f32>::new(&mut StdRng::seed_from_u64(0));
         model.load_safetensors_bytes(weights)?;
@@ -60,7 +61,9 @@ impl Classifier {
             ws: Workspace::new(),
             probabilities: [[0.0; NUM_CLASSES]; 1],
         };
-        classifier.classify(&[0.0; IMAGE_SIZE])?;
+        for _ in 0..2 {
+            classifier.classify(&[0.0; IMAGE_SIZE])?;
+        }
         Ok(classifier)
     }
 
