@@ -19,7 +19,7 @@ pub(crate) fn max_and_sum_exp<T: Float>(row: &[T]) -> (T, T) {
 /// The maximum of a row (`-inf` for an empty one; NaNs are skipped here and propagate
 /// through the exponentials).
 #[inline]
-fn row_max<T: Float>(row: &[T]) -> T {
+pub(crate) fn row_max<T: Float>(row: &[T]) -> T {
     row.iter()
         .fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
