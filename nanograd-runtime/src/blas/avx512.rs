@@ -404,13 +404,15 @@ mod transpose {
                     super::pack_scalar(NR, rows, in_f, panel);
                     continue;
                 }
-                for half in 0..2 {
-                    let j0 = p * NR + half * 16;
-                    let src: [&[f32]; 16] = core::array::from_fn(|j| &w[(j0 + j) * in_f..][..in_f]);
-                    let mut k0 = 0;
-                    while k0 + 16 <= in_f {
+                // both 16-row halves of a k-block before the next, so that every 128-byte
+                // row of the panel is written whole, once
+                let src: [&[f32]; NR] = core::array::from_fn(|j| &w[(p * NR + j) * in_f..][..in_f]);
+                let mut k0 = 0;
+                while k0 + 16 <= in_f {
+                    for half in 0..2 {
                         let mut v: [__m512; 16] = core::array::from_fn(|j| {
-                            let row: [f32; 16] = src[j][k0..k0 + 16].try_into().unwrap();
+                            let row: [f32; 16] =
+                                src[half * 16 + j][k0..k0 + 16].try_into().unwrap();
                             pulp::cast(row)
                         });
                         transpose16(simd, &mut v, &idx);
@@ -418,12 +420,12 @@ mod transpose {
                             let col: [f32; 16] = pulp::cast(*col);
                             panel[(k0 + kk) * NR + half * 16..][..16].copy_from_slice(&col);
                         }
-                        k0 += 16;
                     }
-                    for k in k0..in_f {
-                        for (j, row) in src.iter().enumerate() {
-                            panel[k * NR + half * 16 + j] = row[k];
-                        }
+                    k0 += 16;
+                }
+                for k in k0..in_f {
+                    for (j, row) in src.iter().enumerate() {
+                        panel[k * NR + j] = row[k];
                     }
                 }
             }
