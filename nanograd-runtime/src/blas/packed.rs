@@ -1,22 +1,5 @@
-//! Dense-layer weights packed once for inference, and the AVX-512 products that read them.
-//!
-//! `ops::dense` computes `y = x·Wᵀ + b` with `W: [out, in]` row-major. A general GEMM repacks
-//! `W` into its own panel layout on every call, and a row-by-row GEMV reads `in`-long rows of
-//! `W` as several interleaved streams; both cost more than the arithmetic when the same `W`
-//! serves call after call. [`PackedWeight`] keeps `W` rearranged into panels of
-//! [`Avx512::NR`](super::Avx512::NR) output columns (two AVX-512 registers wide): panel `p` holds, for every
-//! `k` in `0..in`, the row `W[p·NR .. p·NR + NR][k]` contiguously, zero-padded past `out`. The
-//! products then stream each panel once, in order:
-//!
-//! - batch 1: `y[p·NR..] = Σ_k x[k] · panel[k]`, with four independent accumulator pairs;
-//! - batch > 1: tiles of 12 (then 8, 4, 1) rows of `x` against one panel, 24 accumulator
-//!   registers, `x[i][k]` broadcast and two panel vectors loaded per `k`.
-//!
-//! The panels are valid for one state of the weight: every [`Param`] carries a stamp that
-//! changes on each mutable access ([`Param::value_mut`], an optimizer step, a load), and a
-//! [`PackedWeight`] remembers the stamp it packed. It packs on the *second* call that sees
-//! the same stamp, so a training loop, whose weights change every step, never pays for
-//! packing, and a one-off call does not either.
+//! Dense-layer weights packed once for inference ([`PackedWeight`]); the AVX-512 products
+//! that read them are in `avx512.rs`.
 
 use crate::param::Param;
 use crate::Float;
@@ -26,7 +9,23 @@ use crate::Float;
 pub const MIN_PACK: usize = 4096;
 
 /// One dense layer's weight packed for inference, cached in a [`crate::Workspace`] slot.
-/// See the [module documentation](self) for the layout and when it (re)packs.
+///
+/// `ops::dense` computes `y = x·Wᵀ + b` with `W: [out, in]` row-major. A general GEMM
+/// repacks `W` into its own layout on every call, and a row-by-row GEMV reads `W` as several
+/// interleaved streams; both cost more than the arithmetic when the same `W` serves call
+/// after call. A `PackedWeight` keeps `W` rearranged into panels of
+/// [`Avx512::NR`](crate::blas::Avx512::NR) output columns (two AVX-512 registers wide):
+/// panel `p` holds, for every `k` in `0..in`, the row `W[p·NR .. p·NR + NR][k]`
+/// contiguously, zero-padded past `out`. The products stream each panel once, in order:
+/// batch 1 with four independent accumulator pairs; larger batches in tiles of 12 (then 8,
+/// 4, 1) rows of `x` against one panel, `x[i][k]` broadcast and two panel registers loaded
+/// per `k`.
+///
+/// The panels are valid for one state of the weight: every [`Param`] carries a stamp that
+/// changes on each mutable access ([`Param::value_mut`], an optimizer step, a load), and a
+/// `PackedWeight` remembers the stamp it packed. It packs on the *second* call that sees the
+/// same stamp, so a training loop, whose weights change every step, never pays for it, and
+/// a one-off call does not either.
 #[derive(Clone, Default)]
 pub struct PackedWeight<T> {
     data: Vec<T>,
@@ -94,14 +93,15 @@ impl<T> std::fmt::Debug for PackedWeight<T> {
     }
 }
 
-/// Rearranges `w: [out_f, in_f]` into panels of `NR` columns (see the module documentation).
+/// Rearranges `w: [out_f, in_f]` into panels of `NR` columns (see [`PackedWeight`]).
 /// `dst` only grows when it holds less than the panels need.
 pub(crate) fn pack<T: Float>(w: &[T], out_f: usize, in_f: usize, dst: &mut Vec<T>) {
     dst.resize(packed_len::<T>(out_f, in_f), T::zero());
     T::pack(w, out_f, in_f, dst);
 }
 
-/// The length of `w: [out_f, in_f]` packed: whole panels of [`Avx512::NR`] columns.
+/// The length of `w: [out_f, in_f]` packed: whole panels of
+/// [`Avx512::NR`](crate::blas::Avx512::NR) columns.
 pub fn packed_len<T: Float>(out_f: usize, in_f: usize) -> usize {
     out_f.div_ceil(T::NR) * T::NR * in_f
 }
