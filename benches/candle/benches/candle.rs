@@ -11,6 +11,11 @@
 //!   (`SgdMomentum`: PyTorch's update in candle tensor ops, candle-nn's `SGD` has none);
 //! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1.
 //!
+//! Calls are plain, as a user writes them, without `Device::Cpu.with_context` (which runs the
+//! work inside candle's own rayon pool): tried here, around each call it added some 10 µs
+//! (`tiny_infer/1` 1.4 → 12 µs), around the whole run it made `mlp_train_adam/64` about 4×
+//! slower while `cnn_infer/1` gained a fifth.
+//!
 //! Inputs are built once, outside the timed loops. Before timing, every workload is checked
 //! once (output shapes; training loss lower after a few steps) and candle is held to one
 //! thread, checked by candle's own setting and by CPU time over wall time (see the crate doc
