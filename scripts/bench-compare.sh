@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# nanograd against PyTorch and ONNX Runtime on the workloads of the "Speed" issue, float32,
-# one thread, back to back on the same machine: our criterion benches (benches/models.rs,
-# and benches/blas.rs for sgemm 64/256/1024 and the FMA peak), then the reference script
-# benches/reference/bench_reference.py, RUNS rounds (default 1) alternating the two; prints a
-# Markdown table of medians (each cell the best of the rounds: on a shared machine contention
-# only ever slows a run down), ratios (reference / nanograd, > 1 means nanograd is faster),
-# GFLOP/s and the issue's targets (benches/reference/compare_table.py).
+# nanograd against PyTorch, ONNX Runtime and candle on the workloads of the "Speed" issue,
+# float32, one thread, back to back on the same machine: our criterion benches
+# (benches/models.rs, and benches/blas.rs for sgemm 64/256/1024 and the FMA peak), then the
+# reference script benches/reference/bench_reference.py, then the same workloads in candle
+# (benches/candle, a crate of its own, run with RAYON_NUM_THREADS=1), RUNS rounds (default 1)
+# alternating the three; prints a Markdown table of medians (each cell the best of the rounds:
+# on a shared machine contention only ever slows a run down), ratios (reference or candle /
+# nanograd, > 1 means nanograd is faster), GFLOP/s and the issue's targets
+# (benches/reference/compare_table.py). The script stops if candle fails to build or run.
 # With KERNELS=1 it then runs benches/kernels.rs and prints where each workload's time goes
 # (benches/reference/kernel_table.py).
 # Raw outputs go to target/bench-compare/ (criterion's logs, medians and reference JSONs,
-# the tables); the last reference JSON is also copied to target/bench-reference.json.
+# the tables); the last reference JSON is also copied to target/bench-reference.json. candle
+# builds in benches/candle/target, where criterion also writes its results.
 # Usage: [RUNS=n] [WARM_UP=1] [MEASUREMENT_TIME=3] [KERNELS=1] scripts/bench-compare.sh
 # Needs: pip install -r benches/reference/requirements.txt
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left as the machine sets them.
@@ -27,8 +30,15 @@ python3 -c "import torch, onnx, onnxruntime" 2>/dev/null || {
     exit 2
 }
 cargo bench --bench models --bench blas --no-run >"$out/build-$stamp.txt" 2>&1
+# candle's own target directory, absolute: criterion (run from benches/candle) reads it too.
+candle_target=$PWD/benches/candle/target
+candle=(env CARGO_TARGET_DIR="$candle_target" cargo bench --manifest-path benches/candle/Cargo.toml)
+"${candle[@]}" --no-run >"$out/build-candle-$stamp.txt" 2>&1 || {
+    echo "bench-compare: benches/candle failed to build, see $out/build-candle-$stamp.txt" >&2
+    exit 1
+}
 
-ours=() refs=()
+ours=() refs=() candles=()
 for run in $(seq "${RUNS:-1}"); do
     tag=$stamp-$run
     since=$(date +%s)
@@ -42,12 +52,22 @@ for run in $(seq "${RUNS:-1}"); do
     echo "bench-compare: round $run: benches/reference/bench_reference.py" >&2
     python3 benches/reference/bench_reference.py --warm-up "$warm" --measurement-time "$measure" \
         --out "$out/reference-$tag.json" 2>"$out/reference-$tag.txt"
+    echo "bench-compare: round $run: benches/candle (cargo bench, RAYON_NUM_THREADS=1)" >&2
+    since=$(date +%s)
+    RAYON_NUM_THREADS=1 "${candle[@]}" -- "${args[@]}" >"$out/candle-$tag.txt" 2>&1 || {
+        echo "bench-compare: benches/candle failed, see $out/candle-$tag.txt" >&2
+        exit 1
+    }
+    python3 benches/reference/compare_table.py collect --criterion "$candle_target/criterion" \
+        --since "$since" --out "$out/candle-$tag.json"
     ours+=("$out/nanograd-$tag.json")
     refs+=("$out/reference-$tag.json")
+    candles+=("$out/candle-$tag.json")
 done
 cp "${refs[-1]}" target/bench-reference.json
 
-python3 benches/reference/compare_table.py table --ours "${ours[@]}" --reference "${refs[@]}" |
+python3 benches/reference/compare_table.py table --ours "${ours[@]}" --reference "${refs[@]}" \
+    --candle "${candles[@]}" |
     tee "$out/table-$stamp.md"
 
 if [ "${KERNELS:-0}" = 1 ]; then

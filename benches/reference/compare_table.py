@@ -13,16 +13,18 @@ fraction of the machine's single-thread f32 peak, PEAK_GFLOPS (BENCHMARKS.md, "B
 providers"); the FMA peak measured in the rounds (benches/blas.rs `peak/avx512_fma_f32`) is
 printed beside it as a measure of how much other work on the machine slowed the run,
 then each reference median with the ratio reference / nanograd (> 1: nanograd is faster),
-and whether the target is met.
+candle's median (benches/candle, criterion files of `collect` given with --candle, best over
+the rounds too) with the ratio candle / nanograd, and whether the target is met.
 
 Usage: compare_table.py collect --criterion target/criterion --since EPOCH_SECONDS --out F
-       compare_table.py table --ours F [F ...] --reference R [R ...]
+       compare_table.py table --ours F [F ...] --reference R [R ...] [--candle C [C ...]]
 """
 
 import argparse
 import glob
 import json
 import os
+import re
 
 # The single-thread f32 peak of the machine, GFLOP/s: the best `peak/avx512_fma_f32` of
 # benches/blas.rs on a quiet machine (BENCHMARKS.md, "BLAS providers").
@@ -97,6 +99,17 @@ def verdict(row, ns, gflops, ref):
     )
 
 
+def candle_version():
+    """The candle-core version locked in benches/candle/Cargo.lock, or "?"."""
+    lock = os.path.join(os.path.dirname(__file__), "..", "candle", "Cargo.lock")
+    try:
+        with open(lock) as f:
+            m = re.search(r'name = "candle-core"\nversion = "([^"]+)"', f.read())
+    except OSError:
+        return "?"
+    return m.group(1) if m else "?"
+
+
 def criterion_medians(root, since):
     """full_id -> (median ns, flops per call or None) of results written after `since`."""
     out = {}
@@ -137,6 +150,7 @@ def main():
     table = sub.add_parser("table")
     table.add_argument("--ours", nargs="+", required=True)
     table.add_argument("--reference", nargs="+", required=True)
+    table.add_argument("--candle", nargs="+", default=[], help="collect files of benches/candle")
     args = ap.parse_args()
 
     if args.command == "collect":
@@ -155,6 +169,11 @@ def main():
             references.append(json.load(f))
     reference = references[-1]
     refs = best_of([r["results"] for r in references])
+    candle_runs = []
+    for path in args.candle:
+        with open(path) as f:
+            candle_runs.append(json.load(f))
+    candle = best_of(candle_runs)
     peak = PEAK_GFLOPS
     measured_peak = None
     if "peak/avx512_fma_f32" in ours:
@@ -162,9 +181,10 @@ def main():
         measured_peak = flops / ns
 
     head = ["workload", "target", "nanograd", "GFLOP/s (% of peak)"]
-    head += [h for _, h in PROVIDERS] + ["target met?"]
+    head += [h for _, h in PROVIDERS] + (["candle"] if candle_runs else []) + ["target met?"]
     print("| " + " | ".join(head) + " |")
-    print("| --- | --- | ---: | ---: |" + " ---: |" * len(PROVIDERS) + " --- |")
+    n_providers = len(PROVIDERS) + (1 if candle_runs else 0)
+    print("| --- | --- | ---: | ---: |" + " ---: |" * n_providers + " --- |")
     for row, ref_name, target in ROWS:
         if row not in ours:
             continue
@@ -178,11 +198,17 @@ def main():
             cells.append("")
         for p, _ in PROVIDERS:
             cells.append(f"{fmt_time(ref[p])} ({ref[p] / ns:.2f}×)" if p in ref else "")
+        if candle_runs:
+            c = candle.get(row, (None,))[0]
+            cells.append(f"{fmt_time(c)} ({c / ns:.2f}×)" if c is not None else "")
         v = verdict(row, ns, gflops, ref)
         cells.append(v[1] if v else "")
         print("| " + " | ".join(cells) + " |")
     print()
-    print(f"Best median of {len(runs)} nanograd and {len(references)} reference rounds per cell.")
+    rounds = f"{len(runs)} nanograd and {len(references)} reference"
+    if candle_runs:
+        rounds = f"{len(runs)} nanograd, {len(references)} reference and {len(candle_runs)} candle"
+    print(f"Best median of {rounds} rounds per cell.")
     print(f"% of peak: of {PEAK_GFLOPS:.0f} GFLOP/s, the machine's single-thread f32 peak.", end="")
     if measured_peak:
         print(f" Measured in this run (benches/blas.rs, best round): {measured_peak:.1f} GFLOP/s;"
@@ -193,7 +219,9 @@ def main():
         f"Reference: PyTorch {m['torch']} ({m['torch_cpu_capability']}, {m['torch_threads']} thread), "
         f"ONNX Runtime {m['onnxruntime']}, Python {m['python']}; {m['date']}."
     )
-    print("Ratio = reference median / nanograd median: above 1, nanograd is faster.")
+    if candle_runs:
+        print(f"candle: candle-core {candle_version()} (benches/candle, CPU, one thread).")
+    print("Ratio = reference (or candle) median / nanograd median: above 1, nanograd is faster.")
 
 
 if __name__ == "__main__":
