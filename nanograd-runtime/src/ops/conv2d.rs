@@ -18,19 +18,21 @@
 //!
 //! The caller provides one workspace of [`Conv2dGeom::workspace_len`]`(n)` =
 //! `n · workspace_per_image() + workspace_fixed()` elements: first the columns of all `n`
-//! images, then the weight's gradient transposed, scratch for planes split by the stride,
+//! images, then the weight's gradient summed over the chunks, scratch for planes split by the stride,
 //! and one chunk's `Y` (or `dY`) before it is reordered. [`conv2d`] leaves `x`'s columns in
 //! it, so that [`conv2d_backward`] called next with [`Conv2dCols::Kept`] computes `dweight`
 //! from them instead of laying them out again; see [`Conv2dCols`] for the exact contract,
 //! and [`Conv2dCols::Recompute`] for a backward pass on its own.
 
 mod im2col;
+mod products;
 mod rows;
 
 use crate::blas::{gemm, Trans};
 use crate::{check_len, fmt_shape, invalid, Error, Float, Result};
 use im2col::{col2im_batch, im2col_batch};
-use rows::{add_row_sums, add_transposed, fill_rows, swap_leading};
+use products::add_row_products;
+use rows::{add_row_sums, fill_rows, swap_leading};
 
 /// The product of `dims`, or `None` when it overflows `usize`.
 pub(super) fn checked_numel(dims: &[usize]) -> Option<usize> {
@@ -204,7 +206,7 @@ impl Conv2dGeom {
     /// ```
     /// use nanograd_runtime::ops::Conv2dGeom;
     /// let g = Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap();
-    /// // per image: its columns [8·3·3, 14·14]; fixed: the weight's gradient transposed,
+    /// // per image: its columns [8·3·3, 14·14]; fixed: the weight's gradient,
     /// // a 28x28 plane split by the stride and merged back, the outputs of 6 images
     /// assert_eq!(g.workspace_per_image(), 72 * 196);
     /// assert_eq!(g.workspace_fixed(), 16 * 72 + 2 * 28 * 28 + 6 * 16 * 196);
@@ -232,7 +234,7 @@ impl Conv2dGeom {
 
     /// Workspace elements that do not grow with the batch, `weight + phases + chunk_out`:
     ///
-    /// - `weight = c_out·c_in·kh·kw`, the weight's gradient transposed;
+    /// - `weight = c_out·c_in·kh·kw`, the weight's gradient summed over the chunks;
     /// - `phases = 2·h·w` when `stride >= 2` and the output is the input divided by the
     ///   stride exactly (`out_h·stride = h` and `out_w·stride = w`), else 0: one input plane
     ///   split by the stride and one merged back;
@@ -268,8 +270,8 @@ impl Conv2dGeom {
         }
     }
 
-    /// The workspace of `n` images cut into its parts: the columns, the weight's gradient
-    /// transposed, the phase planes and a chunk's output.
+    /// The workspace of `n` images cut into its parts: the columns, the weight's gradient,
+    /// the phase planes and a chunk's output.
     fn split_workspace<'a, T>(&self, n: usize, ws: &'a mut [T]) -> [&'a mut [T]; 4] {
         let (cols, rest) = ws.split_at_mut(n * self.col_len());
         let (dwt, rest) = rest.split_at_mut(self.weight_len());
@@ -429,7 +431,7 @@ pub fn conv2d_backward<T: Float>(
     if let Some(db) = &dbias {
         check_len("conv2d", "dbias", g.c_out, db.len())?;
     }
-    let [cols, dwt, phases, out] = g.split_workspace(n, workspace);
+    let [cols, dw_sum, phases, out] = g.split_workspace(n, workspace);
     for ch in Chunks::new(g, n) {
         // dY as [c_out, width]: dy itself for one image, else reordered
         let dy = &dy[ch.images(g.output_len())];
@@ -448,23 +450,12 @@ pub fn conv2d_backward<T: Float>(
                 let x = &x[ch.images(g.input_len())];
                 im2col_batch(g, x, ch.ld, ch.cols(cols), phases);
             }
-            // dWᵀ = cols·dYᵀ: [k, width] · [width, c_out], summed over the chunks (the `gemm`
-            // crate runs this product up to 3 times faster than dW = dY·colsᵀ)
-            gemm(
-                Trans::No,
-                Trans::Yes,
-                ch.k,
-                g.c_out,
-                ch.width,
-                T::one(),
-                ch.cols(cols),
-                /* lda= */ ch.ld,
-                dy_t,
-                /* ldb= */ ch.width,
-                if ch.first { T::zero() } else { T::one() },
-                dwt,
-                /* ldc= */ g.c_out,
-            );
+            // dW += dY·colsᵀ: [c_out, width] · [width, k], as dot products of their rows,
+            // summed over the chunks in the workspace
+            if ch.first {
+                dw_sum.fill(T::zero());
+            }
+            add_row_products(dy_t, ch.width, ch.cols(cols), ch.ld, ch.width, dw_sum, ch.k);
         }
         if let Some(dx) = dx.as_deref_mut() {
             // d cols = Wᵀ·dY: [k, c_out] · [c_out, width], over the chunk's columns, which
@@ -494,7 +485,9 @@ pub fn conv2d_backward<T: Float>(
         }
     }
     if let (Some(dw), true) = (dweight, n > 0) {
-        add_transposed(dwt, dw, g.c_in * g.kh * g.kw);
+        for (d, &e) in dw.iter_mut().zip(&*dw_sum) {
+            *d += e;
+        }
     }
     Ok(())
 }
