@@ -2,6 +2,7 @@
 //! `y[n, c] = (1 / hw) · Σ_{i, j} x[n, c, i, j]` (the seed's `(C, H, W) -> (C,)` is `n = 1`).
 //! Gradient, "distributed uniformly over all spatial positions": `dx[n, c, i, j] += dy[n, c] / hw`.
 
+use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, invalid, Float, Result};
 
 /// Checks `hw > 0` and the lengths of a `[n, c, hw]` and a `[n, c]` buffer.
@@ -41,10 +42,7 @@ pub fn global_avg_pool2d<T: Float>(
     y: &mut [T],
 ) -> Result<()> {
     check(n, c, hw, ("x", x.len()), ("y", y.len()))?;
-    let scale = T::one() / T::from_usize(hw);
-    for (yi, row) in y.iter_mut().zip(x.chunks_exact(hw)) {
-        *yi = row.iter().copied().sum::<T>() * scale;
-    }
+    vectorize_above(x.len(), Pool { x, hw, y });
     Ok(())
 }
 
@@ -57,14 +55,59 @@ pub fn global_avg_pool2d_backward<T: Float>(
     dx: &mut [T],
 ) -> Result<()> {
     check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
-    let scale = T::one() / T::from_usize(hw);
-    for (&g, row) in dy.iter().zip(dx.chunks_exact_mut(hw)) {
-        let share = g * scale;
-        for d in row {
-            *d += share;
+    vectorize_above(dx.len(), PoolBackward { dy, hw, dx });
+    Ok(())
+}
+
+/// [`global_avg_pool2d`]'s loop: each row summed in [`LANES`] interleaved partial sums, so
+/// that it vectorises (float sums are not reassociated otherwise).
+struct Pool<'a, T> {
+    x: &'a [T],
+    hw: usize,
+    y: &'a mut [T],
+}
+
+/// Partial sums of one row.
+const LANES: usize = 16;
+
+impl<T: Float> Kernel for Pool<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let scale = T::one() / T::from_usize(self.hw);
+        for (yi, row) in self.y.iter_mut().zip(self.x.chunks_exact(self.hw)) {
+            let (chunks, tail) = row.as_chunks::<LANES>();
+            let mut acc = [T::zero(); LANES];
+            for chunk in chunks {
+                for (a, &e) in acc.iter_mut().zip(chunk) {
+                    *a += e;
+                }
+            }
+            let tail = tail.iter().fold(T::zero(), |s, &e| s + e);
+            *yi = acc.iter().fold(tail, |s, &a| s + a) * scale;
         }
     }
-    Ok(())
+}
+
+/// [`global_avg_pool2d_backward`]'s loop.
+struct PoolBackward<'a, T> {
+    dy: &'a [T],
+    hw: usize,
+    dx: &'a mut [T],
+}
+
+impl<T: Float> Kernel for PoolBackward<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let scale = T::one() / T::from_usize(self.hw);
+        for (&g, row) in self.dy.iter().zip(self.dx.chunks_exact_mut(self.hw)) {
+            let share = g * scale;
+            for d in row {
+                *d += share;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,23 +1,57 @@
 //! `relu(x) = max(0, x)`; `d relu / dx = 1` where `x > 0`, else `0` (PyTorch's choice at 0).
 //! A NaN input stays NaN, as in PyTorch.
 
-use super::{unary, unary_backward};
-use crate::{Float, Result};
+use crate::simd::{vectorize_above, Kernel};
+use crate::{check_len, Float, Result};
 
 /// `y = max(0, x)` elementwise.
 pub fn relu<T: Float>(x: &[T], y: &mut [T]) -> Result<()> {
-    unary("relu", x, y, |v| if v < T::zero() { T::zero() } else { v })
+    check_len("relu", "y", x.len(), y.len())?;
+    vectorize_above(x.len(), Relu { x, y });
+    Ok(())
 }
 
 /// `dx += dy * [x > 0]`.
 pub fn relu_backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
-    unary_backward("relu", x, y, dy, dx, |x, _, g| {
-        if x > T::zero() {
-            g
-        } else {
-            T::zero()
+    let n = x.len();
+    check_len("relu", "y", n, y.len())?;
+    check_len("relu", "dy", n, dy.len())?;
+    check_len("relu", "dx", n, dx.len())?;
+    vectorize_above(n, ReluBackward { x, dy, dx });
+    Ok(())
+}
+
+/// [`relu`]'s loop, compiled for the CPU's widest vectors.
+struct Relu<'a, T> {
+    x: &'a [T],
+    y: &'a mut [T],
+}
+
+impl<T: Float> Kernel for Relu<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for (yi, &xi) in self.y.iter_mut().zip(self.x) {
+            *yi = if xi < T::zero() { T::zero() } else { xi };
         }
-    })
+    }
+}
+
+/// [`relu_backward`]'s loop, compiled for the CPU's widest vectors.
+struct ReluBackward<'a, T> {
+    x: &'a [T],
+    dy: &'a [T],
+    dx: &'a mut [T],
+}
+
+impl<T: Float> Kernel for ReluBackward<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for ((d, &xi), &g) in self.dx.iter_mut().zip(self.x).zip(self.dy) {
+            *d += if xi > T::zero() { g } else { T::zero() };
+        }
+    }
 }
 
 #[cfg(test)]
