@@ -17,7 +17,7 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Graph, NodeId, Op};
+use crate::ir::{Graph, NodeId, Op, Unary};
 use crate::shape::Shape;
 
 /// A length `batch * b + f`.
@@ -96,6 +96,9 @@ pub struct GraphGen<'a> {
     pub(super) regions: Vec<(Ident, Size)>,
     /// Gradient regions, carved after the forward ones.
     pub(super) grad_regions: Vec<(Ident, Size)>,
+    /// The call `(node, input)` whose backward kernel writes first into the gradient region
+    /// of each node, when that kernel can overwrite it: the region is then not zeroed.
+    pub(super) overwritten_by: Vec<Option<(NodeId, usize)>>,
 }
 
 pub(super) fn v(id: NodeId) -> Ident {
@@ -134,9 +137,49 @@ impl<'a> GraphGen<'a> {
             needs_grad,
             regions: Vec::new(),
             grad_regions: Vec::new(),
+            overwritten_by: vec![None; n],
         };
         gen.plan();
+        if backward {
+            gen.overwritten_by = (0..n).map(|id| gen.first_write(id)).collect();
+        }
         gen
+    }
+
+    /// The call that writes first into the gradient region of `id`, if it can overwrite it:
+    /// the backward pass runs in reverse definition order, so the first writer is the last
+    /// node that takes `id` (or a reshape of it) as an input, at its first such input. Not
+    /// for the output's gradient (seeded before the backward pass), inputs and parameters
+    /// (their gradients belong to the caller and accumulate), or a node whose first writer
+    /// has no overwriting kernel: relu, global average pooling and conv2d's `dx` have one.
+    ///
+    /// ```text
+    /// ::nanograd::ops::relu_backward_overwrite(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
+    /// ```
+    fn first_write(&self, id: NodeId) -> Option<(NodeId, usize)> {
+        let has_region = self.needs_grad[id] && self.has_buffer(id) && self.root[id] == id;
+        if !has_region || id == self.root[self.g.output] {
+            return None;
+        }
+        let (user, j) = (0..self.g.nodes.len()).rev().find_map(|c| {
+            if !self.needs_grad[c] || !self.has_buffer(c) {
+                return None;
+            }
+            let ins = &self.g.nodes[c].inputs;
+            let j = (0..ins.len()).find(|&j| self.needs_grad[ins[j]] && self.root[ins[j]] == id)?;
+            Some((c, j))
+        })?;
+        let can = match self.g.nodes[user].op {
+            Op::Unary(Unary::Relu) | Op::GlobalAvgPool2d | Op::Conv2d { .. } => j == 0,
+            _ => false,
+        };
+        can.then_some((user, j))
+    }
+
+    /// Whether input `j` of `id` overwrites its gradient (see [`GraphGen::first_write`]).
+    pub(super) fn overwrites(&self, id: NodeId, j: usize) -> bool {
+        let r = self.root[self.g.nodes[id].inputs[j]];
+        self.overwritten_by[r] == Some((id, j))
     }
 
     pub(super) fn shape(&self, id: NodeId) -> &Shape {
@@ -248,11 +291,20 @@ impl<'a> GraphGen<'a> {
         quote! { #(#lines)* let _ = __ws; }
     }
 
-    /// The gradient regions as one `fill(0)`: intermediate gradients start at zero.
+    /// The gradient regions as one `fill(0)` each: intermediate gradients start at zero,
+    /// except those whose first contribution overwrites them.
     pub fn zero_grads(&self) -> TokenStream {
-        let lines = self.grad_regions.iter().map(|(name, _)| {
-            quote! { #name.fill(T::zero()); }
-        });
+        let skipped: Vec<Ident> = (0..self.g.nodes.len())
+            .filter(|&id| self.overwritten_by[id].is_some())
+            .map(gr)
+            .collect();
+        let lines = self
+            .grad_regions
+            .iter()
+            .filter(|(name, _)| !skipped.contains(name))
+            .map(|(name, _)| {
+                quote! { #name.fill(T::zero()); }
+            });
         quote! { #(#lines)* }
     }
 

@@ -412,9 +412,46 @@ pub fn conv2d_backward<T: Float>(
     n: usize,
     workspace: &mut [T],
     cols_held: Conv2dCols,
-    mut dx: Option<&mut [T]>,
+    dx: Option<&mut [T]>,
     dweight: Option<&mut [T]>,
-    mut dbias: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+) -> Result<()> {
+    let grads = (dx, dweight, dbias);
+    backward(g, x, weight, dy, n, workspace, cols_held, grads, true)
+}
+
+/// [`conv2d_backward`] for a `dx` that holds nothing yet (the first contribution to a
+/// gradient, which then needs no zeroing): `dx = col2im(weightᵀ·dY)`, whatever `dx` held;
+/// `dweight` and `dbias` are added to as in [`conv2d_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_overwrite<T: Float>(
+    g: &Conv2dGeom,
+    x: &[T],
+    weight: &[T],
+    dy: &[T],
+    n: usize,
+    workspace: &mut [T],
+    cols_held: Conv2dCols,
+    dx: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+) -> Result<()> {
+    let grads = (dx, dweight, dbias);
+    backward(g, x, weight, dy, n, workspace, cols_held, grads, false)
+}
+
+/// [`conv2d_backward`], adding onto `dx` when `add_dx`, else overwriting it.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn backward<T: Float>(
+    g: &Conv2dGeom,
+    x: &[T],
+    weight: &[T],
+    dy: &[T],
+    n: usize,
+    workspace: &mut [T],
+    cols_held: Conv2dCols,
+    (mut dx, dweight, mut dbias): (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
+    add_dx: bool,
 ) -> Result<()> {
     g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("dy", dy.len()))?;
     if let Some(dx) = &dx {
@@ -481,6 +518,7 @@ pub fn conv2d_backward<T: Float>(
                 ch.ld,
                 &mut dx[ch.images(g.input_len())],
                 phases,
+                add_dx,
             );
         }
     }
@@ -881,6 +919,45 @@ mod tests {
     fn kept_columns_equal_recomputed_ones() {
         kept_equals_recomputed::<f64>();
         kept_equals_recomputed::<f32>();
+    }
+
+    #[test]
+    fn overwriting_dx_equals_adding_onto_zeros() {
+        // every col2im path: stride-2 phase homes, stride 1 aligned, stride-3 phase planes,
+        // the general one; dweight and dbias still accumulate
+        for (i, g) in [
+            Conv2dGeom::new(2, 8, 6, 3, 3, 3, 2, 1).unwrap(),
+            Conv2dGeom::new(2, 5, 4, 3, 3, 3, 1, 1).unwrap(),
+            Conv2dGeom::new(2, 6, 9, 2, 3, 3, 3, 0).unwrap(),
+            Conv2dGeom::new(1, 5, 6, 2, 2, 3, 2, 0).unwrap(),
+            Conv2dGeom::new(1, 15, 15, 2, 3, 3, 1, 1).unwrap(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let n = 7;
+            let seed = 10 * i as u64;
+            let x: Vec<f64> = random_vec(seed, n * g.input_len(), -1.0, 1.0);
+            let w: Vec<f64> = random_vec(seed + 1, g.weight_len(), -1.0, 1.0);
+            let dy: Vec<f64> = random_vec(seed + 2, n * g.output_len(), -1.0, 1.0);
+            let run = |overwrite: bool, dx0: f64| {
+                let mut ws = vec![f64::NAN; g.workspace_len(n)];
+                let (mut dx, mut dw, mut db) = (vec![dx0; x.len()], vec![1.0; w.len()], [2.0; 3]);
+                let db = &mut db[..g.c_out];
+                let f = if overwrite {
+                    conv2d_backward_overwrite
+                } else {
+                    conv2d_backward
+                };
+                let cols = Conv2dCols::Recompute;
+                let grads = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
+                f(g, &x, &w, &dy, n, &mut ws, cols, grads.0, grads.1, grads.2).unwrap();
+                (dx, dw, db.to_vec())
+            };
+            let (set, added) = (run(true, f64::NAN), run(false, 0.0));
+            assert_close!(set.0, added.0, 1e-14);
+            assert_eq!((set.1, set.2), (added.1, added.2), "{g:?}");
+        }
     }
 
     #[test]

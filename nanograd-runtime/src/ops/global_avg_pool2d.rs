@@ -55,7 +55,21 @@ pub fn global_avg_pool2d_backward<T: Float>(
     dx: &mut [T],
 ) -> Result<()> {
     check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
-    vectorize_above(dx.len(), PoolBackward { dy, hw, dx });
+    vectorize_above(dx.len(), PoolBackward::<T, true> { dy, hw, dx });
+    Ok(())
+}
+
+/// `dx[r, ..] = dy[r] / hw`: [`global_avg_pool2d_backward`] for a `dx` that holds nothing
+/// yet (the first contribution to a gradient, which then needs no zeroing).
+pub fn global_avg_pool2d_backward_overwrite<T: Float>(
+    dy: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
+    vectorize_above(dx.len(), PoolBackward::<T, false> { dy, hw, dx });
     Ok(())
 }
 
@@ -89,22 +103,26 @@ impl<T: Float> Kernel for Pool<'_, T> {
     }
 }
 
-/// [`global_avg_pool2d_backward`]'s loop.
-struct PoolBackward<'a, T> {
+/// [`global_avg_pool2d_backward`]'s loop, adding onto `dx` when `ADD`, else overwriting it.
+struct PoolBackward<'a, T, const ADD: bool> {
     dy: &'a [T],
     hw: usize,
     dx: &'a mut [T],
 }
 
-impl<T: Float> Kernel for PoolBackward<'_, T> {
+impl<T: Float, const ADD: bool> Kernel for PoolBackward<'_, T, ADD> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
         let scale = T::one() / T::from_usize(self.hw);
         for (&g, row) in self.dy.iter().zip(self.dx.chunks_exact_mut(self.hw)) {
             let share = g * scale;
-            for d in row {
-                *d += share;
+            if ADD {
+                for d in row {
+                    *d += share;
+                }
+            } else {
+                row.fill(share);
             }
         }
     }
@@ -127,6 +145,10 @@ mod tests {
         let mut dx = [1.0f32; 8];
         global_avg_pool2d_backward(&[2.0, 4.0], 1, 2, 4, &mut dx).unwrap();
         assert_close!(dx, [1.5f32, 1.5, 1.5, 1.5, 2.0, 2.0, 2.0, 2.0]);
+        // overwriting: dy / 4 whatever dx held
+        let mut dx = [f32::NAN; 8];
+        global_avg_pool2d_backward_overwrite(&[2.0, 4.0], 1, 2, 4, &mut dx).unwrap();
+        assert_close!(dx, [0.5f32, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]);
     }
 
     #[test]
@@ -142,6 +164,9 @@ mod tests {
             y.iter().zip(&u).map(|(p, q)| p * q).sum::<f64>()
         };
         assert_gradient("global_avg_pool2d", loss, &x, &dx, 1e-7);
+        let mut set = vec![f64::NAN; x.len()];
+        global_avg_pool2d_backward_overwrite(&u, n, c, hw, &mut set).unwrap();
+        assert_eq!(set, dx);
     }
 
     #[test]

@@ -13,11 +13,25 @@ pub fn relu<T: Float>(x: &[T], y: &mut [T]) -> Result<()> {
 
 /// `dx += dy * [x > 0]`.
 pub fn relu_backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
+    backward(x, y, dy, dx, true)
+}
+
+/// `dx = dy * [x > 0]`: [`relu_backward`] for a `dx` that holds nothing yet (the first
+/// contribution to a gradient, which then needs no zeroing).
+pub fn relu_backward_overwrite<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
+    backward(x, y, dy, dx, false)
+}
+
+fn backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T], add: bool) -> Result<()> {
     let n = x.len();
     check_len("relu", "y", n, y.len())?;
     check_len("relu", "dy", n, dy.len())?;
     check_len("relu", "dx", n, dx.len())?;
-    vectorize_above(n, ReluBackward { x, dy, dx });
+    if add {
+        vectorize_above(n, ReluBackward::<T, true> { x, dy, dx });
+    } else {
+        vectorize_above(n, ReluBackward::<T, false> { x, dy, dx });
+    }
     Ok(())
 }
 
@@ -37,19 +51,21 @@ impl<T: Float> Kernel for Relu<'_, T> {
     }
 }
 
-/// [`relu_backward`]'s loop, compiled for the CPU's widest vectors.
-struct ReluBackward<'a, T> {
+/// [`relu_backward`]'s loop (adding onto `dx` when `ADD`, else overwriting it), compiled
+/// for the CPU's widest vectors.
+struct ReluBackward<'a, T, const ADD: bool> {
     x: &'a [T],
     dy: &'a [T],
     dx: &'a mut [T],
 }
 
-impl<T: Float> Kernel for ReluBackward<'_, T> {
+impl<T: Float, const ADD: bool> Kernel for ReluBackward<'_, T, ADD> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
         for ((d, &xi), &g) in self.dx.iter_mut().zip(self.x).zip(self.dy) {
-            *d += if xi > T::zero() { g } else { T::zero() };
+            let v = if xi > T::zero() { g } else { T::zero() };
+            *d = if ADD { *d + v } else { v };
         }
     }
 }
@@ -70,6 +86,10 @@ mod tests {
         let mut dx = [1.0f32; 4];
         relu_backward(&x, &y, &[10.0, 10.0, 10.0, 10.0], &mut dx).unwrap();
         assert_close!(dx, [1.0f32, 1.0, 11.0, 11.0]);
+        // the overwriting form ignores what dx held (NaN here)
+        let mut dx = [f32::NAN; 4];
+        relu_backward_overwrite(&x, &y, &[10.0, 10.0, 10.0, 10.0], &mut dx).unwrap();
+        assert_close!(dx, [0.0f32, 0.0, 10.0, 10.0]);
         relu(&[f32::NAN], &mut y[..1]).unwrap();
         assert!(y[0].is_nan());
     }
@@ -92,6 +112,9 @@ mod tests {
             y.iter().zip(&w).map(|(a, b)| a * b).sum()
         };
         assert_gradient("relu", loss, &x, &dx, 1e-7);
+        let mut set = vec![f64::NAN; 12];
+        relu_backward_overwrite(&x, &y, &w, &mut set).unwrap();
+        assert_eq!(set, dx);
     }
 
     #[test]

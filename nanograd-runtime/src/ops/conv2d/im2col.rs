@@ -73,14 +73,15 @@ pub(super) fn im2col_batch<T: Float>(
 }
 
 /// The adjoint of [`im2col_batch`]: adds the columns `cols: [c_in·kh·kw, m·out_h·out_w]`
-/// (rows `ld` apart) onto `dx: [m, c_in, h, w]`. The entries of `cols` are scratch
-/// afterwards (some set to 0).
+/// (rows `ld` apart) onto `dx: [m, c_in, h, w]`, or writes them there when `add` is false
+/// (whatever `dx` held). The entries of `cols` are scratch afterwards (some set to 0).
 pub(super) fn col2im_batch<T: Float>(
     g: &Conv2dGeom,
     cols: &mut [T],
     ld: usize,
     dx: &mut [T],
     phases: &mut [T],
+    add: bool,
 ) {
     vectorize(Col2im {
         g,
@@ -88,6 +89,7 @@ pub(super) fn col2im_batch<T: Float>(
         ld,
         dx,
         phases,
+        add,
     })
 }
 
@@ -130,6 +132,7 @@ struct Col2im<'a, T> {
     ld: usize,
     dx: &'a mut [T],
     phases: &'a mut [T],
+    add: bool,
 }
 
 impl<T: Float> Kernel for Col2im<'_, T> {
@@ -142,13 +145,17 @@ impl<T: Float> Kernel for Col2im<'_, T> {
             ld,
             dx,
             phases,
+            add,
         } = self;
         let ohw = g.out_h() * g.out_w();
         for (img, dx_img) in dx.chunks_exact_mut(g.input_len()).enumerate() {
             let cols = &mut cols[img * ohw..];
             if g.is_aligned() {
-                col2im_aligned(g, cols, ld, dx_img, phases);
+                col2im_aligned(g, cols, ld, dx_img, phases, add);
             } else {
+                if !add {
+                    dx_img.fill(T::zero());
+                }
                 col2im(g, cols, ld, dx_img);
             }
         }
@@ -329,7 +336,7 @@ fn im2col_aligned<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize, 
 }
 
 /// [`col2im`] for an aligned geometry: one vectorised add per row of the columns, after
-/// setting the entries that wrapped across a row edge to 0.
+/// setting the entries that wrapped across a row edge to 0. Overwrites `dx` unless `add`.
 #[inline(always)]
 fn col2im_aligned<T: Float>(
     g: &Conv2dGeom,
@@ -337,14 +344,18 @@ fn col2im_aligned<T: Float>(
     ld: usize,
     dx: &mut [T],
     phases: &mut [T],
+    add: bool,
 ) {
     let (oh, ow, taps) = (g.out_h(), g.out_w(), g.kh * g.kw);
     let ohw = oh * ow;
     if let Some(homes) = g.phase_homes() {
         for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
-            col2im_homes(g, &mut cols[c * taps * ld..], ld, plane, homes, phases);
+            col2im_homes(g, &mut cols[c * taps * ld..], ld, plane, homes, phases, add);
         }
         return;
+    }
+    if !add {
+        dx.fill(T::zero());
     }
     for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
         let acc: &mut [T] = if g.stride == 1 {
@@ -412,7 +423,7 @@ fn im2col_homes<T: Float>(
 
 /// [`col2im_aligned`] of one plane with stride 2 and [`Conv2dGeom::phase_homes`]: every
 /// other tap is added onto the home row of its phase, and the home rows are merged onto
-/// `plane` through `scratch` (`h·w` elements).
+/// `plane` through `scratch` (`h·w` elements) when `add`, else straight into `plane`.
 #[inline(always)]
 fn col2im_homes<T: Float>(
     g: &Conv2dGeom,
@@ -421,6 +432,7 @@ fn col2im_homes<T: Float>(
     plane: &mut [T],
     homes: [usize; 4],
     scratch: &mut [T],
+    add: bool,
 ) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let ohw = oh * ow;
@@ -435,15 +447,21 @@ fn col2im_homes<T: Float>(
             *d += e;
         }
     }
-    let merged = &mut scratch[..g.h * g.w];
+    let merged = if add {
+        &mut scratch[..g.h * g.w]
+    } else {
+        &mut *plane
+    };
     let home = |q: usize| &cols[homes[q] * ld..][..ohw];
     for (row_index, row) in merged.chunks_exact_mut(g.w).enumerate() {
         let (a, qr) = (row_index / 2, row_index % 2);
         let (even, odd) = (home(2 * qr), home(2 * qr + 1));
         interleave(&even[a * ow..][..ow], &odd[a * ow..][..ow], row);
     }
-    for (d, &e) in plane.iter_mut().zip(&*merged) {
-        *d += e;
+    if add {
+        for (d, &e) in plane.iter_mut().zip(&scratch[..g.h * g.w]) {
+            *d += e;
+        }
     }
 }
 
@@ -825,9 +843,28 @@ mod tests {
             let cols: Vec<f64> = random_vec(2, k * ld, -1.0, 1.0);
             let dx0: Vec<f64> = random_vec(3, g.input_len(), -1.0, 1.0);
             let (mut fast, mut general) = (dx0.clone(), dx0);
-            col2im_aligned(&g, &mut cols.clone()[ohw..], ld, &mut fast, &mut phases);
+            col2im_aligned(
+                &g,
+                &mut cols.clone()[ohw..],
+                ld,
+                &mut fast,
+                &mut phases,
+                true,
+            );
             col2im(&g, &cols[ohw..], ld, &mut general);
             assert_close!(fast, general, 1e-14);
+            // overwriting equals adding onto zeros, whatever dx held
+            let (mut set, mut zeros) = (vec![f64::NAN; g.input_len()], vec![0.0; g.input_len()]);
+            col2im_aligned(
+                &g,
+                &mut cols.clone()[ohw..],
+                ld,
+                &mut set,
+                &mut phases,
+                false,
+            );
+            col2im(&g, &cols[ohw..], ld, &mut zeros);
+            assert_close!(set, zeros, 1e-14);
         }
     }
 }
