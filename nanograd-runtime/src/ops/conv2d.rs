@@ -469,7 +469,7 @@ fn backward<T: Float>(
         check_len("conv2d", "dbias", g.c_out, db.len())?;
     }
     let [cols, dw_sum, phases, out] = g.split_workspace(n, workspace);
-    for ch in Chunks::new(g, n) {
+    for ch in Chunks::backward(g, n) {
         // dY as [c_out, width]: dy itself for one image, else reordered
         let dy = &dy[ch.images(g.output_len())];
         let dy_t: &[T] = if ch.count == 1 {
@@ -569,11 +569,28 @@ struct Chunks {
 
 impl Chunks {
     fn new(g: &Conv2dGeom, n: usize) -> Self {
+        Self::of(g, n, g.chunk_images())
+    }
+
+    /// The chunks of the backward pass: of the most images up to
+    /// [`Conv2dGeom::chunk_images`] whose outputs fill whole 16-lane vectors (4 planes of
+    /// 14x14 = 49 vectors), when that is at least half as many; else as [`Chunks::new`].
+    /// The weight's gradient takes dot products along the chunk's rows: without a partial
+    /// vector at their end they run about a quarter faster.
+    fn backward(g: &Conv2dGeom, n: usize) -> Self {
+        let (most, ohw) = (g.chunk_images(), g.out_h() * g.out_w());
+        let whole = (most.div_ceil(2)..=most)
+            .rev()
+            .find(|&m| (m * ohw).is_multiple_of(16));
+        Self::of(g, n, whole.unwrap_or(most))
+    }
+
+    fn of(g: &Conv2dGeom, n: usize, images: usize) -> Self {
         Chunks {
             next: 0,
             index: 0,
             n,
-            count: n.div_ceil(g.chunk_images()),
+            count: n.div_ceil(images),
             ohw: g.out_h() * g.out_w(),
             k: g.c_in * g.kh * g.kw,
         }
@@ -1051,6 +1068,18 @@ mod tests {
         assert_eq!(starts, [(0, 5), (5, 4), (9, 4)]);
         assert_eq!(chunks(1), [(0, 1, true, 225, 225)]);
         assert!(chunks(0).is_empty());
+        // the backward pass: 4 planes of 196 outputs are 49 vectors of 16 (32 images in 8
+        // chunks of 4); 225 outputs never fill whole vectors below 16 images (chunks of 5)
+        let backward = |g: &Conv2dGeom, n| -> Vec<_> {
+            Chunks::backward(g, n).map(|c| (c.start, c.count)).collect()
+        };
+        let g2 = g(8, 28, 28, 3, 2, 1);
+        assert_eq!(
+            backward(&g2, 32),
+            (0..8).map(|c| (4 * c, 4)).collect::<Vec<_>>()
+        );
+        assert_eq!(backward(&g(1, 15, 15, 3, 1, 1), 10), [(0, 5), (5, 5)]);
+        assert_eq!(backward(&g(1, 28, 28, 3, 1, 1), 2), [(0, 1), (1, 1)]);
     }
 
     #[test]
