@@ -99,6 +99,8 @@ pub struct GraphGen<'a> {
     /// The call `(node, input)` whose backward kernel writes first into the gradient region
     /// of each node, when that kernel can overwrite it: the region is then not zeroed.
     pub(super) overwritten_by: Vec<Option<(NodeId, usize)>>,
+    /// Relu nodes whose backward pass their only user does (see [`GraphGen::folds_relu`]).
+    pub(super) folded_relu: Vec<bool>,
 }
 
 pub(super) fn v(id: NodeId) -> Ident {
@@ -138,12 +140,54 @@ impl<'a> GraphGen<'a> {
             regions: Vec::new(),
             grad_regions: Vec::new(),
             overwritten_by: vec![None; n],
+            folded_relu: vec![false; n],
         };
         gen.plan();
         if backward {
             gen.overwritten_by = (0..n).map(|id| gen.first_write(id)).collect();
+            gen.folded_relu = (0..n).map(|id| gen.folds_relu(id)).collect();
         }
         gen
+    }
+
+    /// Whether relu node `id` leaves its backward pass to its only user, a convolution or a
+    /// global average pooling, which then writes the gradient of the relu's input through
+    /// relu's derivative (`conv2d_backward_through_relu`,
+    /// `global_avg_pool2d_backward_through_relu`): one pass over the gradient instead of
+    /// two. Only when the relu is the first writer of its input's gradient and overwrites it,
+    /// and the user's call is the only contribution to the relu's own gradient.
+    ///
+    /// ```text
+    /// ::nanograd::ops::conv2d_backward_through_relu(&G, &*__v3, __pv4, &*__g6, __b, ..,
+    ///     Some(&mut *__g2), Some(&mut *__pg4), Some(&mut *__pg5))?;   // no relu_backward
+    /// ```
+    fn folds_relu(&self, id: NodeId) -> bool {
+        if !matches!(self.g.nodes[id].op, Op::Unary(Unary::Relu)) || !self.needs_grad[id] {
+            return false;
+        }
+        let Some((user, 0)) = self.overwritten_by[id] else {
+            return false;
+        };
+        let input = self.g.nodes[id].inputs[0];
+        let contributions: usize = (0..self.g.nodes.len())
+            .filter(|&c| self.needs_grad[c] && self.has_buffer(c))
+            .map(|c| {
+                let ins = &self.g.nodes[c].inputs;
+                ins.iter().filter(|&&i| self.root[i] == id).count()
+            })
+            .sum();
+        contributions == 1
+            && self.overwritten_by[self.root[input]] == Some((id, 0))
+            && matches!(
+                self.g.nodes[user].op,
+                Op::Conv2d { .. } | Op::GlobalAvgPool2d
+            )
+    }
+
+    /// Whether input `j` of `id` is a relu whose backward pass this call does.
+    pub(super) fn through_relu(&self, id: NodeId, j: usize) -> Option<NodeId> {
+        let r = self.root[self.g.nodes[id].inputs[j]];
+        (self.folded_relu[r] && self.overwritten_by[r] == Some((id, j))).then_some(r)
     }
 
     /// The call that writes first into the gradient region of `id`, if it can overwrite it:

@@ -29,6 +29,7 @@ mod im2col;
 mod products;
 mod rows;
 
+use super::relu::keep_where_positive;
 use crate::blas::{gemm, Trans};
 use crate::{check_len, fmt_shape, invalid, Error, Float, Result};
 use im2col::{col2im_batch, im2col_batch};
@@ -419,7 +420,7 @@ pub fn conv2d_backward<T: Float>(
     dbias: Option<&mut [T]>,
 ) -> Result<()> {
     let grads = (dx, dweight, dbias);
-    backward(g, x, weight, dy, n, workspace, cols_held, grads, true)
+    backward(g, x, weight, dy, n, workspace, cols_held, grads, Dx::Add)
 }
 
 /// [`conv2d_backward`] for a `dx` that holds nothing yet (the first contribution to a
@@ -439,10 +440,62 @@ pub fn conv2d_backward_overwrite<T: Float>(
     dbias: Option<&mut [T]>,
 ) -> Result<()> {
     let grads = (dx, dweight, dbias);
-    backward(g, x, weight, dy, n, workspace, cols_held, grads, false)
+    backward(
+        g,
+        x,
+        weight,
+        dy,
+        n,
+        workspace,
+        cols_held,
+        grads,
+        Dx::Overwrite,
+    )
 }
 
-/// [`conv2d_backward`], adding onto `dx` when `add_dx`, else overwriting it.
+/// [`conv2d_backward_overwrite`] for a convolution whose input is `x = relu(h)`, giving the
+/// gradient of `h` in `dx`: `dx = [x > 0]·col2im(weightᵀ·dY)` (`x > 0` exactly where
+/// `h > 0`, relu's derivative), so that relu's own backward pass is not needed. Generated
+/// code calls it when the convolution is the only user of the relu.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward_through_relu<T: Float>(
+    g: &Conv2dGeom,
+    x: &[T],
+    weight: &[T],
+    dy: &[T],
+    n: usize,
+    workspace: &mut [T],
+    cols_held: Conv2dCols,
+    dx: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+) -> Result<()> {
+    let grads = (dx, dweight, dbias);
+    backward(
+        g,
+        x,
+        weight,
+        dy,
+        n,
+        workspace,
+        cols_held,
+        grads,
+        Dx::ThroughRelu,
+    )
+}
+
+/// How [`backward`] writes `dx`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dx {
+    /// `dx += col2im(..)`.
+    Add,
+    /// `dx = col2im(..)`.
+    Overwrite,
+    /// `dx = [x > 0]·col2im(..)`.
+    ThroughRelu,
+}
+
+/// [`conv2d_backward`] with `dx` written as `how` says.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn backward<T: Float>(
     g: &Conv2dGeom,
@@ -453,7 +506,7 @@ fn backward<T: Float>(
     workspace: &mut [T],
     cols_held: Conv2dCols,
     (mut dx, dweight, mut dbias): (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
-    add_dx: bool,
+    how: Dx,
 ) -> Result<()> {
     g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("dy", dy.len()))?;
     if let Some(dx) = &dx {
@@ -514,14 +567,11 @@ fn backward<T: Float>(
                 ch.cols(cols),
                 /* ldc= */ ch.ld,
             );
-            col2im_batch(
-                g,
-                ch.cols(cols),
-                ch.ld,
-                &mut dx[ch.images(g.input_len())],
-                phases,
-                add_dx,
-            );
+            let dx = &mut dx[ch.images(g.input_len())];
+            col2im_batch(g, ch.cols(cols), ch.ld, dx, phases, how == Dx::Add);
+            if how == Dx::ThroughRelu {
+                keep_where_positive(&x[ch.images(g.input_len())], dx);
+            }
         }
     }
     if let (Some(dw), true) = (dweight, n > 0) {
@@ -974,6 +1024,30 @@ mod tests {
             assert_close!(set.0, added.0, 1e-14);
             assert_eq!((set.1, set.2), (added.1, added.2), "{g:?}");
         }
+    }
+
+    #[test]
+    fn through_relu_equals_relu_backward_after_overwrite() {
+        // x = relu(h): dh = relu_backward(h, dx) of the plain gradient, in one call
+        let g = Conv2dGeom::new(2, 8, 6, 3, 3, 3, 2, 1).unwrap();
+        let n = 3;
+        let h: Vec<f64> = random_vec(1, n * g.input_len(), -1.0, 1.0);
+        let x: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+        let w: Vec<f64> = random_vec(2, g.weight_len(), -1.0, 1.0);
+        let dy: Vec<f64> = random_vec(3, n * g.output_len(), -1.0, 1.0);
+        let mut ws = vec![f64::NAN; g.workspace_len(n)];
+        let cols = Conv2dCols::Recompute;
+        let (mut dx, mut dh) = (vec![f64::NAN; x.len()], vec![f64::NAN; x.len()]);
+        conv2d_backward_overwrite(&g, &x, &w, &dy, n, &mut ws, cols, Some(&mut dx), None, None)
+            .unwrap();
+        let mut expected = vec![f64::NAN; x.len()];
+        crate::ops::relu_backward_overwrite(&h, &x, &dx, &mut expected).unwrap();
+        let (mut dw, mut db) = (vec![0.0; w.len()], [0.0; 3]);
+        let grads = (Some(&mut dh[..]), Some(&mut dw[..]), Some(&mut db[..]));
+        conv2d_backward_through_relu(&g, &x, &w, &dy, n, &mut ws, cols, grads.0, grads.1, grads.2)
+            .unwrap();
+        assert_eq!(dh, expected);
+        assert!(x.iter().zip(&dh).any(|(&a, &d)| a > 0.0 && d != 0.0));
     }
 
     #[test]

@@ -103,6 +103,50 @@ impl<T: Float> Kernel for Pool<'_, T> {
     }
 }
 
+/// [`global_avg_pool2d_backward_overwrite`] for a pooling whose input is `x = relu(h)`,
+/// giving the gradient of `h` in `dx`: `dx[r, i] = [x[r, i] > 0]·dy[r] / hw` (`x > 0`
+/// exactly where `h > 0`, relu's derivative), so that relu's own backward pass is not
+/// needed. Generated code calls it when the pooling is the only user of the relu.
+pub fn global_avg_pool2d_backward_through_relu<T: Float>(
+    x: &[T],
+    dy: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
+    check_len("global_avg_pool2d", "x", dx.len(), x.len())?;
+    vectorize_above(dx.len(), ThroughRelu { x, dy, hw, dx });
+    Ok(())
+}
+
+/// [`global_avg_pool2d_backward_through_relu`]'s loop.
+struct ThroughRelu<'a, T> {
+    x: &'a [T],
+    dy: &'a [T],
+    hw: usize,
+    dx: &'a mut [T],
+}
+
+impl<T: Float> Kernel for ThroughRelu<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let scale = T::one() / T::from_usize(self.hw);
+        let rows = self
+            .dx
+            .chunks_exact_mut(self.hw)
+            .zip(self.x.chunks_exact(self.hw));
+        for (&g, (row, x)) in self.dy.iter().zip(rows) {
+            let share = g * scale;
+            for (d, &xi) in row.iter_mut().zip(x) {
+                *d = if xi > T::zero() { share } else { T::zero() };
+            }
+        }
+    }
+}
+
 /// [`global_avg_pool2d_backward`]'s loop, adding onto `dx` when `ADD`, else overwriting it.
 struct PoolBackward<'a, T, const ADD: bool> {
     dy: &'a [T],
@@ -167,6 +211,25 @@ mod tests {
         let mut set = vec![f64::NAN; x.len()];
         global_avg_pool2d_backward_overwrite(&u, n, c, hw, &mut set).unwrap();
         assert_eq!(set, dx);
+        // through a relu: the gradient of h for pool(relu(h)), relu's derivative applied
+        let a: Vec<f64> = x.iter().map(|&v| v.max(0.0)).collect();
+        let mut dh = vec![f64::NAN; x.len()];
+        global_avg_pool2d_backward_through_relu(&a, &u, n, c, hw, &mut dh).unwrap();
+        let mut expected = vec![f64::NAN; x.len()];
+        crate::ops::relu_backward_overwrite(&x, &a, &dx, &mut expected).unwrap();
+        assert_eq!(dh, expected);
+        let loss_h = |h: &[f64]| {
+            let a: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+            loss(&a)
+        };
+        // away from relu's kink at 0
+        let h: Vec<f64> = x
+            .iter()
+            .map(|&v| if v.abs() < 0.1 { v + 0.2 } else { v })
+            .collect();
+        let a: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+        global_avg_pool2d_backward_through_relu(&a, &u, n, c, hw, &mut dh).unwrap();
+        assert_gradient("global_avg_pool2d through relu", loss_h, &h, &dh, 1e-7);
     }
 
     #[test]

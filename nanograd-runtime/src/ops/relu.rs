@@ -35,6 +35,27 @@ fn backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T], add: bool) -> Re
     Ok(())
 }
 
+/// `d[i] = 0` where `x[i] <= 0` (or NaN): relu's backward pass in place, for kernels that
+/// fold it into their own (`x` is then relu's output, positive exactly where its input is).
+pub(crate) fn keep_where_positive<T: Float>(x: &[T], d: &mut [T]) {
+    vectorize_above(d.len(), KeepWherePositive { x, d })
+}
+
+struct KeepWherePositive<'a, T> {
+    x: &'a [T],
+    d: &'a mut [T],
+}
+
+impl<T: Float> Kernel for KeepWherePositive<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for (d, &xi) in self.d.iter_mut().zip(self.x) {
+            *d = if xi > T::zero() { *d } else { T::zero() };
+        }
+    }
+}
+
 /// [`relu`]'s loop, compiled for the CPU's widest vectors.
 struct Relu<'a, T> {
     x: &'a [T],
