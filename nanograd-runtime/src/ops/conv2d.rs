@@ -1028,26 +1028,35 @@ mod tests {
 
     #[test]
     fn through_relu_equals_relu_backward_after_overwrite() {
-        // x = relu(h): dh = relu_backward(h, dx) of the plain gradient, in one call
-        let g = Conv2dGeom::new(2, 8, 6, 3, 3, 3, 2, 1).unwrap();
-        let n = 3;
-        let h: Vec<f64> = random_vec(1, n * g.input_len(), -1.0, 1.0);
-        let x: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
-        let w: Vec<f64> = random_vec(2, g.weight_len(), -1.0, 1.0);
-        let dy: Vec<f64> = random_vec(3, n * g.output_len(), -1.0, 1.0);
-        let mut ws = vec![f64::NAN; g.workspace_len(n)];
-        let cols = Conv2dCols::Recompute;
-        let (mut dx, mut dh) = (vec![f64::NAN; x.len()], vec![f64::NAN; x.len()]);
-        conv2d_backward_overwrite(&g, &x, &w, &dy, n, &mut ws, cols, Some(&mut dx), None, None)
-            .unwrap();
-        let mut expected = vec![f64::NAN; x.len()];
-        crate::ops::relu_backward_overwrite(&h, &x, &dx, &mut expected).unwrap();
-        let (mut dw, mut db) = (vec![0.0; w.len()], [0.0; 3]);
-        let grads = (Some(&mut dh[..]), Some(&mut dw[..]), Some(&mut db[..]));
-        conv2d_backward_through_relu(&g, &x, &w, &dy, n, &mut ws, cols, grads.0, grads.1, grads.2)
-            .unwrap();
-        assert_eq!(dh, expected);
-        assert!(x.iter().zip(&dh).any(|(&a, &d)| a > 0.0 && d != 0.0));
+        // x = relu(h): dh = relu_backward(h, dx) of the plain gradient, in one call; the
+        // stride-2 phase homes, the stride-1 and the general path
+        for (i, g) in [
+            Conv2dGeom::new(2, 8, 6, 3, 3, 3, 2, 1).unwrap(),
+            Conv2dGeom::new(2, 5, 4, 3, 3, 3, 1, 1).unwrap(),
+            Conv2dGeom::new(1, 5, 6, 2, 2, 3, 2, 0).unwrap(),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (n, seed) = (3, 10 * i as u64);
+            let h: Vec<f64> = random_vec(seed, n * g.input_len(), -1.0, 1.0);
+            let x: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+            let w: Vec<f64> = random_vec(seed + 1, g.weight_len(), -1.0, 1.0);
+            let dy: Vec<f64> = random_vec(seed + 2, n * g.output_len(), -1.0, 1.0);
+            let mut ws = vec![f64::NAN; g.workspace_len(n)];
+            let cols = Conv2dCols::Recompute;
+            let (mut dx, mut dh) = (vec![f64::NAN; x.len()], vec![f64::NAN; x.len()]);
+            let only_dx = (Some(&mut dx[..]), None, None);
+            let (a, b, c) = only_dx;
+            conv2d_backward_overwrite(g, &x, &w, &dy, n, &mut ws, cols, a, b, c).unwrap();
+            let mut expected = vec![f64::NAN; x.len()];
+            crate::ops::relu_backward_overwrite(&h, &x, &dx, &mut expected).unwrap();
+            let (mut dw, mut db) = (vec![0.0; w.len()], vec![0.0; g.c_out]);
+            let (a, b, c) = (Some(&mut dh[..]), Some(&mut dw[..]), Some(&mut db[..]));
+            conv2d_backward_through_relu(g, &x, &w, &dy, n, &mut ws, cols, a, b, c).unwrap();
+            assert_eq!(dh, expected, "{g:?}");
+            assert!(x.iter().zip(&dh).any(|(&a, &d)| a > 0.0 && d != 0.0));
+        }
     }
 
     #[test]
