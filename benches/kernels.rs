@@ -5,8 +5,9 @@
 //! sum and against the whole model's median from `models.rs` (the difference is the
 //! generated glue: batch checks, workspace splits, copies).
 //!
-//! Backward kernels accumulate, so repeating one only keeps adding into the same gradient
-//! buffers; their time does not depend on the values.
+//! Backward kernels accumulate (or overwrite, where the generated code calls the
+//! `_overwrite` form for a gradient's first contribution), so repeating one only keeps
+//! writing into the same gradient buffers; their time does not depend on the values.
 //!
 //! ```sh
 //! cargo bench --bench kernels -- --warm-up-time 0.5 --measurement-time 1
@@ -237,9 +238,16 @@ fn cnn(c: &mut Criterion) {
     let s = cnn_forward(&mut group, &model, xf, b);
     // the forward kernels ran over and over on the same inputs: s holds a real forward pass
     let (g1, g2) = cnn_geoms();
-    let mut cols = zeros(g1.workspace_len(b).max(g2.workspace_len(b)));
+    let mut cols2 = zeros(g2.workspace_len(b));
+    // conv1's columns, kept from its forward pass as in the generated code (its backward
+    // pass computes no dx, so they survive every repetition)
+    let mut cols1 = zeros(g1.workspace_len(b));
+    let (w1, b1) = (model.conv1.weight.value(), Some(model.conv1.bias.value()));
+    ops::conv2d(&g1, xf, w1, b1, b, &mut cols1, &mut zeros(b * 8 * 784)).unwrap();
     let m = &model;
-    let mut grads = zeros(b * (2 * 8 * 784 + 2 * 16 * 196 + 16 + 10) + 1);
+    // the gradients that are zeroed: those of the logits, the pooled features and the loss
+    // (the others are overwritten by their first contribution)
+    let mut grads = zeros(b * (16 + 10) + 1);
     let (mut gz, mut gp) = (zeros(b * 10), zeros(b * 16));
     let (mut ga2, mut gh2) = (zeros(b * 16 * 196), zeros(b * 16 * 196));
     let (mut ga1, mut gh1) = (zeros(b * 8 * 784), zeros(b * 8 * 784));
@@ -271,21 +279,26 @@ fn cnn(c: &mut Criterion) {
         )
         .unwrap()
     });
-    kernel(&mut group, 11, "global_avg_pool2d_backward", || {
-        ops::global_avg_pool2d_backward(black_box(&gp), b, 16, 196, &mut ga2).unwrap()
+    kernel(
+        &mut group,
+        11,
+        "global_avg_pool2d_backward_overwrite",
+        || ops::global_avg_pool2d_backward_overwrite(black_box(&gp), b, 16, 196, &mut ga2).unwrap(),
+    );
+    kernel(&mut group, 12, "relu_backward_overwrite", || {
+        ops::relu_backward_overwrite(black_box(&s.h2), &s.a2, &ga2, &mut gh2).unwrap()
     });
-    kernel(&mut group, 12, "relu_backward", || {
-        ops::relu_backward(black_box(&s.h2), &s.a2, &ga2, &mut gh2).unwrap()
-    });
-    kernel(&mut group, 13, "conv2 conv2d_backward", || {
+    // with dx the columns do not survive a repetition: laid out again each time, which the
+    // generated code (Kept) does not do
+    kernel(&mut group, 13, "conv2 conv2d_backward_overwrite", || {
         let w = m.conv2.weight.value();
-        ops::conv2d_backward(
+        ops::conv2d_backward_overwrite(
             &g2,
             black_box(&s.a1),
             w,
             &gh2,
             b,
-            &mut cols[..g2.workspace_len(b)],
+            &mut cols2,
             ops::Conv2dCols::Recompute,
             Some(&mut ga1),
             Some(&mut dw2),
@@ -293,8 +306,8 @@ fn cnn(c: &mut Criterion) {
         )
         .unwrap()
     });
-    kernel(&mut group, 14, "relu_backward", || {
-        ops::relu_backward(black_box(&s.h1), &s.a1, &ga1, &mut gh1).unwrap()
+    kernel(&mut group, 14, "relu_backward_overwrite", || {
+        ops::relu_backward_overwrite(black_box(&s.h1), &s.a1, &ga1, &mut gh1).unwrap()
     });
     kernel(&mut group, 15, "conv1 conv2d_backward", || {
         let w = m.conv1.weight.value();
@@ -304,8 +317,8 @@ fn cnn(c: &mut Criterion) {
             w,
             &gh1,
             b,
-            &mut cols[..g1.workspace_len(b)],
-            ops::Conv2dCols::Recompute,
+            &mut cols1,
+            ops::Conv2dCols::Kept,
             None,
             Some(&mut dw1),
             Some(&mut db1),

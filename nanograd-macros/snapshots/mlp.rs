@@ -166,7 +166,6 @@ impl<T: ::nanograd::Float> Mlp<T> {
         )?;
         __v9[0] = ::nanograd::ops::mse_loss(&*__v8, __x1)?;
         let __result = (&*__v9)[0];
-        __g4.fill(T::zero());
         __g5.fill(T::zero());
         __g8.fill(T::zero());
         __g9.fill(T::zero());
@@ -198,7 +197,12 @@ impl<T: ::nanograd::Float> Mlp<T> {
             )?;
         }
         {
-            ::nanograd::ops::relu_backward(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
+            ::nanograd::ops::relu_backward_overwrite(
+                &*__v4,
+                &*__v5,
+                &*__g5,
+                &mut *__g4,
+            )?;
         }
         {
             let (__pv2, __pg2) = self.fc1.weight.value_and_grad_mut();
@@ -322,7 +326,6 @@ impl<T: ::nanograd::Float> Mlp<T> {
             Some(__d) => __d,
             None => __dx_scratch,
         };
-        __g3.fill(T::zero());
         __g4.fill(T::zero());
         __g7.fill(T::zero());
         for (__a, __u) in (&mut *__g7).iter_mut().zip((__dy).iter()) {
@@ -344,7 +347,12 @@ impl<T: ::nanograd::Float> Mlp<T> {
             )?;
         }
         {
-            ::nanograd::ops::relu_backward(&*__v3, &*__v4, &*__g4, &mut *__g3)?;
+            ::nanograd::ops::relu_backward_overwrite(
+                &*__v3,
+                &*__v4,
+                &*__g4,
+                &mut *__g3,
+            )?;
         }
         {
             let (__pv1, __pg1) = self.fc1.weight.value_and_grad_mut();

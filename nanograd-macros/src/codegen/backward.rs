@@ -1,5 +1,6 @@
 //! The backward pass: each node's `_backward` kernel, in reverse definition order. Kernels
-//! accumulate into their inputs' gradients; a parameter's value and gradient are borrowed
+//! accumulate into their inputs' gradients (the first writer of an intermediate gradient
+//! overwrites it instead where its kernel can, see `GraphGen::first_write`); a parameter's value and gradient are borrowed
 //! together, and a value passed twice to one op gets its second gradient in a temporary:
 //!
 //! ```text
@@ -61,7 +62,7 @@ impl GraphGen<'_> {
     pub fn backward(&self) -> TokenStream {
         let mut out = TokenStream::new();
         for id in (0..self.g.nodes.len()).rev() {
-            if self.needs_grad[id] && self.has_buffer(id) {
+            if self.needs_grad[id] && self.has_buffer(id) && !self.folded_relu[id] {
                 out.extend(self.backward_node(id));
             }
         }
@@ -212,7 +213,11 @@ impl GraphGen<'_> {
                 plain(&|g| quote! { #ops::slice_backward(#row_len, #start, #dy, #g)?; })
             }
             Op::Unary(u) => {
-                let f = format_ident!("{}_backward", u.name());
+                let f = if self.overwrites(id, 0) {
+                    format_ident!("{}_backward_overwrite", u.name())
+                } else {
+                    format_ident!("{}_backward", u.name())
+                };
                 let a = x(0);
                 plain(&|g| quote! { #ops::#f(#a, #y, #dy, #g)?; })
             }
@@ -252,9 +257,17 @@ impl GraphGen<'_> {
                 let (a, w, ga, gw) = (x(0), x(1), opt(0), opt(1));
                 let gb = if *bias { opt(2) } else { quote!(None) };
                 let cols = aux("cols", id);
+                let (f, ga) = match self.through_relu(id, 0) {
+                    Some(r) => {
+                        let gh = self.grad_target(self.g.nodes[r].inputs[0]);
+                        (quote!(conv2d_backward_through_relu), quote!(Some(#gh)))
+                    }
+                    None if self.overwrites(id, 0) => (quote!(conv2d_backward_overwrite), ga),
+                    None => (quote!(conv2d_backward), ga),
+                };
                 // the forward pass of this node left x's columns in its workspace
                 quote! {
-                    #ops::conv2d_backward(&#g, #a, #w, #dy, #n, &mut *#cols,
+                    #ops::#f(&#g, #a, #w, #dy, #n, &mut *#cols,
                         #ops::Conv2dCols::Kept, #ga, #gw, #gb)?;
                 }
             }
@@ -275,7 +288,22 @@ impl GraphGen<'_> {
                 let c = xs.fixed_at(r - 3).unwrap_or(1);
                 let hw = xs.fixed_at(r - 2).unwrap_or(1) * xs.fixed_at(r - 1).unwrap_or(1);
                 let n = rows(0, c * hw);
-                plain(&|g| quote! { #ops::global_avg_pool2d_backward(#dy, #n, #c, #hw, #g)?; })
+                match self.through_relu(id, 0) {
+                    Some(r) => {
+                        let (a, gh) = (x(0), self.grad_target(self.g.nodes[r].inputs[0]));
+                        quote! {
+                            #ops::global_avg_pool2d_backward_through_relu(#a, #dy, #n, #c, #hw, #gh)?;
+                        }
+                    }
+                    None => {
+                        let f = if self.overwrites(id, 0) {
+                            quote!(global_avg_pool2d_backward_overwrite)
+                        } else {
+                            quote!(global_avg_pool2d_backward)
+                        };
+                        plain(&|g| quote! { #ops::#f(#dy, #n, #c, #hw, #g)?; })
+                    }
+                }
             }
             Op::BatchNorm2d { layer, eps, .. } => {
                 let (n, c, hw) = self.bn_dims(id);

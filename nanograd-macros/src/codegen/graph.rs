@@ -17,7 +17,7 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Graph, Node, NodeId, Op};
+use crate::ir::{Graph, Node, NodeId, Op, Unary};
 use crate::shape::{Dim, Shape};
 
 /// A length `batch * b + f`.
@@ -99,6 +99,11 @@ pub struct GraphGen<'a> {
     /// Whether dense layers read their weights through the workspace's packed-weight
     /// caches (`ops::dense_cached`, slot `i` for the `i`-th): the `_into` methods.
     pub(super) packs: bool,
+    /// The call `(node, input)` whose backward kernel writes first into the gradient region
+    /// of each node, when that kernel can overwrite it: the region is then not zeroed.
+    pub(super) overwritten_by: Vec<Option<(NodeId, usize)>>,
+    /// Relu nodes whose backward pass their only user does (see [`GraphGen::folds_relu`]).
+    pub(super) folded_relu: Vec<bool>,
 }
 
 pub(super) fn v(id: NodeId) -> Ident {
@@ -142,8 +147,14 @@ impl<'a> GraphGen<'a> {
             regions: Vec::new(),
             grad_regions: Vec::new(),
             packs: false,
+            overwritten_by: vec![None; n],
+            folded_relu: vec![false; n],
         };
         gen.plan();
+        if backward {
+            gen.overwritten_by = (0..n).map(|id| gen.first_write(id)).collect();
+            gen.folded_relu = (0..n).map(|id| gen.folds_relu(id)).collect();
+        }
         gen
     }
 
@@ -196,6 +207,82 @@ impl<'a> GraphGen<'a> {
         (0..self.g.nodes.len())
             .filter(|&id| self.packed_weight(id).is_some())
             .count()
+    }
+
+    /// Whether relu node `id` leaves its backward pass to its only user, a convolution or a
+    /// global average pooling, which then writes the gradient of the relu's input through
+    /// relu's derivative (`conv2d_backward_through_relu`,
+    /// `global_avg_pool2d_backward_through_relu`): one pass over the gradient instead of
+    /// two. Only when the relu is the first writer of its input's gradient and overwrites it,
+    /// and the user's call is the only contribution to the relu's own gradient.
+    ///
+    /// ```text
+    /// ::nanograd::ops::conv2d_backward_through_relu(&G, &*__v3, __pv4, &*__g6, __b, ..,
+    ///     Some(&mut *__g2), Some(&mut *__pg4), Some(&mut *__pg5))?;   // no relu_backward
+    /// ```
+    fn folds_relu(&self, id: NodeId) -> bool {
+        if !matches!(self.g.nodes[id].op, Op::Unary(Unary::Relu)) || !self.needs_grad[id] {
+            return false;
+        }
+        let Some((user, 0)) = self.overwritten_by[id] else {
+            return false;
+        };
+        let input = self.g.nodes[id].inputs[0];
+        let contributions: usize = (0..self.g.nodes.len())
+            .filter(|&c| self.needs_grad[c] && self.has_buffer(c))
+            .map(|c| {
+                let ins = &self.g.nodes[c].inputs;
+                ins.iter().filter(|&&i| self.root[i] == id).count()
+            })
+            .sum();
+        contributions == 1
+            && self.overwritten_by[self.root[input]] == Some((id, 0))
+            && matches!(
+                self.g.nodes[user].op,
+                Op::Conv2d { .. } | Op::GlobalAvgPool2d
+            )
+    }
+
+    /// Whether input `j` of `id` is a relu whose backward pass this call does.
+    pub(super) fn through_relu(&self, id: NodeId, j: usize) -> Option<NodeId> {
+        let r = self.root[self.g.nodes[id].inputs[j]];
+        (self.folded_relu[r] && self.overwritten_by[r] == Some((id, j))).then_some(r)
+    }
+
+    /// The call that writes first into the gradient region of `id`, if it can overwrite it:
+    /// the backward pass runs in reverse definition order, so the first writer is the last
+    /// node that takes `id` (or a reshape of it) as an input, at its first such input. Not
+    /// for the output's gradient (seeded before the backward pass), inputs and parameters
+    /// (their gradients belong to the caller and accumulate), or a node whose first writer
+    /// has no overwriting kernel: relu, global average pooling and conv2d's `dx` have one.
+    ///
+    /// ```text
+    /// ::nanograd::ops::relu_backward_overwrite(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
+    /// ```
+    fn first_write(&self, id: NodeId) -> Option<(NodeId, usize)> {
+        let has_region = self.needs_grad[id] && self.has_buffer(id) && self.root[id] == id;
+        if !has_region || id == self.root[self.g.output] {
+            return None;
+        }
+        let (user, j) = (0..self.g.nodes.len()).rev().find_map(|c| {
+            if !self.needs_grad[c] || !self.has_buffer(c) {
+                return None;
+            }
+            let ins = &self.g.nodes[c].inputs;
+            let j = (0..ins.len()).find(|&j| self.needs_grad[ins[j]] && self.root[ins[j]] == id)?;
+            Some((c, j))
+        })?;
+        let can = match self.g.nodes[user].op {
+            Op::Unary(Unary::Relu) | Op::GlobalAvgPool2d | Op::Conv2d { .. } => j == 0,
+            _ => false,
+        };
+        can.then_some((user, j))
+    }
+
+    /// Whether input `j` of `id` overwrites its gradient (see [`GraphGen::first_write`]).
+    pub(super) fn overwrites(&self, id: NodeId, j: usize) -> bool {
+        let r = self.root[self.g.nodes[id].inputs[j]];
+        self.overwritten_by[r] == Some((id, j))
     }
 
     pub(super) fn shape(&self, id: NodeId) -> &Shape {
@@ -316,11 +403,20 @@ impl<'a> GraphGen<'a> {
         quote! { #(#lines)* let _ = __ws; }
     }
 
-    /// The gradient regions as one `fill(0)`: intermediate gradients start at zero.
+    /// The gradient regions as one `fill(0)` each: intermediate gradients start at zero,
+    /// except those whose first contribution overwrites them.
     pub fn zero_grads(&self) -> TokenStream {
-        let lines = self.grad_regions.iter().map(|(name, _)| {
-            quote! { #name.fill(T::zero()); }
-        });
+        let skipped: Vec<Ident> = (0..self.g.nodes.len())
+            .filter(|&id| self.overwritten_by[id].is_some())
+            .map(gr)
+            .collect();
+        let lines = self
+            .grad_regions
+            .iter()
+            .filter(|(name, _)| !skipped.contains(name))
+            .map(|(name, _)| {
+                quote! { #name.fill(T::zero()); }
+            });
         quote! { #(#lines)* }
     }
 

@@ -2,6 +2,7 @@
 //! `y[n, c] = (1 / hw) · Σ_{i, j} x[n, c, i, j]` (the seed's `(C, H, W) -> (C,)` is `n = 1`).
 //! Gradient, "distributed uniformly over all spatial positions": `dx[n, c, i, j] += dy[n, c] / hw`.
 
+use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, invalid, Float, Result};
 
 /// Checks `hw > 0` and the lengths of a `[n, c, hw]` and a `[n, c]` buffer.
@@ -41,10 +42,7 @@ pub fn global_avg_pool2d<T: Float>(
     y: &mut [T],
 ) -> Result<()> {
     check(n, c, hw, ("x", x.len()), ("y", y.len()))?;
-    let scale = T::one() / T::from_usize(hw);
-    for (yi, row) in y.iter_mut().zip(x.chunks_exact(hw)) {
-        *yi = row.iter().copied().sum::<T>() * scale;
-    }
+    vectorize_above(x.len(), Pool { x, hw, y });
     Ok(())
 }
 
@@ -57,14 +55,121 @@ pub fn global_avg_pool2d_backward<T: Float>(
     dx: &mut [T],
 ) -> Result<()> {
     check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
-    let scale = T::one() / T::from_usize(hw);
-    for (&g, row) in dy.iter().zip(dx.chunks_exact_mut(hw)) {
-        let share = g * scale;
-        for d in row {
-            *d += share;
+    vectorize_above(dx.len(), PoolBackward::<T, true> { dy, hw, dx });
+    Ok(())
+}
+
+/// `dx[r, ..] = dy[r] / hw`: [`global_avg_pool2d_backward`] for a `dx` that holds nothing
+/// yet (the first contribution to a gradient, which then needs no zeroing).
+pub fn global_avg_pool2d_backward_overwrite<T: Float>(
+    dy: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
+    vectorize_above(dx.len(), PoolBackward::<T, false> { dy, hw, dx });
+    Ok(())
+}
+
+/// [`global_avg_pool2d`]'s loop: each row summed in [`LANES`] interleaved partial sums, so
+/// that it vectorises (float sums are not reassociated otherwise).
+struct Pool<'a, T> {
+    x: &'a [T],
+    hw: usize,
+    y: &'a mut [T],
+}
+
+/// Partial sums of one row.
+const LANES: usize = 16;
+
+impl<T: Float> Kernel for Pool<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let scale = T::one() / T::from_usize(self.hw);
+        for (yi, row) in self.y.iter_mut().zip(self.x.chunks_exact(self.hw)) {
+            let (chunks, tail) = row.as_chunks::<LANES>();
+            let mut acc = [T::zero(); LANES];
+            for chunk in chunks {
+                for (a, &e) in acc.iter_mut().zip(chunk) {
+                    *a += e;
+                }
+            }
+            let tail = tail.iter().fold(T::zero(), |s, &e| s + e);
+            *yi = acc.iter().fold(tail, |s, &a| s + a) * scale;
         }
     }
+}
+
+/// [`global_avg_pool2d_backward_overwrite`] for a pooling whose input is `x = relu(h)`,
+/// giving the gradient of `h` in `dx`: `dx[r, i] = [x[r, i] > 0]·dy[r] / hw` (`x > 0`
+/// exactly where `h > 0`, relu's derivative), so that relu's own backward pass is not
+/// needed. Generated code calls it when the pooling is the only user of the relu.
+pub fn global_avg_pool2d_backward_through_relu<T: Float>(
+    x: &[T],
+    dy: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    check(n, c, hw, ("dx", dx.len()), ("dy", dy.len()))?;
+    check_len("global_avg_pool2d", "x", dx.len(), x.len())?;
+    vectorize_above(dx.len(), ThroughRelu { x, dy, hw, dx });
     Ok(())
+}
+
+/// [`global_avg_pool2d_backward_through_relu`]'s loop.
+struct ThroughRelu<'a, T> {
+    x: &'a [T],
+    dy: &'a [T],
+    hw: usize,
+    dx: &'a mut [T],
+}
+
+impl<T: Float> Kernel for ThroughRelu<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let scale = T::one() / T::from_usize(self.hw);
+        let rows = self
+            .dx
+            .chunks_exact_mut(self.hw)
+            .zip(self.x.chunks_exact(self.hw));
+        for (&g, (row, x)) in self.dy.iter().zip(rows) {
+            let share = g * scale;
+            for (d, &xi) in row.iter_mut().zip(x) {
+                *d = if xi > T::zero() { share } else { T::zero() };
+            }
+        }
+    }
+}
+
+/// [`global_avg_pool2d_backward`]'s loop, adding onto `dx` when `ADD`, else overwriting it.
+struct PoolBackward<'a, T, const ADD: bool> {
+    dy: &'a [T],
+    hw: usize,
+    dx: &'a mut [T],
+}
+
+impl<T: Float, const ADD: bool> Kernel for PoolBackward<'_, T, ADD> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let scale = T::one() / T::from_usize(self.hw);
+        for (&g, row) in self.dy.iter().zip(self.dx.chunks_exact_mut(self.hw)) {
+            let share = g * scale;
+            if ADD {
+                for d in row {
+                    *d += share;
+                }
+            } else {
+                row.fill(share);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +189,10 @@ mod tests {
         let mut dx = [1.0f32; 8];
         global_avg_pool2d_backward(&[2.0, 4.0], 1, 2, 4, &mut dx).unwrap();
         assert_close!(dx, [1.5f32, 1.5, 1.5, 1.5, 2.0, 2.0, 2.0, 2.0]);
+        // overwriting: dy / 4 whatever dx held
+        let mut dx = [f32::NAN; 8];
+        global_avg_pool2d_backward_overwrite(&[2.0, 4.0], 1, 2, 4, &mut dx).unwrap();
+        assert_close!(dx, [0.5f32, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0]);
     }
 
     #[test]
@@ -99,6 +208,28 @@ mod tests {
             y.iter().zip(&u).map(|(p, q)| p * q).sum::<f64>()
         };
         assert_gradient("global_avg_pool2d", loss, &x, &dx, 1e-7);
+        let mut set = vec![f64::NAN; x.len()];
+        global_avg_pool2d_backward_overwrite(&u, n, c, hw, &mut set).unwrap();
+        assert_eq!(set, dx);
+        // through a relu: the gradient of h for pool(relu(h)), relu's derivative applied
+        let a: Vec<f64> = x.iter().map(|&v| v.max(0.0)).collect();
+        let mut dh = vec![f64::NAN; x.len()];
+        global_avg_pool2d_backward_through_relu(&a, &u, n, c, hw, &mut dh).unwrap();
+        let mut expected = vec![f64::NAN; x.len()];
+        crate::ops::relu_backward_overwrite(&x, &a, &dx, &mut expected).unwrap();
+        assert_eq!(dh, expected);
+        let loss_h = |h: &[f64]| {
+            let a: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+            loss(&a)
+        };
+        // away from relu's kink at 0
+        let h: Vec<f64> = x
+            .iter()
+            .map(|&v| if v.abs() < 0.1 { v + 0.2 } else { v })
+            .collect();
+        let a: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+        global_avg_pool2d_backward_through_relu(&a, &u, n, c, hw, &mut dh).unwrap();
+        assert_gradient("global_avg_pool2d through relu", loss_h, &h, &dh, 1e-7);
     }
 
     #[test]

@@ -73,14 +73,15 @@ pub(super) fn im2col_batch<T: Float>(
 }
 
 /// The adjoint of [`im2col_batch`]: adds the columns `cols: [c_in·kh·kw, m·out_h·out_w]`
-/// (rows `ld` apart) onto `dx: [m, c_in, h, w]`. The entries of `cols` are scratch
-/// afterwards (some set to 0).
+/// (rows `ld` apart) onto `dx: [m, c_in, h, w]`, or writes them there when `add` is false
+/// (whatever `dx` held). The entries of `cols` are scratch afterwards (some set to 0).
 pub(super) fn col2im_batch<T: Float>(
     g: &Conv2dGeom,
     cols: &mut [T],
     ld: usize,
     dx: &mut [T],
     phases: &mut [T],
+    add: bool,
 ) {
     vectorize(Col2im {
         g,
@@ -88,6 +89,7 @@ pub(super) fn col2im_batch<T: Float>(
         ld,
         dx,
         phases,
+        add,
     })
 }
 
@@ -112,6 +114,10 @@ impl<T: Float> Kernel for Im2col<'_, T> {
             phases,
         } = self;
         let ohw = g.out_h() * g.out_w();
+        if let Some(homes) = g.phase_homes() {
+            im2col_homes(g, x, cols, ld, homes);
+            return;
+        }
         for (img, x_img) in x.chunks_exact(g.input_len()).enumerate() {
             let cols = &mut cols[img * ohw..];
             if g.is_aligned() {
@@ -130,6 +136,7 @@ struct Col2im<'a, T> {
     ld: usize,
     dx: &'a mut [T],
     phases: &'a mut [T],
+    add: bool,
 }
 
 impl<T: Float> Kernel for Col2im<'_, T> {
@@ -142,13 +149,21 @@ impl<T: Float> Kernel for Col2im<'_, T> {
             ld,
             dx,
             phases,
+            add,
         } = self;
         let ohw = g.out_h() * g.out_w();
+        if let Some(homes) = g.phase_homes() {
+            col2im_homes(g, cols, ld, dx, homes, phases, add);
+            return;
+        }
         for (img, dx_img) in dx.chunks_exact_mut(g.input_len()).enumerate() {
             let cols = &mut cols[img * ohw..];
             if g.is_aligned() {
-                col2im_aligned(g, cols, ld, dx_img, phases);
+                col2im_aligned(g, cols, ld, dx_img, phases, add);
             } else {
+                if !add {
+                    dx_img.fill(T::zero());
+                }
                 col2im(g, cols, ld, dx_img);
             }
         }
@@ -301,9 +316,7 @@ fn im2col_aligned<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize, 
     let (oh, ow, taps) = (g.out_h(), g.out_w(), g.kh * g.kw);
     let ohw = oh * ow;
     if let Some(homes) = g.phase_homes() {
-        for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
-            im2col_homes(g, plane, &mut cols[c * taps * ld..], ld, homes);
-        }
+        im2col_homes(g, x, cols, ld, homes);
         return;
     }
     for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
@@ -329,7 +342,7 @@ fn im2col_aligned<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize, 
 }
 
 /// [`col2im`] for an aligned geometry: one vectorised add per row of the columns, after
-/// setting the entries that wrapped across a row edge to 0.
+/// setting the entries that wrapped across a row edge to 0. Overwrites `dx` unless `add`.
 #[inline(always)]
 fn col2im_aligned<T: Float>(
     g: &Conv2dGeom,
@@ -337,14 +350,16 @@ fn col2im_aligned<T: Float>(
     ld: usize,
     dx: &mut [T],
     phases: &mut [T],
+    add: bool,
 ) {
     let (oh, ow, taps) = (g.out_h(), g.out_w(), g.kh * g.kw);
     let ohw = oh * ow;
     if let Some(homes) = g.phase_homes() {
-        for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
-            col2im_homes(g, &mut cols[c * taps * ld..], ld, plane, homes, phases);
-        }
+        col2im_homes(g, cols, ld, dx, homes, phases, add);
         return;
+    }
+    if !add {
+        dx.fill(T::zero());
     }
     for (c, plane) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
         let acc: &mut [T] = if g.stride == 1 {
@@ -370,80 +385,108 @@ fn col2im_aligned<T: Float>(
     }
 }
 
-/// [`im2col_aligned`] of one plane with stride 2 and [`Conv2dGeom::phase_homes`]: the
-/// plane is split straight into the rows of the home taps (rows `ld` apart in `cols`), and
-/// every other tap copied from the home row of its phase.
+/// [`im2col_aligned`] of the images `x: [m, c_in, h, w]` with stride 2 and
+/// [`Conv2dGeom::phase_homes`]: each plane is split straight into the rows of the home taps
+/// (rows `ld` apart in `cols`, the images side by side), and every other tap copied from
+/// the home row of its phase in one piece for all `m` images; the entries that came from
+/// the padding or from a neighbouring image are then set to 0 image by image.
 #[inline(always)]
-fn im2col_homes<T: Float>(
-    g: &Conv2dGeom,
-    plane: &[T],
-    cols: &mut [T],
-    ld: usize,
-    homes: [usize; 4],
-) {
-    let (oh, ow) = (g.out_h(), g.out_w());
+fn im2col_homes<T: Float>(g: &Conv2dGeom, x: &[T], cols: &mut [T], ld: usize, homes: [usize; 4]) {
+    let (oh, ow, taps, hw) = (g.out_h(), g.out_w(), g.kh * g.kw, g.h * g.w);
     let ohw = oh * ow;
-    let [p00, p01, p10, p11] = rows_mut(cols, homes.map(|t| t * ld), ohw);
-    for (row_index, row) in plane.chunks_exact(g.w).enumerate() {
-        let a = row_index / 2;
-        let (even, odd) = if row_index % 2 == 0 {
-            (&mut p00[a * ow..], &mut p01[a * ow..])
-        } else {
-            (&mut p10[a * ow..], &mut p11[a * ow..])
-        };
-        deinterleave(row, &mut even[..ow], &mut odd[..ow]);
+    let m = x.len() / g.input_len();
+    if m == 0 {
+        return;
     }
-    for (t, shift) in Taps::new(g, oh, ow) {
-        if homes.contains(&t) {
-            continue;
+    for c in 0..g.c_in {
+        let cols = &mut cols[c * taps * ld..];
+        for img in 0..m {
+            let plane = &x[img * g.input_len() + c * hw..][..hw];
+            let [p00, p01, p10, p11] = rows_mut(cols, homes.map(|t| t * ld + img * ohw), ohw);
+            for (row_index, row) in plane.chunks_exact(g.w).enumerate() {
+                let a = row_index / 2;
+                let (even, odd) = if row_index % 2 == 0 {
+                    (&mut p00[a * ow..], &mut p01[a * ow..])
+                } else {
+                    (&mut p10[a * ow..], &mut p11[a * ow..])
+                };
+                deinterleave(row, &mut even[..ow], &mut odd[..ow]);
+            }
         }
-        let Some(sh) = shift else {
-            cols[t * ld..][..ohw].fill(T::zero());
-            continue;
-        };
-        let src = homes[sh.plane] * ld + sh.src;
-        cols.copy_within(src..src + sh.b - sh.a, t * ld + sh.a);
-        let dst = &mut cols[t * ld..][..ohw];
-        dst[..sh.a].fill(T::zero());
-        dst[sh.b..].fill(T::zero());
-        sh.clear_wrapped(ow, dst);
+        for (t, shift) in Taps::new(g, oh, ow) {
+            if homes.contains(&t) {
+                continue;
+            }
+            let Some(sh) = shift else {
+                cols[t * ld..][..m * ohw].fill(T::zero());
+                continue;
+            };
+            let (src, len) = (homes[sh.plane] * ld + sh.src, (m - 1) * ohw + sh.b - sh.a);
+            cols.copy_within(src..src + len, t * ld + sh.a);
+            for img in 0..m {
+                let dst = &mut cols[t * ld + img * ohw..][..ohw];
+                dst[..sh.a].fill(T::zero());
+                dst[sh.b..].fill(T::zero());
+                sh.clear_wrapped(ow, dst);
+            }
+        }
     }
 }
 
-/// [`col2im_aligned`] of one plane with stride 2 and [`Conv2dGeom::phase_homes`]: every
-/// other tap is added onto the home row of its phase, and the home rows are merged onto
-/// `plane` through `scratch` (`h·w` elements).
+/// [`col2im_aligned`] of the images `dx: [m, c_in, h, w]` with stride 2 and
+/// [`Conv2dGeom::phase_homes`]: every other tap is added onto the home row of its phase in
+/// one piece for all `m` images (after setting to 0, image by image, its entries read from
+/// the padding or from a neighbouring image), and each image's home rows are merged onto
+/// its plane through `scratch` (`h·w` elements) when `add`, else straight into the plane.
 #[inline(always)]
 fn col2im_homes<T: Float>(
     g: &Conv2dGeom,
     cols: &mut [T],
     ld: usize,
-    plane: &mut [T],
+    dx: &mut [T],
     homes: [usize; 4],
     scratch: &mut [T],
+    add: bool,
 ) {
-    let (oh, ow) = (g.out_h(), g.out_w());
+    let (oh, ow, taps, hw) = (g.out_h(), g.out_w(), g.kh * g.kw, g.h * g.w);
     let ohw = oh * ow;
-    for (t, shift) in Taps::new(g, oh, ow) {
-        let Some(sh) = shift.filter(|_| !homes.contains(&t)) else {
-            continue;
-        };
-        sh.clear_wrapped(ow, &mut cols[t * ld..][..ohw]);
-        let (home, tap) = row_pair_mut(cols, homes[sh.plane] * ld, t * ld, ohw);
-        let acc = &mut home[sh.src..][..sh.b - sh.a];
-        for (d, &e) in acc.iter_mut().zip(&tap[sh.a..sh.b]) {
-            *d += e;
+    let m = dx.len() / g.input_len();
+    if m == 0 {
+        return;
+    }
+    for c in 0..g.c_in {
+        let cols = &mut cols[c * taps * ld..];
+        for (t, shift) in Taps::new(g, oh, ow) {
+            let Some(sh) = shift.filter(|_| !homes.contains(&t)) else {
+                continue;
+            };
+            for img in 0..m {
+                let row = &mut cols[t * ld + img * ohw..][..ohw];
+                row[..sh.a].fill(T::zero());
+                row[sh.b..].fill(T::zero());
+                sh.clear_wrapped(ow, row);
+            }
+            let len = (m - 1) * ohw + sh.b - sh.a;
+            let (home, tap) = row_pair_mut(cols, homes[sh.plane] * ld, t * ld, m * ohw);
+            for (d, &e) in home[sh.src..][..len].iter_mut().zip(&tap[sh.a..][..len]) {
+                *d += e;
+            }
         }
-    }
-    let merged = &mut scratch[..g.h * g.w];
-    let home = |q: usize| &cols[homes[q] * ld..][..ohw];
-    for (row_index, row) in merged.chunks_exact_mut(g.w).enumerate() {
-        let (a, qr) = (row_index / 2, row_index % 2);
-        let (even, odd) = (home(2 * qr), home(2 * qr + 1));
-        interleave(&even[a * ow..][..ow], &odd[a * ow..][..ow], row);
-    }
-    for (d, &e) in plane.iter_mut().zip(&*merged) {
-        *d += e;
+        for img in 0..m {
+            let plane = &mut dx[img * g.input_len() + c * hw..][..hw];
+            let merged = if add { &mut scratch[..hw] } else { &mut *plane };
+            let home = |q: usize| &cols[homes[q] * ld + img * ohw..][..ohw];
+            for (row_index, row) in merged.chunks_exact_mut(g.w).enumerate() {
+                let (a, qr) = (row_index / 2, row_index % 2);
+                let (even, odd) = (home(2 * qr), home(2 * qr + 1));
+                interleave(&even[a * ow..][..ow], &odd[a * ow..][..ow], row);
+            }
+            if add {
+                for (d, &e) in plane.iter_mut().zip(&scratch[..hw]) {
+                    *d += e;
+                }
+            }
+        }
     }
 }
 
@@ -811,6 +854,44 @@ mod tests {
     }
 
     #[test]
+    fn batches_equal_the_general_path_image_by_image() {
+        // several images side by side (the stride-2 home taps are copied and added for all
+        // of them at once), inside a wider batch
+        for g in aligned_geometries() {
+            let (ohw, k, m) = (g.out_h() * g.out_w(), g.c_in * g.kh * g.kw, 3);
+            let ld = (m + 1) * ohw;
+            let x: Vec<f64> = random_vec(4, m * g.input_len(), -1.0, 1.0);
+            let mut phases = vec![f64::NAN; g.phase_len()];
+            let (mut batch, mut general) = (vec![7.0; k * ld], vec![7.0; k * ld]);
+            im2col_batch(&g, &x, ld, &mut batch[ohw..], &mut phases);
+            for (img, x_img) in x.chunks_exact(g.input_len()).enumerate() {
+                im2col(&g, x_img, &mut general[(img + 1) * ohw..], ld);
+            }
+            assert_eq!(batch, general, "im2col of {g:?}");
+            let cols: Vec<f64> = random_vec(5, k * ld, -1.0, 1.0);
+            for add in [true, false] {
+                let dx0: Vec<f64> = random_vec(6, m * g.input_len(), -1.0, 1.0);
+                let (mut batch, mut general) = (dx0.clone(), dx0);
+                col2im_batch(
+                    &g,
+                    &mut cols.clone()[ohw..],
+                    ld,
+                    &mut batch,
+                    &mut phases,
+                    add,
+                );
+                for (img, dx_img) in general.chunks_exact_mut(g.input_len()).enumerate() {
+                    if !add {
+                        dx_img.fill(0.0);
+                    }
+                    col2im(&g, &cols[(img + 1) * ohw..], ld, dx_img);
+                }
+                assert_close!(batch, general, 1e-14);
+            }
+        }
+    }
+
+    #[test]
     fn aligned_path_equals_general_path() {
         for g in aligned_geometries() {
             let (ohw, k) = (g.out_h() * g.out_w(), g.c_in * g.kh * g.kw);
@@ -825,9 +906,28 @@ mod tests {
             let cols: Vec<f64> = random_vec(2, k * ld, -1.0, 1.0);
             let dx0: Vec<f64> = random_vec(3, g.input_len(), -1.0, 1.0);
             let (mut fast, mut general) = (dx0.clone(), dx0);
-            col2im_aligned(&g, &mut cols.clone()[ohw..], ld, &mut fast, &mut phases);
+            col2im_aligned(
+                &g,
+                &mut cols.clone()[ohw..],
+                ld,
+                &mut fast,
+                &mut phases,
+                true,
+            );
             col2im(&g, &cols[ohw..], ld, &mut general);
             assert_close!(fast, general, 1e-14);
+            // overwriting equals adding onto zeros, whatever dx held
+            let (mut set, mut zeros) = (vec![f64::NAN; g.input_len()], vec![0.0; g.input_len()]);
+            col2im_aligned(
+                &g,
+                &mut cols.clone()[ohw..],
+                ld,
+                &mut set,
+                &mut phases,
+                false,
+            );
+            col2im(&g, &cols[ohw..], ld, &mut zeros);
+            assert_close!(set, zeros, 1e-14);
         }
     }
 }

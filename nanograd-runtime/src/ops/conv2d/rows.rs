@@ -1,7 +1,7 @@
 //! The passes around conv2d's GEMMs, over rows of `out_h·out_w` outputs: reordering between
 //! the layouts `[n, c_out, ..]` of `y` and `[c_out, n, ..]` of a GEMM over several images,
-//! filling rows with the bias, summing rows for its gradient, and adding the weight's
-//! gradient from its transpose. Each is compiled for the CPU's widest vectors.
+//! filling rows with the bias and summing rows for its gradient. Each is compiled for the
+//! CPU's widest vectors.
 
 use crate::simd::{vectorize, Kernel};
 use crate::Float;
@@ -123,16 +123,6 @@ fn sum<T: Float>(v: &[T]) -> T {
     acc.iter().fold(tail, |total, &a| total + a)
 }
 
-/// `m[i, j] += t[j, i]` for `m: [rows, cols]` and `t: [cols, rows]`.
-pub(super) fn add_transposed<T: Float>(t: &[T], m: &mut [T], cols: usize) {
-    let rows = m.len() / cols.max(1);
-    for (i, m_row) in m.chunks_exact_mut(cols).enumerate() {
-        for (e, t_row) in m_row.iter_mut().zip(t.chunks_exact(rows)) {
-            *e += t_row[i];
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,9 +147,5 @@ mod tests {
         let mut sums = [0.5f32, 0.0];
         add_row_sums(&v, 20, &mut sums);
         assert_eq!(sums, [20.5 + 40.0, 20.0 + 40.0]);
-        // m [2, 3] += t [3, 2] transposed
-        let mut m = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
-        add_transposed(&[0.0, 3.0, 1.0, 4.0, 2.0, 5.0], &mut m, 3);
-        assert_eq!(m, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     }
 }
