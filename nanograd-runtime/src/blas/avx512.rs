@@ -5,6 +5,10 @@
 //!   columns (32 `f32`, 16 `f64`), in `2·R` accumulators; each `k` loads two registers of the
 //!   panel and broadcasts `R` elements of `x`;
 //! - batch 1: one stream through each panel with four accumulator pairs.
+//!
+//! Packing `f32` weights goes through 16×16 transposes in registers (`transpose` below),
+//! fast enough for a training step to pack its weights on every call
+//! (`ops::dense_packing`); `f64` packs element by element.
 
 /// AVX-512 kernels of one element type. Implemented for `f32` and `f64`; every method but
 /// [`Avx512::available`] is only called after it returned `true`.
