@@ -44,24 +44,12 @@ pub(crate) fn vectorize_above<K: Kernel>(work: usize, kernel: K) -> K::Output {
 /// Below this many elements a kernel runs without dispatch.
 const SMALL: usize = 256;
 
-/// `x·y + acc` with one rounding (a fused multiply-add) for `f32` and `f64`, which a
-/// [`Kernel`] compiles to a vector FMA instruction; `acc + x·y` for any other [`Float`].
-///
-/// `Float` has no `mul_add`, so the type is told apart by its `TypeId`: a constant after
-/// monomorphisation, as are the round trips through `f64` (exact for `f32`), so that only
-/// the FMA is left. Outside a dispatched [`Kernel`] (a CPU without FMA) it is a call to the
-/// C library's `fma`, correct but slow.
+/// `x·y + acc` with one rounding (a fused multiply-add), which a [`Kernel`] compiles to a
+/// vector FMA instruction. Outside a dispatched [`Kernel`] (a CPU without FMA) it is a call
+/// to the C library's `fma`, correct but slow.
 #[inline(always)]
 pub(crate) fn mul_add<T: crate::Float>(x: T, y: T, acc: T) -> T {
-    use std::any::TypeId;
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
-        let (x, y, acc) = (x.to_f64() as f32, y.to_f64() as f32, acc.to_f64() as f32);
-        T::from_f64(f64::from(x.mul_add(y, acc)))
-    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        T::from_f64(x.to_f64().mul_add(y.to_f64(), acc.to_f64()))
-    } else {
-        acc + x * y
-    }
+    x.mul_add(y, acc)
 }
 
 #[cfg(test)]
