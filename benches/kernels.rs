@@ -35,26 +35,89 @@ fn zeros(len: usize) -> Vec<f32> {
     vec![0.0; len]
 }
 
+/// How a forward pass reads the large dense weights (fc1, fc2), as the generated code does.
+#[derive(Clone, Copy, PartialEq)]
+enum Weights {
+    /// `forward_into`: packed once in the workspace (`ops::dense_cached`, after the two
+    /// calls that grow the cache and pack).
+    Cached,
+    /// A training step: packed on every call (`ops::dense_packing`).
+    PackedPerCall,
+}
+
+/// One large dense layer of the MLP as the generated code calls it.
+#[allow(clippy::too_many_arguments)]
+fn big_dense(
+    group: &mut Group,
+    step: usize,
+    name: &str,
+    how: Weights,
+    w: &Param<f32>,
+    bias: &[f32],
+    x: &[f32],
+    (b, in_f, out_f): (usize, usize, usize),
+    y: &mut [f32],
+) {
+    match how {
+        Weights::Cached => {
+            let mut pack = nanograd::blas::PackedWeight::new();
+            for _ in 0..2 {
+                ops::dense_cached(x, w, Some(bias), b, in_f, out_f, y, &mut pack).unwrap();
+            }
+            kernel(group, step, name, || {
+                ops::dense_cached(black_box(x), w, Some(bias), b, in_f, out_f, y, &mut pack)
+                    .unwrap()
+            });
+        }
+        Weights::PackedPerCall => {
+            let mut scratch = zeros(ops::dense_scratch_len(in_f, out_f));
+            let w = w.value();
+            kernel(group, step, name, || {
+                ops::dense_packing(black_box(x), w, Some(bias), b, in_f, out_f, y, &mut scratch)
+                    .unwrap()
+            });
+        }
+    }
+}
+
 /// The MLP's forward kernels at batch `b`: dense, relu, dense, relu, dense.
-fn mlp_forward(group: &mut Group, m: &Mlp<f32>, x: &[f32], b: usize) {
+fn mlp_forward(group: &mut Group, m: &Mlp<f32>, x: &[f32], b: usize, how: Weights) {
     let (mut h1, mut a1) = (zeros(b * 128), zeros(b * 128));
     let (mut h2, mut a2) = (zeros(b * 64), zeros(b * 64));
     let mut z = zeros(b * 10);
-    let (w1, b1) = (m.fc1.weight.value(), Some(m.fc1.bias.value()));
-    let (w2, b2) = (m.fc2.weight.value(), Some(m.fc2.bias.value()));
+    let (b1, b2) = (m.fc1.bias.value(), m.fc2.bias.value());
     let (w3, b3) = (m.fc3.weight.value(), Some(m.fc3.bias.value()));
-    kernel(group, 1, "fc1 dense", || {
-        ops::dense(black_box(x), w1, b1, b, 784, 128, &mut h1).unwrap()
-    });
+    let fc1 = (b, 784, 128);
+    big_dense(
+        group,
+        1,
+        "fc1 dense",
+        how,
+        &m.fc1.weight,
+        b1,
+        x,
+        fc1,
+        &mut h1,
+    );
     kernel(group, 2, "relu", || {
         ops::relu(black_box(&h1), &mut a1).unwrap()
     });
-    kernel(group, 3, "fc2 dense", || {
-        ops::dense(black_box(&a1), w2, b2, b, 128, 64, &mut h2).unwrap()
-    });
+    let fc2 = (b, 128, 64);
+    big_dense(
+        group,
+        3,
+        "fc2 dense",
+        how,
+        &m.fc2.weight,
+        b2,
+        &a1,
+        fc2,
+        &mut h2,
+    );
     kernel(group, 4, "relu", || {
         ops::relu(black_box(&h2), &mut a2).unwrap()
     });
+    // fc3's 640 weights are below the packing threshold: plain dense
     kernel(group, 5, "fc3 dense", || {
         ops::dense(black_box(&a2), w3, b3, b, 64, 10, &mut z).unwrap()
     });
@@ -65,7 +128,7 @@ fn mlp(c: &mut Criterion) {
     for b in [1, 64] {
         let x = rows::<784>(1, b);
         let mut group = c.benchmark_group(format!("kernels:mlp_infer/{b}"));
-        mlp_forward(&mut group, &model, x.as_flattened(), b);
+        mlp_forward(&mut group, &model, x.as_flattened(), b, Weights::Cached);
         group.finish();
     }
 
@@ -99,7 +162,7 @@ fn mlp(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("kernels:mlp_train_adam/{b}"));
     let mut model_z = model.clone();
     kernel(&mut group, 0, "zero_grad", || model_z.zero_grad());
-    mlp_forward(&mut group, m, x, b);
+    mlp_forward(&mut group, m, x, b, Weights::PackedPerCall);
     kernel(&mut group, 6, "softmax_cross_entropy", || {
         black_box(ops::softmax_cross_entropy(black_box(&z), t, 10).unwrap());
     });
