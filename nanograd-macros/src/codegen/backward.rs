@@ -1,7 +1,8 @@
 //! The backward pass: each node's `_backward` kernel, in reverse definition order. Kernels
 //! accumulate into their inputs' gradients (the first writer of an intermediate gradient
-//! overwrites it instead where its kernel can, see `GraphGen::first_write`); a parameter's value and gradient are borrowed
-//! together, and a value passed twice to one op gets its second gradient in a temporary:
+//! overwrites it instead where its kernel can, see `GraphGen::first_write`); a parameter's
+//! value and gradient are borrowed together, and a value passed twice to one op gets its
+//! second gradient in a temporary:
 //!
 //! ```text
 //! {

@@ -200,7 +200,11 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     };
     let (carve, consts, body) = (fwd.carve(), fwd.consts(), fwd.forward());
     let result = fwd.value(graph.output);
-    let ws_doc = "Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.";
+    let ws_doc = if fwd.pack_slots() > 0 {
+        "Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen. From the second call with the same weights on, the large dense layers read their weights packed in `ws` (repacked whenever a weight changes)."
+    } else {
+        "Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen."
+    };
 
     // the allocation-free form, then the convenient one
     let (into_sig, into_tail, plain_ret, plain_body) = if ret.is_scalar() {
