@@ -156,6 +156,33 @@ fn bench_model_products(c: &mut Criterion) {
     group.finish();
 }
 
+/// `ops::dense_cached` with fc1's weight (784 -> 128) already packed, at small and large
+/// batches: the packed product's tiles (12, 8, 4 rows) and what is left over.
+fn bench_packed_dense(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dense_packed");
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    let (in_f, out_f) = (784, 128);
+    let w = nanograd::Param::new(&[out_f, in_f], fill::<f32>(out_f * in_f, 7)).unwrap();
+    let bias = fill::<f32>(out_f, 8);
+    for b in [1usize, 2, 3, 5, 13, 64] {
+        let x = fill::<f32>(b * in_f, 9);
+        let mut y = vec![0.0f32; b * out_f];
+        let mut pack = nanograd::blas::PackedWeight::new();
+        for _ in 0..2 {
+            ops::dense_cached(&x, &w, Some(&bias), b, in_f, out_f, &mut y, &mut pack).unwrap();
+        }
+        group.throughput(Throughput::Elements(2 * (b * in_f * out_f) as u64));
+        group.bench_function(BenchmarkId::from_parameter(b), |bench| {
+            bench.iter(|| {
+                let x = black_box(&x);
+                ops::dense_cached(x, &w, Some(&bias), b, in_f, out_f, &mut y, &mut pack).unwrap();
+                black_box(&mut y);
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Single-thread FMA peak: `CHAINS` independent AVX-512 accumulators, enough to hide the
 /// FMA latency on both FMA pipes, so the loop runs at the core's FMA throughput.
 #[cfg(target_arch = "x86_64")]
@@ -220,6 +247,7 @@ fn blas(c: &mut Criterion) {
     bench_gemm::<f64>(c, "dgemm");
     bench_sgemv(c);
     bench_model_products(c);
+    bench_packed_dense(c);
 }
 
 criterion_group!(benches, blas);

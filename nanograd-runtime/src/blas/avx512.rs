@@ -1,10 +1,11 @@
 //! The dense layer's inference product in AVX-512, against weights packed once by
 //! [`super::PackedWeight`] into rows of output columns: `y = x·Wᵀ + b`.
 //!
-//! - batch > 1: tiles of `R` rows of `x` (12, then 8, 4, 1) by one panel, two registers of
-//!   columns (32 `f32`, 16 `f64`), in `2·R` accumulators; each `k` loads two registers of the
-//!   panel and broadcasts `R` elements of `x`;
-//! - batch 1: one stream through each panel with four accumulator pairs.
+//! - tiles of `R` rows of `x` (12, then 8, 4) by one panel, two registers of columns (32
+//!   `f32`, 16 `f64`), in `2·R` accumulators; each `k` loads two registers of the panel and
+//!   broadcasts `R` elements of `x`;
+//! - the `batch % 4` rows left (batch 1 among them): one stream through each panel per row,
+//!   with four accumulator pairs.
 //!
 //! Packing `f32` weights goes through 16×16 transposes in registers (`transpose` below),
 //! fast enough for a training step to pack its weights on every call
@@ -174,8 +175,9 @@ macro_rules! impl_avx512 {
                 }
             }
 
-            /// Every row of `x` against one panel, tile by tile: 12 rows, but 16 left as
-            /// two tiles of 8, then 8, 4, 1.
+            /// The rows of `x` against one panel, tile by tile: 12 rows, but 16 left as two
+            /// tiles of 8, then 8, 4. The last `m % 4` rows are left to [`gemv`]: a tile of
+            /// one row would hold only two accumulators, each a chain of `k` dependent FMAs.
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn panel_rows(
@@ -201,10 +203,6 @@ macro_rules! impl_avx512 {
                 while i + 4 <= m {
                     tile::<4>(simd, x, in_f, i, panel, bias, y, ldy, width);
                     i += 4;
-                }
-                while i < m {
-                    tile::<1>(simd, x, in_f, i, panel, bias, y, ldy, width);
-                    i += 1;
                 }
             }
 
@@ -276,9 +274,6 @@ macro_rules! impl_avx512 {
                         b,
                         y,
                     } = self;
-                    if batch == 1 {
-                        return gemv(simd, x, in_f, panels, b, y);
-                    }
                     for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
                         let n0 = p * NR;
                         let width = NR.min(out_f - n0);
@@ -294,6 +289,11 @@ macro_rules! impl_avx512 {
                             out_f,
                             width,
                         );
+                    }
+                    // the rows no tile took, one stream through the panels each
+                    for r in batch / 4 * 4..batch {
+                        let (xr, yr) = (&x[r * in_f..][..in_f], &mut y[r * out_f..][..out_f]);
+                        gemv(simd, xr, in_f, panels, b, yr);
                     }
                 }
             }

@@ -17,9 +17,9 @@ pub const MIN_PACK: usize = 4096;
 /// [`Avx512::NR`](crate::blas::Avx512::NR) output columns (two AVX-512 registers wide):
 /// panel `p` holds, for every `k` in `0..in`, the row `W[p·NR .. p·NR + NR][k]`
 /// contiguously, zero-padded past `out`. The products stream each panel once, in order:
-/// batch 1 with four independent accumulator pairs; larger batches in tiles of 12 (then 8,
-/// 4, 1) rows of `x` against one panel, `x[i][k]` broadcast and two panel registers loaded
-/// per `k`.
+/// tiles of 12 (then 8, 4) rows of `x` against one panel, `x[i][k]` broadcast and two panel
+/// registers loaded per `k`; the `batch % 4` rows left, batch 1 among them, one by one with
+/// four independent accumulator pairs.
 ///
 /// The panels are valid for one state of the weight: every [`Param`] carries a stamp that
 /// changes on each mutable access ([`Param::value_mut`], an optimizer step, a load), and a
