@@ -29,14 +29,28 @@ pub fn dense<T: Float>(
     out_f: usize,
     y: &mut [T],
 ) -> Result<()> {
-    check_matrix("dense", "x", batch, in_f, x.len())?;
-    check_matrix("dense", "w", out_f, in_f, w.len())?;
+    check_forward(x.len(), w.len(), b, batch, in_f, out_f, y.len())?;
+    product(x, w, b, batch, in_f, out_f, y);
+    Ok(())
+}
+
+/// The lengths of a dense forward pass: `x: [batch, in_f]`, `w: [out_f, in_f]`, `b: [out_f]`
+/// and `y: [batch, out_f]`.
+fn check_forward<T: Float>(
+    x: usize,
+    w: usize,
+    b: Option<&[T]>,
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+    y: usize,
+) -> Result<()> {
+    check_matrix("dense", "x", batch, in_f, x)?;
+    check_matrix("dense", "w", out_f, in_f, w)?;
     if let Some(b) = b {
         check_len("dense", "b", out_f, b.len())?;
     }
-    check_matrix("dense", "y", batch, out_f, y.len())?;
-    product(x, w, b, batch, in_f, out_f, y);
-    Ok(())
+    check_matrix("dense", "y", batch, out_f, y)
 }
 
 /// `y = x·Wᵀ + b` on lengths already checked.
@@ -121,12 +135,7 @@ pub fn dense_cached<T: Float>(
     y: &mut [T],
     pack: &mut PackedWeight<T>,
 ) -> Result<()> {
-    check_matrix("dense", "x", batch, in_f, x.len())?;
-    check_matrix("dense", "w", out_f, in_f, w.len())?;
-    if let Some(b) = b {
-        check_len("dense", "b", out_f, b.len())?;
-    }
-    check_matrix("dense", "y", batch, out_f, y.len())?;
+    check_forward(x.len(), w.len(), b, batch, in_f, out_f, y.len())?;
     match pack.panels(w, out_f, in_f) {
         Some(panels) if batch > 0 => T::packed_dense(x, batch, in_f, panels, out_f, b, y),
         _ => product(x, w.value(), b, batch, in_f, out_f, y),
@@ -165,12 +174,7 @@ pub fn dense_packing<T: Float>(
     y: &mut [T],
     scratch: &mut [T],
 ) -> Result<()> {
-    check_matrix("dense", "x", batch, in_f, x.len())?;
-    check_matrix("dense", "w", out_f, in_f, w.len())?;
-    if let Some(b) = b {
-        check_len("dense", "b", out_f, b.len())?;
-    }
-    check_matrix("dense", "y", batch, out_f, y.len())?;
+    check_forward(x.len(), w.len(), b, batch, in_f, out_f, y.len())?;
     let need = dense_scratch_len(in_f, out_f);
     if scratch.len() < need {
         return Err(crate::invalid(

@@ -16,10 +16,23 @@ pub(crate) fn max_and_sum_exp<T: Float>(row: &[T]) -> (T, T) {
     (m, s)
 }
 
+/// `out_j = e^(x_j - m)` for one row, returning `(m, s)` as [`max_and_sum_exp`] does, for
+/// callers that use the exponentials themselves.
+#[inline]
+pub(crate) fn exps_into<T: Float>(row: &[T], out: &mut [T]) -> (T, T) {
+    let m = row_max(row);
+    let mut s = T::zero();
+    for (e, &xj) in out.iter_mut().zip(row) {
+        *e = (xj - m).exp();
+        s += *e;
+    }
+    (m, s)
+}
+
 /// The maximum of a row (`-inf` for an empty one; NaNs are skipped here and propagate
 /// through the exponentials).
 #[inline]
-pub(crate) fn row_max<T: Float>(row: &[T]) -> T {
+fn row_max<T: Float>(row: &[T]) -> T {
     row.iter()
         .fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
@@ -29,12 +42,7 @@ pub fn softmax<T: Float>(x: &[T], cols: usize, y: &mut [T]) -> Result<()> {
     check_len("softmax", "y", x.len(), y.len())?;
     row_count("softmax", "x", x.len(), cols)?;
     for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
-        let m = row_max(xr);
-        let mut s = T::zero();
-        for (yj, &xj) in yr.iter_mut().zip(xr) {
-            *yj = (xj - m).exp();
-            s += *yj;
-        }
+        let (_, s) = exps_into(xr, yr);
         for yj in yr.iter_mut() {
             *yj /= s;
         }

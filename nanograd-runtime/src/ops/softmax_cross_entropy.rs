@@ -12,11 +12,12 @@
 //! `∂L/∂t_rj = -log_softmax(x_r)_j / rows`. The backward passes recompute the row maximum
 //! and sum, and need no scratch buffer.
 
-use super::{row_count, softmax::max_and_sum_exp, softmax::row_max};
+use super::row_count;
+use super::softmax::{exps_into, max_and_sum_exp};
+use crate::{check_len, invalid, Float, Result};
 
 /// Classes per row whose exponentials the backward pass keeps on the stack.
 const EXPS: usize = 64;
-use crate::{check_len, invalid, Float, Result};
 
 /// The number of rows, checked to be at least 1 (the loss is a mean over rows).
 fn batch_rows(op: &'static str, len: usize, cols: usize) -> Result<usize> {
@@ -92,13 +93,7 @@ pub fn softmax_cross_entropy_backward<T: Float>(
         // rows of up to EXPS classes keep their exponentials, which the gradient reuses
         let mut exps = [T::zero(); EXPS];
         let (m, s) = if cols <= EXPS {
-            let m = row_max(xr);
-            let mut s = T::zero();
-            for (e, &xj) in exps.iter_mut().zip(xr) {
-                *e = (xj - m).exp();
-                s += *e;
-            }
-            (m, s)
+            exps_into(xr, &mut exps[..cols])
         } else {
             max_and_sum_exp(xr)
         };
