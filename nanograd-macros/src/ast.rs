@@ -101,13 +101,15 @@ pub struct StructDef {
     pub fields: Vec<LayerField>,
 }
 
-/// `fc1: Dense(784 -> 128)`, `scale: Param([10])`, `blk: Block`.
+/// `fc1: Dense(784 -> 128)`, `scale: Param([10])`, `blk: Block`, `h: [Block; 4]`.
 pub struct LayerField {
     pub attrs: Vec<Attribute>,
     pub name: Ident,
     pub kind: Ident,
     /// `None` when the kind has no parentheses (`blk: Block`).
     pub args: Option<Vec<LayerArg>>,
+    /// The length of a layer array, `4` in `h: [Block; 4]`.
+    pub array: Option<Expr>,
 }
 
 /// One argument of a layer: `784 -> 128`, `8`, `[10]`, `kernel = 3`.
@@ -136,11 +138,13 @@ pub struct LetStmt {
     pub value: Expr,
 }
 
-/// `[B, 784]`, `[2, HIDDEN]`, `[]`.
+/// `[B, 784]`, `[2, HIDDEN]`, `[]`, and for indices `u32[B, CTX]`.
 #[derive(Clone)]
 pub struct ShapeSyn {
     pub span: Span,
     pub dims: Vec<DimSyn>,
+    /// The `u32` in front of a shape of indices.
+    pub index: Option<Ident>,
 }
 
 /// One dimension as written: a literal or a name (a `const` or the batch dimension).
@@ -211,7 +215,19 @@ fn parse_struct(
         let attrs = body.call(Attribute::parse_outer)?;
         let name: Ident = body.parse()?;
         body.parse::<Token![:]>()?;
-        let kind: Ident = body.parse()?;
+        let (kind, array) = if body.peek(syn::token::Bracket) {
+            let inner;
+            bracketed!(inner in body);
+            let kind: Ident = inner.parse()?;
+            inner.parse::<Token![;]>()?;
+            let len: Expr = inner.parse()?;
+            if !inner.is_empty() {
+                return Err(inner.error("expected `[Block; N]`"));
+            }
+            (kind, Some(len))
+        } else {
+            (body.parse()?, None)
+        };
         let args = if body.peek(syn::token::Paren) {
             let inner;
             parenthesized!(inner in body);
@@ -225,6 +241,7 @@ fn parse_struct(
             name,
             kind,
             args,
+            array,
         });
         if body.is_empty() {
             break;
@@ -338,6 +355,20 @@ fn parse_fn(input: ParseStream, attrs: Vec<Attribute>, vis: Visibility) -> syn::
 
 impl Parse for ShapeSyn {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let index = if input.peek(Ident) {
+            let ty: Ident = input.parse()?;
+            if ty != "u32" {
+                return Err(syn::Error::new(
+                    ty.span(),
+                    format!(
+                        "expected a shape: `[..]` for values or `u32[..]` for indices, not `{ty}`"
+                    ),
+                ));
+            }
+            Some(ty)
+        } else {
+            None
+        };
         let inner;
         let bracket = bracketed!(inner in input);
         let mut dims = Vec::new();
@@ -357,6 +388,7 @@ impl Parse for ShapeSyn {
         Ok(ShapeSyn {
             span: bracket.span.join(),
             dims,
+            index,
         })
     }
 }

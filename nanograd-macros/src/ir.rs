@@ -135,10 +135,13 @@ impl Binary {
 pub enum Op {
     /// The `i`-th argument of the fn.
     Input(usize),
-    /// A trainable tensor of the model: `self.<field>` or `self.<field>.<sub>`.
+    /// The `i`-th argument of the fn, declared `u32[..]`: indices, not a differentiable value.
+    IndexInput(usize),
+    /// A trainable tensor of the model: `self.<field>`, `self.<field>.<sub>` or deeper
+    /// (`self.attn.out_proj.weight`).
     Param {
         field: Ident,
-        sub: Option<Ident>,
+        sub: Vec<Ident>,
     },
     /// A number written in the source, as a one-element tensor.
     Const(f64),
@@ -147,6 +150,8 @@ pub enum Op {
     Scale(f64),
     /// `[m, k] x [k, n]`, `[m, n] x [n]`, `[m] x [m, n]`, `[n] . [n]`.
     MatMul,
+    /// `[.., m, k] x [.., k, n]` with equal leading dimensions.
+    BatchedMatMul,
     MatVec,
     VecMat,
     Dot,
@@ -170,6 +175,29 @@ pub enum Op {
     },
     /// `reshape` and `flatten`: the same data seen with another shape (no code).
     Reshape,
+    /// `transpose(x, a, b)`: dimensions `a` and `b` (counted with the batch as 0) swapped.
+    Transpose {
+        a: usize,
+        b: usize,
+    },
+    /// `concat(a, b, dim = d)`: joined along dimension `dim` (counted with the batch as 0).
+    Concat {
+        dim: usize,
+    },
+    /// `causal_mask(x)` on `[.., t, t]`.
+    CausalMask,
+    /// `attention(q, k, v, causal = ..)`: fused scaled dot-product attention.
+    Attention {
+        causal: bool,
+    },
+    /// The core of a `MultiHeadAttention` layer, between its in- and out-projections: the
+    /// packed `[.., t, 3c]` projections to the heads' outputs side by side, `[.., t, c]`.
+    MhaAttention {
+        heads: usize,
+        causal: bool,
+    },
+    /// An `Embedding` layer: inputs are the `u32` ids and the weight `[vocab, dim]`.
+    Embedding,
     Unary(Unary),
     LeakyRelu(f64),
     Softplus(f64),
@@ -178,6 +206,8 @@ pub enum Op {
     MseLoss,
     CrossEntropyLoss,
     SoftmaxCrossEntropy,
+    /// `softmax_cross_entropy(logits, targets)` with `u32` class indices as targets.
+    SoftmaxCrossEntropyIndices,
     Conv2d {
         geom: ConvGeom,
         bias: bool,
@@ -204,6 +234,8 @@ pub enum Op {
     /// A model declared by another `model!`, used as a layer: its `forward`.
     SubModel {
         layer: Ident,
+        /// The element of a layer array (`h: [Block; 4]`) this call runs.
+        index: Option<usize>,
         /// Elements of one batch row of its input (all of them if unbatched).
         in_row: usize,
         /// The workspace it needs: per batch row, and fixed.
@@ -216,6 +248,11 @@ impl Op {
     /// Ops whose output is their first input's data under another shape.
     pub fn is_alias(&self) -> bool {
         matches!(self, Op::Reshape)
+    }
+
+    /// Ops whose value is `u32` indices: no buffer of `T`, no gradient.
+    pub fn is_index(&self) -> bool {
+        matches!(self, Op::IndexInput(_))
     }
 }
 

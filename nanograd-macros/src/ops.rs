@@ -36,6 +36,11 @@ pub const OPS: &[OpSpec] = &[
     op("safe_div", &["a", "b"], 0, &[("eps", 1e-8)]),
     op("scale", &["x", "factor"], 0, &[]),
     op("matmul", &["a", "b"], 0, &[]),
+    op("transpose", &["x", "a", "b"], 0, &[]),
+    op("concat", &["a", "b"], 0, &[("dim", -1.0)]),
+    op("causal_mask", &["x"], 0, &[]),
+    // `causal` is a bool, read by the lowering of `attention` itself
+    op("attention", &["q", "k", "v"], 0, &[("causal", 0.0)]),
     op("dot", &["a", "b"], 0, &[]),
     op("dense", &["x", "weight", "bias"], 1, &[]),
     op("sum", &["x"], 0, &[]),
@@ -105,7 +110,9 @@ impl OpSpec {
             })
             .collect();
         for (k, d) in self.kwargs {
-            if d.is_nan() {
+            if *k == "causal" {
+                parts.push(format!("{k} = false"));
+            } else if d.is_nan() {
                 parts.push(format!("{k} = .."));
             } else {
                 parts.push(format!("{k} = {d}"));

@@ -19,7 +19,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::forward::{conv_geom, pool_geom};
-use super::graph::{aux, gr, GraphGen, Size};
+use super::graph::{aux, gr, layer_path, param_path, GraphGen, Size};
 use crate::ir::{Binary, NodeId, Op};
 
 impl GraphGen<'_> {
@@ -51,10 +51,10 @@ impl GraphGen<'_> {
         }
         let r = self.root[out];
         Some(match &self.g.nodes[r].op {
-            Op::Param { field, sub } => match sub {
-                Some(s) => quote!(self.#field.#s.grad_mut()),
-                None => quote!(self.#field.grad_mut()),
-            },
+            Op::Param { field, sub } => {
+                let path = param_path(field, sub);
+                quote!(#path.grad_mut())
+            }
             _ => self.grad_target(out),
         })
     }
@@ -83,10 +83,7 @@ impl GraphGen<'_> {
                     continue;
                 }
                 let (pv, pg) = (aux("pv", r), aux("pg", r));
-                let path = match sub {
-                    Some(s) => quote!(self.#field.#s),
-                    None => quote!(self.#field),
-                };
+                let path = param_path(field, sub);
                 binds.extend(quote! { let (#pv, #pg) = #path.value_and_grad_mut(); });
                 param_vals.insert(r, quote!(#pv));
             }
@@ -141,7 +138,9 @@ impl GraphGen<'_> {
             }
         };
         let call = match &node.op {
-            Op::Input(_) | Op::Param { .. } | Op::Const(_) | Op::Reshape => quote!(),
+            Op::Input(_) | Op::IndexInput(_) | Op::Param { .. } | Op::Const(_) | Op::Reshape => {
+                quote!()
+            }
             Op::Binary(b) => {
                 let (ga, gb) = (opt(0), opt(1));
                 match b {
@@ -175,6 +174,53 @@ impl GraphGen<'_> {
                 let m = rows(0, n);
                 let (a, b, ga, gb) = (x(0), x(1), opt(0), opt(1));
                 quote! { #ops::matvec_backward(#a, #b, #dy, #m, #n, #ga, #gb)?; }
+            }
+            Op::BatchedMatMul => {
+                let (batch, m, k, n) = self.batched_dims(id);
+                let (a, b, ga, gb) = (x(0), x(1), opt(0), opt(1));
+                quote! { #ops::batched_matmul_backward(#a, #b, #dy, #batch, #m, #k, #n, #ga, #gb)?; }
+            }
+            Op::Transpose { a, b } => {
+                let shape = self.shape_tokens(node.inputs[0]);
+                plain(&|g| quote! { #ops::transpose_backward(#dy, &#shape, #a, #b, #g)?; })
+            }
+            Op::Concat { dim } => {
+                let (outer, ai, bi) = self.concat_dims(id, *dim);
+                let (ga, gb) = (opt(0), opt(1));
+                quote! { #ops::concat_backward(#dy, #outer, #ai, #bi, #ga, #gb)?; }
+            }
+            Op::CausalMask => {
+                let t = last(0);
+                plain(&|g| quote! { #ops::causal_mask_backward(#dy, #t, #g)?; })
+            }
+            Op::Attention { causal } => {
+                let (groups, tq, tk, d, dv) = self.attention_dims(id);
+                let (q, k, vv) = (x(0), x(1), x(2));
+                let (gq, gk, gv) = (opt(0), opt(1), opt(2));
+                let (lse, scr) = (aux("lse", id), aux("scr", id));
+                quote! {
+                    #ops::attention_backward(#q, #k, #vv, #y, &*#lse, #dy, #groups, #tq, #tk, #d, #dv,
+                        #causal, #gq, #gk, #gv, &mut *#scr)?;
+                }
+            }
+            Op::MhaAttention { heads, causal } => {
+                let (n, t, c) = self.mha_dims(id);
+                let qkv = x(0);
+                let (lse, scr) = (aux("lse", id), aux("scr", id));
+                plain(&|g| {
+                    quote! {
+                        #ops::mha_attention_backward(#qkv, #y, &*#lse, #dy, #n, #t, #c, #heads,
+                            #causal, #g, &mut *#scr)?;
+                    }
+                })
+            }
+            Op::Embedding => {
+                let ids = x(0);
+                let (vocab, dim) = (ins(1).fixed_at(0).unwrap_or(1), last(1));
+                match &grads[1] {
+                    Some(g) => quote! { #ops::embedding_backward(#ids, #dy, #vocab, #dim, #g)?; },
+                    None => quote!(),
+                }
             }
             Op::VecMat => {
                 let (m, n) = (ins(0).numel_fixed(), last(1));
@@ -247,6 +293,12 @@ impl GraphGen<'_> {
                 };
                 let (p, t, gp, gt) = (x(0), x(1), opt(0), opt(1));
                 quote! { #ops::#f(#p, #t, #dy0, #gp, #gt)?; }
+            }
+            Op::SoftmaxCrossEntropyIndices => {
+                let (p, t, cols) = (x(0), x(1), last(0));
+                plain(&|g| {
+                    quote! { #ops::softmax_cross_entropy_indices_backward(#p, #t, #cols, #dy0, #g)?; }
+                })
             }
             Op::SoftmaxCrossEntropy => {
                 let (p, t, gp, gt, cols) = (x(0), x(1), opt(0), opt(1), last(0));
@@ -348,10 +400,16 @@ impl GraphGen<'_> {
                 let (a, b, cols, ga, gb) = (x(0), x(1), last(0), opt(0), opt(1));
                 quote! { #ops::cosine_similarity_backward(#a, #b, #dy, #cols, #ga, #gb)?; }
             }
-            Op::SubModel { layer, in_row, .. } => {
+            Op::SubModel {
+                layer,
+                index,
+                in_row,
+                ..
+            } => {
                 let (a, nb, ga) = (x(0), rows(0, *in_row), opt(0));
                 let sub = aux("sub", id);
-                quote! { self.#layer.__layer_backward(#nb, #a, #dy, #ga, &mut *#sub)?; }
+                let layer = layer_path(layer, *index);
+                quote! { #layer.__layer_backward(#nb, #a, #dy, #ga, &mut *#sub)?; }
             }
             Op::Dropout(_) => {
                 let mask = aux("mask", id);

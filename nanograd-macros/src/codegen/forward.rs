@@ -9,7 +9,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::graph::{aux, v, GraphGen, Mode, Size};
+use super::graph::{aux, layer_path, v, GraphGen, Mode, Size};
 use crate::ir::{NodeId, Op};
 
 impl GraphGen<'_> {
@@ -32,7 +32,9 @@ impl GraphGen<'_> {
         let rows = |j: usize, cols: usize| Size::of(ins(j)).div(cols).tokens();
         let yn = v(id);
         match &node.op {
-            Op::Input(_) | Op::Param { .. } | Op::Const(_) | Op::Reshape => quote!(),
+            Op::Input(_) | Op::IndexInput(_) | Op::Param { .. } | Op::Const(_) | Op::Reshape => {
+                quote!()
+            }
             Op::Binary(b) => {
                 let f = format_ident!("{}", b.name());
                 let (a, bb) = (x(0), x(1));
@@ -57,6 +59,47 @@ impl GraphGen<'_> {
                 let m = rows(0, n);
                 let (a, b) = (x(0), x(1));
                 quote! { #ops::matvec(#a, #b, #m, #n, #y)?; }
+            }
+            Op::BatchedMatMul => {
+                let (batch, m, k, n) = self.batched_dims(id);
+                let (a, b) = (x(0), x(1));
+                quote! { #ops::batched_matmul(#a, #b, #batch, #m, #k, #n, #y)?; }
+            }
+            Op::Transpose { a, b } => {
+                let (xv, shape) = (x(0), self.shape_tokens(node.inputs[0]));
+                quote! { #ops::transpose(#xv, &#shape, #a, #b, #y)?; }
+            }
+            Op::Concat { dim } => {
+                let (outer, ai, bi) = self.concat_dims(id, *dim);
+                let (a, b) = (x(0), x(1));
+                quote! { #ops::concat(#a, #b, #outer, #ai, #bi, #y)?; }
+            }
+            Op::CausalMask => {
+                let (a, t) = (x(0), last(0));
+                quote! { #ops::causal_mask(#a, #t, #y)?; }
+            }
+            Op::Attention { causal } => {
+                let (groups, tq, tk, d, dv) = self.attention_dims(id);
+                let (q, k, vv) = (x(0), x(1), x(2));
+                let (lse, scr) = (aux("lse", id), aux("scr", id));
+                quote! {
+                    #ops::attention(#q, #k, #vv, #groups, #tq, #tk, #d, #dv, #causal, #y,
+                        &mut *#lse, &mut *#scr)?;
+                }
+            }
+            Op::MhaAttention { heads, causal } => {
+                let (n, t, c) = self.mha_dims(id);
+                let qkv = x(0);
+                let (lse, scr) = (aux("lse", id), aux("scr", id));
+                quote! {
+                    #ops::mha_attention(#qkv, #n, #t, #c, #heads, #causal, #y,
+                        &mut *#lse, &mut *#scr)?;
+                }
+            }
+            Op::Embedding => {
+                let (ids, w) = (x(0), x(1));
+                let (vocab, dim) = (ins(1).fixed_at(0).unwrap_or(1), last(1));
+                quote! { #ops::embedding(#ids, #w, #vocab, #dim, #y)?; }
             }
             Op::VecMat => {
                 let (m, n) = (ins(0).numel_fixed(), last(1));
@@ -146,6 +189,10 @@ impl GraphGen<'_> {
             Op::SoftmaxCrossEntropy => {
                 let (p, t, cols) = (x(0), x(1), last(0));
                 quote! { #yn[0] = #ops::softmax_cross_entropy(#p, #t, #cols)?; }
+            }
+            Op::SoftmaxCrossEntropyIndices => {
+                let (p, t, cols) = (x(0), x(1), last(0));
+                quote! { #yn[0] = #ops::softmax_cross_entropy_indices(#p, #t, #cols)?; }
             }
             Op::Conv2d { geom, bias } => {
                 let g = conv_geom(geom);
@@ -245,13 +292,19 @@ impl GraphGen<'_> {
                 let (a, b, cols) = (x(0), x(1), last(0));
                 quote! { #ops::cosine_similarity(#a, #b, #cols, #y)?; }
             }
-            Op::SubModel { layer, in_row, .. } => {
+            Op::SubModel {
+                layer,
+                index,
+                in_row,
+                ..
+            } => {
                 let (a, nb) = (x(0), rows(0, *in_row));
                 let sub = aux("sub", id);
+                let layer = layer_path(layer, *index);
                 if self.mode == Mode::Train {
-                    quote! { self.#layer.__layer_forward_train(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
+                    quote! { #layer.__layer_forward_train(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
                 } else {
-                    quote! { self.#layer.__layer_forward_infer(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
+                    quote! { #layer.__layer_forward_infer(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
                 }
             }
             Op::Dropout(p) => {

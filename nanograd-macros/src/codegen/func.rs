@@ -43,7 +43,10 @@ fn input_type(s: &Shape) -> TokenStream {
 pub fn bind_inputs(f: &FnModel) -> TokenStream {
     let lines = f.inputs.iter().enumerate().map(|(i, (name, s))| {
         let x = format_ident!("__x{}", i);
-        if s.is_scalar() {
+        if f.is_index(i) {
+            let flat = flatten(quote!(#name), s.rank());
+            quote! { let #x: &[u32] = #flat; }
+        } else if s.is_scalar() {
             let arr = format_ident!("__x{}_arr", i);
             quote! { let #arr = [#name]; let #x: &[T] = &#arr[..]; }
         } else {

@@ -116,6 +116,19 @@ pub(super) fn aux(name: &str, id: NodeId) -> Ident {
     format_ident!("__{}{}", name, id)
 }
 
+/// `self.fc1.weight`, `self.attn.out_proj.weight`: the place of a parameter.
+pub(super) fn param_path(field: &Ident, sub: &[Ident]) -> TokenStream {
+    quote!(self.#field #(.#sub)*)
+}
+
+/// `self.blk`, or `self.h[2]` for an element of a layer array.
+pub(super) fn layer_path(layer: &Ident, index: Option<usize>) -> TokenStream {
+    match index {
+        Some(i) => quote!(self.#layer[#i]),
+        None => quote!(self.#layer),
+    }
+}
+
 /// Dense weights with fewer elements are never packed at run time (the runtime's
 /// `blas::packed::MIN_PACK`): their layers call `ops::dense` and take no cache slot.
 const MIN_PACKED: usize = 4096;
@@ -134,7 +147,7 @@ impl<'a> GraphGen<'a> {
                     Op::Input(_) => input_grads,
                     // a model used as a layer has parameters of its own
                     Op::Param { .. } | Op::SubModel { .. } => true,
-                    Op::Const(_) => false,
+                    Op::Const(_) | Op::IndexInput(_) => false,
                     _ => node.inputs.iter().any(|&i| needs_grad[i]),
                 };
         }
@@ -176,10 +189,10 @@ impl<'a> GraphGen<'a> {
             Node {
                 op: Op::Param { field, sub },
                 ..
-            } => Some(match sub {
-                Some(s) => quote!(&self.#field.#s),
-                None => quote!(&self.#field),
-            }),
+            } => {
+                let path = param_path(field, sub);
+                Some(quote!(&#path))
+            }
             _ => None,
         }
     }
@@ -296,7 +309,7 @@ impl<'a> GraphGen<'a> {
     pub(super) fn has_buffer(&self, id: NodeId) -> bool {
         !matches!(
             self.g.nodes[id].op,
-            Op::Input(_) | Op::Param { .. } | Op::Const(_) | Op::Reshape
+            Op::Input(_) | Op::IndexInput(_) | Op::Param { .. } | Op::Const(_) | Op::Reshape
         )
     }
 
@@ -334,6 +347,31 @@ impl<'a> GraphGen<'a> {
                     };
                     let len = out_f.div_ceil(32) * 32 * in_f;
                     self.regions.push((aux("pk", id), Size::fixed(len)));
+                }
+                Op::Attention { .. } => {
+                    // each query row's log-sum-exp, and the kernel's scratch
+                    let (q, k) = (self.shape(node.inputs[0]), self.shape(node.inputs[1]));
+                    let r = q.rank();
+                    let (tq, d) = (q.fixed_at(r - 2).unwrap_or(1), q.last().unwrap_or(1));
+                    let tk = k.fixed_at(r - 2).unwrap_or(1);
+                    self.regions.push((aux("lse", id), Size::of(q).div(d)));
+                    // the runtime's `attention_scratch_len`
+                    self.regions
+                        .push((aux("scr", id), Size::fixed(2 * tq * tk + tq)));
+                }
+                Op::MhaAttention { heads, .. } => {
+                    let out = self.shape(id);
+                    let r = out.rank();
+                    let (t, c) = (out.fixed_at(r - 2).unwrap_or(1), out.last().unwrap_or(1));
+                    let lse = Size::of(out).div(c);
+                    let lse = Size {
+                        b: lse.b * heads,
+                        f: lse.f * heads,
+                    };
+                    self.regions.push((aux("lse", id), lse));
+                    // the runtime's `mha_attention_scratch_len`
+                    let len = 2 * t * t + t + 8 * t * (c / heads.max(&1));
+                    self.regions.push((aux("scr", id), Size::fixed(len)));
                 }
                 Op::SubModel {
                     in_row,
@@ -424,14 +462,14 @@ impl<'a> GraphGen<'a> {
     pub fn value(&self, id: NodeId) -> TokenStream {
         let id = self.root[id];
         match &self.g.nodes[id].op {
-            Op::Input(i) => {
+            Op::Input(i) | Op::IndexInput(i) => {
                 let x = format_ident!("__x{}", i);
                 quote!(#x)
             }
-            Op::Param { field, sub } => match sub {
-                Some(s) => quote!(self.#field.#s.value()),
-                None => quote!(self.#field.value()),
-            },
+            Op::Param { field, sub } => {
+                let path = param_path(field, sub);
+                quote!(#path.value())
+            }
             Op::Const(_) => {
                 let c = aux("c", id);
                 quote!(&#c[..])
@@ -483,6 +521,60 @@ impl<'a> GraphGen<'a> {
         } else {
             quote!(self.#layer.#f.data())
         }
+    }
+
+    /// `[__b, 4, 64, 32]`: a value's whole shape, the batch as the run-time `__b`.
+    pub(super) fn shape_tokens(&self, id: NodeId) -> TokenStream {
+        let dims = self.shape(id).dims.iter().map(|d| match d {
+            Dim::Batch => quote!(__b),
+            Dim::Fixed(n) => quote!(#n),
+        });
+        quote!([#(#dims),*])
+    }
+
+    /// `(batch, m, k, n)` of a batched matmul node: `[.., m, k] x [.., k, n]`.
+    pub(super) fn batched_dims(&self, id: NodeId) -> (TokenStream, usize, usize, usize) {
+        let node = &self.g.nodes[id];
+        let (a, b) = (self.shape(node.inputs[0]), self.shape(node.inputs[1]));
+        let r = a.rank();
+        let (m, k) = (a.fixed_at(r - 2).unwrap_or(1), a.last().unwrap_or(1));
+        let n = b.last().unwrap_or(1);
+        (Size::of(a).div(m * k).tokens(), m, k, n)
+    }
+
+    /// `(outer, a_inner, b_inner)` of a concat node along `dim`.
+    pub(super) fn concat_dims(&self, id: NodeId, dim: usize) -> (TokenStream, usize, usize) {
+        let node = &self.g.nodes[id];
+        let (a, b) = (self.shape(node.inputs[0]), self.shape(node.inputs[1]));
+        let inner = |s: &Shape| {
+            (dim..s.rank())
+                .map(|i| s.fixed_at(i).unwrap_or(1))
+                .product()
+        };
+        let (ai, bi): (usize, usize) = (inner(a), inner(b));
+        (Size::of(a).div(ai).tokens(), ai, bi)
+    }
+
+    /// `(groups, tq, tk, d, dv)` of an attention node.
+    pub(super) fn attention_dims(&self, id: NodeId) -> (TokenStream, usize, usize, usize, usize) {
+        let node = &self.g.nodes[id];
+        let (q, k, v) = (
+            self.shape(node.inputs[0]),
+            self.shape(node.inputs[1]),
+            self.shape(node.inputs[2]),
+        );
+        let r = q.rank();
+        let (tq, d) = (q.fixed_at(r - 2).unwrap_or(1), q.last().unwrap_or(1));
+        let (tk, dv) = (k.fixed_at(r - 2).unwrap_or(1), v.last().unwrap_or(1));
+        (Size::of(q).div(tq * d).tokens(), tq, tk, d, dv)
+    }
+
+    /// `(n, t, c)` of a multi-head attention core: its output is `[n, t, c]`.
+    pub(super) fn mha_dims(&self, id: NodeId) -> (TokenStream, usize, usize) {
+        let out = self.shape(id);
+        let r = out.rank();
+        let (t, c) = (out.fixed_at(r - 2).unwrap_or(1), out.last().unwrap_or(1));
+        (Size::of(out).div(t * c).tokens(), t, c)
     }
 
     pub(super) fn f64_lit(x: f64) -> TokenStream {

@@ -41,9 +41,14 @@ pub fn fallback(input: &ModelInput) -> TokenStream {
 
 /// The Rust type of one sample of the given fixed dims: `T`, `[T; 3]`, `[[T; 3]; 2]`.
 pub fn array_type(dims: &[usize]) -> TokenStream {
+    array_type_of(dims, quote!(T))
+}
+
+/// Like [`array_type`] with another element type: `[[u32; 64]; 2]`.
+pub fn array_type_of(dims: &[usize], elem: TokenStream) -> TokenStream {
     dims.iter()
         .rev()
-        .fold(quote!(T), |inner, d| quote!([#inner; #d]))
+        .fold(elem, |inner, d| quote!([#inner; #d]))
 }
 
 /// A zero value of [`array_type`].

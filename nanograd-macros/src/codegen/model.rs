@@ -41,8 +41,18 @@ fn layer_type(kind: &LayerKind) -> TokenStream {
         LayerKind::MaxPool2d(_) => quote!(::nanograd::layers::MaxPool2d),
         LayerKind::AvgPool2d(_) => quote!(::nanograd::layers::AvgPool2d),
         LayerKind::Dropout { .. } => quote!(::nanograd::layers::Dropout),
+        LayerKind::Embedding { .. } => quote!(::nanograd::layers::Embedding<T>),
+        LayerKind::LayerNorm { .. } => quote!(::nanograd::layers::LayerNorm<T>),
+        LayerKind::MultiHeadAttention { .. } => {
+            quote!(::nanograd::layers::MultiHeadAttention<T>)
+        }
         LayerKind::Param { .. } => quote!(::nanograd::Param<T>),
-        LayerKind::Struct { ty, .. } => quote!(#ty<T>),
+        LayerKind::Struct {
+            ty, count: None, ..
+        } => quote!(#ty<T>),
+        LayerKind::Struct {
+            ty, count: Some(n), ..
+        } => quote!([#ty<T>; #n]),
     }
 }
 
@@ -89,7 +99,26 @@ fn layer_new(l: &Layer) -> TokenStream {
             quote!(#layers::AvgPool2d::new(#k, #s).expect(#what))
         }
         LayerKind::Dropout { p } => quote!(#layers::Dropout::new(#p).expect(#what)),
-        LayerKind::Struct { ty, .. } => quote!(#ty::new(rng)),
+        LayerKind::Embedding { vocab, dim } => {
+            quote!(#layers::Embedding::new(#vocab, #dim, rng).expect(#what))
+        }
+        LayerKind::LayerNorm { dim, affine, .. } => {
+            let ctor = if *affine {
+                quote!(new)
+            } else {
+                quote!(without_affine)
+            };
+            quote!(#layers::LayerNorm::#ctor(#dim).expect(#what))
+        }
+        LayerKind::MultiHeadAttention {
+            dim, heads, bias, ..
+        } => quote!(#layers::MultiHeadAttention::new(#dim, #heads, #bias, rng).expect(#what)),
+        LayerKind::Struct {
+            ty, count: None, ..
+        } => quote!(#ty::new(rng)),
+        LayerKind::Struct {
+            ty, count: Some(_), ..
+        } => quote!(::core::array::from_fn(|_| #ty::new(&mut *rng))),
         LayerKind::Param { shape, init } => {
             let n: usize = shape.iter().product();
             let init_fns = quote!(::nanograd::init);
@@ -127,8 +156,10 @@ fn sample_dims(s: &Shape) -> Vec<usize> {
 }
 
 /// The parameter type of an input: `&[[T; 784]]` batched, `&[T; 3]` fixed, `T` scalar.
-fn input_type(s: &Shape) -> TokenStream {
-    let t = array_type(&sample_dims(s));
+/// `u32` in place of `T` for an input of indices: `&[[u32; 64]]`.
+fn input_type(s: &Shape, index: bool) -> TokenStream {
+    let elem = if index { quote!(u32) } else { quote!(T) };
+    let t = super::array_type_of(&sample_dims(s), elem);
     if s.is_batched() {
         quote!(&[#t])
     } else if s.is_scalar() {
@@ -182,8 +213,9 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     let model = s.name.to_string();
     let args: Vec<TokenStream> = inputs
         .iter()
-        .map(|(n, sh)| {
-            let t = input_type(sh);
+        .enumerate()
+        .map(|(i, (n, sh))| {
+            let t = input_type(sh, f.is_index(i));
             quote!(#n: #t)
         })
         .collect();
@@ -404,8 +436,18 @@ fn summary_fn(s: &StructModel, fns: &[FnModel]) -> TokenStream {
             LayerKind::MaxPool2d(_) => "MaxPool2d".to_string(),
             LayerKind::AvgPool2d(_) => "AvgPool2d".to_string(),
             LayerKind::Dropout { .. } => "Dropout".to_string(),
+            LayerKind::Embedding { .. } => "Embedding".to_string(),
+            LayerKind::LayerNorm { .. } => "LayerNorm".to_string(),
+            LayerKind::MultiHeadAttention { .. } => "MultiHeadAttention".to_string(),
             LayerKind::Param { .. } => "Param".to_string(),
-            LayerKind::Struct { ty, .. } => ty.to_string(),
+            LayerKind::Struct {
+                ty, count: None, ..
+            } => ty.to_string(),
+            LayerKind::Struct {
+                ty,
+                count: Some(n),
+                ..
+            } => format!("[{ty}; {n}]"),
         };
         let out = out.as_ref().map_or_else(|| "--".to_string(), |o| o.to_string());
         let count = match &l.kind {
@@ -496,9 +538,10 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
 /// }
 /// ```
 fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
+    // a forward of indices (a language model) takes no values from a model around it
     let Some(f) = fns
         .iter()
-        .find(|f| f.name == "forward" && f.inputs.len() == 1)
+        .find(|f| f.name == "forward" && f.inputs.len() == 1 && !f.is_index(0))
     else {
         return (quote!(), signature_macro(&s.name, quote!(no_forward)));
     };
@@ -645,6 +688,9 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
             "MaxPool2d" => quote!(::nanograd::layers::MaxPool2d),
             "AvgPool2d" => quote!(::nanograd::layers::AvgPool2d),
             "Dropout" => quote!(::nanograd::layers::Dropout),
+            "Embedding" => quote!(::nanograd::layers::Embedding<T>),
+            "LayerNorm" => quote!(::nanograd::layers::LayerNorm<T>),
+            "MultiHeadAttention" => quote!(::nanograd::layers::MultiHeadAttention<T>),
             "Param" => quote!(::nanograd::Param<T>),
             _ => return None,
         };
@@ -681,8 +727,8 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
         let ret = shape(&f.ret, true);
         match (ins, ret) {
             (Some(ins), Some(ret)) => {
-                let args = inputs.iter().zip(&ins).map(|((n, _), sh)| {
-                    let t = input_type(sh);
+                let args = inputs.iter().zip(&ins).map(|((n, syn_sh), sh)| {
+                    let t = input_type(sh, syn_sh.index.is_some());
                     quote!(#n: #t)
                 });
                 let sample = array_type(&sample_dims(&ret));
@@ -695,8 +741,8 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
                 };
                 let back = format_ident!("{}_backward", fname);
                 let backward = ret.is_scalar().then(|| {
-                    let args = inputs.iter().zip(&ins).map(|((n, _), sh)| {
-                        let t = input_type(sh);
+                    let args = inputs.iter().zip(&ins).map(|((n, syn_sh), sh)| {
+                        let t = input_type(sh, syn_sh.index.is_some());
                         quote!(#n: #t)
                     });
                     quote! { #vis fn #back(&mut self, #(#args),*) -> ::nanograd::Result<T> { unimplemented!() } }

@@ -34,6 +34,24 @@ pub enum LayerKind {
     Dropout {
         p: f64,
     },
+    /// `Embedding(vocab -> dim)`.
+    Embedding {
+        vocab: usize,
+        dim: usize,
+    },
+    /// `LayerNorm(dim, eps = 1e-5, affine = true)`.
+    LayerNorm {
+        dim: usize,
+        eps: f64,
+        affine: bool,
+    },
+    /// `MultiHeadAttention(dim, heads = h, causal = false, bias = true)`.
+    MultiHeadAttention {
+        dim: usize,
+        heads: usize,
+        causal: bool,
+        bias: bool,
+    },
     Param {
         shape: Vec<usize>,
         init: Init,
@@ -45,6 +63,8 @@ pub enum LayerKind {
         output: Shape,
         ws_per_row: usize,
         ws_fixed: usize,
+        /// The length of a layer array (`h: [Block; 4]`), `None` for one model.
+        count: Option<usize>,
     },
 }
 
@@ -75,6 +95,9 @@ pub const LAYER_KINDS: &[&str] = &[
     "MaxPool2d",
     "AvgPool2d",
     "Dropout",
+    "Embedding",
+    "LayerNorm",
+    "MultiHeadAttention",
     "Param",
 ];
 
@@ -139,8 +162,20 @@ pub(super) fn lower_layers(
             continue;
         }
         let sig = sigs.iter().find(|g| g.name == f.kind);
-        let kind = match (sig, &f.args) {
-            (Some(sig), None) => struct_layer(f, sig, errs),
+        let kind = match (sig, &f.args, &f.array) {
+            (Some(sig), None, None) => struct_layer(f, sig, None, errs),
+            (Some(sig), None, Some(len)) => eval_count(len, "a layer array's length", consts, errs)
+                .and_then(|n| struct_layer(f, sig, Some(n), errs)),
+            (_, _, Some(_)) => {
+                errs.at(
+                    &f.kind,
+                    format!(
+                        "a layer array repeats a model declared by an earlier model!, as in `{}: [Block; 4]`; `{}` is not one",
+                        f.name, f.kind
+                    ),
+                );
+                None
+            }
             _ => lower_layer(f, consts, errs),
         };
         if let Some(kind) = kind {
@@ -155,7 +190,12 @@ pub(super) fn lower_layers(
 }
 
 /// The layer kind of a model used as a layer, from the signature its macro passed in.
-pub(super) fn struct_layer(f: &LayerField, sig: &LayerSig, errs: &mut Errors) -> Option<LayerKind> {
+pub(super) fn struct_layer(
+    f: &LayerField,
+    sig: &LayerSig,
+    count: Option<usize>,
+    errs: &mut Errors,
+) -> Option<LayerKind> {
     let (input, output, ws_per_row, ws_fixed) = match &sig.kind {
         SigKind::Layer {
             input,
@@ -208,12 +248,24 @@ pub(super) fn struct_layer(f: &LayerField, sig: &LayerSig, errs: &mut Errors) ->
             batch_name: None,
         })
     };
+    let (input, output) = (shape(input, errs)?, shape(output, errs)?);
+    if count.is_some() && input.dims != output.dims {
+        errs.at(
+            &f.kind,
+            format!(
+                "the layer array `{}` runs its `{}`s one after another, so each must keep the shape, but `{}` maps {input} to {output}",
+                f.name, f.kind, f.kind
+            ),
+        );
+        return None;
+    }
     Some(LayerKind::Struct {
         ty: sig.name.clone(),
-        input: shape(input, errs)?,
-        output: shape(output, errs)?,
+        input,
+        output,
         ws_per_row,
         ws_fixed,
+        count,
     })
 }
 
@@ -303,116 +355,171 @@ pub(super) fn lower_layer(
     let f64_kw = |kw: &mut Keywords, name: &str, default: f64, errs: &mut Errors| -> Option<f64> {
         kw.take(name).map_or(Some(default), |e| eval_f64(e, errs))
     };
-    let result =
-        match kind.as_str() {
-            "Dense" => {
-                let sizes = arrow(errs);
-                let bias = bool_kw(&mut kw, "bias", errs);
-                kw.finish("Dense", &["bias"], errs);
-                let (in_f, out_f) = sizes?;
-                LayerKind::Dense {
-                    in_f,
-                    out_f,
-                    bias: bias?,
-                }
+    let result = match kind.as_str() {
+        "Dense" => {
+            let sizes = arrow(errs);
+            let bias = bool_kw(&mut kw, "bias", errs);
+            kw.finish("Dense", &["bias"], errs);
+            let (in_f, out_f) = sizes?;
+            LayerKind::Dense {
+                in_f,
+                out_f,
+                bias: bias?,
             }
-            "Conv2d" => {
-                let sizes = arrow(errs);
-                let kernel = count_kw(&mut kw, "kernel", None, errs);
-                let stride = count_kw(&mut kw, "stride", Some(1), errs);
-                let padding = match kw.take("padding") {
-                    Some(e) => eval_usize(e, consts, errs)
-                        .and_then(|v| window_limit(e, "padding", v, errs)),
-                    None => Some(0),
-                };
-                let bias = bool_kw(&mut kw, "bias", errs);
-                kw.finish("Conv2d", &["kernel", "stride", "padding", "bias"], errs);
-                let (c_in, c_out) = sizes?;
-                LayerKind::Conv2d {
-                    c_in,
-                    c_out,
-                    kernel: kernel?,
-                    stride: stride?,
-                    padding: padding?,
-                    bias: bias?,
+        }
+        "Conv2d" => {
+            let sizes = arrow(errs);
+            let kernel = count_kw(&mut kw, "kernel", None, errs);
+            let stride = count_kw(&mut kw, "stride", Some(1), errs);
+            let padding = match kw.take("padding") {
+                Some(e) => {
+                    eval_usize(e, consts, errs).and_then(|v| window_limit(e, "padding", v, errs))
                 }
+                None => Some(0),
+            };
+            let bias = bool_kw(&mut kw, "bias", errs);
+            kw.finish("Conv2d", &["kernel", "stride", "padding", "bias"], errs);
+            let (c_in, c_out) = sizes?;
+            LayerKind::Conv2d {
+                c_in,
+                c_out,
+                kernel: kernel?,
+                stride: stride?,
+                padding: padding?,
+                bias: bias?,
             }
-            "BatchNorm2d" => {
-                let c = single(errs).and_then(|e| eval_count(e, "the channel count", consts, errs));
-                let eps = f64_kw(&mut kw, "eps", 1e-5, errs);
-                let momentum = f64_kw(&mut kw, "momentum", 0.1, errs);
-                kw.finish("BatchNorm2d", &["eps", "momentum"], errs);
-                LayerKind::BatchNorm2d {
-                    c: c?,
-                    eps: eps?,
-                    momentum: momentum?,
+        }
+        "BatchNorm2d" => {
+            let c = single(errs).and_then(|e| eval_count(e, "the channel count", consts, errs));
+            let eps = f64_kw(&mut kw, "eps", 1e-5, errs);
+            let momentum = f64_kw(&mut kw, "momentum", 0.1, errs);
+            kw.finish("BatchNorm2d", &["eps", "momentum"], errs);
+            LayerKind::BatchNorm2d {
+                c: c?,
+                eps: eps?,
+                momentum: momentum?,
+            }
+        }
+        "MaxPool2d" | "AvgPool2d" => {
+            if !positional.is_empty() {
+                wrong(errs);
+            }
+            let kernel = count_kw(&mut kw, "kernel", None, errs);
+            let stride = match kw.take("stride") {
+                Some(e) => eval_count(e, "stride", consts, errs),
+                None => kernel,
+            };
+            let padding = match kw.take("padding") {
+                Some(e) => {
+                    eval_usize(e, consts, errs).and_then(|v| window_limit(e, "padding", v, errs))
                 }
+                None => Some(0),
+            };
+            kw.finish(&kind, &["kernel", "stride", "padding"], errs);
+            let cfg = PoolCfg {
+                kernel: kernel?,
+                stride: stride?,
+                padding: padding?,
+            };
+            if kind == "MaxPool2d" {
+                LayerKind::MaxPool2d(cfg)
+            } else {
+                LayerKind::AvgPool2d(cfg)
             }
-            "MaxPool2d" | "AvgPool2d" => {
-                if !positional.is_empty() {
+        }
+        "Dropout" => {
+            let p = single(errs).and_then(|e| {
+                let p = eval_f64(e, errs)?;
+                if !(0.0..1.0).contains(&p) {
+                    errs.at(e, format!("a dropout probability is in [0, 1), not {p}"));
+                    return None;
+                }
+                Some(p)
+            });
+            kw.finish("Dropout", &[], errs);
+            LayerKind::Dropout { p: p? }
+        }
+        "Embedding" => {
+            let sizes = arrow(errs);
+            kw.finish("Embedding", &[], errs);
+            let (vocab, dim) = sizes?;
+            if vocab > u32::MAX as usize + 1 {
+                errs.at(
+                        &f.kind,
+                        format!("an `Embedding` reads u32 ids, so its vocabulary is at most 2^32, not {vocab}"),
+                    );
+                return None;
+            }
+            LayerKind::Embedding { vocab, dim }
+        }
+        "LayerNorm" => {
+            let dim = single(errs).and_then(|e| eval_count(e, "the width", consts, errs));
+            let eps = f64_kw(&mut kw, "eps", 1e-5, errs);
+            let affine = bool_kw(&mut kw, "affine", errs);
+            kw.finish("LayerNorm", &["eps", "affine"], errs);
+            LayerKind::LayerNorm {
+                dim: dim?,
+                eps: eps?,
+                affine: affine?,
+            }
+        }
+        "MultiHeadAttention" => {
+            let dim = single(errs).and_then(|e| eval_count(e, "the width", consts, errs));
+            let heads_e = kw.take("heads");
+            let heads = match heads_e {
+                Some(e) => eval_count(e, "heads", consts, errs),
+                None => {
+                    errs.at(&f.kind, "`MultiHeadAttention` needs `heads = ..`");
+                    None
+                }
+            };
+            let causal = kw
+                .take("causal")
+                .map_or(Some(false), |e| eval_bool(e, errs));
+            let bias = bool_kw(&mut kw, "bias", errs);
+            kw.finish("MultiHeadAttention", &["heads", "causal", "bias"], errs);
+            let (dim, heads) = (dim?, heads?);
+            if dim % heads != 0 {
+                errs.at(
+                        heads_e?,
+                        format!("{heads} heads do not divide the width {dim} of `{}`: each head takes an equal share of the width", f.name),
+                    );
+                return None;
+            }
+            LayerKind::MultiHeadAttention {
+                dim,
+                heads,
+                causal: causal?,
+                bias: bias?,
+            }
+        }
+        "Param" => {
+            let shape = match positional.as_slice() {
+                [LayerArg::Positional(Expr::Array(a))] => {
+                    let dims: Vec<Option<usize>> = a
+                        .elems
+                        .iter()
+                        .map(|d| eval_count(d, "a dimension", consts, errs))
+                        .collect();
+                    dims.into_iter().collect::<Option<Vec<usize>>>()
+                }
+                _ => {
                     wrong(errs);
+                    None
                 }
-                let kernel = count_kw(&mut kw, "kernel", None, errs);
-                let stride = match kw.take("stride") {
-                    Some(e) => eval_count(e, "stride", consts, errs),
-                    None => kernel,
-                };
-                let padding = match kw.take("padding") {
-                    Some(e) => eval_usize(e, consts, errs)
-                        .and_then(|v| window_limit(e, "padding", v, errs)),
-                    None => Some(0),
-                };
-                kw.finish(&kind, &["kernel", "stride", "padding"], errs);
-                let cfg = PoolCfg {
-                    kernel: kernel?,
-                    stride: stride?,
-                    padding: padding?,
-                };
-                if kind == "MaxPool2d" {
-                    LayerKind::MaxPool2d(cfg)
-                } else {
-                    LayerKind::AvgPool2d(cfg)
-                }
+            };
+            let init = match kw.take("init") {
+                Some(e) => lower_init(e, errs),
+                None => Some(Init::Normal(1.0)),
+            };
+            kw.finish("Param", &["init"], errs);
+            LayerKind::Param {
+                shape: shape?,
+                init: init?,
             }
-            "Dropout" => {
-                let p = single(errs).and_then(|e| {
-                    let p = eval_f64(e, errs)?;
-                    if !(0.0..1.0).contains(&p) {
-                        errs.at(e, format!("a dropout probability is in [0, 1), not {p}"));
-                        return None;
-                    }
-                    Some(p)
-                });
-                kw.finish("Dropout", &[], errs);
-                LayerKind::Dropout { p: p? }
-            }
-            "Param" => {
-                let shape = match positional.as_slice() {
-                    [LayerArg::Positional(Expr::Array(a))] => {
-                        let dims: Vec<Option<usize>> = a
-                            .elems
-                            .iter()
-                            .map(|d| eval_count(d, "a dimension", consts, errs))
-                            .collect();
-                        dims.into_iter().collect::<Option<Vec<usize>>>()
-                    }
-                    _ => {
-                        wrong(errs);
-                        None
-                    }
-                };
-                let init = match kw.take("init") {
-                    Some(e) => lower_init(e, errs),
-                    None => Some(Init::Normal(1.0)),
-                };
-                kw.finish("Param", &["init"], errs);
-                LayerKind::Param {
-                    shape: shape?,
-                    init: init?,
-                }
-            }
-            _ => return None,
-        };
+        }
+        _ => return None,
+    };
     Some(result)
 }
 
@@ -424,6 +531,9 @@ pub(super) fn layer_example(kind: &str) -> &'static str {
         "MaxPool2d" => "`MaxPool2d(kernel = 2, stride = 2)`",
         "AvgPool2d" => "`AvgPool2d(kernel = 2, stride = 2)`",
         "Dropout" => "`Dropout(0.5)`",
+        "Embedding" => "`Embedding(65 -> 128)`",
+        "LayerNorm" => "`LayerNorm(128, eps = 1e-5, affine = true)`",
+        "MultiHeadAttention" => "`MultiHeadAttention(128, heads = 4, causal = true)`",
         "Param" => "`Param([10])` or `Param([4, 4], init = xavier)`",
         _ => "",
     }
@@ -477,17 +587,38 @@ pub(super) fn lower_init(e: &Expr, errs: &mut Errors) -> Option<Init> {
 }
 
 impl Lower<'_> {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn layer_call(
         &mut self,
         e: &Expr,
         li: usize,
         name: &Ident,
+        index: Option<(usize, &Expr)>,
         pos: Vec<&Expr>,
         kws: Vec<(&Ident, &Expr)>,
         env: &Env,
     ) -> Option<NodeId> {
         self.used[li] = true;
         let kind = self.layers[li].kind.clone();
+        if let Some((i, ie)) = index {
+            match kind {
+                LayerKind::Struct { count: Some(n), .. } if i >= n => {
+                    self.errs.at(
+                        ie,
+                        format!("`{name}` has {n} elements, so `{name}[{i}]` is out of range"),
+                    );
+                    return None;
+                }
+                LayerKind::Struct { count: Some(_), .. } => {}
+                _ => {
+                    self.errs.at(
+                        ie,
+                        format!("`{name}` is not a layer array: only a layer declared `{name}: [Block; N]` is indexed"),
+                    );
+                    return None;
+                }
+            }
+        }
         if let LayerKind::Param { .. } = kind {
             self.errs.at(
                 name,
@@ -505,6 +636,24 @@ impl Lower<'_> {
         let xe = pos[0];
         let x = self.expr(xe, env)?;
         let xs = self.shape(x).clone();
+        match (&kind, self.nodes[x].op.is_index()) {
+            (LayerKind::Embedding { .. }, false) => {
+                self.errs.at(
+                    xe,
+                    format!(
+                        "embedding `{name}` looks up u32 ids, but `{}` is a tensor of values {xs}; declare the input `u32[..]`",
+                        describe(xe)
+                    ),
+                );
+                return None;
+            }
+            (LayerKind::Embedding { .. }, true) => {}
+            (_, true) => {
+                self.reject_index(xe, x, &format!("the layer `{name}`"));
+                return None;
+            }
+            _ => {}
+        }
         match kind {
             LayerKind::Dense { in_f, out_f, bias } => {
                 if xs.last() != Some(in_f) {
@@ -582,6 +731,75 @@ impl Lower<'_> {
                 Some(self.push(op, vec![x], out))
             }
             LayerKind::Dropout { p } => Some(self.push(Op::Dropout(p), vec![x], xs)),
+            LayerKind::Embedding { dim, .. } => {
+                let w = self.param_leaf(li, Some("weight"));
+                let mut dims = xs.dims.clone();
+                dims.push(Dim::Fixed(dim));
+                Some(self.push(Op::Embedding, vec![x, w], xs.with_dims(dims)))
+            }
+            LayerKind::LayerNorm { dim, eps, affine } => {
+                if xs.last() != Some(dim) {
+                    self.errs.at(
+                        xe,
+                        format!(
+                            "layer norm `{name}` normalises a last dimension of {dim}, but `{}` is {xs}",
+                            describe(xe)
+                        ),
+                    );
+                    return None;
+                }
+                let mut inputs = vec![x];
+                if affine {
+                    inputs.push(self.param_leaf(li, Some("weight")));
+                    inputs.push(self.param_leaf(li, Some("bias")));
+                }
+                let op = Op::LayerNorm {
+                    eps,
+                    weight: affine,
+                    bias: affine,
+                };
+                Some(self.push(op, inputs, xs))
+            }
+            LayerKind::MultiHeadAttention {
+                dim,
+                heads,
+                causal,
+                bias,
+            } => {
+                let fits = xs.last() == Some(dim)
+                    && (xs.rank() == 3 && xs.is_batched() || xs.rank() == 2 && !xs.is_batched());
+                if !fits {
+                    let want = if xs.is_batched() || xs.rank() != 2 {
+                        let b = xs.batch_name.clone().unwrap_or_else(|| "B".into());
+                        format!("[{b}, T, {dim}]")
+                    } else {
+                        format!("[T, {dim}]")
+                    };
+                    self.errs.at(
+                        xe,
+                        format!(
+                            "attention `{name}` expects a sequence {want} but `{}` is {xs}",
+                            describe(xe)
+                        ),
+                    );
+                    return None;
+                }
+                // in-projection, the heads, out-projection
+                let w = self.param_leaf(li, Some("in_proj_weight"));
+                let mut inputs = vec![x, w];
+                if bias {
+                    inputs.push(self.param_leaf(li, Some("in_proj_bias")));
+                }
+                let qkv = self.push(Op::Dense { bias }, inputs, xs.with_last(3 * dim));
+                let heads_out =
+                    self.push(Op::MhaAttention { heads, causal }, vec![qkv], xs.clone());
+                let w = self.param_leaf(li, Some("out_proj.weight"));
+                let mut inputs = vec![heads_out, w];
+                if bias {
+                    inputs.push(self.param_leaf(li, Some("out_proj.bias")));
+                }
+                Some(self.push(Op::Dense { bias }, inputs, xs))
+            }
             LayerKind::Param { .. } => None,
             LayerKind::Struct {
                 ty,
@@ -589,6 +807,7 @@ impl Lower<'_> {
                 output,
                 ws_per_row,
                 ws_fixed,
+                count,
             } => {
                 // the block's batch dimension takes whatever leads the argument
                 let fits = xs.rank() == input.rank()
@@ -616,13 +835,25 @@ impl Lower<'_> {
                 if output.is_batched() {
                     out_dims[0] = xs.dims[0];
                 }
-                let op = Op::SubModel {
-                    layer: name.clone(),
-                    in_row: input.numel_fixed(),
-                    ws_per_row,
-                    ws_fixed,
+                let out_shape = xs.with_dims(out_dims);
+                // one element, or every element of an array in order
+                let elements: Vec<Option<usize>> = match (count, index) {
+                    (_, Some((i, _))) => vec![Some(i)],
+                    (Some(n), None) => (0..n).map(Some).collect(),
+                    (None, None) => vec![None],
                 };
-                Some(self.push(op, vec![x], xs.with_dims(out_dims)))
+                let mut h = x;
+                for index in elements {
+                    let op = Op::SubModel {
+                        layer: name.clone(),
+                        index,
+                        in_row: input.numel_fixed(),
+                        ws_per_row,
+                        ws_fixed,
+                    };
+                    h = self.push(op, vec![h], out_shape.clone());
+                }
+                Some(h)
             }
         }
     }

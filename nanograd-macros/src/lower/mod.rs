@@ -31,6 +31,7 @@ use crate::shape::{Dim, Shape};
 mod layers;
 mod numbers;
 mod op_rules;
+mod sequence_rules;
 
 use layers::*;
 pub use layers::{Init, Layer, LayerKind, PoolCfg, LAYER_KINDS};
@@ -59,6 +60,13 @@ pub struct FnModel {
     pub inputs: Vec<(Ident, Shape)>,
     pub ret: Shape,
     pub graph: Graph,
+}
+
+impl FnModel {
+    /// Whether input `i` is declared `u32[..]` (its node is the `i`-th: inputs come first).
+    pub fn is_index(&self, i: usize) -> bool {
+        self.graph.nodes.get(i).is_some_and(|n| n.op.is_index())
+    }
 }
 
 /// Collected errors.
@@ -300,6 +308,21 @@ impl Lower<'_> {
         &self.nodes[id].shape
     }
 
+    /// Reports `e` (node `id`) if it holds `u32` indices, which `consumer` cannot take.
+    fn reject_index(&mut self, e: &Expr, id: NodeId, consumer: &str) -> bool {
+        if !self.nodes[id].op.is_index() {
+            return false;
+        }
+        self.errs.at(
+            e,
+            format!(
+                "`{}` holds u32 indices, which go only into an `Embedding` layer or the targets of `softmax_cross_entropy`, not into {consumer}",
+                describe(e)
+            ),
+        );
+        true
+    }
+
     /// Resolves a written shape; `batch` allows a leading batch dimension.
     fn resolve_shape(&mut self, s: &ShapeSyn, batch: bool) -> Option<Shape> {
         let mut dims = Vec::new();
@@ -372,7 +395,26 @@ impl Lower<'_> {
                     if let Some(b) = &shape.batch_name {
                         batch_names.push((name, b.clone()));
                     }
-                    let id = self.push(Op::Input(i), vec![], shape.clone());
+                    if let (Some(ty), true) = (&s.index, shape.is_scalar()) {
+                        self.errs.at(
+                            ty,
+                            format!("`{name}` holds no index: a `u32` input has at least one dimension, as in `u32[B]`"),
+                        );
+                        ok = false;
+                    }
+                    let op = if s.index.is_some() {
+                        Op::IndexInput(i)
+                    } else {
+                        Op::Input(i)
+                    };
+                    if let (Some(ty), false) = (&s.index, self.in_struct) {
+                        self.errs.at(
+                            ty,
+                            format!("`{name}` is declared `u32`: indices feed an `Embedding` layer or the targets of `softmax_cross_entropy`, so they belong to a model with a struct"),
+                        );
+                        ok = false;
+                    }
+                    let id = self.push(op, vec![], shape.clone());
                     env.insert(name.to_string(), Some(id));
                     inputs.push((name.clone(), shape));
                 }
@@ -392,6 +434,16 @@ impl Lower<'_> {
                     ok = false;
                 }
             }
+        }
+        if let Some(ty) = &f.ret.index {
+            self.errs.at(
+                ty,
+                format!(
+                    "`{}` returns values: a result cannot be `u32` indices; remove `u32`",
+                    f.name
+                ),
+            );
+            ok = false;
         }
         let mut ret = self.resolve_shape(&f.ret, self.in_struct);
         if ok && batch_names.is_empty() && ret.as_ref().is_some_and(|r| r.is_batched()) {
@@ -425,6 +477,9 @@ impl Lower<'_> {
         let out = self.lower_body(f, env);
         let ret = ret?;
         let out = out?;
+        if self.reject_index(&f.tail, out, "a fn's result") {
+            return None;
+        }
         let got = self.shape(out).clone();
         if got.dims != ret.dims {
             self.errs.at(
@@ -465,6 +520,12 @@ impl Lower<'_> {
         self.stack.push((f.name.to_string(), later));
         for s in &f.stmts {
             let v = self.expr(&s.value, &env);
+            if let Some(ty) = s.ann.as_ref().and_then(|a| a.index.as_ref()) {
+                self.errs.at(
+                    ty,
+                    "only fn inputs are declared `u32`; annotate a `let` with its shape alone",
+                );
+            }
             let v = match (v, &s.ann) {
                 (Some(v), Some(ann)) => match self.resolve_shape(ann, true) {
                     Some(want) if want.dims != self.shape(v).dims => {
@@ -523,6 +584,9 @@ impl Lower<'_> {
                     return Some(self.push(Op::Const(v), vec![], Shape::scalar()));
                 }
                 let x = self.expr(&u.expr, env)?;
+                if self.reject_index(&u.expr, x, "`-`") {
+                    return None;
+                }
                 let shape = self.shape(x).clone();
                 Some(self.push(Op::Scale(-1.0), vec![x], shape))
             }
@@ -552,8 +616,20 @@ impl Lower<'_> {
                 self.binary(e, op, &b.left, l?, &b.right, r?)
             }
             Expr::Call(c) => {
-                let name = match &*c.func {
-                    Expr::Path(p) if p.path.get_ident().is_some() => p.path.get_ident()?,
+                let (name, index) = match &*c.func {
+                    Expr::Path(p) if p.path.get_ident().is_some() => (p.path.get_ident()?, None),
+                    // `h[2](x)`: one element of a layer array
+                    Expr::Index(ix) => match &*ix.expr {
+                        Expr::Path(p) if p.path.get_ident().is_some() => {
+                            let i = eval_usize(&ix.index, self.consts, self.errs)?;
+                            (p.path.get_ident()?, Some((i, &*ix.index)))
+                        }
+                        other => {
+                            self.errs
+                                .at(other, "index a layer array by its name: `h[2](x)`");
+                            return None;
+                        }
+                    },
                     other => {
                         self.errs
                             .at(other, "call a layer, an op or a fn by its name");
@@ -576,7 +652,7 @@ impl Lower<'_> {
                         other => pos.push(other),
                     }
                 }
-                self.call(e, name, pos, kws, env)
+                self.call(e, name, index, pos, kws, env)
             }
             Expr::MethodCall(m) => {
                 self.errs.at(
@@ -637,7 +713,8 @@ impl Lower<'_> {
         None
     }
 
-    /// The node of a parameter: `self.<layer>` for a `Param`, `self.<layer>.<sub>` otherwise.
+    /// The node of a parameter: `self.<layer>` for a `Param`, `self.<layer>.<sub>` otherwise
+    /// (`sub` may be a path: `out_proj.weight`).
     fn param_leaf(&mut self, li: usize, sub: Option<&str>) -> NodeId {
         let layer = &self.layers[li];
         let key = match sub {
@@ -662,11 +739,27 @@ impl Lower<'_> {
             ) => vec![*c_out, *c_in, *kernel, *kernel],
             (LayerKind::Conv2d { c_out, .. }, _) => vec![*c_out],
             (LayerKind::BatchNorm2d { c, .. }, _) => vec![*c],
+            (LayerKind::Embedding { vocab, dim }, _) => vec![*vocab, *dim],
+            (LayerKind::LayerNorm { dim, .. }, _) => vec![*dim],
+            (LayerKind::MultiHeadAttention { dim, .. }, Some("in_proj_weight")) => {
+                vec![3 * dim, *dim]
+            }
+            (LayerKind::MultiHeadAttention { dim, .. }, Some("in_proj_bias")) => vec![3 * dim],
+            (LayerKind::MultiHeadAttention { dim, .. }, Some("out_proj.weight")) => {
+                vec![*dim, *dim]
+            }
+            (LayerKind::MultiHeadAttention { dim, .. }, _) => vec![*dim],
             _ => vec![],
         };
         let op = Op::Param {
             field: layer.name.clone(),
-            sub: sub.map(|s| Ident::new(s, layer.name.span())),
+            sub: sub
+                .map(|s| {
+                    s.split('.')
+                        .map(|part| Ident::new(part, layer.name.span()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         let id = self.push(op, vec![], Shape::fixed(&dims));
         self.params.insert(key, id);
@@ -682,6 +775,10 @@ impl Lower<'_> {
         re: &Expr,
         r: NodeId,
     ) -> Option<NodeId> {
+        let what = format!("`{}`", op.name());
+        if self.reject_index(le, l, &what) | self.reject_index(re, r, &what) {
+            return None;
+        }
         let (ls, rs) = (self.shape(l).clone(), self.shape(r).clone());
         match ls.broadcast(&rs) {
             Some(shape) => Some(self.push(Op::Binary(op), vec![l, r], shape)),
@@ -704,13 +801,25 @@ impl Lower<'_> {
         &mut self,
         e: &Expr,
         name: &Ident,
+        index: Option<(usize, &Expr)>,
         pos: Vec<&Expr>,
         kws: Vec<(&Ident, &Expr)>,
         env: &Env,
     ) -> Option<NodeId> {
         let key = name.to_string();
+        if let Some((_, ie)) = index {
+            if !self.layer_map.contains_key(&key) {
+                if !self.failed_layers.contains(&key) {
+                    self.errs.at(
+                        ie,
+                        format!("`{name}` is not a layer array: only a layer declared `{name}: [Block; N]` is indexed"),
+                    );
+                }
+                return None;
+            }
+        }
         if let Some(&li) = self.layer_map.get(&key) {
-            let out = self.layer_call(e, li, name, pos, kws, env);
+            let out = self.layer_call(e, li, name, index, pos, kws, env);
             if let Some(id) = out {
                 if self.outputs[li].is_none() {
                     self.outputs[li] = Some(self.shape(id).clone());
@@ -787,6 +896,25 @@ impl Lower<'_> {
         let mut inner = Env::new();
         let mut ok = true;
         for ((pname, pshape), (&arg, a)) in callee.inputs.iter().zip(args.iter().zip(&pos)) {
+            match (pshape.index.is_some(), self.nodes[arg].op.is_index()) {
+                (true, false) => {
+                    self.errs.at(
+                        *a,
+                        format!(
+                            "`{name}` expects `{pname}` to hold u32 indices, but `{}` holds values",
+                            describe(a)
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+                (false, true) => {
+                    self.reject_index(a, arg, &format!("`{name}`'s input `{pname}`"));
+                    ok = false;
+                    continue;
+                }
+                _ => {}
+            }
             self.errs.quiet += 1;
             let want = self.resolve_shape(pshape, self.in_struct);
             self.errs.quiet -= 1;

@@ -41,13 +41,34 @@ impl Lower<'_> {
         let op = name.to_string();
         // Arguments that are not tensors are read by the op's own arm below.
         let tensor_args = match op.as_str() {
-            "scale" | "reduce" | "slice" | "reshape" => 1,
+            "scale" | "reduce" | "slice" | "reshape" | "transpose" => 1,
             _ => pos.len(),
         };
         let args: Vec<Option<NodeId>> = pos[..tensor_args]
             .iter()
             .map(|a| self.expr(a, env))
             .collect();
+        // u32 indices go only into the targets of softmax_cross_entropy
+        let mut rejected = false;
+        for (j, a) in args.iter().enumerate() {
+            if let Some(a) = *a {
+                if !(op == "softmax_cross_entropy" && j == 1) {
+                    rejected |= self.reject_index(pos[j], a, &format!("`{op}`"));
+                }
+            }
+        }
+        if rejected {
+            return None;
+        }
+        let causal = if op == "attention" {
+            match kw.take("causal").map(|c| eval_bool(c, self.errs)) {
+                Some(None) => return None,
+                Some(Some(c)) => c,
+                None => false,
+            }
+        } else {
+            false
+        };
         let known: Vec<&str> = spec.kwargs.iter().map(|(k, _)| *k).collect();
         let result = match op.as_str() {
             "reduce" => {
@@ -74,10 +95,13 @@ impl Lower<'_> {
                     .collect();
                 kw.finish(&format!("`{op}`"), &known, self.errs);
                 let args: Vec<NodeId> = args.into_iter().collect::<Option<_>>()?;
-                let nums: HashMap<&str, f64> = nums
+                let mut nums: HashMap<&str, f64> = nums
                     .into_iter()
                     .map(|(k, v)| v.map(|v| (k, v)))
                     .collect::<Option<_>>()?;
+                if causal {
+                    nums.insert("causal", 1.0);
+                }
                 self.op_shape(e, &op, name, &pos, &args, &nums)
             }
         };
@@ -159,6 +183,33 @@ impl Lower<'_> {
                 };
                 Some(self.push(o, args.to_vec(), Shape::scalar()))
             }
+            "softmax_cross_entropy" if self.nodes[args[1]].op.is_index() => {
+                let mut want = s[0].dims.clone();
+                want.pop();
+                if s[0].rank() < 2 || !s[0].is_batched() || s[1].dims != want {
+                    let expect = if s[0].is_scalar() {
+                        "logits [B, n] or [B, t, n]".to_string()
+                    } else {
+                        format!("u32{}", s[0].with_dims(want))
+                    };
+                    self.errs.at(
+                        e,
+                        format!(
+                            "`softmax_cross_entropy` with class indices takes logits [B, n] with targets u32[B] or logits [B, t, n] with targets u32[B, t]; `{}` is {} so the targets must be {expect}, but `{}` is u32{}",
+                            d(0),
+                            s[0],
+                            d(1),
+                            s[1]
+                        ),
+                    );
+                    return None;
+                }
+                Some(self.push(
+                    Op::SoftmaxCrossEntropyIndices,
+                    args.to_vec(),
+                    Shape::scalar(),
+                ))
+            }
             "mse_loss" | "cross_entropy_loss" | "softmax_cross_entropy" => {
                 if s[0].dims != s[1].dims {
                     self.errs.at(
@@ -204,6 +255,27 @@ impl Lower<'_> {
                 Some(self.push(Op::Dot, args.to_vec(), Shape::scalar()))
             }
             "matmul" => self.matmul(e, pos, args, &s),
+            "transpose" => self.transpose(e, pos, args, &s),
+            "concat" => self.concat(e, pos, args, &s, nums["dim"]),
+            "causal_mask" => {
+                let r = s[0].rank();
+                let square = r >= 2
+                    && s[0].fixed_at(r - 1).is_some()
+                    && s[0].fixed_at(r - 1) == s[0].fixed_at(r - 2);
+                if !square {
+                    self.errs.at(
+                        pos[0],
+                        format!(
+                            "`causal_mask` masks a square [.., t, t] (queries by keys), but `{}` is {}",
+                            d(0),
+                            s[0]
+                        ),
+                    );
+                    return None;
+                }
+                same(self, Op::CausalMask)
+            }
+            "attention" => self.attention(e, pos, args, &s, nums["causal"] != 0.0),
             "dense" => {
                 let (in_f, out_f) = match (s[1].rank(), s[1].fixed_at(0), s[1].fixed_at(1)) {
                     (2, Some(o), Some(i)) => (i, o),
@@ -550,15 +622,8 @@ impl Lower<'_> {
                 ),
             );
         };
-        if b.is_batched() {
-            self.errs.at(
-                pos[1],
-                format!(
-                    "the right operand of `matmul` cannot have a batch dimension, but `{}` is {b}",
-                    describe(pos[1])
-                ),
-            );
-            return None;
+        if b.is_batched() || b.rank() >= 3 {
+            return self.batched_matmul(e, pos, args, s);
         }
         let show = |d: Option<&Dim>| match d {
             Some(Dim::Fixed(n)) => n.to_string(),
@@ -595,6 +660,15 @@ impl Lower<'_> {
                     return None;
                 }
                 Some(self.push(Op::Dot, args.to_vec(), Shape::scalar()))
+            }
+            (r, 2) if r >= 3 => {
+                // [.., m, k] x [k, n]: every leading row times one matrix
+                if a.dims[r - 1] != b.dims[0] {
+                    inner_err(self, show(a.dims.get(r - 1)), show(b.dims.first()));
+                    return None;
+                }
+                let shape = a.with_last(b.fixed_at(1).unwrap_or(0));
+                Some(self.push(Op::MatMul, args.to_vec(), shape))
             }
             _ => {
                 self.errs.at(
