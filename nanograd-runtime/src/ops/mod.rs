@@ -38,6 +38,7 @@ mod sum;
 mod flatten;
 mod reshape;
 mod slice;
+mod transpose;
 // linear algebra
 mod dense;
 mod dot;
@@ -111,6 +112,7 @@ pub use softplus::*;
 pub use sub::*;
 pub use sum::*;
 pub use tanh::*;
+pub use transpose::*;
 
 /// The number of rows of a row-major `[rows, cols]` buffer of `len` elements: an error when
 /// `cols` is 0 or does not divide `len`. Shared by the ops over the last dimension.
