@@ -40,6 +40,7 @@ mod reshape;
 mod slice;
 mod transpose;
 // linear algebra
+mod batched_matmul;
 mod dense;
 mod dot;
 mod matmul;
@@ -75,6 +76,7 @@ mod dropout;
 pub use add::*;
 pub use avg_pool2d::*;
 pub use batch_norm2d::*;
+pub use batched_matmul::*;
 pub use broadcast::*;
 pub use conv2d::*;
 pub use cosine_similarity::*;
