@@ -35,6 +35,7 @@ mod product;
 mod reduce;
 mod sum;
 // shape
+mod concat;
 mod flatten;
 mod reshape;
 mod slice;
@@ -78,6 +79,7 @@ pub use avg_pool2d::*;
 pub use batch_norm2d::*;
 pub use batched_matmul::*;
 pub use broadcast::*;
+pub use concat::*;
 pub use conv2d::*;
 pub use cosine_similarity::*;
 pub use cross_entropy_loss::*;
