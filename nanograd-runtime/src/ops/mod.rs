@@ -73,6 +73,8 @@ mod layer_norm;
 mod rmsnorm;
 // regularisation
 mod dropout;
+// lookup
+mod embedding;
 
 pub use add::*;
 pub use avg_pool2d::*;
@@ -87,6 +89,7 @@ pub use dense::*;
 pub use div::*;
 pub use dot::*;
 pub use dropout::*;
+pub use embedding::*;
 pub use flatten::*;
 pub use gelu::*;
 pub use global_avg_pool2d::*;
