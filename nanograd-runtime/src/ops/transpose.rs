@@ -1,6 +1,6 @@
 //! `transpose(x, a, b)`: `x` with dimensions `a` and `b` swapped, as PyTorch's
 //! `torch.transpose(x, a, b)` made contiguous. `shape` is `x`'s full shape (batch included,
-//! rank 2 to [`MAX_DIMS`]); `y` has that shape with entries `a` and `b` exchanged, and
+//! rank 2 to [`TRANSPOSE_MAX_DIMS`]); `y` has that shape with entries `a` and `b` exchanged, and
 //!
 //! `y[.., j, .., i, ..] = x[.., i, .., j, ..]`   (`i` at position `a`, `j` at position `b`).
 //!
@@ -17,7 +17,7 @@
 use crate::{check_len, fmt_shape, invalid, Float, Result};
 
 /// The largest rank [`transpose`] accepts.
-pub const MAX_DIMS: usize = 8;
+pub const TRANSPOSE_MAX_DIMS: usize = 8;
 
 /// The side of the square tiles in which `inner = 1` swaps are copied.
 const TILE: usize = 16;
@@ -36,11 +36,11 @@ struct Swap {
 /// `a == b` (a copy).
 fn plan(op: &'static str, shape: &[usize], a: usize, b: usize) -> Result<(usize, Option<Swap>)> {
     let rank = shape.len();
-    if !(2..=MAX_DIMS).contains(&rank) {
+    if !(2..=TRANSPOSE_MAX_DIMS).contains(&rank) {
         return Err(invalid(
             op,
             format!(
-                "shape {} has {rank} dimensions, expected 2 to {MAX_DIMS}",
+                "shape {} has {rank} dimensions, expected 2 to {TRANSPOSE_MAX_DIMS}",
                 fmt_shape(shape)
             ),
         ));
@@ -150,7 +150,7 @@ fn swap<T: Float, const ACC: bool>(src: &[T], dst: &mut [T], g: Swap) {
 }
 
 /// `y = x` with dimensions `a` and `b` swapped; `shape` is `x`'s full shape (rank 2 to
-/// [`MAX_DIMS`], no dimension 0). `a == b` is a copy.
+/// [`TRANSPOSE_MAX_DIMS`], no dimension 0). `a == b` is a copy.
 ///
 /// ```
 /// use nanograd_runtime::ops::transpose;
