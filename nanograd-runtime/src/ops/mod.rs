@@ -35,10 +35,13 @@ mod product;
 mod reduce;
 mod sum;
 // shape
+mod concat;
 mod flatten;
 mod reshape;
 mod slice;
+mod transpose;
 // linear algebra
+mod batched_matmul;
 mod dense;
 mod dot;
 mod matmul;
@@ -70,11 +73,15 @@ mod layer_norm;
 mod rmsnorm;
 // regularisation
 mod dropout;
+// lookup
+mod embedding;
 
 pub use add::*;
 pub use avg_pool2d::*;
 pub use batch_norm2d::*;
+pub use batched_matmul::*;
 pub use broadcast::*;
+pub use concat::*;
 pub use conv2d::*;
 pub use cosine_similarity::*;
 pub use cross_entropy_loss::*;
@@ -82,6 +89,7 @@ pub use dense::*;
 pub use div::*;
 pub use dot::*;
 pub use dropout::*;
+pub use embedding::*;
 pub use flatten::*;
 pub use gelu::*;
 pub use global_avg_pool2d::*;
@@ -111,6 +119,7 @@ pub use softplus::*;
 pub use sub::*;
 pub use sum::*;
 pub use tanh::*;
+pub use transpose::*;
 
 /// The number of rows of a row-major `[rows, cols]` buffer of `len` elements: an error when
 /// `cols` is 0 or does not divide `len`. Shared by the ops over the last dimension.

@@ -5,12 +5,16 @@
 //! `log_softmax(x)_j = (x_j - m) - ln Σ_k e^(x_k - m)`, `m = max_k x_k`,
 //!
 //! so logits of ±1000 give exact, finite losses. The target `t` is either a probability row
-//! per sample ([`softmax_cross_entropy`], one-hot or soft) or a class index per sample
-//! ([`softmax_cross_entropy_labels`], `t` one-hot at the label).
+//! per sample ([`softmax_cross_entropy`], one-hot or soft) or a class index per sample, `t`
+//! one-hot at that class: `usize` labels ([`softmax_cross_entropy_labels`]) or `u32` targets
+//! such as the next tokens of a language model ([`softmax_cross_entropy_indices`]), where
+//! `L = (1/rows) Σ_r -log_softmax(x_r)_{t_r}`.
 //!
 //! Derivatives: `∂L/∂x_rj = (softmax(x_r)_j · Σ_k t_rk - t_rj) / rows` and
-//! `∂L/∂t_rj = -log_softmax(x_r)_j / rows`. The backward passes recompute the row maximum
-//! and sum, and need no scratch buffer.
+//! `∂L/∂t_rj = -log_softmax(x_r)_j / rows`; with class indices
+//! `∂L/∂x_rj = (softmax(x_r)_j - [j = t_r]) / rows`. The backward passes recompute the row
+//! maximum and sum rather than take saved statistics; rows of up to a fixed width keep
+//! their exponentials in a stack buffer, so each logit costs one exponential.
 
 use super::row_count;
 use super::softmax::{exps_into, max_and_sum_exp};
@@ -31,18 +35,125 @@ fn batch_rows(op: &'static str, len: usize, cols: usize) -> Result<usize> {
     Ok(rows)
 }
 
-/// Checks every label against `cols`, naming the first bad row.
-fn check_labels(labels: &[usize], cols: usize) -> Result<()> {
-    match labels.iter().position(|&l| l >= cols) {
+/// A class index per row: `usize` labels or `u32` targets (token ids).
+trait ClassIndex: Copy + std::fmt::Display {
+    fn index(self) -> usize;
+}
+
+impl ClassIndex for usize {
+    #[inline]
+    fn index(self) -> usize {
+        self
+    }
+}
+
+impl ClassIndex for u32 {
+    #[inline]
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How one flavour of the class-index loss names itself and its indices in errors.
+struct Names {
+    op: &'static str,
+    /// the buffer: `labels`
+    what: &'static str,
+    /// one of its entries: `label`
+    noun: &'static str,
+}
+
+const LABELS: Names = Names {
+    op: "softmax_cross_entropy_labels",
+    what: "labels",
+    noun: "label",
+};
+
+const INDICES: Names = Names {
+    op: "softmax_cross_entropy_indices",
+    what: "targets",
+    noun: "target",
+};
+
+/// Classes per row whose exponentials the class-index backward keeps on the stack, so that
+/// it takes one exponential per logit (wider rows take two).
+const CLASS_EXPS: usize = 1024;
+
+/// Checks the logits, the number of class indices and every index against `cols` (naming
+/// the first bad row); returns the number of rows.
+fn check_classes<L: ClassIndex>(
+    names: &Names,
+    logits: usize,
+    classes: &[L],
+    cols: usize,
+) -> Result<usize> {
+    let rows = batch_rows(names.op, logits, cols)?;
+    check_len(names.op, names.what, rows, classes.len())?;
+    match classes.iter().position(|&l| l.index() >= cols) {
         Some(r) => Err(invalid(
-            "softmax_cross_entropy_labels",
+            names.op,
             format!(
-                "row {r} has label {}, expected a class index below cols = {cols}",
-                labels[r]
+                "row {r} has {} {}, expected a class index below cols = {cols}",
+                names.noun, classes[r]
             ),
         )),
-        None => Ok(()),
+        None => Ok(rows),
     }
+}
+
+/// The loss with one class index per row, for both flavours.
+fn class_loss<T: Float, L: ClassIndex>(
+    names: &Names,
+    logits: &[T],
+    classes: &[L],
+    cols: usize,
+) -> Result<T> {
+    let rows = check_classes(names, logits.len(), classes, cols)?;
+    let mut total = T::zero();
+    for (xr, &l) in logits.chunks_exact(cols).zip(classes) {
+        let (m, s) = max_and_sum_exp(xr);
+        total -= (xr[l.index()] - m) - s.ln();
+    }
+    Ok(total / T::from_usize(rows))
+}
+
+/// The gradient with one class index per row, for both flavours: per row a pass for the
+/// maximum, one that computes and sums the exponentials into a stack buffer, and one that
+/// accumulates `(e_j / s - [j = label]) · dy / rows`.
+fn class_backward<T: Float, L: ClassIndex>(
+    names: &Names,
+    logits: &[T],
+    classes: &[L],
+    cols: usize,
+    dy: T,
+    dlogits: &mut [T],
+) -> Result<()> {
+    check_len(names.op, "dlogits", logits.len(), dlogits.len())?;
+    let rows = check_classes(names, logits.len(), classes, cols)?;
+    let c = dy / T::from_usize(rows);
+    let mut exps = [T::zero(); CLASS_EXPS];
+    for ((xr, dr), &l) in logits
+        .chunks_exact(cols)
+        .zip(dlogits.chunks_exact_mut(cols))
+        .zip(classes)
+    {
+        if cols <= CLASS_EXPS {
+            let e = &mut exps[..cols];
+            let (_, s) = exps_into(xr, e);
+            let k = c / s;
+            for (g, &ej) in dr.iter_mut().zip(e.iter()) {
+                *g += ej * k;
+            }
+        } else {
+            let (m, s) = max_and_sum_exp(xr);
+            let k = c / s;
+            for (g, &xj) in dr.iter_mut().zip(xr) {
+                *g += (xj - m).exp() * k;
+            }
+        }
+        dr[l.index()] -= c;
+    }
+    Ok(())
 }
 
 /// `mean over rows of -Σ_j target_j · log_softmax(logits)_j`, with `target` a probability row
@@ -128,16 +239,7 @@ pub fn softmax_cross_entropy_labels<T: Float>(
     labels: &[usize],
     cols: usize,
 ) -> Result<T> {
-    let op = "softmax_cross_entropy_labels";
-    let rows = batch_rows(op, logits.len(), cols)?;
-    check_len(op, "labels", rows, labels.len())?;
-    check_labels(labels, cols)?;
-    let mut total = T::zero();
-    for (xr, &l) in logits.chunks_exact(cols).zip(labels) {
-        let (m, s) = max_and_sum_exp(xr);
-        total -= (xr[l] - m) - s.ln();
-    }
-    Ok(total / T::from_usize(rows))
+    class_loss(&LABELS, logits, labels, cols)
 }
 
 /// `dlogits += (softmax(logits) - onehot(labels)) / rows · dy`, for the upstream gradient `dy`
@@ -149,24 +251,31 @@ pub fn softmax_cross_entropy_labels_backward<T: Float>(
     dy: T,
     dlogits: &mut [T],
 ) -> Result<()> {
-    let op = "softmax_cross_entropy_labels";
-    check_len(op, "dlogits", logits.len(), dlogits.len())?;
-    let rows = batch_rows(op, logits.len(), cols)?;
-    check_len(op, "labels", rows, labels.len())?;
-    check_labels(labels, cols)?;
-    let c = dy / T::from_usize(rows);
-    for ((xr, dr), &l) in logits
-        .chunks_exact(cols)
-        .zip(dlogits.chunks_exact_mut(cols))
-        .zip(labels)
-    {
-        let (m, s) = max_and_sum_exp(xr);
-        for (g, &xj) in dr.iter_mut().zip(xr) {
-            *g += (xj - m).exp() / s * c;
-        }
-        dr[l] -= c;
-    }
-    Ok(())
+    class_backward(&LABELS, logits, labels, cols, dy, dlogits)
+}
+
+/// Mean over rows `r` of `-log_softmax(logits_r)[targets[r]]` with `u32` class indices:
+/// PyTorch's `F.cross_entropy(logits.view(-1, cols), targets.view(-1))`, the language-model
+/// loss over every position of a batch of sequences. A target `>= cols` is an error naming
+/// the target, its row and `cols`.
+pub fn softmax_cross_entropy_indices<T: Float>(
+    logits: &[T],
+    targets: &[u32],
+    cols: usize,
+) -> Result<T> {
+    class_loss(&INDICES, logits, targets, cols)
+}
+
+/// `dlogits += (softmax(logits) - onehot(targets)) / rows · dy`, for the upstream gradient
+/// `dy` of the scalar loss.
+pub fn softmax_cross_entropy_indices_backward<T: Float>(
+    logits: &[T],
+    targets: &[u32],
+    cols: usize,
+    dy: T,
+    dlogits: &mut [T],
+) -> Result<()> {
+    class_backward(&INDICES, logits, targets, cols, dy, dlogits)
 }
 
 #[cfg(test)]
@@ -278,6 +387,84 @@ mod tests {
         softmax_cross_entropy_labels_backward(&x, &labels, cols, dy, &mut dl).unwrap();
         let by_logits = |x: &[f64]| dy * softmax_cross_entropy_labels(x, &labels, cols).unwrap();
         assert_gradient("softmax_cross_entropy_labels", by_logits, &x, &dl, tol);
+    }
+
+    #[test]
+    fn literal_with_indices() {
+        // the same as literal_with_labels, with u32 targets: [1, 0]
+        let (l3, l4) = (3.0f64.ln(), 4.0f64.ln());
+        let loss = softmax_cross_entropy_indices(&logits(), &[1, 0], 2).unwrap();
+        assert_close!(loss, (2.0 * l4 - l3) / 2.0, 1e-12);
+        let mut dl = [1.0; 4];
+        softmax_cross_entropy_indices_backward(&logits(), &[1, 0], 2, 2.0, &mut dl).unwrap();
+        assert_close!(dl, [1.25, 0.75, 0.25, 1.75], 1e-12);
+        // f32, and a row of 65 equal logits (the width of a character vocabulary): L = ln 65,
+        // dlogits = 1/65 everywhere but the target, 1/65 - 1 there
+        let x = [0.5f32; 65];
+        let loss = softmax_cross_entropy_indices(&x, &[64], 65).unwrap();
+        assert_close!(loss, 65.0f32.ln());
+        let mut dl = [0.0f32; 65];
+        softmax_cross_entropy_indices_backward(&x, &[64], 65, 1.0, &mut dl).unwrap();
+        let mut want = [1.0f32 / 65.0; 65];
+        want[64] -= 1.0;
+        assert_close!(dl, want);
+    }
+
+    #[test]
+    fn indices_gradcheck() {
+        // narrow rows, the GPT width, and rows wider than the stack buffer of exponentials
+        for (rows, cols, tol) in [(3, 4, 1e-7), (4, 65, 1e-7), (2, CLASS_EXPS + 3, 1e-6)] {
+            let x: Vec<f64> = random_vec(31, rows * cols, -3.0, 3.0);
+            let targets: Vec<u32> = (0..rows).map(|r| ((7 * r + 2) % cols) as u32).collect();
+            let dy = -0.6;
+            let mut dl = vec![0.0; rows * cols];
+            softmax_cross_entropy_indices_backward(&x, &targets, cols, dy, &mut dl).unwrap();
+            let f = |x: &[f64]| dy * softmax_cross_entropy_indices(x, &targets, cols).unwrap();
+            assert_gradient("softmax_cross_entropy_indices", f, &x, &dl, tol);
+            // the same as the usize labels
+            let labels: Vec<usize> = targets.iter().map(|&t| t as usize).collect();
+            let mut dl2 = vec![0.0; rows * cols];
+            softmax_cross_entropy_labels_backward(&x, &labels, cols, dy, &mut dl2).unwrap();
+            assert_eq!(dl, dl2);
+        }
+    }
+
+    #[test]
+    fn bad_indices_are_an_error() {
+        let err = softmax_cross_entropy_indices(&[0.0f64; 6], &[0, 3], 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument to softmax_cross_entropy_indices: row 1 has target 3, expected a class index below cols = 3"
+        );
+        let err = softmax_cross_entropy_indices(&[0.0f64; 6], &[0, 1, 2], 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in softmax_cross_entropy_indices: `targets` has 3 elements, expected 2"
+        );
+        let err = softmax_cross_entropy_indices(&[0.0f64; 7], &[0, 1], 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument to softmax_cross_entropy_indices: `logits` has 7 elements, not a multiple of the row length 3"
+        );
+        assert!(softmax_cross_entropy_indices::<f64>(&[], &[], 3).is_err());
+        assert!(softmax_cross_entropy_indices::<f64>(&[0.0; 3], &[0], 0).is_err());
+        let mut dl = [0.0f64; 5];
+        let err = softmax_cross_entropy_indices_backward(&[1.0; 6], &[0, 1], 3, 1.0, &mut dl)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "length mismatch in softmax_cross_entropy_indices: `dlogits` has 5 elements, expected 6"
+        );
+        // a bad target leaves the gradient untouched
+        let mut dl = [0.0f64; 6];
+        let err =
+            softmax_cross_entropy_indices_backward(&[1.0; 6], &[2, u32::MAX], 3, 1.0, &mut dl)
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("row 1 has target 4294967295"),
+            "{err}"
+        );
+        assert_eq!(dl, [0.0; 6]);
     }
 
     #[test]
