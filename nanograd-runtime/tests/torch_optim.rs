@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use common::TensorData;
 use nanograd_runtime::module::{visit_child_params, visit_child_params_mut};
+use nanograd_runtime::optim::DecayScope;
 use nanograd_runtime::optim::{
     clip_grad_norm, clip_grad_value, CosineAnnealing, ExponentialDecay, LrSchedule, StepDecay,
 };
@@ -220,6 +221,9 @@ macro_rules! adam_like {
         if let Some(a) = flag(case, "amsgrad") {
             o = o.amsgrad(a);
         }
+        if flag(case, "decay_matrices_only") == Some(true) {
+            o = o.decay_matrices_only();
+        }
         o
     }};
 }
@@ -321,14 +325,85 @@ fn sgd_matches_torch() {
 
 #[test]
 fn adam_matches_torch() {
-    // defaults; betas, eps, weight decay and an lr change; AMSGrad + weight decay
-    check_cases("adam", 3);
+    // defaults; betas, eps, weight decay and an lr change; AMSGrad + weight decay;
+    // AMSGrad + weight decay on the matrices only
+    check_cases("adam", 4);
 }
 
 #[test]
 fn adamw_matches_torch() {
-    // defaults (weight decay 0.01); every option with AMSGrad
-    check_cases("adamw", 2);
+    // defaults (weight decay 0.01); every option with AMSGrad; weight decay on the matrices
+    // only with an lr change
+    check_cases("adamw", 3);
+}
+
+#[test]
+fn decay_of_matrices_only_matches_torch_param_groups() {
+    // PyTorch's two parameter groups (dim >= 2 with weight decay 0.1, the rest with 0)
+    // against `decay_matrices_only()`: fc.weight [3, 4] and conv.weight [2, 1, 2, 2] decay,
+    // fc.bias [3] does not
+    let fx = fixture();
+    for (name, kind) in [
+        ("adamw_decay_matrices_only", "adamw"),
+        ("adam_decay_matrices_only", "adam"),
+    ] {
+        let case = &fx.optimizers[name];
+        assert_eq!(case.kind, kind);
+        assert_eq!(flag(case, "decay_matrices_only"), Some(true));
+        assert_eq!(num(case, "weight_decay"), Some(0.1));
+        let n = case.trajectory.len();
+        assert!(n >= 10);
+        let mut model = fx.problem.params::<f64>();
+        let mut opt = build::<f64>(case);
+        let config = opt.config();
+        assert!(config.contains(&("decay_matrices_only", 1.0)), "{config:?}");
+        run_steps(name, &fx, case, opt.as_mut(), &mut model, 0..n, 1e-12);
+        // the test is sharp: decaying every parameter ends elsewhere on the bias, and not
+        // decaying at all ends elsewhere on the weights
+        let (opt_all, opt_none): (Box<dyn Optimizer<f64>>, Box<dyn Optimizer<f64>>) =
+            if kind == "adamw" {
+                (
+                    Box::new(adam_like!(AdamW, case).decay_scope(DecayScope::All)),
+                    Box::new(adam_like!(AdamW, case).weight_decay(0.0)),
+                )
+            } else {
+                (
+                    Box::new(adam_like!(Adam, case).decay_scope(DecayScope::All)),
+                    Box::new(adam_like!(Adam, case).weight_decay(0.0)),
+                )
+            };
+        let run = |mut opt: Box<dyn Optimizer<f64>>| {
+            let mut m = fx.problem.params::<f64>();
+            for k in 0..n {
+                if let Some(&(_, lr)) = case.lr_changes.iter().find(|(s, _)| *s == k) {
+                    opt.set_learning_rate(lr);
+                }
+                m.zero_grad();
+                fx.problem.backward(&mut m);
+                opt.step(&mut m).unwrap();
+            }
+            m
+        };
+        let (all, none) = (run(opt_all), run(opt_none));
+        let gap = |a: &Params<f64>, b: &Params<f64>, i: usize| {
+            let (x, y) = (a.0[i].1.value(), b.0[i].1.value());
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max)
+        };
+        assert_eq!(model.0[1].0, "fc.bias");
+        assert!(gap(&model, &all, 1) > 1e-6, "{name}: the bias decayed");
+        assert_eq!(gap(&model, &none, 1), 0.0, "{name}: the bias differs");
+        assert!(
+            gap(&model, &none, 0) > 1e-6,
+            "{name}: fc.weight did not decay"
+        );
+        assert!(
+            gap(&model, &none, 2) > 1e-6,
+            "{name}: conv.weight did not decay"
+        );
+    }
 }
 
 #[test]
@@ -342,6 +417,7 @@ fn f32_follows_the_f64_trajectory() {
     let fx = fixture();
     for name in [
         "adam_weight_decay",
+        "adamw_decay_matrices_only",
         "sgd_nesterov",
         "rmsprop_centered_momentum",
     ] {
@@ -535,6 +611,7 @@ fn a_step_allocates_nothing_once_the_state_exists() {
         Box::new(Sgd::new(0.1).momentum(0.9).nesterov(true).weight_decay(0.1)),
         Box::new(Adam::new(0.01).amsgrad(true).weight_decay(0.1)),
         Box::new(AdamW::new(0.01)),
+        Box::new(AdamW::new(0.01).weight_decay(0.1).decay_matrices_only()),
         Box::new(RmsProp::new(0.01).momentum(0.5).centered(true)),
     ];
     for mut opt in optimizers {

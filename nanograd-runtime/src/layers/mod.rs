@@ -7,6 +7,9 @@
 //! | [`Dense`] | `weight` `[out, in]`, `bias` `[out]` | | Xavier uniform, zero bias |
 //! | [`Conv2d`] | `weight` `[c_out, c_in, k, k]`, `bias` `[c_out]` | | He normal, zero bias |
 //! | [`BatchNorm2d`] | `weight` `[c]` (ones), `bias` `[c]` (zeros) | `running_mean`, `running_var` | |
+//! | [`LayerNorm`] | `weight` `[dim]` (ones), `bias` `[dim]` (zeros) | | |
+//! | [`Embedding`] | `weight` `[vocab, dim]` | | standard normal |
+//! | [`MultiHeadAttention`] | `in_proj_weight` `[3·dim, dim]`, `in_proj_bias` `[3·dim]`, `out_proj.weight` `[dim, dim]`, `out_proj.bias` `[dim]` | | Xavier uniform in, U(±1/√dim) out, zero biases |
 //! | [`MaxPool2d`], [`AvgPool2d`] | | | |
 //! | [`Dropout`] | | | |
 //!
@@ -17,12 +20,18 @@ mod batch_norm2d;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
+mod layer_norm;
+mod multi_head_attention;
 mod pooling;
 
 pub use batch_norm2d::BatchNorm2d;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use layer_norm::LayerNorm;
+pub use multi_head_attention::MultiHeadAttention;
 pub use pooling::{AvgPool2d, MaxPool2d};
 
 use crate::{invalid, Result};

@@ -8,16 +8,20 @@
 //! v̂ ← max(v̂, v) with AMSGrad, else v
 //! p ← p − lr/(1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + eps)
 //! ```
+//!
+//! Weight decay (either kind) applies to the parameters its [`DecayScope`] selects: all of
+//! them by default, or only those with two or more dimensions.
 
 use serde::{Deserialize, Serialize};
 
 use super::state::ParamKeys;
 use super::weight_decay::{coupled, decoupled_factor};
-use super::{check_range, lerp, Optimizer};
+use super::{check_range, lerp, DecayScope, Optimizer};
 use crate::simd::{vectorize, Kernel};
 use crate::{Float, Module, Result};
 
-/// Adam. Defaults (PyTorch's): betas (0.9, 0.999), eps 1e-8, weight decay 0, no AMSGrad.
+/// Adam. Defaults (PyTorch's): betas (0.9, 0.999), eps 1e-8, weight decay 0 on every
+/// parameter, no AMSGrad.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(bound(serialize = "T: Float", deserialize = "T: Float"))]
 pub struct Adam<T: Float> {
@@ -29,6 +33,10 @@ pub struct Adam<T: Float> {
     amsgrad: bool,
     /// AdamW's decoupled weight decay instead of the coupled L2 one.
     decoupled: bool,
+    /// The parameters weight decay applies to; absent from optimizers serialised before it
+    /// existed, which decayed every parameter.
+    #[serde(default)]
+    decay_scope: DecayScope,
     state: Option<AdamState<T>>,
 }
 
@@ -54,6 +62,7 @@ impl<T: Float> Adam<T> {
             weight_decay: 0.0,
             amsgrad: false,
             decoupled: false,
+            decay_scope: DecayScope::All,
             state: None,
         }
     }
@@ -90,6 +99,23 @@ impl<T: Float> Adam<T> {
     pub fn amsgrad(mut self, amsgrad: bool) -> Self {
         self.amsgrad = amsgrad;
         self
+    }
+
+    /// Which parameters weight decay applies to (default [`DecayScope::All`]).
+    pub fn decay_scope(mut self, scope: DecayScope) -> Self {
+        self.decay_scope = scope;
+        self
+    }
+
+    /// Weight decay on parameters with two or more dimensions only:
+    /// `decay_scope(DecayScope::MatricesOnly)`.
+    pub fn decay_matrices_only(self) -> Self {
+        self.decay_scope(DecayScope::MatricesOnly)
+    }
+
+    /// The parameters weight decay applies to.
+    pub fn scope(&self) -> DecayScope {
+        self.decay_scope
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -184,7 +210,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
 
     fn step(&mut self, model: &mut dyn Module<T>) -> Result<()> {
         self.validate()?;
-        let (op, amsgrad) = (self.name(), self.amsgrad);
+        let (op, amsgrad, scope) = (self.name(), self.amsgrad, self.decay_scope);
         let state = self
             .state
             .get_or_insert_with(|| new_state(ParamKeys::of(&*model), amsgrad));
@@ -236,7 +262,15 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         };
         let small = one_minus_b1.abs() < T::from_f64(0.5);
         let wd = coupled_wd != T::zero();
-        keys.for_each_param(op, model, |i, p, g| {
+        keys.for_each_param_with_ndim(op, model, |i, ndim, p, g| {
+            // a parameter outside the scope: no shrink (PyTorch multiplies by 1 - lr·0 = 1,
+            // which changes nothing) and no coupled term
+            let decays = scope.decays(ndim);
+            let (shrink_i, wd_i) = if decays {
+                (k.shrink, coupled_wd)
+            } else {
+                (T::one(), T::zero())
+            };
             if amsgrad {
                 let moments = p
                     .iter_mut()
@@ -245,8 +279,8 @@ impl<T: Float> Optimizer<T> for Adam<T> {
                     .zip(exp_avg_sq[i].iter_mut())
                     .zip(max_exp_avg_sq[i].iter_mut());
                 for ((((pj, &gj), m), v), mx) in moments {
-                    *pj *= k.shrink;
-                    let gj = coupled(gj, *pj, coupled_wd);
+                    *pj *= shrink_i;
+                    let gj = coupled(gj, *pj, wd_i);
                     *m = lerp(*m, gj, one_minus_b1);
                     *v = *v * b2 + one_minus_b2 * gj * gj;
                     *mx = maximum(*mx, *v);
@@ -257,7 +291,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             }
             let (m, v) = (&mut exp_avg[i][..], &mut exp_avg_sq[i][..]);
             let u = Update { p, g, m, v, k: &k };
-            match (wd, shrink.is_some(), small) {
+            match (wd && decays, shrink.is_some() && decays, small) {
                 (false, false, true) => vectorize(Flags::<_, false, false, true>(u)),
                 (false, false, false) => vectorize(Flags::<_, false, false, false>(u)),
                 (true, false, true) => vectorize(Flags::<_, true, false, true>(u)),
@@ -286,6 +320,10 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             ("eps", self.eps),
             ("weight_decay", self.weight_decay),
             ("amsgrad", f64::from(u8::from(self.amsgrad))),
+            (
+                "decay_matrices_only",
+                f64::from(u8::from(self.decay_scope == DecayScope::MatricesOnly)),
+            ),
         ]
     }
 
@@ -310,7 +348,7 @@ fn maximum<T: Float>(a: T, b: T) -> T {
 mod tests {
     use super::*;
     use crate::assert_close;
-    use crate::optim::test_util::{scalar, trajectory};
+    use crate::optim::test_util::{matrix_and_vector, scalar, trajectory};
 
     #[test]
     fn literal_constant_gradient() {
@@ -377,9 +415,62 @@ mod tests {
                 ("beta2", 0.999),
                 ("eps", 1e-8),
                 ("weight_decay", 0.0),
-                ("amsgrad", 0.0)
+                ("amsgrad", 0.0),
+                ("decay_matrices_only", 0.0)
             ]
         );
+    }
+
+    #[test]
+    fn literal_coupled_decay_of_matrices_only() {
+        // the matrix follows literal_coupled_weight_decay (0.9, 0.800054...), the vector
+        // the undecayed constant-gradient path (lr per step: 0.9, 0.8)
+        let mut opt = Adam::new(0.1)
+            .betas(0.5, 0.5)
+            .eps(0.0)
+            .weight_decay(1.0)
+            .decay_matrices_only();
+        assert_eq!(opt.scope(), DecayScope::MatricesOnly);
+        assert_eq!(opt.config()[6], ("decay_matrices_only", 1.0));
+        let expected = 0.9 - 0.1 * (1.075 / 0.75) / (1.5425f64 / 0.75).sqrt();
+        let got = matrix_and_vector::<f64>(&mut opt, 2);
+        assert_close!(got[0].0, 0.9, 1e-14);
+        assert_close!(got[1].0, expected, 1e-14);
+        assert_close!(got[0].1, 0.9, 1e-14);
+        assert_close!(got[1].1, 0.8, 1e-14);
+        // AMSGrad takes the same decision per parameter
+        let mut opt = Adam::new(0.1)
+            .betas(0.5, 0.5)
+            .eps(0.0)
+            .weight_decay(1.0)
+            .amsgrad(true)
+            .decay_scope(DecayScope::MatricesOnly);
+        let got = matrix_and_vector::<f64>(&mut opt, 2);
+        assert_close!(got[1].0, expected, 1e-14);
+        assert_close!(got[1].1, 0.8, 1e-14);
+        // the default scope decays both
+        let mut opt = Adam::new(0.1).betas(0.5, 0.5).eps(0.0).weight_decay(1.0);
+        let got = matrix_and_vector::<f64>(&mut opt, 2);
+        assert_close!(got[1].0, expected, 1e-14);
+        assert_close!(got[1].1, expected, 1e-14);
+    }
+
+    #[test]
+    fn state_serialised_before_the_decay_scope_still_loads() {
+        let mut m = scalar::<f64>(1.0);
+        let mut opt = Adam::new(0.1).weight_decay(0.1);
+        m.0[0].1.grad_mut()[0] = 0.5;
+        opt.step(&mut m).unwrap();
+        let json = serde_json::to_string(&opt).unwrap();
+        assert!(json.contains(r#""decay_scope":"All""#), "{json}");
+        let old = json.replace(r#""decay_scope":"All","#, "");
+        assert_ne!(old, json);
+        let back: Adam<f64> = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, opt);
+        assert_eq!(back.scope(), DecayScope::All);
+        let only = serde_json::to_string(&opt.clone().decay_matrices_only()).unwrap();
+        let back: Adam<f64> = serde_json::from_str(&only).unwrap();
+        assert_eq!(back.scope(), DecayScope::MatricesOnly);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Adam, Optimizer};
+use super::{Adam, DecayScope, Optimizer};
 use crate::{Float, Module, Result};
 
 /// AdamW. Defaults (PyTorch's): betas (0.9, 0.999), eps 1e-8, weight decay 0.01, no AMSGrad.
@@ -37,6 +37,23 @@ impl<T: Float> AdamW<T> {
     pub fn amsgrad(self, amsgrad: bool) -> Self {
         AdamW(self.0.amsgrad(amsgrad))
     }
+
+    /// Which parameters weight decay applies to (default [`DecayScope::All`]).
+    pub fn decay_scope(self, scope: DecayScope) -> Self {
+        AdamW(self.0.decay_scope(scope))
+    }
+
+    /// Weight decay on parameters with two or more dimensions only (weights and
+    /// embeddings, not biases or LayerNorm gains), as nanoGPT-style recipes train:
+    /// `decay_scope(DecayScope::MatricesOnly)`.
+    pub fn decay_matrices_only(self) -> Self {
+        AdamW(self.0.decay_matrices_only())
+    }
+
+    /// The parameters weight decay applies to.
+    pub fn scope(&self) -> DecayScope {
+        self.0.scope()
+    }
 }
 
 impl<T: Float> Optimizer<T> for AdamW<T> {
@@ -64,7 +81,7 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
 mod tests {
     use super::*;
     use crate::assert_close;
-    use crate::optim::test_util::{scalar, trajectory};
+    use crate::optim::test_util::{matrix_and_vector, scalar, trajectory};
 
     #[test]
     fn literal_decoupled_weight_decay() {
@@ -82,6 +99,33 @@ mod tests {
     }
 
     #[test]
+    fn literal_decoupled_decay_of_matrices_only() {
+        // as literal_decoupled_weight_decay for the [1, 1] matrix (0.85, 0.7075); the [1]
+        // vector does not shrink and moves by lr per step (0.9, 0.8)
+        let mut opt = AdamW::new(0.1)
+            .weight_decay(0.5)
+            .eps(0.0)
+            .decay_matrices_only();
+        assert_eq!(opt.scope(), DecayScope::MatricesOnly);
+        let got = matrix_and_vector::<f64>(&mut opt, 2);
+        assert_close!([got[0].0, got[1].0], [0.85, 0.7075], 1e-14);
+        assert_close!([got[0].1, got[1].1], [0.9, 0.8], 1e-14);
+        let mut opt = AdamW::new(0.1)
+            .weight_decay(0.5)
+            .eps(0.0)
+            .amsgrad(true)
+            .decay_scope(DecayScope::MatricesOnly);
+        let got = matrix_and_vector::<f32>(&mut opt, 2);
+        assert_close!([got[0].0, got[1].0], [0.85f32, 0.7075]);
+        assert_close!([got[0].1, got[1].1], [0.9f32, 0.8]);
+        // the default scope shrinks both
+        let mut opt = AdamW::new(0.1).weight_decay(0.5).eps(0.0);
+        assert_eq!(opt.scope(), DecayScope::All);
+        let got = matrix_and_vector::<f64>(&mut opt, 2);
+        assert_close!([got[1].0, got[1].1], [0.7075, 0.7075], 1e-14);
+    }
+
+    #[test]
     fn defaults_and_errors() {
         let mut opt = AdamW::<f64>::new(1e-3);
         assert_eq!(
@@ -92,7 +136,8 @@ mod tests {
                 ("beta2", 0.999),
                 ("eps", 1e-8),
                 ("weight_decay", 0.01),
-                ("amsgrad", 0.0)
+                ("amsgrad", 0.0),
+                ("decay_matrices_only", 0.0)
             ]
         );
         opt.set_learning_rate(-1.0);

@@ -7,6 +7,10 @@
 //! | [`AdamW`] | `torch.optim.AdamW` | Adam with decoupled decay (`p *= 1 − lr·w`) |
 //! | [`RmsProp`] | `torch.optim.RMSprop` | squared-gradient average, momentum, centred |
 //!
+//! Adam and AdamW can restrict weight decay to parameters with two or more dimensions
+//! ([`DecayScope::MatricesOnly`], `AdamW::new(lr).weight_decay(0.1).decay_matrices_only()`),
+//! what PyTorch does with two parameter groups.
+//!
 //! Defaults and update formulas are PyTorch's (its single-tensor code path, in the same order
 //! of floating-point operations), so trajectories agree with PyTorch's to rounding; the tests
 //! compare them over many steps. Hyperparameters are `f64`, converted to `T` once per step.
@@ -55,6 +59,7 @@ pub use diagnostics::{
 pub use rmsprop::RmsProp;
 pub use schedule::{CosineAnnealing, ExponentialDecay, LinearWarmup, LrSchedule, StepDecay};
 pub use sgd::Sgd;
+pub use weight_decay::DecayScope;
 
 use crate::{Float, Module, Result};
 
@@ -166,6 +171,23 @@ pub(crate) mod test_util {
                 m.0[0].1.grad_mut()[0] = T::from_f64(0.5);
                 opt.step(&mut m).unwrap();
                 m.0[0].1.value()[0]
+            })
+            .collect()
+    }
+
+    /// A `[1, 1]` matrix and a `[1]` vector, both 1 with the gradient held at 0.5: the
+    /// values of both after each of `steps` steps.
+    pub fn matrix_and_vector<T: Float>(opt: &mut dyn Optimizer<T>, steps: usize) -> Vec<(T, T)> {
+        let one = || vec![T::one()];
+        let mut m = Params(vec![
+            ("w", Param::new(&[1, 1], one()).unwrap()),
+            ("b", Param::new(&[1], one()).unwrap()),
+        ]);
+        (0..steps)
+            .map(|_| {
+                m.visit_params_mut(&mut |_, p| p.grad_mut()[0] = T::from_f64(0.5));
+                opt.step(&mut m).unwrap();
+                (m.0[0].1.value()[0], m.0[1].1.value()[0])
             })
             .collect()
     }

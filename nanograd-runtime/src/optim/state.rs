@@ -107,13 +107,25 @@ impl ParamKeys {
         model: &mut dyn Module<T>,
         mut update: impl FnMut(usize, &mut [T], &[T]),
     ) -> Result<()> {
+        self.for_each_param_with_ndim(op, model, |i, _, value, grad| update(i, value, grad))
+    }
+
+    /// Like [`ParamKeys::for_each_param`], and also tells `update` the parameter's number of
+    /// dimensions: `update(i, ndim, value, grad)`.
+    pub(crate) fn for_each_param_with_ndim<T: Float>(
+        &self,
+        op: &'static str,
+        model: &mut dyn Module<T>,
+        mut update: impl FnMut(usize, usize, &mut [T], &[T]),
+    ) -> Result<()> {
         self.check(op, &*model)?;
         let mut i = 0;
         let mut consistent = true;
         model.visit_params_mut(&mut |name, p| {
             if self.matches(i, name, p.len()) {
+                let ndim = p.shape().len();
                 let (value, grad) = p.value_and_grad_mut();
-                update(i, value, grad);
+                update(i, ndim, value, grad);
             } else {
                 consistent = false;
             }
