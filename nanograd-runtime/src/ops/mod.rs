@@ -39,6 +39,8 @@ mod flatten;
 mod reshape;
 mod slice;
 // linear algebra
+mod attention;
+mod causal_mask;
 mod dense;
 mod dot;
 mod matmul;
@@ -72,9 +74,11 @@ mod rmsnorm;
 mod dropout;
 
 pub use add::*;
+pub use attention::*;
 pub use avg_pool2d::*;
 pub use batch_norm2d::*;
 pub use broadcast::*;
+pub use causal_mask::*;
 pub use conv2d::*;
 pub use cosine_similarity::*;
 pub use cross_entropy_loss::*;
