@@ -41,7 +41,9 @@ mod reshape;
 mod slice;
 mod transpose;
 // linear algebra
+mod attention;
 mod batched_matmul;
+mod causal_mask;
 mod dense;
 mod dot;
 mod matmul;
@@ -77,10 +79,12 @@ mod dropout;
 mod embedding;
 
 pub use add::*;
+pub use attention::*;
 pub use avg_pool2d::*;
 pub use batch_norm2d::*;
 pub use batched_matmul::*;
 pub use broadcast::*;
+pub use causal_mask::*;
 pub use concat::*;
 pub use conv2d::*;
 pub use cosine_similarity::*;
