@@ -40,6 +40,14 @@ impl<A: Vals, const N: usize> Vals for [A; N] {
     }
 }
 
+impl<A: Vals> Vals for Vec<A> {
+    fn push_vals(&self, out: &mut Vec<f64>) {
+        for a in self {
+            a.push_vals(out);
+        }
+    }
+}
+
 /// An `f64` or a nested fixed-size array of `f64`: the inputs of generated functions.
 pub trait Arr: Copy + Vals {
     /// The same shape in `f32`.
