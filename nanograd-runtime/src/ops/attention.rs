@@ -104,7 +104,23 @@ impl Group {
             self.tk
         }
     }
+
+    /// The row blocks the products run over, as `(first row, rows, columns)`: one block of
+    /// every row and column, or under the causal mask blocks of [`CAUSAL_ROWS`] rows, each
+    /// with only the columns its last row sees (those above are never computed).
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize, usize)> {
+        let step = if self.causal { CAUSAL_ROWS } else { self.tq };
+        let g = *self;
+        (0..g.tq).step_by(step).map(move |r0| {
+            let rows = step.min(g.tq - r0);
+            (r0, rows, g.visible(r0 + rows - 1))
+        })
+    }
 }
+
+/// The rows per block of a causal group: the products of a block skip the columns above its
+/// last row's diagonal (for t = 64, a quarter of the work), at the cost of more, smaller calls.
+const CAUSAL_ROWS: usize = 32;
 
 /// A read-only matrix operand: its first element onwards, and the distance between rows.
 #[derive(Clone, Copy)]
@@ -145,25 +161,6 @@ impl<T> Grads<'_, T> {
             Grads::Packed(buf, at, ld) => Some((&mut buf[at[which]..], *ld)),
         }
     }
-}
-
-/// `S = scale·q·kᵀ` into `s` (`[tq, tk]`, contiguous).
-fn scores<T: Float>(g: &Group, q: Mat<T>, k: Mat<T>, s: &mut [T]) {
-    gemm(
-        Trans::No,
-        Trans::Yes,
-        g.tq,
-        g.tk,
-        g.d,
-        g.scale(),
-        q.data,
-        q.ld,
-        k.data,
-        k.ld,
-        T::zero(),
-        s,
-        g.tk,
-    );
 }
 
 /// Independent accumulators in the row reductions (one AVX-512 register of `f32`).
@@ -246,6 +243,9 @@ fn row_sum<T: Float>(row: &[T]) -> T {
 /// entries become 0, and `lse` receives each row's log-sum-exp.
 struct SoftmaxRows<'a, T> {
     g: Group,
+    /// The first row of the block, and the columns computed.
+    row0: usize,
+    cols: usize,
     s: &'a mut [T],
     lse: &'a mut [T],
 }
@@ -255,8 +255,9 @@ impl<T: Float> Kernel for SoftmaxRows<'_, T> {
     #[inline(always)]
     fn run(self) {
         let g = self.g;
-        for (i, (row, l)) in self.s.chunks_exact_mut(g.tk).zip(self.lse).enumerate() {
-            let (seen, masked) = row.split_at_mut(g.visible(i));
+        let rows = self.s.chunks_mut(g.tk).zip(self.lse).enumerate();
+        for (i, (row, l)) in rows {
+            let (seen, masked) = row[..self.cols].split_at_mut(g.visible(self.row0 + i));
             let m = row_max(seen);
             for x in seen.iter_mut() {
                 *x = exp(*x - m);
@@ -276,6 +277,9 @@ impl<T: Float> Kernel for SoftmaxRows<'_, T> {
 /// entries 0).
 struct ProbRows<'a, T> {
     g: Group,
+    /// The first row of the block, and the columns computed.
+    row0: usize,
+    cols: usize,
     p: &'a mut [T],
     lse: &'a [T],
 }
@@ -285,8 +289,8 @@ impl<T: Float> Kernel for ProbRows<'_, T> {
     #[inline(always)]
     fn run(self) {
         let g = self.g;
-        for (i, (row, &l)) in self.p.chunks_exact_mut(g.tk).zip(self.lse).enumerate() {
-            let (seen, masked) = row.split_at_mut(g.visible(i));
+        for (i, (row, &l)) in self.p.chunks_mut(g.tk).zip(self.lse).enumerate() {
+            let (seen, masked) = row[..self.cols].split_at_mut(g.visible(self.row0 + i));
             for x in seen.iter_mut() {
                 *x = exp(*x - l);
             }
@@ -298,6 +302,8 @@ impl<T: Float> Kernel for ProbRows<'_, T> {
 /// `dS = P ∘ (dP - D)` in place on `P`, with `D_i = Σ_c dout_ic out_ic`; masked entries stay 0.
 struct ScoreGrads<'a, T> {
     g: Group,
+    /// The first row of the block.
+    row0: usize,
     p: &'a mut [T],
     dp: &'a [T],
     out: Mat<'a, T>,
@@ -310,22 +316,49 @@ impl<T: Float> Kernel for ScoreGrads<'_, T> {
     fn run(self) {
         let ScoreGrads {
             g,
+            row0,
             p,
             dp,
             out,
             dout,
         } = self;
-        let rows = p.chunks_exact_mut(g.tk).zip(dp.chunks_exact(g.tk));
+        let rows = p.chunks_mut(g.tk).zip(dp.chunks(g.tk));
         for (i, (prow, dprow)) in rows.enumerate() {
             let o = &out.data[i * out.ld..i * out.ld + g.dv];
             let go = &dout.data[i * dout.ld..i * dout.ld + g.dv];
             let di: T = o.iter().zip(go).map(|(&a, &b)| a * b).sum();
-            let n = g.visible(i);
+            let n = g.visible(row0 + i);
             for (x, &dpj) in prow[..n].iter_mut().zip(&dprow[..n]) {
                 *x *= dpj - di;
             }
         }
     }
+}
+
+/// The operand's rows from `r` on.
+fn rows_from<T>(m: Mat<T>, r: usize) -> Mat<T> {
+    Mat::at(m.data, r * m.ld, m.ld)
+}
+
+/// `S = scale·q·kᵀ` for query rows `r0..r0 + rows` and key columns `0..cols`, into the same
+/// rows of `s` (`[tq, tk]`, contiguous).
+fn scores<T: Float>(g: &Group, block: (usize, usize, usize), q: Mat<T>, k: Mat<T>, s: &mut [T]) {
+    let (r0, rows, cols) = block;
+    gemm(
+        Trans::No,
+        Trans::Yes,
+        rows,
+        cols,
+        g.d,
+        g.scale(),
+        rows_from(q, r0).data,
+        q.ld,
+        k.data,
+        k.ld,
+        T::zero(),
+        &mut s[r0 * g.tk..],
+        g.tk,
+    );
 }
 
 /// One group's forward pass: `out = softmax(scale·q·kᵀ, masked)·v` and `lse` (`tq` values);
@@ -341,23 +374,35 @@ fn forward_group<T: Float>(
     lse: &mut [T],
     s: &mut [T],
 ) {
-    scores(g, q, k, s);
-    vectorize(SoftmaxRows { g: *g, s, lse });
-    gemm(
-        Trans::No,
-        Trans::No,
-        g.tq,
-        g.dv,
-        g.tk,
-        T::one(),
-        s,
-        g.tk,
-        v.data,
-        v.ld,
-        T::zero(),
-        out,
-        ldo,
-    );
+    let tk = g.tk;
+    for block in g.blocks() {
+        let (r0, rows, cols) = block;
+        scores(g, block, q, k, s);
+        let sb = &mut s[r0 * tk..(r0 + rows) * tk];
+        vectorize(SoftmaxRows {
+            g: *g,
+            row0: r0,
+            cols,
+            s: &mut *sb,
+            lse: &mut lse[r0..r0 + rows],
+        });
+        // out rows = P·v over the columns computed (P is 0 past each row's diagonal)
+        gemm(
+            Trans::No,
+            Trans::No,
+            rows,
+            g.dv,
+            cols,
+            T::one(),
+            sb,
+            tk,
+            v.data,
+            v.ld,
+            T::zero(),
+            &mut out[r0 * ldo..],
+            ldo,
+        );
+    }
 }
 
 /// One group's backward pass into `grads`; `p` and `dp` are `tq·tk` scratch elements each.
@@ -374,90 +419,104 @@ fn backward_group<T: Float>(
     p: &mut [T],
     dp: &mut [T],
 ) {
-    let (tq, tk) = (g.tq, g.tk);
-    // P = e^(S - lse), recomputed; masked entries are 0
-    scores(g, q, k, p);
-    vectorize(ProbRows { g: *g, p, lse });
-    // dv += Pᵀ·dout
-    if let Some((dvg, ld)) = grads.get(2) {
-        gemm(
-            Trans::Yes,
-            Trans::No,
-            tk,
-            g.dv,
-            tq,
-            T::one(),
-            p,
-            tk,
-            dout.data,
-            dout.ld,
-            T::one(),
-            dvg,
-            ld,
-        );
-    }
-    if !grads.wants(0) && !grads.wants(1) {
-        return;
-    }
-    // dP = dout·vᵀ
-    gemm(
-        Trans::No,
-        Trans::Yes,
-        tq,
-        tk,
-        g.dv,
-        T::one(),
-        dout.data,
-        dout.ld,
-        v.data,
-        v.ld,
-        T::zero(),
-        dp,
-        tk,
-    );
-    vectorize(ScoreGrads {
-        g: *g,
-        p,
-        dp,
-        out,
-        dout,
-    });
+    let tk = g.tk;
     let scale: T = g.scale();
-    // dq += scale·dS·k
-    if let Some((dq, ld)) = grads.get(0) {
+    let want_qk = grads.wants(0) || grads.wants(1);
+    for block in g.blocks() {
+        let (r0, rows, cols) = block;
+        let dout_b = rows_from(dout, r0);
+        // P = e^(S - lse), recomputed; masked entries are 0
+        scores(g, block, q, k, p);
+        let pb = &mut p[r0 * tk..(r0 + rows) * tk];
+        vectorize(ProbRows {
+            g: *g,
+            row0: r0,
+            cols,
+            p: &mut *pb,
+            lse: &lse[r0..r0 + rows],
+        });
+        // dv += Pᵀ·dout
+        if let Some((dvg, ld)) = grads.get(2) {
+            gemm(
+                Trans::Yes,
+                Trans::No,
+                cols,
+                g.dv,
+                rows,
+                T::one(),
+                pb,
+                tk,
+                dout_b.data,
+                dout.ld,
+                T::one(),
+                dvg,
+                ld,
+            );
+        }
+        if !want_qk {
+            continue;
+        }
+        // dP = dout·vᵀ
+        let dpb = &mut dp[r0 * tk..(r0 + rows) * tk];
         gemm(
             Trans::No,
-            Trans::No,
-            tq,
-            g.d,
-            tk,
-            scale,
-            p,
-            tk,
-            k.data,
-            k.ld,
-            T::one(),
-            dq,
-            ld,
-        );
-    }
-    // dk += scale·dSᵀ·q
-    if let Some((dk, ld)) = grads.get(1) {
-        gemm(
             Trans::Yes,
-            Trans::No,
-            tk,
-            g.d,
-            tq,
-            scale,
-            p,
-            tk,
-            q.data,
-            q.ld,
+            rows,
+            cols,
+            g.dv,
             T::one(),
-            dk,
-            ld,
+            dout_b.data,
+            dout.ld,
+            v.data,
+            v.ld,
+            T::zero(),
+            &mut *dpb,
+            tk,
         );
+        vectorize(ScoreGrads {
+            g: *g,
+            row0: r0,
+            p: &mut *pb,
+            dp: dpb,
+            out: rows_from(out, r0),
+            dout: dout_b,
+        });
+        // dq += scale·dS·k
+        if let Some((dq, ld)) = grads.get(0) {
+            gemm(
+                Trans::No,
+                Trans::No,
+                rows,
+                g.d,
+                cols,
+                scale,
+                pb,
+                tk,
+                k.data,
+                k.ld,
+                T::one(),
+                &mut dq[r0 * ld..],
+                ld,
+            );
+        }
+        // dk += scale·dSᵀ·q
+        if let Some((dk, ld)) = grads.get(1) {
+            gemm(
+                Trans::Yes,
+                Trans::No,
+                cols,
+                g.d,
+                rows,
+                scale,
+                pb,
+                tk,
+                rows_from(q, r0).data,
+                q.ld,
+                T::one(),
+                dk,
+                ld,
+            );
+        }
     }
 }
 
@@ -908,8 +967,16 @@ mod tests {
                 worst.1 = worst.1.max((exp(xf) - ef).abs() / ef);
             }
         }
-        assert!(worst.0 < 4.0 * f64::EPSILON, "f64 relative error {}", worst.0);
-        assert!(worst.1 < 2.0 * f32::EPSILON, "f32 relative error {}", worst.1);
+        assert!(
+            worst.0 < 4.0 * f64::EPSILON,
+            "f64 relative error {}",
+            worst.0
+        );
+        assert!(
+            worst.1 < 2.0 * f32::EPSILON,
+            "f32 relative error {}",
+            worst.1
+        );
         assert_eq!(exp(0.0f64), 1.0);
         assert_eq!(exp(0.0f32), 1.0);
         assert!(exp(-1000.0f64) < 1e-307);
@@ -1043,23 +1110,38 @@ mod tests {
     }
 
     #[test]
+    fn gradcheck_causal_row_blocks() {
+        // more rows than one causal block (CAUSAL_ROWS), with a partial last block
+        assert!(CAUSAL_ROWS < 40);
+        gradcheck(1, 40, 35, 2, 2, true, 100);
+        gradcheck(2, 35, 70, 2, 1, true, 110);
+    }
+
+    #[test]
     fn causal_matches_an_explicit_mask() {
+        for (tq, tk) in [(4, 6), (45, 50), (70, 40), (64, 64)] {
+            causal_matches_an_explicit_mask_at(tq, tk);
+        }
+    }
+
+    fn causal_matches_an_explicit_mask_at(tq: usize, tk: usize) {
         // causal attention equals attending row i to keys 0..=i only: check row by row
         // against the non-causal kernel on the first i + 1 keys
-        let (tq, tk, d, dv) = (4, 6, 3, 2);
+        let (d, dv) = (3, 2);
         let q: Vec<f64> = random_vec(70, tq * d, -1.0, 1.0);
         let k: Vec<f64> = random_vec(71, tk * d, -1.0, 1.0);
         let v: Vec<f64> = random_vec(72, tk * dv, -1.0, 1.0);
         let (out, lse) = run(&q, &k, &v, 1, tq, tk, d, dv, true);
         let (full, _) = run(&q, &k, &v, 1, tq, tk, d, dv, false);
         for i in 0..tq {
+            let seen = (i + 1).min(tk);
             let (oi, li) = run(
                 &q[i * d..(i + 1) * d],
-                &k[..(i + 1) * d],
-                &v[..(i + 1) * dv],
+                &k[..seen * d],
+                &v[..seen * dv],
                 1,
                 1,
-                i + 1,
+                seen,
                 d,
                 dv,
                 false,
@@ -1208,10 +1290,15 @@ mod tests {
 
     #[test]
     fn mha_gradcheck() {
-        let (n, t, c, heads) = (2, 4, 6, 2);
+        mha_gradcheck_at(2, 4, 6, 2, &[false, true]);
+        // several causal row blocks
+        mha_gradcheck_at(1, 37, 4, 2, &[true]);
+    }
+
+    fn mha_gradcheck_at(n: usize, t: usize, c: usize, heads: usize, causal_cases: &[bool]) {
         let qkv: Vec<f64> = random_vec(90, n * t * 3 * c, -1.5, 1.5);
         let w: Vec<f64> = random_vec(91, n * t * c, -1.0, 1.0);
-        for causal in [false, true] {
+        for &causal in causal_cases {
             let (out, lse) = mha(&qkv, n, t, c, heads, causal);
             let mut dqkv = vec![0.0; qkv.len()];
             let mut scratch = vec![0.0; mha_attention_scratch_len(t, c, heads)];
