@@ -21,7 +21,8 @@
 //! The kernels never keep the `[tq, tk]` probabilities beyond one group: the forward pass
 //! keeps only `lse`, and the backward pass recomputes `P = e^(q·kᵀ/√d - lse)` with one product.
 //! All four products per group are [`gemm`] calls; the backward ones accumulate into the
-//! gradients directly (`beta = 1`). Masked entries skip their exponentials.
+//! gradients directly (`beta = 1`). Under the causal mask the rows go in blocks whose products
+//! stop at the block's last visible column, and masked entries skip their exponentials.
 //!
 //! [`mha_attention`] is the same computation on the packed in-projection of
 //! `nn.MultiheadAttention`: the heads are read and written in place through the leading
