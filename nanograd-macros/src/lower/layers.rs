@@ -771,9 +771,9 @@ impl Lower<'_> {
                 if !fits {
                     let want = if xs.is_batched() || xs.rank() != 2 {
                         let b = xs.batch_name.clone().unwrap_or_else(|| "B".into());
-                        format!("[{b}, T, {dim}]")
+                        format!("[{b}, t, {dim}] (any length t)")
                     } else {
-                        format!("[T, {dim}]")
+                        format!("[t, {dim}] (any length t)")
                     };
                     self.errs.at(
                         xe,

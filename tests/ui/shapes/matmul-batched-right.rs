@@ -1,4 +1,4 @@
-// checks: matmul whose right operand has the batch dimension (lower.rs)
+// checks: batched matmul of two [B, n] values, which have no matrix dimensions (sequence_rules.rs)
 use nanograd::prelude::*;
 
 model! {

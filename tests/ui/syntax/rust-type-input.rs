@@ -1,4 +1,4 @@
-// checks: an input typed as Rust rather than as a shape (syn's own parse error, ast.rs)
+// checks: an input typed as Rust rather than as a shape (ast.rs)
 use nanograd::prelude::*;
 
 model! {

@@ -1,0 +1,16 @@
+// checks: values passed where a fn expects u32 indices
+use nanograd::prelude::*;
+
+model! {
+    pub struct Lm {
+        wte: Embedding(65 -> 32),
+    }
+    fn forward(idx: u32[B, 8]) -> [B, 8, 32] {
+        wte(idx)
+    }
+    fn twice(x: [B, 8]) -> [B, 8, 32] {
+        forward(x)
+    }
+}
+
+fn main() {}

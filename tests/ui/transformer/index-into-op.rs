@@ -1,0 +1,13 @@
+// checks: u32 indices given to a float op
+use nanograd::prelude::*;
+
+model! {
+    pub struct Lm {
+        wte: Embedding(65 -> 32),
+    }
+    fn forward(idx: u32[B, 8]) -> [B, 8, 32] {
+        wte(idx) * relu(idx)
+    }
+}
+
+fn main() {}
