@@ -385,3 +385,72 @@ fn layer_arrays_run_in_order() {
     model.loss_backward(&x, &t).unwrap();
     check_param_grads(&base, &model, |m| m.loss(&x, &t).unwrap(), 1e-6, &[]);
 }
+
+// The README's self-attention with the heads split by hand, word for word.
+mod readme {
+    use nanograd::prelude::*;
+    model! {
+        const T: usize = 64;
+        const C: usize = 128;
+        const H: usize = 4;
+        const D: usize = 32;
+        pub struct SelfAttention {
+            wq: Dense(C -> C),
+            wk: Dense(C -> C),
+            wv: Dense(C -> C),
+            wo: Dense(C -> C),
+        }
+        fn forward(x: [B, T, C]) -> [B, T, C] {
+            let q = transpose(reshape(wq(x), [B, T, H, D]), 1, 2);   // [B, H, T, D]
+            let k = transpose(reshape(wk(x), [B, T, H, D]), 1, 2);
+            let v = transpose(reshape(wv(x), [B, T, H, D]), 1, 2);
+            let heads: [B, H, T, D] = attention(q, k, v, causal = true);
+            wo(reshape(transpose(heads, 1, 2), [B, T, C]))
+        }
+    }
+}
+use readme::SelfAttention;
+
+model! {
+    pub struct Mha128 {
+        attn: MultiHeadAttention(128, heads = 4, causal = true),
+    }
+    fn forward(x: [B, 64, 128]) -> [B, 64, 128] {
+        attn(x)
+    }
+}
+
+#[test]
+fn readme_self_attention_equals_the_layer() {
+    let by_hand = SelfAttention::<f64>::new(&mut StdRng::seed_from_u64(6));
+    let mut layer = Mha128::<f64>::new(&mut StdRng::seed_from_u64(7));
+    let mut w = Vec::new();
+    let mut b = Vec::new();
+    for name in ["wq", "wk", "wv"] {
+        w.extend(param(&by_hand, &format!("{name}.weight")));
+        b.extend(param(&by_hand, &format!("{name}.bias")));
+    }
+    set_param(&mut layer, "attn.in_proj_weight", &w);
+    set_param(&mut layer, "attn.in_proj_bias", &b);
+    set_param(
+        &mut layer,
+        "attn.out_proj.weight",
+        &param(&by_hand, "wo.weight"),
+    );
+    set_param(
+        &mut layer,
+        "attn.out_proj.bias",
+        &param(&by_hand, "wo.bias"),
+    );
+    let x: Vec<[[f64; 128]; 64]> = (0..2)
+        .map(|i| {
+            let v = nanograd::testing::random_vec::<f64>(90 + i, 64 * 128, -1.0, 1.0);
+            std::array::from_fn(|t| std::array::from_fn(|c| v[t * 128 + c]))
+        })
+        .collect();
+    assert_close!(
+        by_hand.forward(&x).unwrap().vals(),
+        layer.forward(&x).unwrap().vals(),
+        1e-12
+    );
+}

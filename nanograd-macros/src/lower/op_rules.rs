@@ -674,7 +674,7 @@ impl Lower<'_> {
                 self.errs.at(
                     e,
                     format!(
-                        "`matmul` takes vectors and matrices, but `{}` is {a} and `{}` is {b}",
+                        "`matmul` takes vectors, matrices and stacks of matrices ([.., m, k] by [.., k, n] or by [k, n]), but `{}` is {a} and `{}` is {b}",
                         describe(pos[0]),
                         describe(pos[1])
                     ),
