@@ -57,6 +57,42 @@ model! {
     }
 }
 
+model! {
+    const T: usize = 16;
+    const C: usize = 64;
+    /// A transformer block, large enough that its dense weights are packed.
+    pub struct Block {
+        ln_1: LayerNorm(C),
+        attn: MultiHeadAttention(C, heads = 4, causal = true),
+        ln_2: LayerNorm(C),
+        fc: Dense(C -> 128),
+        proj: Dense(128 -> C),
+    }
+    fn forward(x: [B, T, C]) -> [B, T, C] {
+        let x = x + attn(ln_1(x));
+        x + proj(gelu(fc(ln_2(x))))
+    }
+}
+
+model! {
+    const CTX: usize = 16;
+    /// A small GPT: embeddings, two blocks, a head over 20 tokens.
+    pub struct Gpt {
+        wte: Embedding(20 -> 64),
+        wpe: Param([CTX, 64]),
+        h: [Block; 2],
+        ln_f: LayerNorm(64),
+        lm_head: Dense(64 -> 20, bias = false),
+    }
+    fn forward(idx: u32[B, CTX]) -> [B, CTX, 20] {
+        let x = wte(idx) + wpe;
+        lm_head(ln_f(h(x)))
+    }
+    fn loss(idx: u32[B, CTX], targets: u32[B, CTX]) -> [] {
+        softmax_cross_entropy(forward(idx), targets)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // the counting allocator
 
@@ -296,4 +332,54 @@ fn cnn_training_step_allocates_nothing_after_the_first() {
             Ok(loss)
         });
     }
+}
+
+/// `b` windows of 17 seeded token ids: the inputs, and the targets one step ahead.
+fn tokens(seed: u64, b: usize) -> (Vec<[u32; 16]>, Vec<[u32; 16]>) {
+    let v = random_vec::<f64>(seed, b * 17, 0.0, 20.0);
+    let w: Vec<[u32; 17]> = v
+        .chunks(17)
+        .map(|c| std::array::from_fn(|i| c[i] as u32))
+        .collect();
+    (
+        w.iter().map(|r| std::array::from_fn(|i| r[i])).collect(),
+        w.iter()
+            .map(|r| std::array::from_fn(|i| r[i + 1]))
+            .collect(),
+    )
+}
+
+#[test]
+fn gpt_inference_allocates_nothing() {
+    let model = Gpt::<f32>::new(&mut StdRng::seed_from_u64(7));
+    let (idx, _) = tokens(50, 3);
+    let mut out = vec![[[0.0f32; 20]; 16]; 3];
+    let mut ws = Workspace::new();
+    // the first call grows the workspace, the second packs the large dense weights
+    for _ in 0..2 {
+        model.forward_into(&idx, &mut out, &mut ws).unwrap();
+    }
+    let first = out.clone();
+    let (n, r) =
+        allocations_of(|| (0..3).try_for_each(|_| model.forward_into(&idx, &mut out, &mut ws)));
+    r.unwrap();
+    assert_eq!(n, 0, "GPT forward_into allocated {n} times");
+    assert_eq!(out, first);
+}
+
+#[test]
+fn gpt_training_step_allocates_nothing_after_the_first() {
+    let (idx, targets) = tokens(51, 4);
+    let mut model = Gpt::<f32>::new(&mut StdRng::seed_from_u64(8));
+    let mut opt = AdamW::new(1e-3)
+        .betas(0.9, 0.99)
+        .weight_decay(0.1)
+        .decay_matrices_only();
+    assert_steps_allocate_nothing("GPT, AdamW on matrices with clipping", 5, || {
+        model.zero_grad();
+        let loss = model.loss_backward(&idx, &targets)?;
+        nanograd::optim::clip_grad_norm(&mut model, 1.0);
+        opt.step(&mut model)?;
+        Ok(loss)
+    });
 }
