@@ -115,7 +115,10 @@ fn small_gpt_matches_pytorch() {
     let mut ours = names.clone();
     ours.sort();
     torch_names.sort();
-    assert_eq!(ours, torch_names, "the parameter names differ from PyTorch's");
+    assert_eq!(
+        ours, torch_names,
+        "the parameter names differ from PyTorch's"
+    );
 
     let idx = Tensor::from_json(&json["idx"]).windows();
     let targets = Tensor::from_json(&json["targets"]).windows();
@@ -132,7 +135,10 @@ fn small_gpt_matches_pytorch() {
     model.zero_grad();
     let loss = model.loss_backward(&idx, &targets).unwrap();
     let want_loss = json["loss"].as_f64().unwrap();
-    assert!((loss - want_loss).abs() < 1e-10, "loss {loss} vs {want_loss}");
+    assert!(
+        (loss - want_loss).abs() < 1e-10,
+        "loss {loss} vs {want_loss}"
+    );
     let grads: BTreeMap<String, Tensor> = json["grads"]
         .as_object()
         .unwrap()

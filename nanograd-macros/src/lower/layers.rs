@@ -479,6 +479,16 @@ pub(super) fn lower_layer(
             let bias = bool_kw(&mut kw, "bias", errs);
             kw.finish("MultiHeadAttention", &["heads", "causal", "bias"], errs);
             let (dim, heads) = (dim?, heads?);
+            if dim > crate::shape::MAX_ELEMENTS {
+                errs.at(
+                    &f.kind,
+                    format!(
+                        "the width {dim} of `{}` is larger than a model can hold (2^40)",
+                        f.name
+                    ),
+                );
+                return None;
+            }
             if dim % heads != 0 {
                 errs.at(
                         heads_e?,
@@ -768,6 +778,14 @@ impl Lower<'_> {
             } => {
                 let fits = xs.last() == Some(dim)
                     && (xs.rank() == 3 && xs.is_batched() || xs.rank() == 2 && !xs.is_batched());
+                let t = xs.fixed_at(xs.rank().saturating_sub(2)).unwrap_or(0);
+                if fits && !super::sequence_rules::scores_fit(t, t) {
+                    self.errs.at(
+                        xe,
+                        format!("attention `{name}` over {t} positions: its scores would exceed 2^40 elements"),
+                    );
+                    return None;
+                }
                 if !fits {
                     let want = if xs.is_batched() || xs.rank() != 2 {
                         let b = xs.batch_name.clone().unwrap_or_else(|| "B".into());

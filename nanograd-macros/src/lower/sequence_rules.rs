@@ -21,6 +21,14 @@ fn leading(s: &Shape, keep: usize) -> Shape {
     s.with_dims(s.dims[..s.rank().saturating_sub(keep)].to_vec())
 }
 
+/// Whether a `[tq, tk]` block of attention scores (twice, in the kernels' scratch) stays
+/// within the elements a model may hold, so that no size computed from it overflows.
+pub(super) fn scores_fit(tq: usize, tk: usize) -> bool {
+    tq.checked_mul(tk)
+        .and_then(|n| n.checked_mul(2))
+        .is_some_and(|n| n <= crate::shape::MAX_ELEMENTS)
+}
+
 impl Lower<'_> {
     /// `i` as a dimension of a value of rank `rank` (negative counts from the end), or an
     /// error naming the value.
@@ -195,6 +203,17 @@ impl Lower<'_> {
                     k.fixed_at(r - 2).unwrap_or(0),
                     v.fixed_at(r - 2).unwrap_or(0)
                 ),
+            );
+            return None;
+        }
+        let (tq, tk) = (
+            q.fixed_at(r - 2).unwrap_or(0),
+            k.fixed_at(r - 2).unwrap_or(0),
+        );
+        if !scores_fit(tq, tk) {
+            self.errs.at(
+                e,
+                format!("`attention` of {tq} queries by {tk} keys: its scores would exceed 2^40 elements"),
             );
             return None;
         }

@@ -40,6 +40,16 @@ const WORDS: &[&str] = &[
     "conv2d",
     "reduce",
     "softmax_cross_entropy",
+    "Embedding",
+    "LayerNorm",
+    "MultiHeadAttention",
+    "heads",
+    "causal",
+    "u32",
+    "transpose",
+    "concat",
+    "attention",
+    "causal_mask",
     "forward",
     "loss",
     "x",
@@ -111,6 +121,13 @@ const VALID: &[&str] = &[
      p: MaxPool2d(kernel = 2), d: Dropout(0.5), fc: Dense(4 -> 3) } \
      fn forward(x: [B, 1, 8, 8]) -> [B, 3] { fc(global_avg_pool2d(d(p(relu(bn(c(x))))))) }",
     "fn f(a: [2, 3], b: [3, 4]) -> [] { sum(reshape(matmul(a, b), [8])) + reduce(a, 0.0, |p, q| p + q) }",
+    "const T: usize = 4; pub struct Lm { wte: Embedding(9 -> 8), wpe: Param([T, 8]), ln: LayerNorm(8), \
+     attn: MultiHeadAttention(8, heads = 2, causal = true), head: Dense(8 -> 9, bias = false) } \
+     fn forward(idx: u32[B, T]) -> [B, T, 9] { let x = wte(idx) + wpe; head(ln(x + attn(ln(x)))) } \
+     fn loss(idx: u32[B, T], t: u32[B, T]) -> [] { softmax_cross_entropy(forward(idx), t) }",
+    "pub struct S { p: Param([4]) } fn forward(q: [B, 2, 3, 4], k: [B, 2, 3, 4]) -> [B, 2, 3, 7] { \
+     let s = causal_mask(matmul(q * p, transpose(k, -1, -2))); \
+     concat(s, attention(q, k, k, causal = true), dim = 3) }",
 ];
 
 #[test]
@@ -181,6 +198,15 @@ fn hostile_numbers_are_errors() {
         "pub struct M { c: Conv2d(1 -> 1, kernel = 3, stride = 0) } fn forward(x: [B, 1, 4, 4]) -> [B, 1, 2, 2] { c(x) }",
         "fn f(x: [1, 1, 2, 2]) -> [1, 1, 1, 1] { max_pool2d(x, kernel = 2, stride = 1e300) }",
         "fn f(x: [3]) -> [3] { leaky_relu(x, alpha = \"a\") }",
+        "pub struct M { p: Param([2]) } fn forward(x: [B, 2, 2]) -> [B, 2, 2] { transpose(x * p, 18446744073709551615, 1) }",
+        "pub struct M { p: Param([2]) } fn forward(x: [B, 2, 2]) -> [B, 2, 2] { transpose(x * p, -18446744073709551615, 1) }",
+        "pub struct M { p: Param([2]) } fn forward(x: [B, 2, 2]) -> [B, 2, 4] { concat(x * p, x, dim = -1e300) }",
+        "pub struct M { a: MultiHeadAttention(18446744073709551615, heads = 1) } fn forward(x: [B, 2, 2]) -> [B, 2, 2] { a(x) }",
+        "pub struct M { a: MultiHeadAttention(8, heads = 0) } fn forward(x: [B, 2, 8]) -> [B, 2, 8] { a(x) }",
+        "pub struct M { a: MultiHeadAttention(1, heads = 1) } fn forward(x: [B, 1099511627776, 1]) -> [B, 1099511627776, 1] { a(x) }",
+        "pub struct M { p: Param([1]) } fn forward(q: [B, 1099511627776, 1]) -> [B, 1099511627776, 1] { attention(q * p, q, q) }",
+        "pub struct M { e: Embedding(18446744073709551615 -> 2) } fn forward(i: u32[B, 2]) -> [B, 2, 2] { e(i) }",
+        "pub struct M { e: Embedding(4 -> 2) } fn forward(i: u32[]) -> [B, 2] { e(i) }",
     ] {
         let out = expand_must_not_panic(TokenStream::from_str(src).unwrap()).to_string();
         assert!(out.contains("compile_error"), "{src} was accepted");
