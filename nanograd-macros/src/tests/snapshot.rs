@@ -36,3 +36,27 @@ fn struct_form() {
          fn loss(x: [B, 4], t: [B, 2]) -> [] { mse_loss(forward(x), t) }",
     );
 }
+
+#[test]
+fn transformer_block() {
+    check(
+        "block",
+        "const T: usize = 8; const C: usize = 16; \
+         pub struct Block { ln_1: LayerNorm(C), attn: MultiHeadAttention(C, heads = 2, causal = true), \
+         ln_2: LayerNorm(C), fc: Dense(C -> 64), proj: Dense(64 -> C) } \
+         fn forward(x: [B, T, C]) -> [B, T, C] { \
+         let x = x + attn(ln_1(x)); x + proj(gelu(fc(ln_2(x)))) }",
+    );
+}
+
+#[test]
+fn language_model() {
+    check(
+        "lm",
+        "@layer Block [B, 8, 16] -> [B, 8, 16] (100, 10); \
+         pub struct Lm { wte: Embedding(11 -> 16), wpe: Param([8, 16]), h: [Block; 2], \
+         lm_head: Dense(16 -> 11, bias = false) } \
+         fn forward(idx: u32[B, 8]) -> [B, 8, 11] { lm_head(h(wte(idx) + wpe)) } \
+         fn loss(idx: u32[B, 8], t: u32[B, 8]) -> [] { softmax_cross_entropy(forward(idx), t) }",
+    );
+}

@@ -1,0 +1,649 @@
+const T: usize = 8usize;
+const C: usize = 16usize;
+#[derive(Clone, Debug)]
+pub struct Block<T: ::nanograd::Float = f32> {
+    pub ln_1: ::nanograd::layers::LayerNorm<T>,
+    pub attn: ::nanograd::layers::MultiHeadAttention<T>,
+    pub ln_2: ::nanograd::layers::LayerNorm<T>,
+    pub fc: ::nanograd::layers::Dense<T>,
+    pub proj: ::nanograd::layers::Dense<T>,
+    __training: bool,
+    __workspace: ::nanograd::Workspace<T>,
+}
+impl<T: ::nanograd::Float> Block<T> {
+    ///A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.
+    #[allow(dead_code)]
+    pub fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        Self {
+            ln_1: ::nanograd::layers::LayerNorm::new(16usize)
+                .expect("nanograd: model! validated the layer `ln_1`"),
+            attn: ::nanograd::layers::MultiHeadAttention::new(16usize, 2usize, true, rng)
+                .expect("nanograd: model! validated the layer `attn`"),
+            ln_2: ::nanograd::layers::LayerNorm::new(16usize)
+                .expect("nanograd: model! validated the layer `ln_2`"),
+            fc: ::nanograd::layers::Dense::new(16usize, 64usize, rng)
+                .expect("nanograd: model! validated the layer `fc`"),
+            proj: ::nanograd::layers::Dense::new(64usize, 16usize, rng)
+                .expect("nanograd: model! validated the layer `proj`"),
+            __training: true,
+            __workspace: ::nanograd::Workspace::with_seed(rng.next_u64()),
+        }
+    }
+    #[allow(clippy::all)]
+    pub fn forward(
+        &self,
+        x: &[[[T; 16usize]; 8usize]],
+    ) -> ::nanograd::Result<::std::vec::Vec<[[T; 16usize]; 8usize]>> {
+        let mut __ws = ::nanograd::Workspace::new();
+        let mut __out = ::std::vec![[[T::zero(); 16usize]; 8usize]; x.len()];
+        self.forward_into(x, &mut __out, &mut __ws)?;
+        Ok(__out)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn forward_into(
+        &self,
+        x: &[[[T; 16usize]; 8usize]],
+        out: &mut [[[T; 16usize]; 8usize]],
+        ws: &mut ::nanograd::Workspace<T>,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let __b = x.len();
+        let __x0: &[T] = x.as_flattened().as_flattened();
+        let (__ws, __rng) = ws.split(__b * 2320usize + 648usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__lse7, __ws) = __ws.split_at_mut(__b * 16usize);
+        let (__scr7, __ws) = __ws.split_at_mut(648usize);
+        let (__v10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let _ = __ws;
+        ::nanograd::ops::layer_norm(
+            __x0,
+            Some(self.ln_1.weight.value()),
+            Some(self.ln_1.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v3,
+            self.attn.in_proj_weight.value(),
+            Some(self.attn.in_proj_bias.value()),
+            __b * 8usize,
+            16usize,
+            48usize,
+            &mut *__v6,
+        )?;
+        ::nanograd::ops::mha_attention(
+            &*__v6,
+            __b,
+            8usize,
+            16usize,
+            2usize,
+            true,
+            &mut *__v7,
+            &mut *__lse7,
+            &mut *__scr7,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v7,
+            self.attn.out_proj.weight.value(),
+            Some(self.attn.out_proj.bias.value()),
+            __b * 8usize,
+            16usize,
+            16usize,
+            &mut *__v10,
+        )?;
+        ::nanograd::ops::add(__x0, &*__v10, &mut *__v11)?;
+        ::nanograd::ops::layer_norm(
+            &*__v11,
+            Some(self.ln_2.weight.value()),
+            Some(self.ln_2.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v14,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v14,
+            self.fc.weight.value(),
+            Some(self.fc.bias.value()),
+            __b * 8usize,
+            16usize,
+            64usize,
+            &mut *__v17,
+        )?;
+        ::nanograd::ops::gelu(&*__v17, &mut *__v18)?;
+        ::nanograd::ops::dense(
+            &*__v18,
+            self.proj.weight.value(),
+            Some(self.proj.bias.value()),
+            __b * 8usize,
+            64usize,
+            16usize,
+            &mut *__v21,
+        )?;
+        ::nanograd::ops::add(&*__v11, &*__v21, &mut *__v22)?;
+        ::nanograd::check_batch(
+            concat!("Block", "::", stringify!(forward)),
+            "out",
+            __b,
+            out.len(),
+        )?;
+        (out.as_flattened_mut().as_flattened_mut()).copy_from_slice(&*__v22);
+        Ok(())
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_forward_infer(
+        &self,
+        __b: usize,
+        __x0: &[T],
+        __y: &mut [T],
+        __ws: &mut [T],
+        __rng: &mut impl ::nanograd::rand::Rng,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__lse7, __ws) = __ws.split_at_mut(__b * 16usize);
+        let (__scr7, __ws) = __ws.split_at_mut(648usize);
+        let (__v10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let _ = __ws;
+        ::nanograd::ops::layer_norm(
+            __x0,
+            Some(self.ln_1.weight.value()),
+            Some(self.ln_1.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v3,
+            self.attn.in_proj_weight.value(),
+            Some(self.attn.in_proj_bias.value()),
+            __b * 8usize,
+            16usize,
+            48usize,
+            &mut *__v6,
+        )?;
+        ::nanograd::ops::mha_attention(
+            &*__v6,
+            __b,
+            8usize,
+            16usize,
+            2usize,
+            true,
+            &mut *__v7,
+            &mut *__lse7,
+            &mut *__scr7,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v7,
+            self.attn.out_proj.weight.value(),
+            Some(self.attn.out_proj.bias.value()),
+            __b * 8usize,
+            16usize,
+            16usize,
+            &mut *__v10,
+        )?;
+        ::nanograd::ops::add(__x0, &*__v10, &mut *__v11)?;
+        ::nanograd::ops::layer_norm(
+            &*__v11,
+            Some(self.ln_2.weight.value()),
+            Some(self.ln_2.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v14,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v14,
+            self.fc.weight.value(),
+            Some(self.fc.bias.value()),
+            __b * 8usize,
+            16usize,
+            64usize,
+            &mut *__v17,
+        )?;
+        ::nanograd::ops::gelu(&*__v17, &mut *__v18)?;
+        ::nanograd::ops::dense(
+            &*__v18,
+            self.proj.weight.value(),
+            Some(self.proj.bias.value()),
+            __b * 8usize,
+            64usize,
+            16usize,
+            &mut *__v21,
+        )?;
+        ::nanograd::ops::add(&*__v11, &*__v21, &mut *__v22)?;
+        ::nanograd::check_len(stringify!(Block), "output", __y.len(), (&*__v22).len())?;
+        __y.copy_from_slice(&*__v22);
+        Ok(())
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_forward_train(
+        &mut self,
+        __b: usize,
+        __x0: &[T],
+        __y: &mut [T],
+        __ws: &mut [T],
+        __rng: &mut impl ::nanograd::rand::Rng,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__lse7, __ws) = __ws.split_at_mut(__b * 16usize);
+        let (__scr7, __ws) = __ws.split_at_mut(648usize);
+        let (__v10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__g7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__g18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__g21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let _ = __ws;
+        ::nanograd::ops::layer_norm(
+            __x0,
+            Some(self.ln_1.weight.value()),
+            Some(self.ln_1.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v3,
+            self.attn.in_proj_weight.value(),
+            Some(self.attn.in_proj_bias.value()),
+            __b * 8usize,
+            16usize,
+            48usize,
+            &mut *__v6,
+        )?;
+        ::nanograd::ops::mha_attention(
+            &*__v6,
+            __b,
+            8usize,
+            16usize,
+            2usize,
+            true,
+            &mut *__v7,
+            &mut *__lse7,
+            &mut *__scr7,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v7,
+            self.attn.out_proj.weight.value(),
+            Some(self.attn.out_proj.bias.value()),
+            __b * 8usize,
+            16usize,
+            16usize,
+            &mut *__v10,
+        )?;
+        ::nanograd::ops::add(__x0, &*__v10, &mut *__v11)?;
+        ::nanograd::ops::layer_norm(
+            &*__v11,
+            Some(self.ln_2.weight.value()),
+            Some(self.ln_2.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v14,
+        )?;
+        ::nanograd::ops::dense(
+            &*__v14,
+            self.fc.weight.value(),
+            Some(self.fc.bias.value()),
+            __b * 8usize,
+            16usize,
+            64usize,
+            &mut *__v17,
+        )?;
+        ::nanograd::ops::gelu(&*__v17, &mut *__v18)?;
+        ::nanograd::ops::dense(
+            &*__v18,
+            self.proj.weight.value(),
+            Some(self.proj.bias.value()),
+            __b * 8usize,
+            64usize,
+            16usize,
+            &mut *__v21,
+        )?;
+        ::nanograd::ops::add(&*__v11, &*__v21, &mut *__v22)?;
+        ::nanograd::check_len(stringify!(Block), "output", __y.len(), (&*__v22).len())?;
+        __y.copy_from_slice(&*__v22);
+        Ok(())
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_backward(
+        &mut self,
+        __b: usize,
+        __x0: &[T],
+        __dy: &[T],
+        __dx: Option<&mut [T]>,
+        __ws: &mut [T],
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__lse7, __ws) = __ws.split_at_mut(__b * 16usize);
+        let (__scr7, __ws) = __ws.split_at_mut(648usize);
+        let (__v10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__g7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__g18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__g21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let _ = __ws;
+        let (__dx_scratch, __ws) = __ws.split_at_mut(__x0.len());
+        let __gx0: &mut [T] = match __dx {
+            Some(__d) => __d,
+            None => __dx_scratch,
+        };
+        __g3.fill(T::zero());
+        __g6.fill(T::zero());
+        __g7.fill(T::zero());
+        __g10.fill(T::zero());
+        __g11.fill(T::zero());
+        __g14.fill(T::zero());
+        __g17.fill(T::zero());
+        __g18.fill(T::zero());
+        __g21.fill(T::zero());
+        __g22.fill(T::zero());
+        for (__a, __u) in (&mut *__g22).iter_mut().zip((__dy).iter()) {
+            *__a += *__u;
+        }
+        {
+            ::nanograd::ops::add_backward(
+                &*__g22,
+                Some(&mut *__g11),
+                Some(&mut *__g21),
+            )?;
+        }
+        {
+            let (__pv19, __pg19) = self.proj.weight.value_and_grad_mut();
+            let (__pv20, __pg20) = self.proj.bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                &*__v18,
+                __pv19,
+                &*__g21,
+                __b * 8usize,
+                64usize,
+                16usize,
+                Some(&mut *__g18),
+                Some(&mut *__pg19),
+                Some(&mut *__pg20),
+            )?;
+        }
+        {
+            ::nanograd::ops::gelu_backward(&*__v17, &*__v18, &*__g18, &mut *__g17)?;
+        }
+        {
+            let (__pv15, __pg15) = self.fc.weight.value_and_grad_mut();
+            let (__pv16, __pg16) = self.fc.bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                &*__v14,
+                __pv15,
+                &*__g17,
+                __b * 8usize,
+                16usize,
+                64usize,
+                Some(&mut *__g14),
+                Some(&mut *__pg15),
+                Some(&mut *__pg16),
+            )?;
+        }
+        {
+            let (__pv12, __pg12) = self.ln_2.weight.value_and_grad_mut();
+            let (__pv13, __pg13) = self.ln_2.bias.value_and_grad_mut();
+            ::nanograd::ops::layer_norm_backward(
+                &*__v11,
+                Some(__pv12),
+                &*__g14,
+                16usize,
+                T::from_f64(0.00001f64),
+                Some(&mut *__g11),
+                Some(&mut *__pg12),
+                Some(&mut *__pg13),
+            )?;
+        }
+        {
+            ::nanograd::ops::add_backward(
+                &*__g11,
+                Some(&mut *__gx0),
+                Some(&mut *__g10),
+            )?;
+        }
+        {
+            let (__pv8, __pg8) = self.attn.out_proj.weight.value_and_grad_mut();
+            let (__pv9, __pg9) = self.attn.out_proj.bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                &*__v7,
+                __pv8,
+                &*__g10,
+                __b * 8usize,
+                16usize,
+                16usize,
+                Some(&mut *__g7),
+                Some(&mut *__pg8),
+                Some(&mut *__pg9),
+            )?;
+        }
+        {
+            ::nanograd::ops::mha_attention_backward(
+                &*__v6,
+                &*__v7,
+                &*__lse7,
+                &*__g7,
+                __b,
+                8usize,
+                16usize,
+                2usize,
+                true,
+                &mut *__g6,
+                &mut *__scr7,
+            )?;
+        }
+        {
+            let (__pv4, __pg4) = self.attn.in_proj_weight.value_and_grad_mut();
+            let (__pv5, __pg5) = self.attn.in_proj_bias.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                &*__v3,
+                __pv4,
+                &*__g6,
+                __b * 8usize,
+                16usize,
+                48usize,
+                Some(&mut *__g3),
+                Some(&mut *__pg4),
+                Some(&mut *__pg5),
+            )?;
+        }
+        {
+            let (__pv1, __pg1) = self.ln_1.weight.value_and_grad_mut();
+            let (__pv2, __pg2) = self.ln_1.bias.value_and_grad_mut();
+            ::nanograd::ops::layer_norm_backward(
+                __x0,
+                Some(__pv1),
+                &*__g3,
+                16usize,
+                T::from_f64(0.00001f64),
+                Some(&mut *__gx0),
+                Some(&mut *__pg1),
+                Some(&mut *__pg2),
+            )?;
+        }
+        Ok(())
+    }
+}
+impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &::nanograd::Param<T>)) {
+        ::nanograd::module::visit_child_params("ln_1", &self.ln_1, f);
+        ::nanograd::module::visit_child_params("attn", &self.attn, f);
+        ::nanograd::module::visit_child_params("ln_2", &self.ln_2, f);
+        ::nanograd::module::visit_child_params("fc", &self.fc, f);
+        ::nanograd::module::visit_child_params("proj", &self.proj, f);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut ::nanograd::Param<T>)) {
+        ::nanograd::module::visit_child_params_mut("ln_1", &mut self.ln_1, f);
+        ::nanograd::module::visit_child_params_mut("attn", &mut self.attn, f);
+        ::nanograd::module::visit_child_params_mut("ln_2", &mut self.ln_2, f);
+        ::nanograd::module::visit_child_params_mut("fc", &mut self.fc, f);
+        ::nanograd::module::visit_child_params_mut("proj", &mut self.proj, f);
+    }
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, &::nanograd::Tensor<T>)) {
+        ::nanograd::module::visit_child_buffers("ln_1", &self.ln_1, f);
+        ::nanograd::module::visit_child_buffers("attn", &self.attn, f);
+        ::nanograd::module::visit_child_buffers("ln_2", &self.ln_2, f);
+        ::nanograd::module::visit_child_buffers("fc", &self.fc, f);
+        ::nanograd::module::visit_child_buffers("proj", &self.proj, f);
+    }
+    fn visit_buffers_mut(
+        &mut self,
+        f: &mut dyn FnMut(&str, &mut ::nanograd::Tensor<T>),
+    ) {
+        ::nanograd::module::visit_child_buffers_mut("ln_1", &mut self.ln_1, f);
+        ::nanograd::module::visit_child_buffers_mut("attn", &mut self.attn, f);
+        ::nanograd::module::visit_child_buffers_mut("ln_2", &mut self.ln_2, f);
+        ::nanograd::module::visit_child_buffers_mut("fc", &mut self.fc, f);
+        ::nanograd::module::visit_child_buffers_mut("proj", &mut self.proj, f);
+    }
+    fn set_training_mode(&mut self, training: bool) {
+        self.__training = training;
+        ::nanograd::Module::<T>::set_training_mode(&mut self.ln_1, training);
+        ::nanograd::Module::<T>::set_training_mode(&mut self.attn, training);
+        ::nanograd::Module::<T>::set_training_mode(&mut self.ln_2, training);
+        ::nanograd::Module::<T>::set_training_mode(&mut self.fc, training);
+        ::nanograd::Module::<T>::set_training_mode(&mut self.proj, training);
+    }
+    fn is_training(&self) -> bool {
+        self.__training
+    }
+    fn rng(&self) -> Option<&::nanograd::WorkspaceRng> {
+        Some(self.__workspace.rng())
+    }
+    fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
+        Some(self.__workspace.rng_mut())
+    }
+    fn summary(&self) -> String {
+        let __rows = [
+            ::nanograd::module::LayerRow {
+                name: "ln_1".to_string(),
+                kind: "LayerNorm".to_string(),
+                output: "[B, 8, 16]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("ln_1", &self.ln_1, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+            ::nanograd::module::LayerRow {
+                name: "attn".to_string(),
+                kind: "MultiHeadAttention".to_string(),
+                output: "[B, 8, 16]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("attn", &self.attn, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+            ::nanograd::module::LayerRow {
+                name: "ln_2".to_string(),
+                kind: "LayerNorm".to_string(),
+                output: "[B, 8, 16]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("ln_2", &self.ln_2, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+            ::nanograd::module::LayerRow {
+                name: "fc".to_string(),
+                kind: "Dense".to_string(),
+                output: "[B, 8, 64]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("fc", &self.fc, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+            ::nanograd::module::LayerRow {
+                name: "proj".to_string(),
+                kind: "Dense".to_string(),
+                output: "[B, 8, 16]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("proj", &self.proj, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+        ];
+        let mut __buffers = 0;
+        ::nanograd::Module::<T>::visit_buffers(self, &mut |_, b| __buffers += b.len());
+        ::nanograd::module::layer_table("Block", "[B, 8, 16]", &__rows, __buffers)
+    }
+}
+#[doc(hidden)]
+#[allow(unused_macros)]
+macro_rules! __nanograd_layer_Block {
+    ($($tt:tt)*) => {
+        ::nanograd::model! { @ layer Block[B, 8, 16] -> [B, 8, 16] (4752, 648); $($tt)* }
+    };
+}

@@ -1,0 +1,368 @@
+#[derive(Clone, Debug)]
+pub struct Lm<T: ::nanograd::Float = f32> {
+    pub wte: ::nanograd::layers::Embedding<T>,
+    pub wpe: ::nanograd::Param<T>,
+    pub h: [Block<T>; 2usize],
+    pub lm_head: ::nanograd::layers::Dense<T>,
+    __training: bool,
+    __workspace: ::nanograd::Workspace<T>,
+}
+impl<T: ::nanograd::Float> Lm<T> {
+    ///A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.
+    #[allow(dead_code)]
+    pub fn new(rng: &mut impl ::nanograd::rand::Rng) -> Self {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        Self {
+            wte: ::nanograd::layers::Embedding::new(11usize, 16usize, rng)
+                .expect("nanograd: model! validated the layer `wte`"),
+            wpe: {
+                let mut __v = ::std::vec![T::zero(); 128usize];
+                ::nanograd::init::normal(0.0, 1f64, rng, &mut __v)
+                    .expect("nanograd: model! validated the layer `wpe`");
+                ::nanograd::Param::new(&[8usize, 16usize], __v)
+                    .expect("nanograd: model! validated the layer `wpe`")
+            },
+            h: ::core::array::from_fn(|_| Block::new(&mut *rng)),
+            lm_head: ::nanograd::layers::Dense::without_bias(16usize, 11usize, rng)
+                .expect("nanograd: model! validated the layer `lm_head`"),
+            __training: true,
+            __workspace: ::nanograd::Workspace::with_seed(rng.next_u64()),
+        }
+    }
+    #[allow(clippy::all)]
+    pub fn forward(
+        &self,
+        idx: &[[u32; 8usize]],
+    ) -> ::nanograd::Result<::std::vec::Vec<[[T; 11usize]; 8usize]>> {
+        let mut __ws = ::nanograd::Workspace::new();
+        let mut __out = ::std::vec![[[T::zero(); 11usize]; 8usize]; idx.len()];
+        self.forward_into(idx, &mut __out, &mut __ws)?;
+        Ok(__out)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn forward_into(
+        &self,
+        idx: &[[u32; 8usize]],
+        out: &mut [[[T; 11usize]; 8usize]],
+        ws: &mut ::nanograd::Workspace<T>,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let __b = idx.len();
+        let __x0: &[u32] = idx.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 800usize + 20usize);
+        let (__v2, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub5, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub6, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v8, __ws) = __ws.split_at_mut(__b * 88usize);
+        let _ = __ws;
+        ::nanograd::ops::embedding(
+            __x0,
+            self.wte.weight.value(),
+            11usize,
+            16usize,
+            &mut *__v2,
+        )?;
+        ::nanograd::ops::add(&*__v2, self.wpe.value(), &mut *__v4)?;
+        self.h[0usize]
+            .__layer_forward_infer(__b, &*__v4, &mut *__v5, &mut *__sub5, &mut *__rng)?;
+        self.h[1usize]
+            .__layer_forward_infer(__b, &*__v5, &mut *__v6, &mut *__sub6, &mut *__rng)?;
+        ::nanograd::ops::dense(
+            &*__v6,
+            self.lm_head.weight.value(),
+            None,
+            __b * 8usize,
+            16usize,
+            11usize,
+            &mut *__v8,
+        )?;
+        ::nanograd::check_batch(
+            concat!("Lm", "::", stringify!(forward)),
+            "out",
+            __b,
+            out.len(),
+        )?;
+        (out.as_flattened_mut().as_flattened_mut()).copy_from_slice(&*__v8);
+        Ok(())
+    }
+    #[allow(clippy::all)]
+    pub fn loss(
+        &self,
+        idx: &[[u32; 8usize]],
+        t: &[[u32; 8usize]],
+    ) -> ::nanograd::Result<T> {
+        let mut __ws = ::nanograd::Workspace::new();
+        self.loss_into(idx, t, &mut __ws)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn loss_into(
+        &self,
+        idx: &[[u32; 8usize]],
+        t: &[[u32; 8usize]],
+        ws: &mut ::nanograd::Workspace<T>,
+    ) -> ::nanograd::Result<T> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let __b = idx.len();
+        ::nanograd::check_batch("Lm::loss", "t", __b, t.len())?;
+        let __x0: &[u32] = idx.as_flattened();
+        let __x1: &[u32] = t.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 800usize + 21usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub6, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub7, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v9, __ws) = __ws.split_at_mut(__b * 88usize);
+        let (__v10, __ws) = __ws.split_at_mut(1usize);
+        let _ = __ws;
+        ::nanograd::ops::embedding(
+            __x0,
+            self.wte.weight.value(),
+            11usize,
+            16usize,
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::add(&*__v3, self.wpe.value(), &mut *__v5)?;
+        self.h[0usize]
+            .__layer_forward_infer(__b, &*__v5, &mut *__v6, &mut *__sub6, &mut *__rng)?;
+        self.h[1usize]
+            .__layer_forward_infer(__b, &*__v6, &mut *__v7, &mut *__sub7, &mut *__rng)?;
+        ::nanograd::ops::dense(
+            &*__v7,
+            self.lm_head.weight.value(),
+            None,
+            __b * 8usize,
+            16usize,
+            11usize,
+            &mut *__v9,
+        )?;
+        __v10[0] = ::nanograd::ops::softmax_cross_entropy_indices(
+            &*__v9,
+            __x1,
+            11usize,
+        )?;
+        Ok((&*__v10)[0])
+    }
+    ///Computes `loss` and adds its gradient to every parameter's `grad` (call `zero_grad` between steps). In training mode, batch norm updates its running statistics. Allocates only while the model's workspace grows to the largest batch seen.
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn loss_backward(
+        &mut self,
+        idx: &[[u32; 8usize]],
+        t: &[[u32; 8usize]],
+    ) -> ::nanograd::Result<T> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        let __b = idx.len();
+        ::nanograd::check_batch("Lm::loss", "t", __b, t.len())?;
+        let __x0: &[u32] = idx.as_flattened();
+        let __x1: &[u32] = t.as_flattened();
+        let (__ws, __rng) = self.__workspace.split(__b * 1400usize + 22usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub6, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub7, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v9, __ws) = __ws.split_at_mut(__b * 88usize);
+        let (__v10, __ws) = __ws.split_at_mut(1usize);
+        let (__g3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g5, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g6, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__g9, __ws) = __ws.split_at_mut(__b * 88usize);
+        let (__g10, __ws) = __ws.split_at_mut(1usize);
+        let _ = __ws;
+        ::nanograd::ops::embedding(
+            __x0,
+            self.wte.weight.value(),
+            11usize,
+            16usize,
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::add(&*__v3, self.wpe.value(), &mut *__v5)?;
+        self.h[0usize]
+            .__layer_forward_train(__b, &*__v5, &mut *__v6, &mut *__sub6, &mut *__rng)?;
+        self.h[1usize]
+            .__layer_forward_train(__b, &*__v6, &mut *__v7, &mut *__sub7, &mut *__rng)?;
+        ::nanograd::ops::dense(
+            &*__v7,
+            self.lm_head.weight.value(),
+            None,
+            __b * 8usize,
+            16usize,
+            11usize,
+            &mut *__v9,
+        )?;
+        __v10[0] = ::nanograd::ops::softmax_cross_entropy_indices(
+            &*__v9,
+            __x1,
+            11usize,
+        )?;
+        let __result = (&*__v10)[0];
+        __g3.fill(T::zero());
+        __g5.fill(T::zero());
+        __g6.fill(T::zero());
+        __g7.fill(T::zero());
+        __g9.fill(T::zero());
+        __g10.fill(T::zero());
+        for (__a, __u) in (&mut *__g10).iter_mut().zip((&[T::one()][..]).iter()) {
+            *__a += *__u;
+        }
+        {
+            ::nanograd::ops::softmax_cross_entropy_indices_backward(
+                &*__v9,
+                __x1,
+                11usize,
+                __g10[0],
+                &mut *__g9,
+            )?;
+        }
+        {
+            let (__pv8, __pg8) = self.lm_head.weight.value_and_grad_mut();
+            ::nanograd::ops::dense_backward(
+                &*__v7,
+                __pv8,
+                &*__g9,
+                __b * 8usize,
+                16usize,
+                11usize,
+                Some(&mut *__g7),
+                Some(&mut *__pg8),
+                None,
+            )?;
+        }
+        {
+            self.h[1usize]
+                .__layer_backward(__b, &*__v6, &*__g7, Some(&mut *__g6), &mut *__sub7)?;
+        }
+        {
+            self.h[0usize]
+                .__layer_backward(__b, &*__v5, &*__g6, Some(&mut *__g5), &mut *__sub6)?;
+        }
+        {
+            let (__pv4, __pg4) = self.wpe.value_and_grad_mut();
+            ::nanograd::ops::add_backward(&*__g5, Some(&mut *__g3), Some(&mut *__pg4))?;
+        }
+        {
+            let (__pv2, __pg2) = self.wte.weight.value_and_grad_mut();
+            ::nanograd::ops::embedding_backward(
+                __x0,
+                &*__g3,
+                11usize,
+                16usize,
+                &mut *__pg2,
+            )?;
+        }
+        Ok(__result)
+    }
+}
+impl<T: ::nanograd::Float> ::nanograd::Module<T> for Lm<T> {
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &::nanograd::Param<T>)) {
+        ::nanograd::module::visit_child_params("wte", &self.wte, f);
+        f("wpe", &self.wpe);
+        ::nanograd::module::visit_child_params("h", &self.h, f);
+        ::nanograd::module::visit_child_params("lm_head", &self.lm_head, f);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut ::nanograd::Param<T>)) {
+        ::nanograd::module::visit_child_params_mut("wte", &mut self.wte, f);
+        f("wpe", &mut self.wpe);
+        ::nanograd::module::visit_child_params_mut("h", &mut self.h, f);
+        ::nanograd::module::visit_child_params_mut("lm_head", &mut self.lm_head, f);
+    }
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, &::nanograd::Tensor<T>)) {
+        ::nanograd::module::visit_child_buffers("wte", &self.wte, f);
+        ::nanograd::module::visit_child_buffers("h", &self.h, f);
+        ::nanograd::module::visit_child_buffers("lm_head", &self.lm_head, f);
+    }
+    fn visit_buffers_mut(
+        &mut self,
+        f: &mut dyn FnMut(&str, &mut ::nanograd::Tensor<T>),
+    ) {
+        ::nanograd::module::visit_child_buffers_mut("wte", &mut self.wte, f);
+        ::nanograd::module::visit_child_buffers_mut("h", &mut self.h, f);
+        ::nanograd::module::visit_child_buffers_mut("lm_head", &mut self.lm_head, f);
+    }
+    fn set_training_mode(&mut self, training: bool) {
+        self.__training = training;
+        ::nanograd::Module::<T>::set_training_mode(&mut self.wte, training);
+        ::nanograd::Module::<T>::set_training_mode(&mut self.h, training);
+        ::nanograd::Module::<T>::set_training_mode(&mut self.lm_head, training);
+    }
+    fn is_training(&self) -> bool {
+        self.__training
+    }
+    fn rng(&self) -> Option<&::nanograd::WorkspaceRng> {
+        Some(self.__workspace.rng())
+    }
+    fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
+        Some(self.__workspace.rng_mut())
+    }
+    fn summary(&self) -> String {
+        let __rows = [
+            ::nanograd::module::LayerRow {
+                name: "wte".to_string(),
+                kind: "Embedding".to_string(),
+                output: "[B, 8, 16]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("wte", &self.wte, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+            ::nanograd::module::LayerRow {
+                name: "wpe".to_string(),
+                kind: "Param".to_string(),
+                output: "[8, 16]".to_string(),
+                params: self.wpe.len(),
+            },
+            ::nanograd::module::LayerRow {
+                name: "h".to_string(),
+                kind: "[Block; 2]".to_string(),
+                output: "[B, 8, 16]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("h", &self.h, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+            ::nanograd::module::LayerRow {
+                name: "lm_head".to_string(),
+                kind: "Dense".to_string(),
+                output: "[B, 8, 11]".to_string(),
+                params: {
+                    let mut __n = 0;
+                    ::nanograd::module::visit_child_params::<
+                        T,
+                        _,
+                    >("lm_head", &self.lm_head, &mut |_, p| __n += p.len());
+                    __n
+                },
+            },
+        ];
+        let mut __buffers = 0;
+        ::nanograd::Module::<T>::visit_buffers(self, &mut |_, b| __buffers += b.len());
+        ::nanograd::module::layer_table("Lm", "[B, 8, 11]", &__rows, __buffers)
+    }
+}
+#[doc(hidden)]
+#[allow(unused_macros)]
+macro_rules! __nanograd_layer_Lm {
+    ($($tt:tt)*) => {
+        ::nanograd::model! { @ layer Lm no_forward; $($tt)* }
+    };
+}
