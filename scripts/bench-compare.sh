@@ -13,7 +13,10 @@
 # Raw outputs go to target/bench-compare/ (criterion's logs, medians and reference JSONs,
 # the tables); the last reference JSON is also copied to target/bench-reference.json. candle
 # builds in benches/candle/target, where criterion also writes its results.
-# Usage: [RUNS=n] [WARM_UP=1] [MEASUREMENT_TIME=3] [KERNELS=1] scripts/bench-compare.sh
+# With ONLY=REGEX (e.g. ONLY=gpt) only the workloads whose ids match REGEX run, on every side
+# (criterion's filter for benches/models.rs and benches/candle, --only for the reference
+# script), and of benches/blas.rs only the FMA peak, which tells how busy the machine was.
+# Usage: [RUNS=n] [WARM_UP=1] [MEASUREMENT_TIME=3] [KERNELS=1] [ONLY=REGEX] scripts/bench-compare.sh
 # Needs: pip install -r benches/reference/requirements.txt
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left as the machine sets them.
 set -euo pipefail
@@ -25,6 +28,12 @@ out=target/bench-compare
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 args=(--warm-up-time "$warm" --measurement-time "$measure")
+only=${ONLY:-}
+if [ -n "$only" ]; then
+    filter=("$only") ref_filter=(--only "$only") blas_filter='^peak/avx512_fma_f32$'
+else
+    filter=() ref_filter=() blas_filter='^(sgemm/gemm/(64|256|1024)|peak/avx512_fma_f32)$'
+fi
 python3 -c "import torch, onnx, onnxruntime" 2>/dev/null || {
     echo "bench-compare: pip install -r benches/reference/requirements.txt first" >&2
     exit 2
@@ -43,18 +52,17 @@ for run in $(seq "${RUNS:-1}"); do
     tag=$stamp-$run
     since=$(date +%s)
     echo "bench-compare: round $run: cargo bench --bench models" >&2
-    cargo bench --bench models -- "${args[@]}" >"$out/models-$tag.txt" 2>&1
-    echo "bench-compare: round $run: cargo bench --bench blas (sgemm 64/256/1024, peak)" >&2
-    cargo bench --bench blas -- '^(sgemm/gemm/(64|256|1024)|peak/avx512_fma_f32)$' "${args[@]}" \
-        >"$out/blas-$tag.txt" 2>&1
+    cargo bench --bench models -- "${filter[@]}" "${args[@]}" >"$out/models-$tag.txt" 2>&1
+    echo "bench-compare: round $run: cargo bench --bench blas ($blas_filter)" >&2
+    cargo bench --bench blas -- "$blas_filter" "${args[@]}" >"$out/blas-$tag.txt" 2>&1
     python3 benches/reference/compare_table.py collect --criterion target/criterion \
         --since "$since" --out "$out/nanograd-$tag.json"
     echo "bench-compare: round $run: benches/reference/bench_reference.py" >&2
     python3 benches/reference/bench_reference.py --warm-up "$warm" --measurement-time "$measure" \
-        --out "$out/reference-$tag.json" 2>"$out/reference-$tag.txt"
+        "${ref_filter[@]}" --out "$out/reference-$tag.json" 2>"$out/reference-$tag.txt"
     echo "bench-compare: round $run: benches/candle (cargo bench, RAYON_NUM_THREADS=1)" >&2
     since=$(date +%s)
-    RAYON_NUM_THREADS=1 "${candle[@]}" -- "${args[@]}" >"$out/candle-$tag.txt" 2>&1 || {
+    RAYON_NUM_THREADS=1 "${candle[@]}" -- "${filter[@]}" "${args[@]}" >"$out/candle-$tag.txt" 2>&1 || {
         echo "bench-compare: benches/candle failed, see $out/candle-$tag.txt" >&2
         exit 1
     }

@@ -10,6 +10,13 @@ float32, one thread, the same models and batch sizes as the criterion benchmarks
                       global average pool, dense 16->10, on 1x28x28
   cnn_train_sgd/32    one training step of that CNN, SGD lr 0.01 momentum 0.9
   tiny_infer/1        dense 2->8, ReLU, dense 8->1
+  gpt/train_step/12   the character-level GPT of examples/shared/gpt.rs (4 pre-norm blocks of
+                      width 128, 4 causal heads, context 64, vocabulary 65, feed-forward 512,
+                      tanh GELU): one training step at batch 12, zero_grad, mean cross-entropy
+                      over the 12 x 64 positions, backward, clip_grad_norm_(1.0), AdamW (lr
+                      1e-3, betas 0.9/0.99, weight decay 0.1 on the parameters of 2 or more
+                      dimensions only: two parameter groups)
+  gpt/forward/1       that GPT's logits of one sequence of 64 tokens
   sgemm/{64,256,1024} square C = A.B (torch.mm into a preallocated `out`, MKL)
 
 Providers (the keys of the JSON):
@@ -23,7 +30,13 @@ Providers (the keys of the JSON):
   ort_iobinding       the same session through I/O binding (input and output OrtValues bound
                       once, run_with_iobinding)
 
-The ONNX graphs are written here with onnx.helper from the PyTorch model's weights (Gemm with
+The GPT is written here as examples/reference/gpt_shakespeare.py writes it (same modules,
+names, configuration and forward, including the boolean causal mask built on every call;
+not imported, so that this script stands alone), with PyTorch's default initialisation and
+wpe drawn from N(0, 1). It has torch_eager and torch_eager_fused training steps and
+torch_eager and torch_jit forward passes; it has no ONNX graph here.
+
+The ONNX graphs of the MLP, CNN and tiny model are written here with onnx.helper from the PyTorch model's weights (Gemm with
 transB, Relu, Conv, GlobalAveragePool, Flatten), with no exporter involved, and checked
 against the PyTorch outputs before timing.
 
@@ -67,6 +80,8 @@ warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit
 torch.set_num_interop_threads(1)
 
 SAMPLES = 50
+# Every provider a workload may have (the keys of its calls; see the module doc).
+PROVIDERS = ("torch_eager", "torch_eager_fused", "torch_jit", "ort", "ort_iobinding")
 
 
 def median_ns(fn, warm_up, measure):
@@ -122,6 +137,56 @@ def tiny():
     return torch.nn.Sequential(
         torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)
     )
+
+
+class Block(torch.nn.Module):
+    """One pre-norm transformer block of the GPT: causal self-attention, then a tanh-GELU
+    feed-forward layer, each added to the residual stream. Module names as nanograd's
+    `Block` (examples/shared/gpt.rs) and examples/reference/gpt_shakespeare.py."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln_1 = torch.nn.LayerNorm(GPT_EMB)
+        self.attn = torch.nn.MultiheadAttention(GPT_EMB, GPT_HEADS, batch_first=True)
+        self.ln_2 = torch.nn.LayerNorm(GPT_EMB)
+        self.fc = torch.nn.Linear(GPT_EMB, GPT_FF)
+        self.proj = torch.nn.Linear(GPT_FF, GPT_EMB)
+
+    def forward(self, x, mask):
+        h = self.ln_1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x + self.proj(F.gelu(self.fc(self.ln_2(x)), approximate="tanh"))
+
+
+class Gpt(torch.nn.Module):
+    """The character-level GPT: token and position embeddings, four blocks, a final layer
+    norm and the next-token logits at every position (`Gpt` of examples/shared/gpt.rs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.wte = torch.nn.Embedding(GPT_VOCAB, GPT_EMB)
+        self.wpe = torch.nn.Parameter(torch.randn(GPT_CTX, GPT_EMB))
+        self.h = torch.nn.ModuleList(Block() for _ in range(GPT_LAYERS))
+        self.ln_f = torch.nn.LayerNorm(GPT_EMB)
+        self.lm_head = torch.nn.Linear(GPT_EMB, GPT_VOCAB, bias=False)
+
+    def forward(self, idx):
+        """Logits [B, T, vocab] of the next token at every position of `idx` [B, T]."""
+        t = idx.shape[1]
+        x = self.wte(idx) + self.wpe[:t]
+        # True above the diagonal: position i does not attend to the positions after it
+        mask = torch.triu(torch.ones(t, t), 1).bool()
+        for block in self.h:
+            x = block(x, mask)
+        return self.lm_head(self.ln_f(x))
+
+
+GPT_VOCAB, GPT_CTX, GPT_EMB, GPT_HEADS, GPT_FF, GPT_LAYERS = 65, 64, 128, 4, 512, 4
+
+
+def tokens(b, generator):
+    """`b` sequences of GPT_CTX random token ids below GPT_VOCAB."""
+    return torch.randint(GPT_VOCAB, (b, GPT_CTX), generator=generator)
 
 
 def one_hot(b):
@@ -269,6 +334,73 @@ def training(model, x, t, make_opt):
     return calls
 
 
+def gpt_inference(model, idx):
+    """torch_eager (and torch_jit, where tracing the model works and agrees with eager)
+    forward passes of the GPT on `idx`."""
+    model.eval()
+    with torch.inference_mode():
+        want = model(idx)
+    assert want.shape == (idx.shape[0], GPT_CTX, GPT_VOCAB)
+
+    def eager():
+        with torch.inference_mode():
+            return model(idx)
+
+    calls = {"torch_eager": eager}
+    try:
+        with torch.inference_mode():
+            jit = torch.jit.freeze(torch.jit.trace(model, idx))
+            torch.testing.assert_close(jit(idx), want, rtol=1e-4, atol=1e-4)
+
+        def traced():
+            with torch.inference_mode():
+                return jit(idx)
+
+        calls["torch_jit"] = traced
+    except (RuntimeError, TypeError, ValueError, AssertionError) as e:
+        print(f"  torch_jit: not available for the GPT ({e})", file=sys.stderr)
+    return calls
+
+
+def gpt_training(model, idx, targets):
+    """torch_eager and torch_eager_fused training steps of the GPT, as the example trains it:
+    zero_grad, loss, backward, gradient clipping at norm 1.0, AdamW with weight decay on
+    matrices only."""
+    model.train()
+    calls = {}
+    for key, kw in (("torch_eager", {}), ("torch_eager_fused", {"fused": True})):
+        m = copy.deepcopy(model)
+        decay = [p for p in m.parameters() if p.dim() >= 2]
+        no_decay = [p for p in m.parameters() if p.dim() < 2]
+        groups = [
+            {"params": decay, "weight_decay": 0.1},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        try:
+            opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), **kw)
+        except (RuntimeError, TypeError, ValueError) as e:
+            print(f"  {key}: not available ({e})", file=sys.stderr)
+            continue
+
+        def step(m=m, opt=opt):
+            opt.zero_grad()
+            logits = m(idx)
+            loss = F.cross_entropy(logits.reshape(-1, GPT_VOCAB), targets.reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+            opt.step()
+            return loss
+
+        try:
+            losses = [step().item() for _ in range(3)]
+        except (RuntimeError, TypeError, ValueError) as e:
+            print(f"  {key}: not available ({e})", file=sys.stderr)
+            continue
+        assert losses[-1] < losses[0], f"gpt/train_step {key}: losses {losses}"
+        calls[key] = step
+    return calls
+
+
 def sgemm(n):
     g = torch.Generator().manual_seed(n)
     a = torch.rand(n, n, generator=g) * 2 - 1
@@ -307,6 +439,9 @@ def workloads():
     yield "tiny_infer/1", lambda: inference(the_tiny, rand(1, 2))
     for n in (64, 256, 1024):
         yield f"sgemm/{n}", lambda n=n: sgemm(n)
+    the_gpt = Gpt()
+    yield "gpt/train_step/12", lambda: gpt_training(Gpt(), tokens(12, g), tokens(12, g))
+    yield "gpt/forward/1", lambda: gpt_inference(the_gpt, tokens(1, g))
 
 
 def main():
@@ -320,6 +455,8 @@ def main():
 
     results = {}
     for name, make in workloads():
+        if not any(only.search(f"{name}/{p}") for p in PROVIDERS):
+            continue  # not built: its models, traces and sessions would take time for nothing
         calls = make()
         for provider, fn in calls.items():
             if not only.search(f"{name}/{provider}"):

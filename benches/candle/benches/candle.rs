@@ -9,7 +9,11 @@
 //!   average pool, dense 16→10 on 1×28×28;
 //! - `cnn_train_sgd/32`: one training step of that CNN, SGD lr 0.01 momentum 0.9
 //!   (`SgdMomentum`: PyTorch's update in candle tensor ops, candle-nn's `SGD` has none);
-//! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1.
+//! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1;
+//! - `gpt/train_step/12`: one training step of the character-level GPT at batch 12
+//!   (`GptTrainer`: cross-entropy, backward, clipping at norm 1.0, AdamW lr 1e-3, betas
+//!   0.9/0.99, weight decay 0.1 on matrices only); `gpt/forward/1`: its forward pass over one
+//!   sequence of 64 tokens (fused layer norm and softmax, no graph).
 //!
 //! Calls are plain, as a user writes them, without `Device::Cpu.with_context` (which runs the
 //! work inside candle's own rayon pool): tried here, around each call it added some 10 µs
@@ -29,8 +33,9 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use nanograd_bench_candle::{
-    cpu_per_wall, frozen, one_hot, single_thread, softmax_cross_entropy, train_losses, trainable,
-    uniform, Cnn, Mlp, SgdMomentum, SgdMomentumConfig, Tiny, CNN_FLOPS, MLP_FLOPS, MLP_TRAIN_FLOPS,
+    cpu_per_wall, frozen, one_hot, single_thread, softmax_cross_entropy, token_ids, train_losses,
+    trainable, uniform, Cnn, Gpt, GptTrainer, Mlp, Mode, SgdMomentum, SgdMomentumConfig, Tiny,
+    CNN_FLOPS, GPT_CTX, GPT_FLOPS, GPT_TRAIN_FLOPS, GPT_VOCAB, MLP_FLOPS, MLP_TRAIN_FLOPS,
 };
 use std::hint::black_box;
 
@@ -39,6 +44,18 @@ fn adam() -> ParamsAdamW {
     ParamsAdamW {
         lr: 1e-3,
         weight_decay: 0.0,
+        ..Default::default()
+    }
+}
+
+/// The GPT example's AdamW: lr 1e-3, betas 0.9/0.99, weight decay 0.1 (on matrices only:
+/// `GptTrainer` gives the other parameters a second AdamW without decay).
+fn gpt_adamw() -> ParamsAdamW {
+    ParamsAdamW {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.99,
+        weight_decay: 0.1,
         ..Default::default()
     }
 }
@@ -79,11 +96,29 @@ fn check() -> Result<()> {
     let losses = train_losses(&cnn_train, &mut opt, &x, &t, 5)?;
     assert!(losses[4] < losses[0], "cnn_train_sgd: loss {losses:?}");
 
+    let gpt = frozen(|vb| Gpt::new(vb, Mode::Inference))?;
+    let idx = token_ids(6, 1)?;
+    let logits = gpt.forward(&idx)?;
+    assert_eq!(logits.dims(), [1, GPT_CTX, GPT_VOCAB]);
+    let (idx, targets) = (token_ids(7, 12)?, token_ids(8, 12)?);
+    let (gpt_train, vars) = trainable(|vb| Gpt::new(vb, Mode::Training))?;
+    let mut gpt_opt = GptTrainer::new(vars, gpt_adamw(), 1.0)?;
+    let losses = (0..5)
+        .map(|_| gpt_opt.step(&gpt_train, &idx, &targets)?.to_scalar::<f32>())
+        .collect::<Result<Vec<_>>>()?;
+    assert!(losses[4] < losses[0], "gpt/train_step: loss {losses:?}");
+
     let x64 = uniform(1, &[64, 784])?;
     for (name, ratio) in [
         (
             "cnn_train_sgd/32",
             cpu_per_wall(0.5, || drop(train_step(&cnn_train, &mut opt, &x, &t))),
+        ),
+        (
+            "gpt/train_step/12",
+            cpu_per_wall(0.5, || {
+                drop(gpt_opt.step(&gpt_train, &idx, &targets).unwrap());
+            }),
         ),
         (
             "mlp_infer/64",
@@ -155,6 +190,27 @@ fn tiny(c: &mut Criterion) {
     group.finish();
 }
 
+fn gpt(c: &mut Criterion) {
+    let model = frozen(|vb| Gpt::new(vb, Mode::Inference)).unwrap();
+    let mut group = c.benchmark_group("gpt");
+    let idx = token_ids(6, 1).unwrap();
+    group.throughput(Throughput::Elements(GPT_FLOPS));
+    group.bench_function("forward/1", |bench| {
+        bench.iter(|| model.forward(black_box(&idx)).unwrap())
+    });
+
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    let b = 12;
+    let (idx, targets) = (token_ids(7, b).unwrap(), token_ids(8, b).unwrap());
+    let (model, vars) = trainable(|vb| Gpt::new(vb, Mode::Training)).unwrap();
+    let mut opt = GptTrainer::new(vars, gpt_adamw(), 1.0).unwrap();
+    group.throughput(Throughput::Elements(GPT_TRAIN_FLOPS * b as u64));
+    group.bench_function(format!("train_step/{b}"), |bench| {
+        bench.iter(|| opt.step(&model, black_box(&idx), &targets).unwrap())
+    });
+    group.finish();
+}
+
 /// `criterion_main!` with candle held to one thread and the workloads checked first.
 fn main() {
     single_thread();
@@ -163,5 +219,6 @@ fn main() {
     mlp(&mut c);
     cnn(&mut c);
     tiny(&mut c);
+    gpt(&mut c);
     c.final_summary();
 }

@@ -4,7 +4,14 @@
 //! - `Mlp`: dense 784→128, ReLU, dense 128→64, ReLU, dense 64→10;
 //! - `Cnn`: conv 1→8 3×3 pad 1, ReLU, conv 8→16 3×3 stride 2 pad 1, ReLU, global average
 //!   pool, dense 16→10 on 1×28×28;
-//! - `Tiny`: dense 2→8, ReLU, dense 8→1.
+//! - `Tiny`: dense 2→8, ReLU, dense 8→1;
+//! - `Gpt`: the character-level GPT of the root crate's `examples/shared/gpt.rs`: token
+//!   embedding and a `[64, 128]` position embedding, four pre-norm blocks of width 128 (layer
+//!   norm, causal self-attention with 4 heads, written here from candle tensor ops on a
+//!   packed q/k/v projection as PyTorch's `nn.MultiheadAttention`; layer norm, dense
+//!   128→512, tanh GELU, dense 512→128; each added to the residual stream), a final layer
+//!   norm and a dense 128→65 head without bias; trained by [`GptTrainer`] (cross-entropy over
+//!   every position, gradient clipping at norm 1.0, AdamW with weight decay on matrices only).
 //!
 //! Parameters use candle-nn's own initialisation (`candle_nn::linear`, `candle_nn::conv2d`).
 //! Training models hold `Var`s (built from a `VarMap`); inference models hold plain tensors
@@ -25,7 +32,10 @@
 //! (the variables set to 2) the same check reads 1.58 for the CNN step on this 2-core machine.
 
 use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
-use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, Optimizer, VarBuilder, VarMap};
+use candle_nn::{
+    conv2d, embedding, layer_norm, linear, linear_no_bias, AdamW, Conv2d, Conv2dConfig, Embedding,
+    LayerNorm, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap,
+};
 
 // Useful flops of the workloads, copied from the root crate's `benches/common/mod.rs`
 // (`MLP_MACS`, `MLP_FLOPS`, `MLP_TRAIN_FLOPS`, `CNN_FLOPS`), so that criterion's throughput
@@ -40,6 +50,31 @@ pub const MLP_FLOPS: u64 = 2 * MLP_MACS;
 pub const MLP_TRAIN_FLOPS: u64 = 2 * (3 * MLP_MACS - 784 * 128);
 /// Useful flops of one CNN sample's forward pass: conv1, conv2 and the dense layer.
 pub const CNN_FLOPS: u64 = 2 * (8 * 28 * 28 * 9 + 16 * 14 * 14 * 8 * 9 + 16 * 10);
+
+/// The GPT's context (tokens per sequence), width, heads, feed-forward width, blocks and
+/// vocabulary, as in the root crate's `examples/shared/gpt.rs`.
+pub const GPT_CTX: usize = 64;
+pub const GPT_EMB: usize = 128;
+pub const GPT_HEADS: usize = 4;
+pub const GPT_FF: usize = 512;
+pub const GPT_LAYERS: usize = 4;
+pub const GPT_VOCAB: usize = 65;
+/// Useful flops of the GPT's forward pass over one sequence, as `GPT_FLOPS` of the root
+/// crate's `benches/models.rs`: per block the q/k/v and output projections, the scores and
+/// their product with v over all 64 × 64 pairs, the feed-forward layer; then the head.
+pub const GPT_FLOPS: u64 = {
+    let (t, c, ff, v) = (
+        GPT_CTX as u64,
+        GPT_EMB as u64,
+        GPT_FF as u64,
+        GPT_VOCAB as u64,
+    );
+    2 * (GPT_LAYERS as u64 * (t * c * 3 * c + t * c * c + 2 * t * t * c + 2 * t * c * ff)
+        + t * c * v)
+};
+/// Useful flops of one sequence's training step: forward, and for every product both
+/// gradients (`GPT_TRAIN_FLOPS` of `benches/models.rs`).
+pub const GPT_TRAIN_FLOPS: u64 = 3 * GPT_FLOPS;
 
 /// The MLP: 784-128-64-10 with ReLU.
 pub struct Mlp {
@@ -127,6 +162,229 @@ impl Module for Tiny {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.apply(&self.hidden)?.relu()?.apply(&self.out)
     }
+}
+
+/// Layer norm over the last dimension. candle-nn's `LayerNorm::forward` and `softmax_last_dim`
+/// are fused kernels without a backward pass (their results carry no gradient), so a model
+/// built for training uses the composed versions (`layer_norm_slow`, `softmax`) instead;
+/// inference uses the fused ones, as a candle user would.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Inference,
+    Training,
+}
+
+fn norm(ln: &LayerNorm, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    match (mode, ln.bias()) {
+        (Mode::Training, Some(bias)) => candle_nn::ops::layer_norm_slow(x, ln.weight(), bias, 1e-5),
+        _ => ln.forward(x),
+    }
+}
+
+fn softmax(x: &Tensor, mode: Mode) -> Result<Tensor> {
+    match mode {
+        Mode::Training => candle_nn::ops::softmax(x, D::Minus1),
+        Mode::Inference => candle_nn::ops::softmax_last_dim(x),
+    }
+}
+
+/// Causal multi-head self-attention as PyTorch's `nn.MultiheadAttention` computes it with a
+/// mask above the diagonal: one packed `C → 3C` projection to queries, keys and values,
+/// `softmax(q·kᵀ / √d + mask)·v` per head, the heads side by side, an output projection.
+pub struct CausalSelfAttention {
+    in_proj: Linear,
+    out_proj: Linear,
+}
+
+impl CausalSelfAttention {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            in_proj: linear(GPT_EMB, 3 * GPT_EMB, vb.pp("in_proj"))?,
+            out_proj: linear(GPT_EMB, GPT_EMB, vb.pp("out_proj"))?,
+        })
+    }
+
+    /// `[B, T, C]` → `[B, T, C]`; `mask` is `[T, T]`, −∞ above the diagonal, 0 elsewhere.
+    pub fn forward(&self, x: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        let d = c / GPT_HEADS;
+        // [B, T, 3C] → [3, B, H, T, D]
+        let qkv = x
+            .apply(&self.in_proj)?
+            .reshape((b, t, 3, GPT_HEADS, d))?
+            .permute((2, 0, 3, 1, 4))?;
+        let (q, k, v) = (
+            qkv.get(0)?.contiguous()?,
+            qkv.get(1)?.contiguous()?,
+            qkv.get(2)?.contiguous()?,
+        );
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
+        softmax(&scores, mode)?
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, t, c))?
+            .apply(&self.out_proj)
+    }
+}
+
+/// One pre-norm transformer block.
+pub struct Block {
+    ln_1: LayerNorm,
+    attn: CausalSelfAttention,
+    ln_2: LayerNorm,
+    fc: Linear,
+    proj: Linear,
+}
+
+impl Block {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            ln_1: layer_norm(GPT_EMB, 1e-5, vb.pp("ln_1"))?,
+            attn: CausalSelfAttention::new(vb.pp("attn"))?,
+            ln_2: layer_norm(GPT_EMB, 1e-5, vb.pp("ln_2"))?,
+            fc: linear(GPT_EMB, GPT_FF, vb.pp("fc"))?,
+            proj: linear(GPT_FF, GPT_EMB, vb.pp("proj"))?,
+        })
+    }
+
+    /// `x + attn(ln_1(x))`, then `x + proj(gelu(fc(ln_2(x))))` (tanh GELU).
+    pub fn forward(&self, x: &Tensor, mask: &Tensor, mode: Mode) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&norm(&self.ln_1, x, mode)?, mask, mode)?)?;
+        let h = norm(&self.ln_2, &x, mode)?.apply(&self.fc)?.gelu()?;
+        x + h.apply(&self.proj)?
+    }
+}
+
+/// The character-level GPT (see the crate doc).
+pub struct Gpt {
+    wte: Embedding,
+    wpe: Tensor,
+    h: Vec<Block>,
+    ln_f: LayerNorm,
+    lm_head: Linear,
+    mask: Tensor,
+    mode: Mode,
+}
+
+impl Gpt {
+    pub fn new(vb: VarBuilder, mode: Mode) -> Result<Self> {
+        let wpe = vb.get_with_hints(
+            (GPT_CTX, GPT_EMB),
+            "wpe",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )?;
+        let mask: Vec<f32> = (0..GPT_CTX * GPT_CTX)
+            .map(|i| {
+                if i % GPT_CTX > i / GPT_CTX {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Ok(Self {
+            wte: embedding(GPT_VOCAB, GPT_EMB, vb.pp("wte"))?,
+            wpe,
+            h: (0..GPT_LAYERS)
+                .map(|i| Block::new(vb.pp("h").pp(i)))
+                .collect::<Result<_>>()?,
+            ln_f: layer_norm(GPT_EMB, 1e-5, vb.pp("ln_f"))?,
+            lm_head: linear_no_bias(GPT_EMB, GPT_VOCAB, vb.pp("lm_head"))?,
+            mask: Tensor::from_vec(mask, (GPT_CTX, GPT_CTX), vb.device())?,
+            mode,
+        })
+    }
+
+    /// The cross-entropy of the next-token logits at every position of `idx` `[B, T]`
+    /// against `targets` `[B, T]` (u32 ids), averaged over all `B·T` positions.
+    pub fn loss(&self, idx: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let logits = self.forward(idx)?;
+        candle_nn::loss::cross_entropy(&logits.flatten_to(1)?, &targets.flatten_all()?)
+    }
+}
+
+impl Module for Gpt {
+    /// Token ids `[B, T]` (u32) → logits `[B, T, 65]`.
+    fn forward(&self, idx: &Tensor) -> Result<Tensor> {
+        let mut x = self.wte.forward(idx)?.broadcast_add(&self.wpe)?;
+        for block in &self.h {
+            x = block.forward(&x, &self.mask, self.mode)?;
+        }
+        norm(&self.ln_f, &x, self.mode)?.apply(&self.lm_head)
+    }
+}
+
+/// The GPT's training step as the root crate's example makes it: loss, backward, the
+/// gradients scaled to a total norm of at most `clip` (PyTorch's `clip_grad_norm_`, which
+/// multiplies by `clip / (norm + 1e-6)` when that is below 1), then candle-nn's `AdamW` on
+/// two groups: the parameters of two or more dimensions with weight decay, the others
+/// without (candle-nn's `AdamW` has one decay for all its parameters).
+pub struct GptTrainer {
+    vars: Vec<Var>,
+    decay: AdamW,
+    no_decay: AdamW,
+    clip: f64,
+}
+
+impl GptTrainer {
+    pub fn new(vars: Vec<Var>, params: ParamsAdamW, clip: f64) -> Result<Self> {
+        let (matrices, others): (Vec<Var>, Vec<Var>) =
+            vars.iter().cloned().partition(|v| v.rank() >= 2);
+        let no_decay = ParamsAdamW {
+            weight_decay: 0.0,
+            ..params.clone()
+        };
+        Ok(Self {
+            vars,
+            decay: AdamW::new(matrices, params)?,
+            no_decay: AdamW::new(others, no_decay)?,
+            clip,
+        })
+    }
+
+    /// One step on a batch; returns the loss (before the update).
+    pub fn step(&mut self, model: &Gpt, idx: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let loss = model.loss(idx, targets)?;
+        let mut grads = loss.backward()?;
+        let squares = self
+            .vars
+            .iter()
+            .filter_map(|v| grads.get(v).map(|g| g.sqr()?.sum_all()))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = Tensor::stack(&squares, 0)?
+            .sum_all()?
+            .sqrt()?
+            .to_scalar::<f32>()? as f64;
+        let scale = self.clip / (norm + 1e-6);
+        if scale < 1.0 {
+            for v in &self.vars {
+                if let Some(g) = grads.remove(v) {
+                    grads.insert(v, (g * scale)?);
+                }
+            }
+        }
+        self.decay.step(&grads)?;
+        self.no_decay.step(&grads)?;
+        Ok(loss)
+    }
+}
+
+/// `b` sequences of `GPT_CTX` seeded token ids below `GPT_VOCAB` (xorshift64*), `[b, 64]`
+/// u32.
+pub fn token_ids(seed: u64, b: usize) -> Result<Tensor> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let ids: Vec<u32> = (0..b * GPT_CTX)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % GPT_VOCAB as u64) as u32
+        })
+        .collect();
+    Tensor::from_vec(ids, (b, GPT_CTX), &Device::Cpu)
 }
 
 /// A freshly initialised model for training, and its parameters.
@@ -365,6 +623,62 @@ mod tests {
         let mut opt = AdamW::new(vec![p.clone()], adam())?;
         opt.backward_step(&(p.as_tensor() * 3.0)?.sum_all()?)?;
         assert!((p.as_tensor().to_vec1::<f32>()?[0] - 0.999).abs() < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn gpt_fused_and_composed_layers_agree() -> Result<()> {
+        // one VarMap: the second model gets the first one's parameters
+        let varmap = VarMap::new();
+        let vb = || VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let fused = Gpt::new(vb(), Mode::Inference)?;
+        let composed = Gpt::new(vb(), Mode::Training)?;
+        let idx = token_ids(1, 2)?;
+        let (a, b) = (fused.forward(&idx)?, composed.forward(&idx)?);
+        assert_eq!(a.dims(), [2, GPT_CTX, GPT_VOCAB]);
+        let gap = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(gap < 1e-4, "{gap}");
+        Ok(())
+    }
+
+    #[test]
+    fn gpt_gradients_reach_every_parameter() -> Result<()> {
+        // candle's fused layer norm and softmax carry no gradient: Mode::Training avoids them
+        let (model, vars) = trainable(|vb| Gpt::new(vb, Mode::Training))?;
+        assert_eq!(vars.len(), 2 + 4 * 12 + 3);
+        let grads = model
+            .loss(&token_ids(3, 2)?, &token_ids(4, 2)?)?
+            .backward()?;
+        for v in &vars {
+            let g = grads.get(v).expect("every parameter has a gradient");
+            assert!(
+                g.abs()?.max_all()?.to_scalar::<f32>()? > 0.0,
+                "{:?}",
+                v.dims()
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gpt_position_attends_to_none_after_it() -> Result<()> {
+        // changing the last token changes no logits before the last position
+        let (model, _) = trainable(|vb| Gpt::new(vb, Mode::Inference))?;
+        let mut ids = token_ids(2, 1)?.flatten_all()?.to_vec1::<u32>()?;
+        let a = model.forward(&Tensor::from_vec(ids.clone(), (1, GPT_CTX), &Device::Cpu)?)?;
+        ids[GPT_CTX - 1] = (ids[GPT_CTX - 1] + 1) % GPT_VOCAB as u32;
+        let b = model.forward(&Tensor::from_vec(ids, (1, GPT_CTX), &Device::Cpu)?)?;
+        let head = |t: &Tensor| t.narrow(1, 0, GPT_CTX - 1);
+        let gap = (head(&a)? - head(&b)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert_eq!(gap, 0.0);
+        let last = (a.narrow(1, GPT_CTX - 1, 1)? - b.narrow(1, GPT_CTX - 1, 1)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(last > 0.0);
         Ok(())
     }
 
