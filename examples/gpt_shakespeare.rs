@@ -71,7 +71,7 @@ impl Options {
                 }
             }
         }
-        if o.steps == 0 || !(o.temperature > 0.0) {
+        if o.steps == 0 || o.temperature.is_nan() || o.temperature <= 0.0 {
             return Err("--steps must be positive and --temperature above 0".into());
         }
         Ok(o)
