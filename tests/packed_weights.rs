@@ -194,3 +194,58 @@ fn a_training_step_packs_its_weights_and_agrees_with_float64() {
         });
     }
 }
+
+model! {
+    /// A residual block whose dense weights are packed (64·70 and 70·64).
+    pub struct Res {
+        up: Dense(64 -> 70),
+        down: Dense(70 -> 64),
+    }
+    fn forward(x: [B, 64]) -> [B, 64] {
+        x + down(tanh(up(x)))
+    }
+}
+
+model! {
+    /// Models used as layers read their packed weights from the caller's workspace too.
+    pub struct Stacked {
+        h: [Res; 2],
+        one: Res,
+        head: Dense(64 -> 80),
+    }
+    fn forward(x: [B, 64]) -> [B, 80] {
+        head(one(h(x)))
+    }
+    fn loss(x: [B, 64], t: [B, 80]) -> [] {
+        mse_loss(forward(x), t)
+    }
+}
+
+#[test]
+fn blocks_pack_in_the_callers_workspace_and_repack_after_a_step() {
+    let mut model = Stacked::<f32>::new(&mut StdRng::seed_from_u64(4));
+    let mut ws = Workspace::new();
+    let x = rows::<f32, 64>(7, 5);
+    let t = rows::<f32, 80>(8, 5);
+    let mut opt = Adam::new(1e-2);
+    for step in 0..3 {
+        let mut out = vec![[0.0f32; 80]; 5];
+        for _ in 0..3 {
+            model.forward_into(&x, &mut out, &mut ws).unwrap();
+            let fresh = model.forward(&x).unwrap();
+            assert_close!(out.as_flattened(), fresh.as_flattened(), 1e-5);
+        }
+        // a step changes every weight: the caches of the blocks must not be read stale
+        model.zero_grad();
+        model.loss_backward(&x, &t).unwrap();
+        opt.step(&mut model).unwrap();
+        let mut after = vec![[0.0f32; 80]; 5];
+        model.forward_into(&x, &mut after, &mut ws).unwrap();
+        assert_close!(
+            after.as_flattened(),
+            model.forward(&x).unwrap().as_flattened(),
+            1e-5
+        );
+        assert!(after != out, "step {step} changed nothing");
+    }
+}

@@ -151,6 +151,7 @@ impl<T: ::nanograd::Float> Block<T> {
         __y: &mut [T],
         __ws: &mut [T],
         __rng: &mut impl ::nanograd::rand::Rng,
+        __packs: &mut [::nanograd::blas::PackedWeight<T>],
     ) -> ::nanograd::Result<()> {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
@@ -644,6 +645,7 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
 #[allow(unused_macros)]
 macro_rules! __nanograd_layer_Block {
     ($($tt:tt)*) => {
-        ::nanograd::model! { @ layer Block[B, 8, 16] -> [B, 8, 16] (4752, 648); $($tt)* }
+        ::nanograd::model! { @ layer Block[B, 8, 16] -> [B, 8, 16] (4752, 648, 0);
+        $($tt)* }
     };
 }

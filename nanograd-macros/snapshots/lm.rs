@@ -70,9 +70,23 @@ impl<T: ::nanograd::Float> Lm<T> {
         )?;
         ::nanograd::ops::add(&*__v2, self.wpe.value(), &mut *__v4)?;
         self.h[0usize]
-            .__layer_forward_infer(__b, &*__v4, &mut *__v5, &mut *__sub5, &mut *__rng)?;
+            .__layer_forward_infer(
+                __b,
+                &*__v4,
+                &mut *__v5,
+                &mut *__sub5,
+                &mut *__rng,
+                &mut [],
+            )?;
         self.h[1usize]
-            .__layer_forward_infer(__b, &*__v5, &mut *__v6, &mut *__sub6, &mut *__rng)?;
+            .__layer_forward_infer(
+                __b,
+                &*__v5,
+                &mut *__v6,
+                &mut *__sub6,
+                &mut *__rng,
+                &mut [],
+            )?;
         ::nanograd::ops::dense(
             &*__v6,
             self.lm_head.weight.value(),
@@ -133,9 +147,23 @@ impl<T: ::nanograd::Float> Lm<T> {
         )?;
         ::nanograd::ops::add(&*__v3, self.wpe.value(), &mut *__v5)?;
         self.h[0usize]
-            .__layer_forward_infer(__b, &*__v5, &mut *__v6, &mut *__sub6, &mut *__rng)?;
+            .__layer_forward_infer(
+                __b,
+                &*__v5,
+                &mut *__v6,
+                &mut *__sub6,
+                &mut *__rng,
+                &mut [],
+            )?;
         self.h[1usize]
-            .__layer_forward_infer(__b, &*__v6, &mut *__v7, &mut *__sub7, &mut *__rng)?;
+            .__layer_forward_infer(
+                __b,
+                &*__v6,
+                &mut *__v7,
+                &mut *__sub7,
+                &mut *__rng,
+                &mut [],
+            )?;
         ::nanograd::ops::dense(
             &*__v7,
             self.lm_head.weight.value(),

@@ -230,6 +230,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         __y: &mut [T],
         __ws: &mut [T],
         __rng: &mut impl ::nanograd::rand::Rng,
+        __packs: &mut [::nanograd::blas::PackedWeight<T>],
     ) -> ::nanograd::Result<()> {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
@@ -444,6 +445,6 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
 #[allow(unused_macros)]
 macro_rules! __nanograd_layer_Mlp {
     ($($tt:tt)*) => {
-        ::nanograd::model! { @ layer Mlp[B, 4] -> [B, 2] (20, 0); $($tt)* }
+        ::nanograd::model! { @ layer Mlp[B, 4] -> [B, 2] (20, 0, 0); $($tt)* }
     };
 }

@@ -26,8 +26,9 @@ pub struct ModelInput {
 }
 
 /// The signature of a model used as a layer, as its `__nanograd_layer_<Name>!` macro passes
-/// it back: `@layer Block [B, 64] -> [B, 64] (96, 0);` where `(96, 0)` is the workspace
-/// the block needs, per batch row and fixed; `@layer Block failed;` when the block's own
+/// it back: `@layer Block [B, 64] -> [B, 64] (96, 0, 2);` where `(96, 0)` is the workspace
+/// the block needs, per batch row and fixed, and `2` the packed-weight caches its inference
+/// pass reads (optional, 0 when left out); `@layer Block failed;` when the block's own
 /// model! has errors (already reported), `@layer Block no_forward;` when it has no
 /// `fn forward` of one input.
 pub struct LayerSig {
@@ -41,6 +42,7 @@ pub enum SigKind {
         output: ShapeSyn,
         ws_per_row: usize,
         ws_fixed: usize,
+        packs: usize,
     },
     Failed,
     NoForward,
@@ -72,6 +74,12 @@ impl Parse for LayerSig {
         let per_row: LitInt = sizes.parse()?;
         sizes.parse::<Token![,]>()?;
         let fixed: LitInt = sizes.parse()?;
+        let packs = if sizes.peek(Token![,]) {
+            sizes.parse::<Token![,]>()?;
+            sizes.parse::<LitInt>()?.base10_parse()?
+        } else {
+            0
+        };
         input.parse::<Token![;]>()?;
         Ok(LayerSig {
             name,
@@ -80,6 +88,7 @@ impl Parse for LayerSig {
                 output,
                 ws_per_row: per_row.base10_parse()?,
                 ws_fixed: fixed.base10_parse()?,
+                packs,
             },
         })
     }

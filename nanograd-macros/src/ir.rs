@@ -241,6 +241,8 @@ pub enum Op {
         /// The workspace it needs: per batch row, and fixed.
         ws_per_row: usize,
         ws_fixed: usize,
+        /// The packed-weight caches its inference pass reads.
+        packs: usize,
     },
 }
 

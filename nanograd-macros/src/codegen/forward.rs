@@ -304,7 +304,10 @@ impl GraphGen<'_> {
                 if self.mode == Mode::Train {
                     quote! { #layer.__layer_forward_train(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
                 } else {
-                    quote! { #layer.__layer_forward_infer(#nb, #a, #y, &mut *#sub, &mut *__rng)?; }
+                    let packs = self.sub_packs(id);
+                    quote! {
+                        #layer.__layer_forward_infer(#nb, #a, #y, &mut *#sub, &mut *__rng, #packs)?;
+                    }
                 }
             }
             Op::Dropout(p) => {

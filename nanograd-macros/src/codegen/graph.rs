@@ -97,7 +97,8 @@ pub struct GraphGen<'a> {
     /// Gradient regions, carved after the forward ones.
     pub(super) grad_regions: Vec<(Ident, Size)>,
     /// Whether dense layers read their weights through the workspace's packed-weight
-    /// caches (`ops::dense_cached`, slot `i` for the `i`-th): the `_into` methods.
+    /// caches (`ops::dense_cached`, slot `i` for the `i`-th), and models used as layers get
+    /// slots of their own: inference (`Mode::Infer`), whose weights stay put.
     pub(super) packs: bool,
     /// The call `(node, input)` whose backward kernel writes first into the gradient region
     /// of each node, when that kernel can overwrite it: the region is then not zeroed.
@@ -159,7 +160,7 @@ impl<'a> GraphGen<'a> {
             needs_grad,
             regions: Vec::new(),
             grad_regions: Vec::new(),
-            packs: false,
+            packs: mode == Mode::Infer,
             overwritten_by: vec![None; n],
             folded_relu: vec![false; n],
         };
@@ -169,12 +170,6 @@ impl<'a> GraphGen<'a> {
             gen.folded_relu = (0..n).map(|id| gen.folds_relu(id)).collect();
         }
         gen
-    }
-
-    /// Dense layers read their weights through the workspace's packed-weight caches.
-    pub fn with_packed_weights(mut self) -> Self {
-        self.packs = true;
-        self
     }
 
     /// The layer weight (`&self.fc1.weight`) of a dense node whose weight is a parameter of
@@ -199,14 +194,36 @@ impl<'a> GraphGen<'a> {
 
     /// The layer weight of a dense node with its cache slot, when the caches are on.
     pub(super) fn packed_weight(&self, id: NodeId) -> Option<(TokenStream, usize)> {
-        if !self.packs {
-            return None;
-        }
         let w = self.packable_weight(id)?;
-        let slot = (0..id)
-            .filter(|&i| self.packable_weight(i).is_some())
-            .count();
-        Some((w, slot))
+        self.packs.then(|| (w, self.first_slot(id)))
+    }
+
+    /// How many packed-weight caches node `id` reads: one for a dense layer worth packing,
+    /// a model used as a layer its own count; none when the caches are off.
+    fn slots_of(&self, id: NodeId) -> usize {
+        if !self.packs {
+            return 0;
+        }
+        match &self.g.nodes[id].op {
+            Op::SubModel { packs, .. } => *packs,
+            _ => usize::from(self.packable_weight(id).is_some()),
+        }
+    }
+
+    /// The first cache slot of node `id`: the slots of the nodes before it come first.
+    fn first_slot(&self, id: NodeId) -> usize {
+        (0..id).map(|i| self.slots_of(i)).sum()
+    }
+
+    /// `&mut __packs[start..end]`: the caches of a model used as a layer (node `id`).
+    pub(super) fn sub_packs(&self, id: NodeId) -> TokenStream {
+        let (start, n) = (self.first_slot(id), self.slots_of(id));
+        let end = start + n;
+        if n == 0 {
+            quote!(&mut [])
+        } else {
+            quote!(&mut __packs[#start..#end])
+        }
     }
 
     /// Whether a dense node packs its weight into a scratch region on every call
@@ -217,9 +234,7 @@ impl<'a> GraphGen<'a> {
 
     /// The number of packed-weight cache slots the forward pass uses.
     pub fn pack_slots(&self) -> usize {
-        (0..self.g.nodes.len())
-            .filter(|&id| self.packed_weight(id).is_some())
-            .count()
+        (0..self.g.nodes.len()).map(|id| self.slots_of(id)).sum()
     }
 
     /// Whether relu node `id` leaves its backward pass to its only user, a convolution or a

@@ -224,7 +224,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     let sample = array_type(&sample_dims(ret));
     let into_name = format_ident!("{}_into", name);
 
-    let fwd = GraphGen::new(graph, Mode::Infer, false, false).with_packed_weights();
+    let fwd = GraphGen::new(graph, Mode::Infer, false, false);
     let total = fwd.total().tokens();
     let split = match fwd.pack_slots() {
         0 => quote! { let (__ws, __rng) = ws.split(#total); },
@@ -534,7 +534,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
 ///
 /// ```text
 /// macro_rules! __nanograd_layer_Block {
-///     ($($tt:tt)*) => { ::nanograd::model! { @layer Block [B, 64] -> [B, 64] (160, 0); $($tt)* } };
+///     ($($tt:tt)*) => { ::nanograd::model! { @layer Block [B, 64] -> [B, 64] (160, 0, 2); $($tt)* } };
 /// }
 /// ```
 fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
@@ -585,6 +585,7 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
 
     let infer = GraphGen::new(graph, Mode::Infer, false, false);
     let (i_carve, i_consts, i_forward) = (infer.carve(), infer.consts(), infer.forward());
+    let packs = proc_macro2::Literal::usize_unsuffixed(infer.pack_slots());
     let i_out = infer.value(graph.output);
 
     let name = &s.name;
@@ -594,6 +595,7 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
         pub fn __layer_forward_infer(
             &self, __b: usize, __x0: &[T], __y: &mut [T], __ws: &mut [T],
             __rng: &mut impl ::nanograd::rand::Rng,
+            __packs: &mut [::nanograd::blas::PackedWeight<T>],
         ) -> ::nanograd::Result<()> {
             #[allow(unused_imports)]
             use ::nanograd::Float as _;
@@ -643,7 +645,7 @@ fn layer_api(s: &StructModel, fns: &[FnModel]) -> (TokenStream, TokenStream) {
     };
     let layer_macro = signature_macro(
         name,
-        quote!([#(#in_dims),*] -> [#(#out_dims),*] (#ws_b, #ws_f)),
+        quote!([#(#in_dims),*] -> [#(#out_dims),*] (#ws_b, #ws_f, #packs)),
     );
     (methods, layer_macro)
 }

@@ -63,6 +63,8 @@ pub enum LayerKind {
         output: Shape,
         ws_per_row: usize,
         ws_fixed: usize,
+        /// The packed-weight caches its inference pass reads.
+        packs: usize,
         /// The length of a layer array (`h: [Block; 4]`), `None` for one model.
         count: Option<usize>,
     },
@@ -196,13 +198,14 @@ pub(super) fn struct_layer(
     count: Option<usize>,
     errs: &mut Errors,
 ) -> Option<LayerKind> {
-    let (input, output, ws_per_row, ws_fixed) = match &sig.kind {
+    let (input, output, ws_per_row, ws_fixed, packs) = match &sig.kind {
         SigKind::Layer {
             input,
             output,
             ws_per_row,
             ws_fixed,
-        } => (input, output, *ws_per_row, *ws_fixed),
+            packs,
+        } => (input, output, *ws_per_row, *ws_fixed, *packs),
         SigKind::Failed => {
             // its own model! reported why; stay silent here
             errs.silent_failure = true;
@@ -265,6 +268,7 @@ pub(super) fn struct_layer(
         output,
         ws_per_row,
         ws_fixed,
+        packs,
         count,
     })
 }
@@ -825,6 +829,7 @@ impl Lower<'_> {
                 output,
                 ws_per_row,
                 ws_fixed,
+                packs,
                 count,
             } => {
                 // the block's batch dimension takes whatever leads the argument
@@ -868,6 +873,7 @@ impl Lower<'_> {
                         in_row: input.numel_fixed(),
                         ws_per_row,
                         ws_fixed,
+                        packs,
                     };
                     h = self.push(op, vec![h], out_shape.clone());
                 }
