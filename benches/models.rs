@@ -11,9 +11,9 @@
 //! - `cnn_train_sgd/32`: one training step of that CNN, SGD lr 0.01 momentum 0.9;
 //! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1 (the per-call overhead);
 //! - `gpt/*`: the character-level GPT of `examples/shared/gpt.rs` (4 pre-norm blocks of
-//!   width 128, 4 causal heads, context 64, vocabulary 65, feed-forward 512, tanh GELU) on
-//!   seeded random token ids: `gpt/train_step/12`, one training step at batch 12 as
-//!   `examples/gpt_shakespeare.rs` makes it (`zero_grad`, `loss_backward`,
+//!   width 128, 4 causal heads, context 64, vocabulary `VOCAB` = 75, feed-forward 512, tanh
+//!   GELU) on seeded random token ids below `VOCAB`: `gpt/train_step/12`, one training step
+//!   at batch 12 as `examples/gpt_shakespeare.rs` makes it (`zero_grad`, `loss_backward`,
 //!   `clip_grad_norm(1.0)`, AdamW lr 1e-3, betas 0.9/0.99, weight decay 0.1 on matrices
 //!   only); `gpt/forward/1`, `forward` of one sequence of 64 tokens (allocating its output,
 //!   the first call a user makes); `gpt/forward_into/1`, the same through `forward_into`

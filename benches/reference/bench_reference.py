@@ -11,7 +11,7 @@ float32, one thread, the same models and batch sizes as the criterion benchmarks
   cnn_train_sgd/32    one training step of that CNN, SGD lr 0.01 momentum 0.9
   tiny_infer/1        dense 2->8, ReLU, dense 8->1
   gpt/train_step/12   the character-level GPT of examples/shared/gpt.rs (4 pre-norm blocks of
-                      width 128, 4 causal heads, context 64, vocabulary 65, feed-forward 512,
+                      width 128, 4 causal heads, context 64, vocabulary 75, feed-forward 512,
                       tanh GELU): one training step at batch 12, zero_grad, mean cross-entropy
                       over the 12 x 64 positions, backward, clip_grad_norm_(1.0), AdamW (lr
                       1e-3, betas 0.9/0.99, weight decay 0.1 on the parameters of 2 or more
@@ -36,9 +36,9 @@ not imported, so that this script stands alone), with PyTorch's default initiali
 wpe drawn from N(0, 1). It has torch_eager and torch_eager_fused training steps and
 torch_eager and torch_jit forward passes; it has no ONNX graph here.
 
-The ONNX graphs of the MLP, CNN and tiny model are written here with onnx.helper from the PyTorch model's weights (Gemm with
-transB, Relu, Conv, GlobalAveragePool, Flatten), with no exporter involved, and checked
-against the PyTorch outputs before timing.
+The ONNX graphs of the MLP, CNN and tiny model are written here with onnx.helper from the
+PyTorch model's weights (Gemm with transB, Relu, Conv, GlobalAveragePool, Flatten), with no
+exporter involved, and checked against the PyTorch outputs before timing.
 
 Timing follows criterion's way: a warm-up that also estimates the time of one call, then
 SAMPLES samples of k calls each (k chosen so that the samples fill the measurement time),
@@ -181,7 +181,8 @@ class Gpt(torch.nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
-GPT_VOCAB, GPT_CTX, GPT_EMB, GPT_HEADS, GPT_FF, GPT_LAYERS = 65, 64, 128, 4, 512, 4
+# as examples/shared/gpt.rs: VOCAB is the 75 distinct characters of data/shakespeare/input.txt
+GPT_VOCAB, GPT_CTX, GPT_EMB, GPT_HEADS, GPT_FF, GPT_LAYERS = 75, 64, 128, 4, 512, 4
 
 
 def tokens(b, generator):

@@ -10,7 +10,7 @@
 //!   norm, causal self-attention with 4 heads, written here from candle tensor ops on a
 //!   packed q/k/v projection as PyTorch's `nn.MultiheadAttention`; layer norm, dense
 //!   128→512, tanh GELU, dense 512→128; each added to the residual stream), a final layer
-//!   norm and a dense 128→65 head without bias; trained by [`GptTrainer`] (cross-entropy over
+//!   norm and a dense 128→75 head without bias; trained by [`GptTrainer`] (cross-entropy over
 //!   every position, gradient clipping at norm 1.0, AdamW with weight decay on matrices only).
 //!
 //! Parameters use candle-nn's own initialisation (`candle_nn::linear`, `candle_nn::conv2d`).
@@ -58,7 +58,7 @@ pub const GPT_EMB: usize = 128;
 pub const GPT_HEADS: usize = 4;
 pub const GPT_FF: usize = 512;
 pub const GPT_LAYERS: usize = 4;
-pub const GPT_VOCAB: usize = 65;
+pub const GPT_VOCAB: usize = 75;
 /// Useful flops of the GPT's forward pass over one sequence, as `GPT_FLOPS` of the root
 /// crate's `benches/models.rs`: per block the q/k/v and output projections, the scores and
 /// their product with v over all 64 × 64 pairs, the feed-forward layer; then the head.
@@ -307,7 +307,7 @@ impl Gpt {
 }
 
 impl Module for Gpt {
-    /// Token ids `[B, T]` (u32) → logits `[B, T, 65]`.
+    /// Token ids `[B, T]` (u32) → logits `[B, T, 75]`.
     fn forward(&self, idx: &Tensor) -> Result<Tensor> {
         let mut x = self.wte.forward(idx)?.broadcast_add(&self.wpe)?;
         for block in &self.h {
