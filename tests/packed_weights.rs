@@ -1,8 +1,9 @@
 //! The `_into` methods of `model!` read large dense weights packed in the `Workspace`
 //! (`ops::dense_cached`): the second call with unchanged weights packs them, later calls use
 //! the packed copy, and any change to a weight (an optimizer step, a load, `value_mut`)
-//! makes the copy stale. Every answer must equal the unpacked `forward`, whatever the
-//! history of the workspace.
+//! makes the copy stale. Every answer must equal the unpacked one (`forward_into` with a
+//! fresh workspace), whatever the history of the workspace; so must `forward`, which keeps
+//! a workspace per thread and model and packs as well.
 
 use nanograd::assert_close;
 use nanograd::ops;
@@ -34,13 +35,25 @@ fn rows<T: Float, const N: usize>(seed: u64, b: usize) -> Vec<[T; N]> {
     x
 }
 
-/// `forward_into` with `ws` against `forward` (a fresh workspace each call: never packed).
+/// `forward_into` with a fresh workspace: the first call with a weight never reads it packed.
+fn unpacked<T: Float>(model: &Wide<T>, x: &[[T; 100]]) -> Vec<[T; 3]> {
+    let mut out = vec![[T::zero(); 3]; x.len()];
+    model
+        .forward_into(x, &mut out, &mut Workspace::new())
+        .unwrap();
+    out
+}
+
+/// `forward_into` with `ws`, and `forward` (which keeps a workspace per thread and packs
+/// too), against the unpacked answer.
 fn check_into<T: Float>(model: &Wide<T>, ws: &mut Workspace<T>, x: &[[T; 100]], tol: f64) {
     let mut out = vec![[T::zero(); 3]; x.len()];
     model.forward_into(x, &mut out, ws).unwrap();
+    let want = unpacked(model, x);
+    assert_close!(out.as_flattened(), want.as_flattened(), tol);
     assert_close!(
-        out.as_flattened(),
         model.forward(x).unwrap().as_flattened(),
+        want.as_flattened(),
         tol
     );
 }
@@ -232,8 +245,16 @@ fn blocks_pack_in_the_callers_workspace_and_repack_after_a_step() {
         let mut out = vec![[0.0f32; 80]; 5];
         for _ in 0..3 {
             model.forward_into(&x, &mut out, &mut ws).unwrap();
-            let fresh = model.forward(&x).unwrap();
+            let mut fresh = vec![[0.0f32; 80]; 5];
+            model
+                .forward_into(&x, &mut fresh, &mut Workspace::new())
+                .unwrap();
             assert_close!(out.as_flattened(), fresh.as_flattened(), 1e-5);
+            assert_close!(
+                model.forward(&x).unwrap().as_flattened(),
+                fresh.as_flattened(),
+                1e-5
+            );
         }
         // a step changes every weight: the caches of the blocks must not be read stale
         model.zero_grad();
@@ -241,11 +262,11 @@ fn blocks_pack_in_the_callers_workspace_and_repack_after_a_step() {
         opt.step(&mut model).unwrap();
         let mut after = vec![[0.0f32; 80]; 5];
         model.forward_into(&x, &mut after, &mut ws).unwrap();
-        assert_close!(
-            after.as_flattened(),
-            model.forward(&x).unwrap().as_flattened(),
-            1e-5
-        );
+        let mut fresh = vec![[0.0f32; 80]; 5];
+        model
+            .forward_into(&x, &mut fresh, &mut Workspace::new())
+            .unwrap();
+        assert_close!(after.as_flattened(), fresh.as_flattened(), 1e-5);
         assert!(after != out, "step {step} changed nothing");
     }
 }

@@ -36,9 +36,11 @@ impl<T: ::nanograd::Float> Block<T> {
         &self,
         x: &[[[T; 16usize]; 8usize]],
     ) -> ::nanograd::Result<::std::vec::Vec<[[T; 16usize]; 8usize]>> {
-        let mut __ws = ::nanograd::Workspace::new();
         let mut __out = ::std::vec![[[T::zero(); 16usize]; 8usize]; x.len()];
-        self.forward_into(x, &mut __out, &mut __ws)?;
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.forward_into(x, &mut __out, __ws) },
+        )?;
         Ok(__out)
     }
     ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.

@@ -35,9 +35,11 @@ impl<T: ::nanograd::Float> Lm<T> {
         &self,
         idx: &[[u32; 8usize]],
     ) -> ::nanograd::Result<::std::vec::Vec<[[T; 11usize]; 8usize]>> {
-        let mut __ws = ::nanograd::Workspace::new();
         let mut __out = ::std::vec![[[T::zero(); 11usize]; 8usize]; idx.len()];
-        self.forward_into(idx, &mut __out, &mut __ws)?;
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.forward_into(idx, &mut __out, __ws) },
+        )?;
         Ok(__out)
     }
     ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
@@ -111,8 +113,10 @@ impl<T: ::nanograd::Float> Lm<T> {
         idx: &[[u32; 8usize]],
         t: &[[u32; 8usize]],
     ) -> ::nanograd::Result<T> {
-        let mut __ws = ::nanograd::Workspace::new();
-        self.loss_into(idx, t, &mut __ws)
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.loss_into(idx, t, __ws) },
+        )
     }
     ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
     #[allow(dead_code, unused_mut, unused_variables, clippy::all)]

@@ -25,9 +25,11 @@ impl<T: ::nanograd::Float> Mlp<T> {
         &self,
         x: &[[T; 4usize]],
     ) -> ::nanograd::Result<::std::vec::Vec<[T; 2usize]>> {
-        let mut __ws = ::nanograd::Workspace::new();
         let mut __out = ::std::vec![[T::zero(); 2usize]; x.len()];
-        self.forward_into(x, &mut __out, &mut __ws)?;
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.forward_into(x, &mut __out, __ws) },
+        )?;
         Ok(__out)
     }
     ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
@@ -77,8 +79,10 @@ impl<T: ::nanograd::Float> Mlp<T> {
     }
     #[allow(clippy::all)]
     pub fn loss(&self, x: &[[T; 4usize]], t: &[[T; 2usize]]) -> ::nanograd::Result<T> {
-        let mut __ws = ::nanograd::Workspace::new();
-        self.loss_into(x, t, &mut __ws)
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.loss_into(x, t, __ws) },
+        )
     }
     ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
     #[allow(dead_code, unused_mut, unused_variables, clippy::all)]

@@ -85,6 +85,63 @@ impl<T: Float> Workspace<T> {
     }
 }
 
+/// How many workspaces a thread keeps for the allocating methods: one per model it served
+/// most recently.
+const THREAD_CACHE: usize = 8;
+
+thread_local! {
+    /// The workspaces of this thread's allocating calls, most recently used first, each with
+    /// the address of the model it served.
+    static CACHED: std::cell::RefCell<Vec<(usize, Box<dyn std::any::Any>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl<T: Float> Workspace<T> {
+    /// Runs `f` with the workspace this thread keeps for the model at `owner`: what the
+    /// allocating methods of `model!` (`forward`, `loss`, ..) compute in, so that from their
+    /// second call on they allocate only their result and read packed weights like the
+    /// `_into` forms. A thread keeps the workspaces of the 8 models it served last (and
+    /// frees the least recently used beyond that); [`Workspace::release_thread_cache`] frees
+    /// them all. Correct whatever the owner: buffers grow as needed, packed weights are
+    /// checked against their parameter's stamp, so a workspace that served another model
+    /// only costs a repack. A call made from inside `f` gets a fresh workspace.
+    pub fn with_thread_cache<R>(owner: *const (), f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
+        let key = owner as usize;
+        let taken = CACHED
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                let at = c
+                    .iter()
+                    .position(|(k, w)| *k == key && w.is::<Workspace<T>>())?;
+                Some(c.remove(at).1)
+            })
+            .ok()
+            .flatten();
+        let mut ws: Box<Workspace<T>> = taken
+            .and_then(|b| b.downcast().ok())
+            .unwrap_or_else(|| Box::new(Workspace::new()));
+        let r = f(&mut ws);
+        let _ = CACHED.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.retain(|(k, w)| !(*k == key && w.is::<Workspace<T>>()));
+                c.insert(0, (key, ws));
+                c.truncate(THREAD_CACHE);
+            }
+        });
+        r
+    }
+
+    /// Frees every workspace this thread keeps for the allocating methods (see
+    /// [`Workspace::with_thread_cache`]); their next calls grow new ones.
+    pub fn release_thread_cache() {
+        let _ = CACHED.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.clear();
+            }
+        });
+    }
+}
+
 impl<T: Float> Default for Workspace<T> {
     fn default() -> Self {
         Self::new()
@@ -131,6 +188,33 @@ mod tests {
         // a smaller request reuses the same memory
         assert_eq!(ws.split(50).0.as_ptr(), ptr);
         assert_eq!(ws.capacity(), 100);
+    }
+
+    #[test]
+    fn the_thread_cache_keeps_one_workspace_per_owner() {
+        let (a, b) = (1usize as *const (), 2usize as *const ());
+        Workspace::<f32>::release_thread_cache();
+        let pa = Workspace::<f32>::with_thread_cache(a, |ws| ws.split(64).0.as_ptr() as usize);
+        Workspace::<f32>::with_thread_cache(b, |ws| ws.split(8).0.len());
+        // the same owner gets its workspace back, grown as it was
+        Workspace::<f32>::with_thread_cache(a, |ws| {
+            assert_eq!(ws.capacity(), 64);
+            assert_eq!(ws.split(64).0.as_ptr() as usize, pa);
+        });
+        // another element type is another workspace
+        Workspace::<f64>::with_thread_cache(a, |ws| assert_eq!(ws.capacity(), 0));
+        // a call inside a call gets a fresh one
+        Workspace::<f32>::with_thread_cache(a, |outer| {
+            assert_eq!(outer.capacity(), 64);
+            Workspace::<f32>::with_thread_cache(a, |inner| assert_eq!(inner.capacity(), 0));
+        });
+        // at most THREAD_CACHE owners are kept: the least recent goes
+        for k in 10..10 + THREAD_CACHE {
+            Workspace::<f32>::with_thread_cache(k as *const (), |ws| ws.split(1).0.len());
+        }
+        Workspace::<f32>::with_thread_cache(b, |ws| assert_eq!(ws.capacity(), 0));
+        Workspace::<f32>::release_thread_cache();
+        Workspace::<f32>::with_thread_cache(a, |ws| assert_eq!(ws.capacity(), 0));
     }
 
     #[test]

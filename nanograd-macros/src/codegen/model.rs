@@ -245,8 +245,9 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
             quote!(Ok((#result)[0])),
             quote!(T),
             quote! {
-                let mut __ws = ::nanograd::Workspace::new();
-                self.#into_name(#(#arg_names,)* &mut __ws)
+                ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
+                    self.#into_name(#(#arg_names,)* __ws)
+                })
             },
         )
     } else if ret.is_batched() {
@@ -266,9 +267,10 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
                     .map(|(n, _)| n);
                 let zero = array_zero(&sample_dims(ret));
                 quote! {
-                    let mut __ws = ::nanograd::Workspace::new();
                     let mut __out = ::std::vec![#zero; #first.len()];
-                    self.#into_name(#(#arg_names,)* &mut __out, &mut __ws)?;
+                    ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
+                        self.#into_name(#(#arg_names,)* &mut __out, __ws)
+                    })?;
                     Ok(__out)
                 }
             },
@@ -284,9 +286,10 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
             },
             quote!(#sample),
             quote! {
-                let mut __ws = ::nanograd::Workspace::new();
                 let mut __out = #zero;
-                self.#into_name(#(#arg_names,)* &mut __out, &mut __ws)?;
+                ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
+                    self.#into_name(#(#arg_names,)* &mut __out, __ws)
+                })?;
                 Ok(__out)
             },
         )
