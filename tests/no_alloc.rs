@@ -383,3 +383,30 @@ fn gpt_training_step_allocates_nothing_after_the_first() {
         Ok(loss)
     });
 }
+
+#[test]
+fn forward_allocates_only_its_result_from_the_second_call() {
+    let mlp = Mlp::<f32>::new(&mut StdRng::seed_from_u64(9));
+    let gpt = Gpt::<f32>::new(&mut StdRng::seed_from_u64(10));
+    let x = rows::<f32, 784>(60, 64);
+    let (idx, targets) = tokens(61, 2);
+    // the first calls grow the thread's workspaces and pack the weights
+    for _ in 0..2 {
+        mlp.forward(&x).unwrap();
+        gpt.forward(&idx).unwrap();
+        gpt.loss(&idx, &targets).unwrap();
+    }
+    let (n, y) = allocations_of(|| mlp.forward(&x).unwrap());
+    assert_eq!(
+        n, 1,
+        "MLP forward: {n} allocations, the result only expected"
+    );
+    assert_eq!(y.len(), 64);
+    let (n, _) = allocations_of(|| gpt.forward(&idx).unwrap());
+    assert_eq!(
+        n, 1,
+        "GPT forward: {n} allocations, the result only expected"
+    );
+    let (n, _) = allocations_of(|| gpt.loss(&idx, &targets).unwrap());
+    assert_eq!(n, 0, "GPT loss returns a number: {n} allocations");
+}
