@@ -267,8 +267,6 @@ impl<T: ::nanograd::Float> Block<T> {
         let (__g3, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g6, __ws) = __ws.split_at_mut(__b * 384usize);
         let (__g7, __ws) = __ws.split_at_mut(__b * 128usize);
-        let (__g10, __ws) = __ws.split_at_mut(__b * 128usize);
-        let (__g11, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g14, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g17, __ws) = __ws.split_at_mut(__b * 512usize);
         let (__g18, __ws) = __ws.split_at_mut(__b * 512usize);
@@ -372,8 +370,6 @@ impl<T: ::nanograd::Float> Block<T> {
         let (__g3, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g6, __ws) = __ws.split_at_mut(__b * 384usize);
         let (__g7, __ws) = __ws.split_at_mut(__b * 128usize);
-        let (__g10, __ws) = __ws.split_at_mut(__b * 128usize);
-        let (__g11, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g14, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g17, __ws) = __ws.split_at_mut(__b * 512usize);
         let (__g18, __ws) = __ws.split_at_mut(__b * 512usize);
@@ -388,22 +384,13 @@ impl<T: ::nanograd::Float> Block<T> {
         __g3.fill(T::zero());
         __g6.fill(T::zero());
         __g7.fill(T::zero());
-        __g10.fill(T::zero());
-        __g11.fill(T::zero());
         __g14.fill(T::zero());
         __g17.fill(T::zero());
         __g18.fill(T::zero());
         __g21.fill(T::zero());
-        __g22.fill(T::zero());
-        for (__a, __u) in (&mut *__g22).iter_mut().zip((__dy).iter()) {
-            *__a += *__u;
-        }
+        (&mut *__g22).copy_from_slice(__dy);
         {
-            ::nanograd::ops::add_backward(
-                &*__g22,
-                Some(&mut *__g11),
-                Some(&mut *__g21),
-            )?;
+            ::nanograd::ops::add_backward(&*__g22, None, Some(&mut *__g21))?;
         }
         {
             let (__pv19, __pg19) = self.proj.weight.value_and_grad_mut();
@@ -447,17 +434,13 @@ impl<T: ::nanograd::Float> Block<T> {
                 &*__g14,
                 16usize,
                 T::from_f64(0.00001f64),
-                Some(&mut *__g11),
+                Some(&mut *__g22),
                 Some(&mut *__pg12),
                 Some(&mut *__pg13),
             )?;
         }
         {
-            ::nanograd::ops::add_backward(
-                &*__g11,
-                Some(&mut *__gx0),
-                Some(&mut *__g10),
-            )?;
+            ::nanograd::ops::add_backward(&*__g22, Some(&mut *__gx0), None)?;
         }
         {
             let (__pv8, __pg8) = self.attn.out_proj.weight.value_and_grad_mut();
@@ -465,7 +448,7 @@ impl<T: ::nanograd::Float> Block<T> {
             ::nanograd::ops::dense_backward(
                 &*__v7,
                 __pv8,
-                &*__g10,
+                &*__g22,
                 __b * 8usize,
                 16usize,
                 16usize,
@@ -647,7 +630,7 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
 #[allow(unused_macros)]
 macro_rules! __nanograd_layer_Block {
     ($($tt:tt)*) => {
-        ::nanograd::model! { @ layer Block[B, 8, 16] -> [B, 8, 16] (4752, 648, 0);
+        ::nanograd::model! { @ layer Block[B, 8, 16] -> [B, 8, 16] (4496, 648, 0);
         $($tt)* }
     };
 }

@@ -40,11 +40,8 @@ pub fn energy_vjp<T: ::nanograd::Float>(
         __v3[0] = ::nanograd::ops::dot(&*__v2, &*__v2)?;
         let __result = (&*__v3)[0];
         __g2.fill(T::zero());
-        __g3.fill(T::zero());
         __t1_3.fill(T::zero());
-        for (__a, __u) in (&mut *__g3).iter_mut().zip((&[*upstream][..]).iter()) {
-            *__a += *__u;
-        }
+        (&mut *__g3).copy_from_slice(&[*upstream][..]);
         {
             ::nanograd::ops::dot_backward(
                 &*__v2,

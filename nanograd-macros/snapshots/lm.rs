@@ -197,7 +197,7 @@ impl<T: ::nanograd::Float> Lm<T> {
         ::nanograd::check_batch("Lm::loss", "t", __b, t.len())?;
         let __x0: &[u32] = idx.as_flattened();
         let __x1: &[u32] = t.as_flattened();
-        let (__ws, __rng) = self.__workspace.split(__b * 1400usize + 22usize);
+        let (__ws, __rng) = self.__workspace.split(__b * 1272usize + 22usize);
         let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__v5, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__v6, __ws) = __ws.split_at_mut(__b * 128usize);
@@ -206,7 +206,6 @@ impl<T: ::nanograd::Float> Lm<T> {
         let (__sub7, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
         let (__v9, __ws) = __ws.split_at_mut(__b * 88usize);
         let (__v10, __ws) = __ws.split_at_mut(1usize);
-        let (__g3, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g5, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g6, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__g7, __ws) = __ws.split_at_mut(__b * 128usize);
@@ -240,15 +239,11 @@ impl<T: ::nanograd::Float> Lm<T> {
             11usize,
         )?;
         let __result = (&*__v10)[0];
-        __g3.fill(T::zero());
         __g5.fill(T::zero());
         __g6.fill(T::zero());
         __g7.fill(T::zero());
         __g9.fill(T::zero());
-        __g10.fill(T::zero());
-        for (__a, __u) in (&mut *__g10).iter_mut().zip((&[T::one()][..]).iter()) {
-            *__a += *__u;
-        }
+        (&mut *__g10).copy_from_slice(&[T::one()][..]);
         {
             ::nanograd::ops::softmax_cross_entropy_indices_backward(
                 &*__v9,
@@ -282,13 +277,13 @@ impl<T: ::nanograd::Float> Lm<T> {
         }
         {
             let (__pv4, __pg4) = self.wpe.value_and_grad_mut();
-            ::nanograd::ops::add_backward(&*__g5, Some(&mut *__g3), Some(&mut *__pg4))?;
+            ::nanograd::ops::add_backward(&*__g5, None, Some(&mut *__pg4))?;
         }
         {
             let (__pv2, __pg2) = self.wte.weight.value_and_grad_mut();
             ::nanograd::ops::embedding_backward(
                 __x0,
-                &*__g3,
+                &*__g5,
                 11usize,
                 16usize,
                 &mut *__pg2,

@@ -172,10 +172,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         let __result = (&*__v9)[0];
         __g5.fill(T::zero());
         __g8.fill(T::zero());
-        __g9.fill(T::zero());
-        for (__a, __u) in (&mut *__g9).iter_mut().zip((&[T::one()][..]).iter()) {
-            *__a += *__u;
-        }
+        (&mut *__g9).copy_from_slice(&[T::one()][..]);
         {
             ::nanograd::ops::mse_loss_backward(
                 &*__v8,
@@ -332,10 +329,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
             None => __dx_scratch,
         };
         __g4.fill(T::zero());
-        __g7.fill(T::zero());
-        for (__a, __u) in (&mut *__g7).iter_mut().zip((__dy).iter()) {
-            *__a += *__u;
-        }
+        (&mut *__g7).copy_from_slice(__dy);
         {
             let (__pv5, __pg5) = self.fc2.weight.value_and_grad_mut();
             let (__pv6, __pg6) = self.fc2.bias.value_and_grad_mut();

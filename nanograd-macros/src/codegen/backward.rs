@@ -19,7 +19,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::forward::{conv_geom, pool_geom};
-use super::graph::{aux, gr, layer_path, param_path, GraphGen, Size};
+use super::graph::{aux, layer_path, param_path, GraphGen, Size};
 use crate::ir::{Binary, NodeId, Op};
 
 impl GraphGen<'_> {
@@ -36,7 +36,7 @@ impl GraphGen<'_> {
                 quote!(&mut *#g)
             }
             _ => {
-                let g = gr(id);
+                let g = self.grad_region(id);
                 quote!(&mut *#g)
             }
         }
@@ -102,7 +102,7 @@ impl GraphGen<'_> {
             .iter()
             .enumerate()
             .map(|(j, &i)| {
-                if !self.needs_grad[i] {
+                if !self.needs_grad[i] || self.shares_grad(id, j) {
                     return None;
                 }
                 if self.duplicate_at(id, j) {
@@ -124,7 +124,7 @@ impl GraphGen<'_> {
             }
         };
         let y = self.value(id);
-        let dyn_ = gr(id);
+        let dyn_ = self.grad_region(id);
         let dy = quote!(&*#dyn_);
         let dy0 = quote!(#dyn_[0]);
         let ins = |j: usize| self.shape(node.inputs[j]);

@@ -221,6 +221,9 @@ pub fn expand(f: &FnModel) -> TokenStream {
 /// Adds the upstream gradient (`&[T]`) into the output's gradient, if anything needs it.
 pub fn seed(gen: &GraphGen, upstream: TokenStream) -> TokenStream {
     match gen.output_grad() {
+        Some(target) if gen.seeds_by_copy() => quote! {
+            (#target).copy_from_slice(#upstream);
+        },
         Some(target) => quote! {
             for (__a, __u) in (#target).iter_mut().zip((#upstream).iter()) { *__a += *__u; }
         },

@@ -17,7 +17,7 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Graph, Node, NodeId, Op, Unary};
+use crate::ir::{Binary, Graph, Node, NodeId, Op, Unary};
 use crate::shape::{Dim, Shape};
 
 /// A length `batch * b + f`.
@@ -105,6 +105,8 @@ pub struct GraphGen<'a> {
     pub(super) overwritten_by: Vec<Option<(NodeId, usize)>>,
     /// Relu nodes whose backward pass their only user does (see [`GraphGen::folds_relu`]).
     pub(super) folded_relu: Vec<bool>,
+    /// The sum whose gradient region a node's gradient shares (see [`GraphGen::alias_of`]).
+    pub(super) grad_alias: Vec<Option<NodeId>>,
 }
 
 pub(super) fn v(id: NodeId) -> Ident {
@@ -163,7 +165,11 @@ impl<'a> GraphGen<'a> {
             packs: mode == Mode::Infer,
             overwritten_by: vec![None; n],
             folded_relu: vec![false; n],
+            grad_alias: vec![None; n],
         };
+        if backward {
+            gen.grad_alias = (0..n).map(|id| gen.alias_of(id)).collect();
+        }
         gen.plan();
         if backward {
             gen.overwritten_by = (0..n).map(|id| gen.first_write(id)).collect();
@@ -288,23 +294,87 @@ impl<'a> GraphGen<'a> {
     /// ::nanograd::ops::relu_backward_overwrite(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
     /// ```
     fn first_write(&self, id: NodeId) -> Option<(NodeId, usize)> {
-        let has_region = self.needs_grad[id] && self.has_buffer(id) && self.root[id] == id;
-        if !has_region || id == self.root[self.g.output] {
+        if !self.owns_grad_region(id) || self.grad_alias[id].is_some() {
             return None;
         }
-        let (user, j) = (0..self.g.nodes.len()).rev().find_map(|c| {
+        let (user, j) = self.first_user(id)?;
+        let can = match self.g.nodes[user].op {
+            Op::Unary(Unary::Relu) | Op::GlobalAvgPool2d | Op::Conv2d { .. } => j == 0,
+            _ => false,
+        };
+        can.then_some((user, j))
+    }
+
+    /// Whether `id` is an intermediate value whose gradient the backward pass keeps in a
+    /// region of its own (not an input's, a parameter's or the output's).
+    fn owns_grad_region(&self, id: NodeId) -> bool {
+        self.needs_grad[id]
+            && self.has_buffer(id)
+            && self.root[id] == id
+            && id != self.root[self.g.output]
+    }
+
+    /// The call whose backward kernel contributes first to the gradient of `id`: the last
+    /// node that takes `id` (or a reshape of it) as an input, at its first such input.
+    fn first_user(&self, id: NodeId) -> Option<(NodeId, usize)> {
+        (0..self.g.nodes.len()).rev().find_map(|c| {
             if !self.needs_grad[c] || !self.has_buffer(c) {
                 return None;
             }
             let ins = &self.g.nodes[c].inputs;
             let j = (0..ins.len()).find(|&j| self.needs_grad[ins[j]] && self.root[ins[j]] == id)?;
             Some((c, j))
-        })?;
-        let can = match self.g.nodes[user].op {
-            Op::Unary(Unary::Relu) | Op::GlobalAvgPool2d | Op::Conv2d { .. } => j == 0,
-            _ => false,
+        })
+    }
+
+    /// The sum `z` whose gradient region the gradient of `id` shares, when `z = id + b` (or
+    /// `b + id`, or `id - b`) of one shape is the first contribution to it: the gradient of
+    /// `id` starts as `z`'s, so it is kept in `z`'s region, which `z`'s own backward pass has
+    /// finished reading; the later contributions add to it there. No region, no zeroing, no
+    /// copy: a residual connection's gradient passes through for free.
+    ///
+    /// ```text
+    /// ::nanograd::ops::add_backward(&*__g22, None, Some(&mut *__g21))?;  // x's gradient is __g22
+    /// ```
+    ///
+    /// One operand per sum (the left one when both qualify).
+    fn alias_of(&self, id: NodeId) -> Option<NodeId> {
+        let eligible = |a: NodeId, z: NodeId, j: usize| -> bool {
+            let node = &self.g.nodes[z];
+            let ok_op = match node.op {
+                Op::Binary(Binary::Add) => true,
+                Op::Binary(Binary::Sub) => j == 0,
+                _ => false,
+            };
+            ok_op
+                && self.owns_grad_region(a)
+                && node.inputs[j] == a
+                && self.root[node.inputs[1 - j]] != a
+                && self.shape(a).dims == self.shape(z).dims
+                && self.first_user(a) == Some((z, j))
         };
-        can.then_some((user, j))
+        let (z, j) = self.first_user(id)?;
+        if !eligible(id, z, j) {
+            return None;
+        }
+        if j == 1 && eligible(self.g.nodes[z].inputs[0], z, 0) {
+            return None;
+        }
+        Some(z)
+    }
+
+    /// The gradient region of `id`: its own, or that of the sum it shares one with.
+    pub(super) fn grad_region(&self, id: NodeId) -> Ident {
+        let mut g = self.root[id];
+        while let Some(z) = self.grad_alias[g] {
+            g = self.root[z];
+        }
+        gr(g)
+    }
+
+    /// Whether input `j` of `id` shares its gradient region with `id` (nothing to add).
+    pub(super) fn shares_grad(&self, id: NodeId, j: usize) -> bool {
+        self.grad_alias[self.root[self.g.nodes[id].inputs[j]]] == Some(id)
     }
 
     /// Whether input `j` of `id` overwrites its gradient (see [`GraphGen::first_write`]).
@@ -403,7 +473,7 @@ impl<'a> GraphGen<'a> {
                 }
                 _ => {}
             }
-            if self.needs_grad[id] {
+            if self.needs_grad[id] && self.grad_alias[id].is_none() {
                 self.grad_regions.push((gr(id), self.size(id)));
             }
         }
@@ -459,10 +529,13 @@ impl<'a> GraphGen<'a> {
     /// The gradient regions as one `fill(0)` each: intermediate gradients start at zero,
     /// except those whose first contribution overwrites them.
     pub fn zero_grads(&self) -> TokenStream {
-        let skipped: Vec<Ident> = (0..self.g.nodes.len())
+        let mut skipped: Vec<Ident> = (0..self.g.nodes.len())
             .filter(|&id| self.overwritten_by[id].is_some())
             .map(gr)
             .collect();
+        if self.seeds_by_copy() {
+            skipped.push(gr(self.root[self.g.output]));
+        }
         let lines = self
             .grad_regions
             .iter()
@@ -471,6 +544,14 @@ impl<'a> GraphGen<'a> {
                 quote! { #name.fill(T::zero()); }
             });
         quote! { #(#lines)* }
+    }
+
+    /// Whether the output's gradient is a region of the backward pass (not an input's or a
+    /// parameter's, which accumulate), so that seeding it copies the upstream gradient in
+    /// rather than zeroing it first and adding.
+    pub fn seeds_by_copy(&self) -> bool {
+        let out = self.root[self.g.output];
+        self.needs_grad[out] && self.has_buffer(out)
     }
 
     /// `&[T]` of a node's value.
