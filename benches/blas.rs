@@ -93,8 +93,13 @@ fn bench_sgemv(c: &mut Criterion) {
 
 /// The products the benchmarked models make, `(name, ta, tb, m, n, k)`: the MLP's training
 /// step at batch 64 and the CNN's convolutions at batch 32.
-const MODEL_PRODUCTS: [(&str, Trans, Trans, usize, usize, usize); 6] = [
+const MODEL_PRODUCTS: [(&str, Trans, Trans, usize, usize, usize); 10] = [
     ("mlp_fc1_fwd_NT", Trans::No, Trans::Yes, 64, 128, 784),
+    // the GPT's training step at batch 12 (768 rows): a block's fc and proj backward
+    ("gpt_fc_dx_NN", Trans::No, Trans::No, 768, 128, 512),
+    ("gpt_fc_dw_TN", Trans::Yes, Trans::No, 512, 128, 768),
+    ("gpt_proj_dx_NN", Trans::No, Trans::No, 768, 512, 128),
+    ("gpt_proj_dw_TN", Trans::Yes, Trans::No, 128, 512, 768),
     ("mlp_fc1_dw_TN", Trans::Yes, Trans::No, 128, 784, 64),
     ("mlp_fc2_dx_NN", Trans::No, Trans::No, 64, 128, 64),
     ("cnn_conv2_fwd_NN", Trans::No, Trans::No, 16, 6272, 72),
