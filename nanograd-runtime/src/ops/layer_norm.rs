@@ -14,18 +14,20 @@
 //!
 //! Both passes run in a loop compiled for the CPU's widest vectors ([`crate::simd`]), in
 //! `f64` arithmetic whatever `T` is, rounding once to `T` per output. Rows go in blocks of
-//! up to [`BLOCK_ROWS`] (16 KB of `f64`): a block is widened to `f64` once, then each row's
-//! mean and then its centred variance are taken, each summed in [`LANES`] interleaved partial
-//! sums (so that the sums vectorise, and the rows' sums overlap), then the output pass runs
-//! while the block sits in L1. For `f32` this keeps `y`, `dx`, `dweight` and `dbias` within
-//! half an ulp of the same formulas evaluated in `f64` (test `f32_within_ulps_of_f64`), even
-//! where `x - mean` or `g - mean(g) - x̂ · mean(g x̂)` cancels, which sums in `f32` would
-//! leave wrong by several ulps of the row's scale.
+//! up to [`BLOCK_ROWS`] (at most 2048 values unless one row is longer, so a block stays in
+//! L1): the means of the block's rows, then their centred variances, each row summed in
+//! [`LANES`] interleaved partial sums (so that the sums vectorise, and one row's chain of
+//! additions overlaps the next row's), then the output pass over the block. For `f32` this
+//! keeps `y`, `dx`, `dweight` and `dbias` within half an ulp of the same formulas evaluated
+//! in `f64` (test `f32_within_ulps_of_f64`), even where `x - mean` or
+//! `g - mean(g) - x̂ · mean(g x̂)` cancels, which sums in `f32` would leave wrong by several
+//! ulps of the row's scale.
 //!
 //! The backward pass recomputes each row's mean and variance from `x` (one extra pass over
-//! the row) rather than taking saved statistics, computes `Σ g` and `Σ g x̂` per row, then in
-//! one pass updates `dx` and adds `dy · x̂` and `dy` onto sums over rows kept in `f64`, which
-//! go onto `dweight` and `dbias` at the end (rounded once).
+//! the row) rather than taking saved statistics: it widens a block of `x` to `f64` once,
+//! takes the statistics and `Σ g` and `Σ g x̂` of each row, then in one pass updates `dx`
+//! and adds `dy · x̂` and `dy` onto sums over rows kept in `f64`, which go onto `dweight`
+//! and `dbias` at the end (rounded once).
 
 use super::row_count;
 use crate::simd::{vectorize_above, Kernel};
@@ -75,13 +77,13 @@ fn widen_into<T: Float>(row: &[T], out: &mut [f64]) {
     }
 }
 
-/// Rows at most in a block: the rows of a block are widened together, then their sums
-/// taken one after the other, so that the processor overlaps the additions of one row's
-/// sum (a chain of dependent additions) with the next row's.
+/// Rows at most in a block: the sums of a block's rows are taken one after the other in
+/// short loops, so that the processor overlaps the additions of one row's sum (a chain of
+/// dependent additions) with the next row's.
 const BLOCK_ROWS: usize = 16;
 
-/// `f64` values of a block's scratch rows (16 KB, in L1 next to the block's `x` and `y`),
-/// unless a single row is longer.
+/// Values in a block at most (16 KB of `f64` in the backward pass's scratch, which stays in
+/// L1 with the block's `x`, `dy` and `dx`), unless a single row is longer.
 const BLOCK_VALUES: usize = 2048;
 
 /// The rows of `cols` values in a block.
@@ -89,25 +91,26 @@ fn block_rows(cols: usize) -> usize {
     (BLOCK_VALUES / cols).clamp(1, BLOCK_ROWS)
 }
 
-/// Widens a block of rows `x` into `out` (of the same length) and writes each row's mean
-/// and `1 / √(var + eps)` (biased variance) into `mean` and `invstd`: the means first,
-/// then the sums of squares of the centred values.
+/// Writes the mean and `1 / √(var + eps)` (biased variance) of each row of `cols` values in
+/// the block `x` into `mean` and `invstd`: the means first, then the sums of squares of the
+/// centred values. (`A` is `T`, or `f64` for rows already widened.)
 #[inline(always)]
-fn block_stats<T: Float>(
-    x: &[T],
+fn block_stats<A: Float>(
+    x: &[A],
     cols: usize,
     eps: f64,
-    out: &mut [f64],
     mean: &mut [f64; BLOCK_ROWS],
     invstd: &mut [f64; BLOCK_ROWS],
 ) {
-    widen_into(x, out);
     let d = cols as f64;
-    for (m, row) in mean.iter_mut().zip(out.chunks_exact(cols)) {
-        *m = lane_sum(row, row, row, |v, _, _| v) / d;
+    for (m, row) in mean.iter_mut().zip(x.chunks_exact(cols)) {
+        *m = lane_sum(row, row, row, |v, _, _| v.to_f64()) / d;
     }
-    for ((s, &m), row) in invstd.iter_mut().zip(&*mean).zip(out.chunks_exact(cols)) {
-        let var = lane_sum(row, row, row, |v, _, _| (v - m) * (v - m)) / d;
+    for ((s, &m), row) in invstd.iter_mut().zip(&*mean).zip(x.chunks_exact(cols)) {
+        let var = lane_sum(row, row, row, |v, _, _| {
+            let c = v.to_f64() - m;
+            c * c
+        }) / d;
         *s = 1.0 / (var + eps).sqrt();
     }
 }
@@ -137,7 +140,6 @@ pub fn layer_norm<T: Float>(
         check_len(OP, "bias", cols, b.len())?;
     }
     let (weight, bias) = (widen(weight), widen(bias));
-    let mut scratch = vec![0.0f64; block_rows(cols) * cols];
     vectorize_above(
         x.len(),
         Forward {
@@ -147,14 +149,13 @@ pub fn layer_norm<T: Float>(
             cols,
             eps: eps.to_f64(),
             y,
-            scratch: &mut scratch,
         },
     );
     Ok(())
 }
 
 /// [`layer_norm`]'s loop over blocks of rows, compiled for the CPU's widest vectors, with
-/// `weight` and `bias` widened to `f64` and scratch for a block of widened rows.
+/// `weight` and `bias` widened to `f64`.
 struct Forward<'a, T> {
     x: &'a [T],
     weight: Option<&'a [f64]>,
@@ -162,7 +163,6 @@ struct Forward<'a, T> {
     cols: usize,
     eps: f64,
     y: &'a mut [T],
-    scratch: &'a mut [f64],
 }
 
 impl<T: Float> Kernel for Forward<'_, T> {
@@ -176,16 +176,14 @@ impl<T: Float> Kernel for Forward<'_, T> {
             cols,
             eps,
             y,
-            scratch,
         } = self;
-        let block = scratch.len();
+        let block = block_rows(cols) * cols;
         for (xb, yb) in x.chunks(block).zip(y.chunks_mut(block)) {
-            let wide = &mut scratch[..xb.len()];
             let (mut mean, mut invstd) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
-            block_stats(xb, cols, eps, wide, &mut mean, &mut invstd);
-            let rows = yb.chunks_exact_mut(cols).zip(wide.chunks_exact(cols));
+            block_stats(xb, cols, eps, &mut mean, &mut invstd);
+            let rows = yb.chunks_exact_mut(cols).zip(xb.chunks_exact(cols));
             for ((yr, row), (&m, &s)) in rows.zip(mean.iter().zip(&invstd)) {
-                let xhat = |v: f64| (v - m) * s;
+                let xhat = |v: T| (v.to_f64() - m) * s;
                 let row = row.iter();
                 // one loop per affine combination, so that none tests an option per element
                 match (weight, bias) {
@@ -281,7 +279,7 @@ pub fn layer_norm_backward<T: Float>(
 /// [`layer_norm_backward`]'s loop over blocks of rows, compiled for the CPU's widest
 /// vectors: per block the rows widened into `scratch` and their statistics, then per row
 /// `Σ g` and `Σ g x̂`, `dx` from them, and `dy·x̂` and `dy` added onto the `f64` sums over
-/// rows. `x̂` is recomputed from the widened `x` where needed, which costs less than
+/// rows. `x̂` is recomputed from the widened `x` where needed, which measured faster than
 /// storing and reloading it.
 struct Backward<'a, T> {
     x: &'a [T],
@@ -316,9 +314,10 @@ impl<T: Float> Kernel for Backward<'_, T> {
         for (b, (xb, dyb)) in x.chunks(block).zip(dy.chunks(block)).enumerate() {
             let n = xb.len();
             let wide = &mut scratch[..n];
-            let (mut mean, mut invstd) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
-            block_stats(xb, cols, eps, wide, &mut mean, &mut invstd);
+            widen_into(xb, wide);
             let wide = &*wide;
+            let (mut mean, mut invstd) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
+            block_stats(wide, cols, eps, &mut mean, &mut invstd);
             let stats = mean.iter().zip(&invstd);
             if let Some(dx) = dx.as_deref_mut() {
                 let (mut mean_g, mut mean_gx) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
