@@ -1,34 +1,23 @@
-//! Links the C BLAS library of the provider chosen by cargo feature (`mkl` wins over
-//! `openblas`); the default provider, the pure-Rust `gemm` crate, links nothing.
+//! Links the system OpenBLAS for the `openblas` feature, and for the `mkl` feature checks that
+//! `intel-mkl-src` (which links MKL) found one; the default provider, the pure-Rust `gemm`
+//! crate, links nothing. `mkl` wins over `openblas` if both are on.
 //!
 //! - `openblas`: the system OpenBLAS (Debian: `libopenblas-dev`, installed by
 //!   `scripts/install-openblas.sh`), found through pkg-config, else plain `-lopenblas`.
-//! - `mkl`: Intel MKL, static, LP64 (32-bit ints, as `cblas-sys` declares them), sequential:
-//!   `mkl_intel_lp64 + mkl_sequential + mkl_core`, plus pthread, m and dl. The MKL folder is
-//!   `$MKLROOT`, else `target/mkl` (where `scripts/install-mkl.sh` puts the PyPI wheels
-//!   `mkl-static` and `mkl-include`). Its libraries are in `lib/` (wheel and oneAPI layout)
-//!   or `lib/intel64/` (classic layout).
-//!
-//! Why this script and not the `intel-mkl-src` crate (measured, see BENCHMARKS.md): that
-//! crate defaults to ILP64 (64-bit ints, wrong for `cblas-sys`), silently tries a download
-//! when MKL is missing and then fails as a link error, copies MKL into a ~640 MB rlib, and
-//! pulls in a few dozen crates of download tooling. Here a missing MKL is a build error that
-//! says what to run, and nothing is copied.
-//!
-//! The three MKL archives depend on each other in a cycle, so GNU ld must read them inside
-//! `--start-group/--end-group`. Link arguments given by a build script reach only this
-//! package's own binaries, not those of the crates that depend on it, so instead this script
-//! writes `libnanograd_mkl.a` into `OUT_DIR` as a linker script, `GROUP ( ... )`, and links it
-//! as a static library (`-bundle`, so the rlib copies nothing): GNU ld and lld both read a
-//! library that is not an archive as a linker script, as they do glibc's `libc.so`.
+//! - `mkl`: the `intel-mkl-src` crate links MKL, static, LP64, sequential, from pkg-config's
+//!   `mkl-static-lp64-seq`, `$MKLROOT` or `/opt/intel`, else from its own download. When none
+//!   works its build script still succeeds, silently, and the build would end in a link error
+//!   naming `cblas_*`. Cargo runs this script after that one (the crate declares `links`), so
+//!   here the same search (`intel-mkl-tool`, the crate `intel-mkl-src` uses) and a look into
+//!   the download's folder turn that case into an error that says what to run.
 
 use std::env;
-use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     if env::var_os("CARGO_FEATURE_MKL").is_some() {
-        link_mkl();
+        #[cfg(feature = "mkl")]
+        mkl::check();
     } else if env::var_os("CARGO_FEATURE_OPENBLAS").is_some() {
         link_openblas();
     }
@@ -46,60 +35,76 @@ fn link_openblas() {
     println!("cargo:rustc-link-lib=dylib=openblas");
 }
 
-/// The MKL archives of the LP64, sequential configuration, in link order.
-const MKL_LIBS: [&str; 3] = ["mkl_intel_lp64", "mkl_sequential", "mkl_core"];
+#[cfg(feature = "mkl")]
+mod mkl {
+    use intel_mkl_tool::{Config, Library};
+    use std::env;
+    use std::path::{Path, PathBuf};
+    use std::str::FromStr;
 
-fn link_mkl() {
-    println!("cargo:rerun-if-env-changed=MKLROOT");
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let root = match env::var_os("MKLROOT") {
-        Some(root) => PathBuf::from(root),
-        None => manifest.join("../target/mkl"),
-    };
-    let lib_dir = [root.join("lib/intel64"), root.join("lib")]
-        .into_iter()
-        .find(|dir| dir.join("libmkl_core.a").is_file())
-        .and_then(|dir| dir.canonicalize().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "feature `mkl`: no libmkl_core.a under {}/lib or {}/lib/intel64; \
-                 run scripts/install-mkl.sh, or set MKLROOT to an MKL folder",
-                root.display(),
-                root.display()
-            )
-        });
-    let archives: Vec<PathBuf> = MKL_LIBS
-        .iter()
-        .map(|name| lib_dir.join(format!("lib{name}.a")))
-        .collect();
-    for archive in &archives {
-        assert!(
-            archive.is_file(),
-            "feature `mkl`: {} is missing",
-            archive.display()
+    /// The `intel-mkl-src` feature that `Cargo.toml` selects.
+    const VARIANT: &str = "mkl-static-lp64-seq";
+    /// The archives of that variant, as the download unpacks them.
+    const ARCHIVES: [&str; 3] = [
+        "libmkl_intel_lp64.a",
+        "libmkl_sequential.a",
+        "libmkl_core.a",
+    ];
+
+    pub fn check() {
+        println!("cargo:rerun-if-env-changed=MKLROOT");
+        println!("cargo:rerun-if-env-changed=XDG_DATA_HOME");
+        let config = Config::from_str(VARIANT).expect("a variant intel-mkl-tool knows");
+        if Library::new(config).is_ok() || downloaded() {
+            return;
+        }
+        let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"));
+        let local = manifest.join("../target/mkl");
+        let local = local.canonicalize().unwrap_or(local);
+        let hint = match env::var_os("MKLROOT") {
+            Some(root) => format!(
+                "MKLROOT is {}, which holds no {VARIANT} libraries and mkl.h; run \
+                 `MKLROOT={} scripts/install-mkl.sh`, or point MKLROOT at an MKL folder",
+                Path::new(&root).display(),
+                Path::new(&root).display()
+            ),
+            None if local.join("lib/libmkl_core.a").is_file() => format!(
+                "scripts/install-mkl.sh installed it in {0}, but MKLROOT is not set: \
+                 export MKLROOT={0}",
+                local.display()
+            ),
+            None => format!(
+                "run scripts/install-mkl.sh (Intel's wheels from the Python registry) \
+                 and export MKLROOT={}",
+                local.display()
+            ),
+        };
+        panic!(
+            "\n\nfeature `mkl`: intel-mkl-src found no Intel MKL ({VARIANT}): not through \
+             pkg-config, $MKLROOT or /opt/intel, and its download did not succeed.\n\
+             {hint};\nthen run `cargo clean -p intel-mkl-src` (its build script does not \
+             run again by itself) and build again.\n\n"
         );
-        println!("cargo:rerun-if-changed={}", archive.display());
     }
 
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    write_group(&out_dir.join("libnanograd_mkl.a"), &archives);
-    println!("cargo:rustc-link-search=native={}", out_dir.display());
-    println!("cargo:rustc-link-lib=static:-bundle=nanograd_mkl");
-    for lib in ["pthread", "m", "dl"] {
-        println!("cargo:rustc-link-lib=dylib={lib}");
+    /// Whether intel-mkl-src's download left the variant's archives in ocipkg's folder.
+    fn downloaded() -> bool {
+        let Ok(dir) = ocipkg::local::data_dir() else {
+            return false;
+        };
+        walk(&dir, 8)
     }
-}
 
-/// Writes at `path` a linker script that links `archives` as one group.
-fn write_group(path: &Path, archives: &[PathBuf]) {
-    let quoted: Vec<String> = archives
-        .iter()
-        .map(|a| format!("\"{}\"", a.display()))
-        .collect();
-    let script = format!(
-        "/* written by nanograd-runtime's build.rs: MKL LP64 sequential */\nGROUP ( {} )\n",
-        quoted.join(" ")
-    );
-    std::fs::write(path, script)
-        .unwrap_or_else(|e| panic!("feature `mkl`: cannot write {}: {e}", path.display()));
+    fn walk(dir: &Path, depth: u32) -> bool {
+        if ARCHIVES.iter().all(|a| dir.join(a).is_file()) {
+            return true;
+        }
+        depth > 0
+            && std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .any(|e| walk(&e.path(), depth - 1))
+            })
+    }
 }

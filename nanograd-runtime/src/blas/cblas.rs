@@ -5,7 +5,9 @@ use super::{check_gemm, check_gemv, check_same_len, Scalar, Trans};
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use std::os::raw::c_int;
 
-// The provider's library is linked by build.rs.
+// OpenBLAS is linked by build.rs; MKL by intel-mkl-src, which only links if it is used.
+#[cfg(feature = "mkl")]
+use intel_mkl_src as _;
 
 fn trans(t: Trans) -> CBLAS_TRANSPOSE {
     match t {

@@ -34,8 +34,10 @@ use crate::Float;
 /// The name of the BLAS provider compiled in: `"gemm"`, `"openblas"` or `"mkl"`.
 #[cfg(not(any(feature = "openblas", feature = "mkl")))]
 pub const PROVIDER: &str = "gemm";
+/// The name of the BLAS provider compiled in: `"gemm"`, `"openblas"` or `"mkl"`.
 #[cfg(all(feature = "openblas", not(feature = "mkl")))]
 pub const PROVIDER: &str = "openblas";
+/// The name of the BLAS provider compiled in: `"gemm"`, `"openblas"` or `"mkl"`.
 #[cfg(feature = "mkl")]
 pub const PROVIDER: &str = "mkl";
 
