@@ -192,7 +192,10 @@ mod tests {
 
     #[test]
     fn the_thread_cache_keeps_one_workspace_per_owner() {
-        let (a, b) = (1usize as *const (), 2usize as *const ());
+        let (a, b) = (
+            std::ptr::without_provenance::<()>(1),
+            std::ptr::without_provenance::<()>(2),
+        );
         Workspace::<f32>::release_thread_cache();
         let pa = Workspace::<f32>::with_thread_cache(a, |ws| ws.split(64).0.as_ptr() as usize);
         Workspace::<f32>::with_thread_cache(b, |ws| ws.split(8).0.len());
@@ -210,7 +213,9 @@ mod tests {
         });
         // at most THREAD_CACHE owners are kept: the least recent goes
         for k in 10..10 + THREAD_CACHE {
-            Workspace::<f32>::with_thread_cache(k as *const (), |ws| ws.split(1).0.len());
+            Workspace::<f32>::with_thread_cache(std::ptr::without_provenance(k), |ws| {
+                ws.split(1).0.len()
+            });
         }
         Workspace::<f32>::with_thread_cache(b, |ws| assert_eq!(ws.capacity(), 0));
         Workspace::<f32>::release_thread_cache();

@@ -117,11 +117,6 @@ fn block_stats<A: Float>(
     }
 }
 
-/// `v` widened to `f64`, when there is a `v`.
-fn widen<T: Float>(v: Option<&[T]>) -> Option<Vec<f64>> {
-    v.map(|v| v.iter().map(|a| a.to_f64()).collect())
-}
-
 /// `y = (x - mean) / √(var + eps) · weight + bias` per row of `cols` values; `weight` and
 /// `bias` (length `cols`) are optional, as PyTorch's `elementwise_affine`.
 pub fn layer_norm<T: Float>(
@@ -141,13 +136,12 @@ pub fn layer_norm<T: Float>(
     if let Some(b) = bias {
         check_len(OP, "bias", cols, b.len())?;
     }
-    let (weight, bias) = (widen(weight), widen(bias));
     vectorize_above(
         x.len(),
         Forward {
             x,
-            weight: weight.as_deref(),
-            bias: bias.as_deref(),
+            weight,
+            bias,
             cols,
             eps: eps.to_f64(),
             y,
@@ -156,12 +150,11 @@ pub fn layer_norm<T: Float>(
     Ok(())
 }
 
-/// [`layer_norm`]'s loop over blocks of rows, compiled for the CPU's widest vectors, with
-/// `weight` and `bias` widened to `f64`.
+/// [`layer_norm`]'s loop over blocks of rows, compiled for the CPU's widest vectors.
 struct Forward<'a, T> {
     x: &'a [T],
-    weight: Option<&'a [f64]>,
-    bias: Option<&'a [f64]>,
+    weight: Option<&'a [T]>,
+    bias: Option<&'a [T]>,
     cols: usize,
     eps: f64,
     y: &'a mut [T],
@@ -191,17 +184,17 @@ impl<T: Float> Kernel for Forward<'_, T> {
                 match (weight, bias) {
                     (Some(w), Some(b)) => {
                         for ((yi, &v), (&wi, &bi)) in yr.iter_mut().zip(row).zip(w.iter().zip(b)) {
-                            *yi = T::from_f64(xhat(v) * wi + bi);
+                            *yi = T::from_f64(xhat(v) * wi.to_f64() + bi.to_f64());
                         }
                     }
                     (Some(w), None) => {
                         for ((yi, &v), &wi) in yr.iter_mut().zip(row).zip(w) {
-                            *yi = T::from_f64(xhat(v) * wi);
+                            *yi = T::from_f64(xhat(v) * wi.to_f64());
                         }
                     }
                     (None, Some(b)) => {
                         for ((yi, &v), &bi) in yr.iter_mut().zip(row).zip(b) {
-                            *yi = T::from_f64(xhat(v) + bi);
+                            *yi = T::from_f64(xhat(v) + bi.to_f64());
                         }
                     }
                     (None, None) => {
@@ -249,33 +242,82 @@ pub fn layer_norm_backward<T: Float>(
     if let Some(db) = dbias.as_deref() {
         check_len(OP, "dbias", cols, db.len())?;
     }
-    // without a weight, g = dy · 1 = dy exactly
-    let weight = widen(weight).unwrap_or_else(|| vec![1.0; cols]);
-    let mut scratch = vec![0.0f64; block_rows(cols) * cols];
+    if cols > BLOCK_VALUES {
+        wide_rows_backward(x, weight, dy, cols, eps, dx, dweight, dbias);
+        return Ok(());
+    }
+    // on the stack: no kernel allocates
+    let mut scratch = [0.0f64; BLOCK_VALUES];
     // taken whether asked for or not: in the pass that updates dx they cost little
-    let (mut sum_dw, mut sum_db) = (vec![0.0f64; cols], vec![0.0f64; cols]);
+    let (mut sum_dw, mut sum_db) = ([0.0f64; BLOCK_VALUES], [0.0f64; BLOCK_VALUES]);
     vectorize_above(
         x.len(),
         Backward {
             x,
-            weight: &weight,
+            weight,
             dy,
             cols,
             eps: eps.to_f64(),
             dx,
-            sum_dw: &mut sum_dw,
-            sum_db: &mut sum_db,
-            scratch: &mut scratch,
+            sum_dw: &mut sum_dw[..cols],
+            sum_db: &mut sum_db[..cols],
+            scratch: &mut scratch[..block_rows(cols) * cols],
         },
     );
-    for (grad, sum) in [(dweight, sum_dw), (dbias, sum_db)] {
+    for (grad, sum) in [(dweight, &sum_dw), (dbias, &sum_db)] {
         if let Some(grad) = grad {
-            for (gj, &s) in grad.iter_mut().zip(&sum) {
+            for (gj, &s) in grad.iter_mut().zip(sum) {
                 *gj = T::from_f64(gj.to_f64() + s);
             }
         }
     }
     Ok(())
+}
+
+/// The backward pass for rows longer than a block ([`BLOCK_VALUES`]), row by row in `T`,
+/// which needs no scratch: a row's `Σ g` and `Σ g·x̂`, then `dx`, `dweight` and `dbias`.
+#[allow(clippy::too_many_arguments)]
+fn wide_rows_backward<T: Float>(
+    x: &[T],
+    weight: Option<&[T]>,
+    dy: &[T],
+    cols: usize,
+    eps: T,
+    mut dx: Option<&mut [T]>,
+    mut dweight: Option<&mut [T]>,
+    mut dbias: Option<&mut [T]>,
+) {
+    let d = T::from_usize(cols);
+    let w_at = |j: usize| weight.map_or(T::one(), |w| w[j]);
+    for (r, (xr, gr)) in x.chunks_exact(cols).zip(dy.chunks_exact(cols)).enumerate() {
+        let mean = xr.iter().copied().sum::<T>() / d;
+        let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / d;
+        let invstd = T::one() / (var + eps).sqrt();
+        let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
+        for (j, (&xi, &gi)) in xr.iter().zip(gr).enumerate() {
+            let g = gi * w_at(j);
+            sum_g += g;
+            sum_gx += g * (xi - mean) * invstd;
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let a = invstd / d;
+            let dxr = &mut dx[r * cols..(r + 1) * cols];
+            for (j, (di, (&xi, &gi))) in dxr.iter_mut().zip(xr.iter().zip(gr)).enumerate() {
+                let xhat = (xi - mean) * invstd;
+                *di += a * (d * gi * w_at(j) - sum_g - xhat * sum_gx);
+            }
+        }
+        if let Some(dw) = dweight.as_deref_mut() {
+            for ((dwj, &xi), &gi) in dw.iter_mut().zip(xr).zip(gr) {
+                *dwj += gi * (xi - mean) * invstd;
+            }
+        }
+        if let Some(db) = dbias.as_deref_mut() {
+            for (dbj, &gi) in db.iter_mut().zip(gr) {
+                *dbj += gi;
+            }
+        }
+    }
 }
 
 /// [`layer_norm_backward`]'s loop over blocks of rows, compiled for the CPU's widest
@@ -285,8 +327,7 @@ pub fn layer_norm_backward<T: Float>(
 /// storing and reloading it.
 struct Backward<'a, T> {
     x: &'a [T],
-    /// Widened to `f64`; ones without a weight.
-    weight: &'a [f64],
+    weight: Option<&'a [T]>,
     dy: &'a [T],
     cols: usize,
     eps: f64,
@@ -326,21 +367,47 @@ impl<T: Float> Kernel for Backward<'_, T> {
                 let rows = wide.chunks_exact(cols).zip(dyb.chunks_exact(cols));
                 let sums = mean_g.iter_mut().zip(mean_gx.iter_mut());
                 for ((mg, mgx), ((xr, dyr), (&m, &s))) in sums.zip(rows.zip(stats.clone())) {
-                    let g = |dy: T, w: f64| dy.to_f64() * w;
-                    *mg = lane_sum(dyr, weight, dyr, |dy, w, _| g(dy, w)) / d;
-                    *mgx = lane_sum(xr, dyr, weight, |x, dy, w| g(dy, w) * ((x - m) * s)) / d;
+                    // without a weight, g = dy · 1 = dy exactly
+                    let (sg, sgx) = match weight {
+                        Some(w) => (
+                            lane_sum(dyr, w, dyr, |dy, w, _| dy.to_f64() * w.to_f64()),
+                            lane_sum(xr, dyr, w, |x, dy, w| {
+                                dy.to_f64() * w.to_f64() * ((x - m) * s)
+                            }),
+                        ),
+                        None => (
+                            lane_sum(dyr, dyr, dyr, |dy, _, _| dy.to_f64()),
+                            lane_sum(xr, dyr, dyr, |x, dy, _| dy.to_f64() * ((x - m) * s)),
+                        ),
+                    };
+                    *mg = sg / d;
+                    *mgx = sgx / d;
                 }
                 let dxb = dx[b * block..b * block + n].chunks_exact_mut(cols);
                 let rows = dxb.zip(wide.chunks_exact(cols).zip(dyb.chunks_exact(cols)));
                 let stats = stats.zip(mean_g.iter().zip(&mean_gx));
                 for ((dxr, (xr, dyr)), ((&m, &s), (&mg, &mgx))) in rows.zip(stats) {
                     let sums = sum_dw.iter_mut().zip(sum_db.iter_mut());
-                    let row = dxr.iter_mut().zip(sums).zip(xr.iter().zip(dyr).zip(weight));
-                    for ((di, (sw, sb)), ((&x, &dy), &w)) in row {
-                        let (dy, h) = (dy.to_f64(), (x - m) * s);
-                        *di = T::from_f64(di.to_f64() + s * (dy * w - mg - h * mgx));
-                        *sw += dy * h;
-                        *sb += dy;
+                    match weight {
+                        Some(weight) => {
+                            let row = dxr.iter_mut().zip(sums).zip(xr.iter().zip(dyr).zip(weight));
+                            for ((di, (sw, sb)), ((&x, &dy), &w)) in row {
+                                let (dy, h) = (dy.to_f64(), (x - m) * s);
+                                let g = dy * w.to_f64();
+                                *di = T::from_f64(di.to_f64() + s * (g - mg - h * mgx));
+                                *sw += dy * h;
+                                *sb += dy;
+                            }
+                        }
+                        None => {
+                            let row = dxr.iter_mut().zip(sums).zip(xr.iter().zip(dyr));
+                            for ((di, (sw, sb)), (&x, &dy)) in row {
+                                let (dy, h) = (dy.to_f64(), (x - m) * s);
+                                *di = T::from_f64(di.to_f64() + s * (dy - mg - h * mgx));
+                                *sw += dy * h;
+                                *sb += dy;
+                            }
+                        }
                     }
                 }
             } else {
@@ -418,7 +485,16 @@ mod tests {
 
     #[test]
     fn gradcheck() {
-        let (rows, cols) = (3, 5);
+        gradcheck_at(3, 5);
+    }
+
+    #[test]
+    fn gradcheck_rows_longer_than_a_block() {
+        // past BLOCK_VALUES the backward pass goes row by row without scratch
+        gradcheck_at(1, BLOCK_VALUES + 3);
+    }
+
+    fn gradcheck_at(rows: usize, cols: usize) {
         let x: Vec<f64> = random_vec(1, rows * cols, -2.0, 2.0);
         let w: Vec<f64> = random_vec(2, cols, -1.5, 1.5);
         let b: Vec<f64> = random_vec(3, cols, -1.0, 1.0);
