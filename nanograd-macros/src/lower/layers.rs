@@ -745,83 +745,16 @@ impl Lower<'_> {
                 Some(self.push(op, vec![x], out))
             }
             LayerKind::Dropout { p } => Some(self.push(Op::Dropout(p), vec![x], xs)),
-            LayerKind::Embedding { dim, .. } => {
-                let w = self.param_leaf(li, Some("weight"));
-                let mut dims = xs.dims.clone();
-                dims.push(Dim::Fixed(dim));
-                Some(self.push(Op::Embedding, vec![x, w], xs.with_dims(dims)))
-            }
+            LayerKind::Embedding { dim, .. } => Some(self.embedding_call(li, x, dim)),
             LayerKind::LayerNorm { dim, eps, affine } => {
-                if xs.last() != Some(dim) {
-                    self.errs.at(
-                        xe,
-                        format!(
-                            "layer norm `{name}` normalises a last dimension of {dim}, but `{}` is {xs}",
-                            describe(xe)
-                        ),
-                    );
-                    return None;
-                }
-                let mut inputs = vec![x];
-                if affine {
-                    inputs.push(self.param_leaf(li, Some("weight")));
-                    inputs.push(self.param_leaf(li, Some("bias")));
-                }
-                let op = Op::LayerNorm {
-                    eps,
-                    weight: affine,
-                    bias: affine,
-                };
-                Some(self.push(op, inputs, xs))
+                self.layer_norm_call(li, name, xe, x, dim, eps, affine)
             }
             LayerKind::MultiHeadAttention {
                 dim,
                 heads,
                 causal,
                 bias,
-            } => {
-                let fits = xs.last() == Some(dim)
-                    && (xs.rank() == 3 && xs.is_batched() || xs.rank() == 2 && !xs.is_batched());
-                let t = xs.fixed_at(xs.rank().saturating_sub(2)).unwrap_or(0);
-                if fits && !super::sequence_rules::scores_fit(t, t) {
-                    self.errs.at(
-                        xe,
-                        format!("attention `{name}` over {t} positions: its scores would exceed 2^40 elements"),
-                    );
-                    return None;
-                }
-                if !fits {
-                    let want = if xs.is_batched() || xs.rank() != 2 {
-                        let b = xs.batch_name.clone().unwrap_or_else(|| "B".into());
-                        format!("[{b}, t, {dim}] (any length t)")
-                    } else {
-                        format!("[t, {dim}] (any length t)")
-                    };
-                    self.errs.at(
-                        xe,
-                        format!(
-                            "attention `{name}` expects a sequence {want} but `{}` is {xs}",
-                            describe(xe)
-                        ),
-                    );
-                    return None;
-                }
-                // in-projection, the heads, out-projection
-                let w = self.param_leaf(li, Some("in_proj_weight"));
-                let mut inputs = vec![x, w];
-                if bias {
-                    inputs.push(self.param_leaf(li, Some("in_proj_bias")));
-                }
-                let qkv = self.push(Op::Dense { bias }, inputs, xs.with_last(3 * dim));
-                let heads_out =
-                    self.push(Op::MhaAttention { heads, causal }, vec![qkv], xs.clone());
-                let w = self.param_leaf(li, Some("out_proj.weight"));
-                let mut inputs = vec![heads_out, w];
-                if bias {
-                    inputs.push(self.param_leaf(li, Some("out_proj.bias")));
-                }
-                Some(self.push(Op::Dense { bias }, inputs, xs))
-            }
+            } => self.attention_call(li, name, xe, x, dim, heads, causal, bias),
             LayerKind::Param { .. } => None,
             LayerKind::Struct {
                 ty,

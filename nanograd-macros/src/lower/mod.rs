@@ -31,6 +31,7 @@ use crate::shape::{Dim, Shape};
 mod layers;
 mod numbers;
 mod op_rules;
+mod sequence_layers;
 mod sequence_rules;
 
 use layers::*;
