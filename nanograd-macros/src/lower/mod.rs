@@ -4,7 +4,12 @@
 //! The checks, each a `compile_error!` naming both sides:
 //! - a layer's input does not fit it (size, conv channels, a kernel larger than the padded input);
 //! - elementwise operands that do not broadcast (the shorter shape must end the longer one);
-//! - matmul inner dimensions, reshape element counts, slice bounds;
+//! - matmul inner and leading dimensions, reshape element counts, slice bounds;
+//! - transpose and concat dimensions (never the batch's), attention widths and lengths, the
+//!   causal mask's square, heads dividing an attention layer's width, layer arrays whose
+//!   block changes the shape (`sequence_rules.rs`, `sequence_layers.rs`);
+//! - `u32` indices anywhere but an `Embedding` layer or the targets of
+//!   `softmax_cross_entropy`, and integer targets whose shape does not fit the logits;
 //! - a `let` annotation or the declared return shape that disagrees with the value;
 //! - an unknown op, layer, fn or name (with the closest known name), a wrong number of
 //!   arguments, an unknown or repeated keyword;
