@@ -206,10 +206,16 @@ fn run() -> std::result::Result<(), Box<dyn Error>> {
         if (step + 1) % EVAL_EVERY == 0 || last {
             let val = evaluate(&model)?;
             let train = loss_sum / loss_n as f64;
-            bar.println(format!(
+            let line = format!(
                 "step {:5}: train loss {train:.4}, validation loss {val:.4}",
                 step + 1
-            ));
+            );
+            // a hidden bar (output not a terminal) prints nothing of its own
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
             curve.push((step + 1, train, val));
             (loss_sum, loss_n) = (0.0, 0);
         }
