@@ -123,11 +123,9 @@ fn batched_matmul() {
     let a: [[[f64; 4]; 3]; 2] = rnd(2, -1.0, 1.0);
     let b: [[[f64; 5]; 4]; 2] = rnd(3, -1.0, 1.0);
     let mut want = Vec::new();
-    for g in 0..2 {
-        for i in 0..3 {
-            for j in 0..5 {
-                want.push((0..4).map(|k| a[g][i][k] * b[g][k][j]).sum::<f64>());
-            }
+    for (ag, bg) in a.iter().zip(&b) {
+        for row in ag {
+            want.extend((0..5).map(|j| (0..4).map(|k| row[k] * bg[k][j]).sum::<f64>()));
         }
     }
     check_fn!(bmm, bmm_vjp, [a => ga, b => gb], expected = want, tol = 1e-7);
