@@ -381,12 +381,8 @@ impl<T: ::nanograd::Float> Block<T> {
             Some(__d) => __d,
             None => __dx_scratch,
         };
-        __g3.fill(T::zero());
         __g6.fill(T::zero());
-        __g7.fill(T::zero());
-        __g14.fill(T::zero());
         __g17.fill(T::zero());
-        __g18.fill(T::zero());
         __g21.fill(T::zero());
         (&mut *__g22).copy_from_slice(__dy);
         {
@@ -395,7 +391,7 @@ impl<T: ::nanograd::Float> Block<T> {
         {
             let (__pv19, __pg19) = self.proj.weight.value_and_grad_mut();
             let (__pv20, __pg20) = self.proj.bias.value_and_grad_mut();
-            ::nanograd::ops::dense_backward(
+            ::nanograd::ops::dense_backward_overwrite(
                 &*__v18,
                 __pv19,
                 &*__g21,
@@ -413,7 +409,7 @@ impl<T: ::nanograd::Float> Block<T> {
         {
             let (__pv15, __pg15) = self.fc.weight.value_and_grad_mut();
             let (__pv16, __pg16) = self.fc.bias.value_and_grad_mut();
-            ::nanograd::ops::dense_backward(
+            ::nanograd::ops::dense_backward_overwrite(
                 &*__v14,
                 __pv15,
                 &*__g17,
@@ -445,7 +441,7 @@ impl<T: ::nanograd::Float> Block<T> {
         {
             let (__pv8, __pg8) = self.attn.out_proj.weight.value_and_grad_mut();
             let (__pv9, __pg9) = self.attn.out_proj.bias.value_and_grad_mut();
-            ::nanograd::ops::dense_backward(
+            ::nanograd::ops::dense_backward_overwrite(
                 &*__v7,
                 __pv8,
                 &*__g22,
@@ -475,7 +471,7 @@ impl<T: ::nanograd::Float> Block<T> {
         {
             let (__pv4, __pg4) = self.attn.in_proj_weight.value_and_grad_mut();
             let (__pv5, __pg5) = self.attn.in_proj_bias.value_and_grad_mut();
-            ::nanograd::ops::dense_backward(
+            ::nanograd::ops::dense_backward_overwrite(
                 &*__v3,
                 __pv4,
                 &*__g6,

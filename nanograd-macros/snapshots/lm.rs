@@ -241,7 +241,6 @@ impl<T: ::nanograd::Float> Lm<T> {
         let __result = (&*__v10)[0];
         __g5.fill(T::zero());
         __g6.fill(T::zero());
-        __g7.fill(T::zero());
         __g9.fill(T::zero());
         (&mut *__g10).copy_from_slice(&[T::one()][..]);
         {
@@ -255,7 +254,7 @@ impl<T: ::nanograd::Float> Lm<T> {
         }
         {
             let (__pv8, __pg8) = self.lm_head.weight.value_and_grad_mut();
-            ::nanograd::ops::dense_backward(
+            ::nanograd::ops::dense_backward_overwrite(
                 &*__v7,
                 __pv8,
                 &*__g9,

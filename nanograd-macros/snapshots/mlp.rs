@@ -170,7 +170,6 @@ impl<T: ::nanograd::Float> Mlp<T> {
         )?;
         __v9[0] = ::nanograd::ops::mse_loss(&*__v8, __x1)?;
         let __result = (&*__v9)[0];
-        __g5.fill(T::zero());
         __g8.fill(T::zero());
         (&mut *__g9).copy_from_slice(&[T::one()][..]);
         {
@@ -185,7 +184,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         {
             let (__pv6, __pg6) = self.fc2.weight.value_and_grad_mut();
             let (__pv7, __pg7) = self.fc2.bias.value_and_grad_mut();
-            ::nanograd::ops::dense_backward(
+            ::nanograd::ops::dense_backward_overwrite(
                 &*__v5,
                 __pv6,
                 &*__g8,
@@ -328,12 +327,11 @@ impl<T: ::nanograd::Float> Mlp<T> {
             Some(__d) => __d,
             None => __dx_scratch,
         };
-        __g4.fill(T::zero());
         (&mut *__g7).copy_from_slice(__dy);
         {
             let (__pv5, __pg5) = self.fc2.weight.value_and_grad_mut();
             let (__pv6, __pg6) = self.fc2.bias.value_and_grad_mut();
-            ::nanograd::ops::dense_backward(
+            ::nanograd::ops::dense_backward_overwrite(
                 &*__v4,
                 __pv5,
                 &*__g7,

@@ -237,7 +237,12 @@ impl GraphGen<'_> {
                 let r = rows(0, in_f);
                 let (a, w, ga, gw) = (x(0), x(1), opt(0), opt(1));
                 let gb = if *bias { opt(2) } else { quote!(None) };
-                quote! { #ops::dense_backward(#a, #w, #dy, #r, #in_f, #out_f, #ga, #gw, #gb)?; }
+                let f = if self.overwrites(id, 0) {
+                    quote!(dense_backward_overwrite)
+                } else {
+                    quote!(dense_backward)
+                };
+                quote! { #ops::#f(#a, #w, #dy, #r, #in_f, #out_f, #ga, #gw, #gb)?; }
             }
             Op::Sum => plain(&|g| quote! { #ops::sum_backward(#dy0, #g)?; }),
             Op::Mean => plain(&|g| quote! { #ops::mean_backward(#dy0, #g)?; }),

@@ -209,6 +209,41 @@ pub fn dense_backward<T: Float>(
     dw: Option<&mut [T]>,
     db: Option<&mut [T]>,
 ) -> Result<()> {
+    backward(x, w, dy, batch, in_f, out_f, dx, T::one(), dw, db)
+}
+
+/// Like [`dense_backward`], but `dx = dy·W` overwrites `dx` (whatever it held) instead of
+/// adding to it: for the first contribution to an input's gradient, which then needs no
+/// zeroing first. `dw` and `db` still accumulate.
+#[allow(clippy::too_many_arguments)]
+pub fn dense_backward_overwrite<T: Float>(
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+    dx: Option<&mut [T]>,
+    dw: Option<&mut [T]>,
+    db: Option<&mut [T]>,
+) -> Result<()> {
+    backward(x, w, dy, batch, in_f, out_f, dx, T::zero(), dw, db)
+}
+
+/// Both backward passes: `dx = dx_keep·dx + dy·W` (`dx_keep` 1 accumulates, 0 overwrites).
+#[allow(clippy::too_many_arguments)]
+fn backward<T: Float>(
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+    dx: Option<&mut [T]>,
+    dx_keep: T,
+    dw: Option<&mut [T]>,
+    db: Option<&mut [T]>,
+) -> Result<()> {
     check_matrix("dense", "x", batch, in_f, x.len())?;
     check_matrix("dense", "w", out_f, in_f, w.len())?;
     check_matrix("dense", "dy", batch, out_f, dy.len())?;
@@ -232,7 +267,7 @@ pub fn dense_backward<T: Float>(
                 w,
                 /* lda= */ in1,
                 dy,
-                T::one(),
+                dx_keep,
                 dx,
             );
         } else {
@@ -248,7 +283,7 @@ pub fn dense_backward<T: Float>(
                 /* lda= */ out1,
                 w,
                 /* ldb= */ in1,
-                T::one(),
+                dx_keep,
                 dx,
                 /* ldc= */ in1,
             );
@@ -291,6 +326,50 @@ mod tests {
     use super::*;
     use crate::assert_close;
     use crate::testing::{assert_gradient, random_vec};
+
+    #[test]
+    fn overwriting_backward_replaces_dx_and_accumulates_the_rest() {
+        // W = [[1, 2], [0, -1]], dy = [[1, 1], [2, 0]]: dy·W = [[1, 1], [2, 4]]
+        let (x, w, dy) = (
+            [1.0f64, 2.0, 3.0, 4.0],
+            [1.0, 2.0, 0.0, -1.0],
+            [1.0, 1.0, 2.0, 0.0],
+        );
+        for batch in [2, 1] {
+            let n = 2 * batch;
+            // garbage (NaN included) in dx is never read
+            let mut dx = vec![f64::NAN; n];
+            let (mut dw, mut db) = ([1.0; 4], [1.0; 2]);
+            dense_backward_overwrite(
+                &x[..n],
+                &w,
+                &dy[..n],
+                batch,
+                2,
+                2,
+                Some(&mut dx),
+                Some(&mut dw),
+                Some(&mut db),
+            )
+            .unwrap();
+            let (mut want_dx, mut want_dw, mut want_db) = (vec![0.0; n], [1.0; 4], [1.0; 2]);
+            dense_backward(
+                &x[..n],
+                &w,
+                &dy[..n],
+                batch,
+                2,
+                2,
+                Some(&mut want_dx),
+                Some(&mut want_dw),
+                Some(&mut want_db),
+            )
+            .unwrap();
+            assert_eq!(dx, want_dx);
+            assert_eq!(&dx[..2], &[1.0, 1.0]);
+            assert_eq!((dw, db), (want_dw, want_db));
+        }
+    }
 
     #[test]
     fn literal_batch_2() {
