@@ -382,7 +382,6 @@ impl<T: ::nanograd::Float> Block<T> {
             None => __dx_scratch,
         };
         __g6.fill(T::zero());
-        __g17.fill(T::zero());
         __g21.fill(T::zero());
         (&mut *__g22).copy_from_slice(__dy);
         {
@@ -404,7 +403,12 @@ impl<T: ::nanograd::Float> Block<T> {
             )?;
         }
         {
-            ::nanograd::ops::gelu_backward(&*__v17, &*__v18, &*__g18, &mut *__g17)?;
+            ::nanograd::ops::gelu_backward_overwrite(
+                &*__v17,
+                &*__v18,
+                &*__g18,
+                &mut *__g17,
+            )?;
         }
         {
             let (__pv15, __pg15) = self.fc.weight.value_and_grad_mut();

@@ -288,8 +288,8 @@ impl<'a> GraphGen<'a> {
     /// node that takes `id` (or a reshape of it) as an input, at its first such input. Not
     /// for the output's gradient (seeded before the backward pass), inputs and parameters
     /// (their gradients belong to the caller and accumulate), or a node whose first writer
-    /// has no overwriting kernel: relu, global average pooling, and the `dx` of conv2d and
-    /// dense have one.
+    /// has no overwriting kernel: relu, gelu, global average pooling, and the `dx` of conv2d
+    /// and dense have one.
     ///
     /// ```text
     /// ::nanograd::ops::relu_backward_overwrite(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
@@ -300,9 +300,10 @@ impl<'a> GraphGen<'a> {
         }
         let (user, j) = self.first_user(id)?;
         let can = match self.g.nodes[user].op {
-            Op::Unary(Unary::Relu) | Op::GlobalAvgPool2d | Op::Conv2d { .. } | Op::Dense { .. } => {
-                j == 0
-            }
+            Op::Unary(Unary::Relu | Unary::Gelu)
+            | Op::GlobalAvgPool2d
+            | Op::Conv2d { .. }
+            | Op::Dense { .. } => j == 0,
             _ => false,
         };
         can.then_some((user, j))

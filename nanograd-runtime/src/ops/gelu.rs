@@ -59,7 +59,7 @@ pub fn gelu_backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Resu
         check_len("gelu", "y", n, y.len())?;
         check_len("gelu", "dy", n, dy.len())?;
         check_len("gelu", "dx", n, dx.len())?;
-        vectorize_above(n, GeluBackward { x, dy, dx });
+        vectorize_above(n, GeluBackward::<T, false> { x, dy, dx });
         return Ok(());
     }
     let (s, k) = (T::from_f64(SQRT_2_OVER_PI), T::from_f64(KAPPA));
@@ -70,6 +70,21 @@ pub fn gelu_backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Resu
         let du = s * (T::one() + three * k * x2);
         g * (half * (T::one() + t) + half * x * (T::one() - t * t) * du)
     })
+}
+
+/// Like [`gelu_backward`], but `dx = dy · gelu'(x)` overwrites `dx` (whatever it held, never
+/// read) instead of adding to it: for the first contribution to an input's gradient.
+pub fn gelu_backward_overwrite<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
+    let n = x.len();
+    check_len("gelu", "y", n, y.len())?;
+    check_len("gelu", "dy", n, dy.len())?;
+    check_len("gelu", "dx", n, dx.len())?;
+    if T::DTYPE == "f32" {
+        vectorize_above(n, GeluBackward::<T, true> { x, dy, dx });
+        return Ok(());
+    }
+    dx.fill(T::zero());
+    gelu_backward(x, y, dy, dx)
 }
 
 /// `a = 2u = A x + B x³`: `A = 2√(2/π)`.
@@ -149,13 +164,14 @@ impl<T: Float> Kernel for Gelu<'_, T> {
 /// [`gelu_backward`]'s `f32` loop, compiled for the CPU's widest vectors:
 /// `gelu' = σ(a) + x a' σ(a)(1 - σ(a)) = q (w + x a' F q)` with `a' = A + 3B x²`, in `f64`,
 /// and `dx + dy · gelu'` rounded once to `T`.
-struct GeluBackward<'a, T> {
+/// `OVERWRITE`: `dx` is written without being read (see [`gelu_backward_overwrite`]).
+struct GeluBackward<'a, T, const OVERWRITE: bool> {
     x: &'a [T],
     dy: &'a [T],
     dx: &'a mut [T],
 }
 
-impl<T: Float> Kernel for GeluBackward<'_, T> {
+impl<T: Float, const OVERWRITE: bool> Kernel for GeluBackward<'_, T, OVERWRITE> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
@@ -164,7 +180,8 @@ impl<T: Float> Kernel for GeluBackward<'_, T> {
             let (w, q, f) = sigmoid_parts(x);
             let da = A + 3.0 * B * (x * x);
             let grad = q * (w + x * da * f * q);
-            *d = T::from_f64(d.to_f64() + g.to_f64() * grad);
+            let before = if OVERWRITE { 0.0 } else { d.to_f64() };
+            *d = T::from_f64(before + g.to_f64() * grad);
         }
     }
 }
@@ -174,6 +191,33 @@ mod tests {
     use super::*;
     use crate::assert_close;
     use crate::testing::{assert_gradient, random_vec};
+
+    #[test]
+    fn overwrite_writes_what_accumulating_onto_zero_writes() {
+        for n in [5usize, 300, 1013] {
+            let x: Vec<f64> = random_vec(70, n, -6.0, 6.0);
+            let g: Vec<f64> = random_vec(71, n, -1.0, 1.0);
+            let (x32, g32): (Vec<f32>, Vec<f32>) = (
+                x.iter().map(|&v| v as f32).collect(),
+                g.iter().map(|&v| v as f32).collect(),
+            );
+            let mut y32 = vec![0.0f32; n];
+            gelu(&x32, &mut y32).unwrap();
+            let mut want = vec![0.0f32; n];
+            gelu_backward(&x32, &y32, &g32, &mut want).unwrap();
+            // whatever dx held, NaN included, is not read
+            let mut got = vec![f32::NAN; n];
+            gelu_backward_overwrite(&x32, &y32, &g32, &mut got).unwrap();
+            assert_eq!(got, want);
+            let mut y = vec![0.0f64; n];
+            gelu(&x, &mut y).unwrap();
+            let mut want = vec![0.0f64; n];
+            gelu_backward(&x, &y, &g, &mut want).unwrap();
+            let mut got = vec![f64::NAN; n];
+            gelu_backward_overwrite(&x, &y, &g, &mut got).unwrap();
+            assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn literal() {
