@@ -12,7 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
-use classify::{read_images, Classifier, Prediction, EMBEDDED_WEIGHTS};
+use classify::{read_images, Classifier, Prediction, Session, EMBEDDED_WEIGHTS};
 use nanograd::data::read_idx;
 
 fn repo(path: &str) -> PathBuf {
@@ -77,6 +77,35 @@ fn the_test_set_is_classified_as_well_as_training_reported() {
     // mnist_mlp printed 95.70 % (1,914) for the weights committed; a CPU with other SIMD
     // widths may round a borderline image the other way
     assert!(correct >= 1900, "{correct} of 2000 correct");
+}
+
+#[test]
+fn threads_sharing_the_model_classify_as_one_classifier() {
+    // infer --threads N: sessions on other threads over one classifier's model
+    let images = read_images(&repo("data/mnist-10k/t10k-images-idx3-ubyte.gz")).unwrap();
+    let images = &images[..200];
+    let mut one = Classifier::new(EMBEDDED_WEIGHTS).unwrap();
+    let want: Vec<Prediction> = images.iter().map(|x| one.classify(x).unwrap()).collect();
+    let model = one.model();
+    let got: Vec<Prediction> = std::thread::scope(|s| {
+        let handles: Vec<_> = images
+            .chunks(70)
+            .map(|chunk| {
+                s.spawn(move || {
+                    let mut session = Session::new(model).unwrap();
+                    chunk
+                        .iter()
+                        .map(|x| session.classify(x).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(got, want);
 }
 
 #[test]

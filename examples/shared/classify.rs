@@ -70,21 +70,64 @@ impl Classifier {
     /// The most probable digit of `image` (no allocation: the forward pass runs in the
     /// classifier's workspace and writes its output buffer).
     pub fn classify(&mut self, image: &Pixels) -> Result<Prediction> {
-        let x = std::slice::from_ref(image);
-        self.model
-            .probabilities_into(x, &mut self.probabilities, &mut self.ws)?;
-        let p = &self.probabilities[0];
-        let mut label = 0;
-        for (i, &pi) in p.iter().enumerate() {
-            if pi > p[label] {
-                label = i;
-            }
-        }
-        Ok(Prediction {
-            label,
-            probability: p[label],
-        })
+        predict(&self.model, &mut self.ws, &mut self.probabilities, image)
     }
+
+    /// The model, to share with [`Session`]s on other threads.
+    pub fn model(&self) -> &Mlp<f32> {
+        &self.model
+    }
+}
+
+/// One thread's buffers for classifying with a model shared by reference (generated models
+/// are `Send + Sync`): what `infer --threads N` gives each of its threads.
+pub struct Session<'m> {
+    model: &'m Mlp<f32>,
+    ws: Workspace<f32>,
+    probabilities: [[f32; NUM_CLASSES]; 1],
+}
+
+impl<'m> Session<'m> {
+    /// A session over `model`, warmed up like [`Classifier::new`] (grown, then packed), so
+    /// that [`Session::classify`] allocates nothing.
+    pub fn new(model: &'m Mlp<f32>) -> Result<Self> {
+        let mut session = Session {
+            model,
+            ws: Workspace::new(),
+            probabilities: [[0.0; NUM_CLASSES]; 1],
+        };
+        for _ in 0..2 {
+            session.classify(&[0.0; IMAGE_SIZE])?;
+        }
+        Ok(session)
+    }
+
+    /// The most probable digit of `image`, as [`Classifier::classify`].
+    pub fn classify(&mut self, image: &Pixels) -> Result<Prediction> {
+        predict(self.model, &mut self.ws, &mut self.probabilities, image)
+    }
+}
+
+/// The forward pass of one image in `ws`, and its most probable digit.
+fn predict(
+    model: &Mlp<f32>,
+    ws: &mut Workspace<f32>,
+    probabilities: &mut [[f32; NUM_CLASSES]; 1],
+    image: &Pixels,
+) -> Result<Prediction> {
+    let x = std::slice::from_ref(image);
+    model.probabilities_into(x, probabilities, ws)?;
+    let p = &probabilities[0];
+    let mut label = 0;
+    for (i, &pi) in p.iter().enumerate() {
+        if pi > p[label] {
+            label = i;
+        }
+    }
+    Ok(Prediction {
+        label,
+        probability: p[label],
+    })
 }
 
 /// Every image of the file at `path`: a binary PGM (`P5`) of 28x28 pixels, or an IDX file
