@@ -76,63 +76,90 @@ fn lanes_below(simd: V4, n: usize) -> pulp::b16 {
     simd.less_than_u32s(pulp::cast(IOTA), simd.splat_u32s(n as u32))
 }
 
-/// The softmax of the first `n` elements of `row` in place, the rest set to 0; returns the
-/// log-sum-exp of those `n`.
+/// Register `j` of the first `n` elements of `row`, the lanes past `n` set to `fill`: a
+/// whole load when the row has the register's 16 elements (they may hold anything past `n`),
+/// a masked copy at the row's end.
+#[inline(always)]
+fn load_live(simd: V4, row: &[f32], n: usize, j: usize, fill: f32) -> f32x16 {
+    let lo = j * L;
+    let x = if lo + L <= row.len() {
+        load(&row[lo..])
+    } else {
+        load_part(&row[lo..n])
+    };
+    if lo + L <= n {
+        x
+    } else {
+        simd.select_f32s(lanes_below(simd, n - lo), x, simd.splat_f32s(fill))
+    }
+}
+
+/// Stores register `j` of `row` (the lanes past the row's end dropped).
+#[inline(always)]
+fn store_reg(row: &mut [f32], j: usize, v: f32x16) {
+    let lo = j * L;
+    if lo + L <= row.len() {
+        let dst: &mut [f32; L] = (&mut row[lo..lo + L]).try_into().unwrap();
+        *dst = pulp::cast(v);
+    } else {
+        store_part(v, &mut row[lo..]);
+    }
+}
+
+/// The softmax of the first `n` (at least 1) elements of `row` in place, the rest set to 0;
+/// returns the log-sum-exp of those `n`.
 #[inline(always)]
 fn softmax_row(simd: V4, row: &mut [f32], n: usize) -> f32 {
-    let (seen, masked) = row.split_at_mut(n);
-    let (full, part) = seen.split_at_mut(n / L * L);
-    let ninf = simd.splat_f32s(f32::NEG_INFINITY);
-    let zero = simd.splat_f32s(0.0);
-    let live = lanes_below(simd, part.len());
+    let regs = n.div_ceil(L);
     // NaNs are skipped here (max returns its second operand then) and propagate through e^x
-    let mut mx = ninf;
-    for ch in full.chunks_exact(L) {
-        mx = simd.max_f32s(load(ch), mx);
-    }
-    if !part.is_empty() {
-        mx = simd.max_f32s(simd.select_f32s(live, load_part(part), ninf), mx);
+    let mut mx = simd.splat_f32s(f32::NEG_INFINITY);
+    for j in 0..regs {
+        mx = simd.max_f32s(load_live(simd, row, n, j, f32::NEG_INFINITY), mx);
     }
     let m = simd.reduce_max_f32s(mx);
     let ms = simd.splat_f32s(m);
+    let zero = simd.splat_f32s(0.0);
     let mut sum = zero;
-    for ch in full.chunks_exact_mut(L) {
-        let e = exp16(simd, simd.sub_f32s(load(ch), ms));
+    for j in 0..regs {
+        let x = load_live(simd, row, n, j, f32::NEG_INFINITY);
+        let e = exp16(simd, simd.sub_f32s(x, ms));
+        // e^-inf: the masked lanes, 0 (exp16 clamps, so select them out)
+        let e = if (j + 1) * L <= n {
+            e
+        } else {
+            simd.select_f32s(lanes_below(simd, n - j * L), e, zero)
+        };
         sum = simd.add_f32s(sum, e);
-        store_part(e, ch);
-    }
-    if !part.is_empty() {
-        let e = exp16(simd, simd.sub_f32s(load_part(part), ms));
-        let e = simd.select_f32s(live, e, zero);
-        sum = simd.add_f32s(sum, e);
-        store_part(e, part);
+        store_reg(row, j, e);
     }
     let total = simd.reduce_sum_f32s(sum);
     let inv = simd.splat_f32s(1.0 / total);
-    for ch in full.chunks_exact_mut(L) {
-        store_part(simd.mul_f32s(load(ch), inv), ch);
+    for j in 0..regs {
+        let x = load_live(simd, row, n, j, 0.0);
+        store_reg(row, j, simd.mul_f32s(x, inv));
     }
-    if !part.is_empty() {
-        store_part(simd.mul_f32s(load_part(part), inv), part);
-    }
-    masked.fill(0.0);
+    let end = (regs * L).min(row.len());
+    row[end..].fill(0.0);
     m + total.ln()
 }
 
 /// `e^(x - l)` for the first `n` elements of `row` in place, the rest set to 0.
 #[inline(always)]
 fn prob_row(simd: V4, row: &mut [f32], n: usize, l: f32) {
-    let (seen, masked) = row.split_at_mut(n);
+    let regs = n.div_ceil(L);
     let ls = simd.splat_f32s(l);
-    let mut chunks = seen.chunks_exact_mut(L);
-    for ch in &mut chunks {
-        store_part(exp16(simd, simd.sub_f32s(load(ch), ls)), ch);
+    let zero = simd.splat_f32s(0.0);
+    for j in 0..regs {
+        let e = exp16(simd, simd.sub_f32s(load_live(simd, row, n, j, 0.0), ls));
+        let e = if (j + 1) * L <= n {
+            e
+        } else {
+            simd.select_f32s(lanes_below(simd, n - j * L), e, zero)
+        };
+        store_reg(row, j, e);
     }
-    let part = chunks.into_remainder();
-    if !part.is_empty() {
-        store_part(exp16(simd, simd.sub_f32s(load_part(part), ls)), part);
-    }
-    masked.fill(0.0);
+    let end = (regs * L).min(row.len());
+    row[end..].fill(0.0);
 }
 
 /// `Σ x_i y_i` over two rows of the same length.
