@@ -27,10 +27,49 @@
 //! [`mha_attention`] is the same computation on the packed in-projection of
 //! `nn.MultiheadAttention`: the heads are read and written in place through the leading
 //! dimensions of the products, with no copies.
+//!
+//! For `f32` on a CPU with AVX-512, [`mha_attention`] and [`mha_attention_backward`] run
+//! instead the heads of the `heads` submodule: the same method with small-matrix products
+//! of its own (register tiles, `kᵀ` and `vᵀ` transposed once per head into the scratch, the
+//! causal tiles stopping at their diagonal) and the softmax rows and `e^x` in 16-lane
+//! registers, computed in `f32` (within an ulp or two of the `f64`-evaluated `e^x` above).
+//! At `t = 64`, `dh = 32` the general GEMM's packing and call overhead dominate such
+//! products. `f64` and the contiguous [`attention`] keep the [`gemm`] path.
 
 use crate::blas::{gemm, Trans};
 use crate::simd::{vectorize, Kernel};
 use crate::{check_len, invalid, Float, Result};
+
+#[cfg(target_arch = "x86_64")]
+mod heads;
+
+/// `x` as `f32` elements when `T` is `f32` and the CPU runs the AVX-512 heads
+/// ([`heads`]), `None` otherwise.
+fn f32_heads<T: Float>(x: &[T]) -> Option<&[f32]> {
+    if !f32_heads_available::<T>() {
+        return None;
+    }
+    // SAFETY: `T` is `f32` (the type ids are equal), so the slice is one of `f32` already.
+    Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()) })
+}
+
+/// [`f32_heads`] for a mutable slice.
+fn f32_heads_mut<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
+    if !f32_heads_available::<T>() {
+        return None;
+    }
+    // SAFETY: `T` is `f32` (the type ids are equal), so the slice is one of `f32` already.
+    Some(unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<f32>(), x.len()) })
+}
+
+/// Whether `T` is `f32` and this CPU runs AVX-512.
+fn f32_heads_available<T: Float>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && pulp::x86::V4::try_new().is_some();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
 
 /// The scratch elements [`attention`] and [`attention_backward`] need: `2·tq·tk + tq`
 /// (the probabilities and their gradient for one group, and one value per query row).
@@ -737,6 +776,33 @@ pub fn mha_attention<T: Float>(
     check_len(OP, "out", no, out.len())?;
     check_len(OP, "lse", nl, lse.len())?;
     check_scratch(OP, ns, scratch.len())?;
+    #[cfg(target_arch = "x86_64")]
+    if f32_heads_available::<T>() {
+        if let (Some(qkv), Some(out), Some(lse), Some(scratch)) = (
+            f32_heads(qkv),
+            f32_heads_mut(out),
+            f32_heads_mut(lse),
+            f32_heads_mut(scratch),
+        ) {
+            let s = heads::Shape {
+                t,
+                c,
+                heads,
+                causal,
+            };
+            let op = heads::Forward {
+                s,
+                qkv,
+                out,
+                lse,
+                scratch,
+            };
+            if heads::run(op) {
+                return Ok(());
+            }
+            unreachable!("AVX-512 was there a moment ago");
+        }
+    }
     let g = Group {
         tq: t,
         tk: t,
@@ -783,6 +849,37 @@ pub fn mha_attention_backward<T: Float>(
     check_len(OP, "dout", no, dout.len())?;
     check_len(OP, "dqkv", nqkv, dqkv.len())?;
     check_scratch(OP, ns, scratch.len())?;
+    #[cfg(target_arch = "x86_64")]
+    if f32_heads_available::<T>() {
+        if let (Some(qkv), Some(out), Some(lse), Some(dout), Some(dqkv), Some(scratch)) = (
+            f32_heads(qkv),
+            f32_heads(out),
+            f32_heads(lse),
+            f32_heads(dout),
+            f32_heads_mut(dqkv),
+            f32_heads_mut(scratch),
+        ) {
+            let s = heads::Shape {
+                t,
+                c,
+                heads,
+                causal,
+            };
+            let op = heads::Backward {
+                s,
+                qkv,
+                out,
+                lse,
+                dout,
+                dqkv,
+                scratch,
+            };
+            if heads::run(op) {
+                return Ok(());
+            }
+            unreachable!("AVX-512 was there a moment ago");
+        }
+    }
     let g = Group {
         tq: t,
         tk: t,
@@ -1591,6 +1688,93 @@ mod tests {
             &mut scratch[..need - 1]
         )
         .is_err());
+    }
+
+    /// The `f32` heads (AVX-512 when the CPU has it) against the `f64` path, over tail
+    /// shapes: `t` not a multiple of the 6-row tiles or 16-lane registers, head widths
+    /// 1, 7, 32, 33.
+    #[test]
+    fn mha_f32_matches_f64() {
+        for (t, dh, heads) in [
+            (1, 7, 2),
+            (5, 1, 3),
+            (17, 33, 2),
+            (37, 7, 1),
+            (64, 32, 4),
+            (70, 33, 1),
+        ] {
+            let (n, c) = (2, dh * heads);
+            let qkv: Vec<f64> = random_vec(100, n * t * 3 * c, -2.0, 2.0);
+            let w: Vec<f64> = random_vec(101, n * t * c, -1.0, 1.0);
+            let to32 = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            // the reference on the f32 inputs, in f64
+            let qkv64: Vec<f64> = to32(&qkv).iter().map(|&v| v as f64).collect();
+            let w64: Vec<f64> = to32(&w).iter().map(|&v| v as f64).collect();
+            for causal in [false, true] {
+                let (out, lse) = mha(&qkv64, n, t, c, heads, causal);
+                let mut dqkv = vec![0.25; qkv.len()];
+                let mut scratch = vec![f64::NAN; mha_attention_scratch_len(t, c, heads)];
+                mha_attention_backward(
+                    &qkv64,
+                    &out,
+                    &lse,
+                    &w64,
+                    n,
+                    t,
+                    c,
+                    heads,
+                    causal,
+                    &mut dqkv,
+                    &mut scratch,
+                )
+                .unwrap();
+
+                let q32 = to32(&qkv);
+                let mut out32 = vec![0.0f32; out.len()];
+                let mut lse32 = vec![0.0f32; lse.len()];
+                let mut scratch = vec![f32::NAN; mha_attention_scratch_len(t, c, heads)];
+                mha_attention(
+                    &q32,
+                    n,
+                    t,
+                    c,
+                    heads,
+                    causal,
+                    &mut out32,
+                    &mut lse32,
+                    &mut scratch,
+                )
+                .unwrap();
+                let mut d32 = vec![0.25f32; qkv.len()];
+                scratch.fill(f32::NAN);
+                mha_attention_backward(
+                    &q32,
+                    &out32,
+                    &lse32,
+                    &to32(&w),
+                    n,
+                    t,
+                    c,
+                    heads,
+                    causal,
+                    &mut d32,
+                    &mut scratch,
+                )
+                .unwrap();
+                let close = |name: &str, got: &[f32], want: &[f64]| {
+                    for (i, (&g, &e)) in got.iter().zip(want).enumerate() {
+                        let tol = 2e-5 * (1.0 + e.abs());
+                        assert!(
+                            (g as f64 - e).abs() <= tol,
+                            "{name} t={t} dh={dh} causal={causal} [{i}]: {g} vs {e}"
+                        );
+                    }
+                };
+                close("out", &out32, &out);
+                close("lse", &lse32, &lse);
+                close("dqkv", &d32, &dqkv);
+            }
+        }
     }
 
     #[test]
