@@ -255,7 +255,7 @@ impl Lower<'_> {
                 Some(self.push(Op::Dot, args.to_vec(), Shape::scalar()))
             }
             "matmul" => self.matmul(e, pos, args, &s),
-            "transpose" => self.transpose(e, pos, args, &s),
+            "transpose" => self.transpose(pos, args, &s),
             "concat" => self.concat(e, pos, args, &s, nums["dim"]),
             "causal_mask" => {
                 let r = s[0].rank();

@@ -52,7 +52,6 @@ impl Lower<'_> {
     /// `transpose(x, a, b)`: swaps two dimensions; the batch dimension stays first.
     pub(super) fn transpose(
         &mut self,
-        e: &Expr,
         pos: &[&Expr],
         args: &[NodeId],
         s: &[Shape],
@@ -75,7 +74,6 @@ impl Lower<'_> {
             );
             return None;
         }
-        let _ = e;
         if a == b {
             return Some(self.push(Op::Reshape, args.to_vec(), xs.clone()));
         }
