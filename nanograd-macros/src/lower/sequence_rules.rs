@@ -16,7 +16,7 @@ fn eval_index(e: &Expr, consts: &HashMap<String, usize>, errs: &mut Errors) -> O
     }
 }
 
-/// `[.., m, k]`-style text of a shape's last two dimensions, for messages.
+/// The leading dimensions of `s`: all but its last `keep`.
 fn leading(s: &Shape, keep: usize) -> Shape {
     s.with_dims(s.dims[..s.rank().saturating_sub(keep)].to_vec())
 }
