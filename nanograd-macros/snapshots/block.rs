@@ -17,12 +17,22 @@ impl<T: ::nanograd::Float> Block<T> {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
         Self {
-            ln_1: ::nanograd::layers::LayerNorm::new(16usize)
-                .expect("nanograd: model! validated the layer `ln_1`"),
+            ln_1: {
+                let mut __l = ::nanograd::layers::LayerNorm::new(16usize)
+                    .expect("nanograd: model! validated the layer `ln_1`");
+                __l.set_eps(0.00001f64)
+                    .expect("nanograd: model! validated the layer `ln_1`");
+                __l
+            },
             attn: ::nanograd::layers::MultiHeadAttention::new(16usize, 2usize, true, rng)
                 .expect("nanograd: model! validated the layer `attn`"),
-            ln_2: ::nanograd::layers::LayerNorm::new(16usize)
-                .expect("nanograd: model! validated the layer `ln_2`"),
+            ln_2: {
+                let mut __l = ::nanograd::layers::LayerNorm::new(16usize)
+                    .expect("nanograd: model! validated the layer `ln_2`");
+                __l.set_eps(0.00001f64)
+                    .expect("nanograd: model! validated the layer `ln_2`");
+                __l
+            },
             fc: ::nanograd::layers::Dense::new(16usize, 64usize, rng)
                 .expect("nanograd: model! validated the layer `fc`"),
             proj: ::nanograd::layers::Dense::new(64usize, 16usize, rng)

@@ -102,13 +102,17 @@ fn layer_new(l: &Layer) -> TokenStream {
         LayerKind::Embedding { vocab, dim } => {
             quote!(#layers::Embedding::new(#vocab, #dim, rng).expect(#what))
         }
-        LayerKind::LayerNorm { dim, affine, .. } => {
+        LayerKind::LayerNorm { dim, eps, affine } => {
             let ctor = if *affine {
                 quote!(new)
             } else {
                 quote!(without_affine)
             };
-            quote!(#layers::LayerNorm::#ctor(#dim).expect(#what))
+            quote! {{
+                let mut __l = #layers::LayerNorm::#ctor(#dim).expect(#what);
+                __l.set_eps(#eps).expect(#what);
+                __l
+            }}
         }
         LayerKind::MultiHeadAttention {
             dim, heads, bias, ..

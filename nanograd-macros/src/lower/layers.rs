@@ -356,9 +356,25 @@ pub(super) fn lower_layer(
             }
         }
     };
-    let f64_kw = |kw: &mut Keywords, name: &str, default: f64, errs: &mut Errors| -> Option<f64> {
-        kw.take(name).map_or(Some(default), |e| eval_f64(e, errs))
+    // a number the layer's constructor accepts: `ok` says which, `what` says so in the error
+    let checked_kw = |kw: &mut Keywords,
+                      name: &str,
+                      default: f64,
+                      ok: fn(f64) -> bool,
+                      what: &str,
+                      errs: &mut Errors|
+     -> Option<f64> {
+        let Some(e) = kw.take(name) else {
+            return Some(default);
+        };
+        let v = eval_f64(e, errs)?;
+        if !ok(v) {
+            errs.at(e, format!("`{name}` must be {what}, not {v}"));
+            return None;
+        }
+        Some(v)
     };
+    let positive = |v: f64| v.is_finite() && v > 0.0;
     let result = match kind.as_str() {
         "Dense" => {
             let sizes = arrow(errs);
@@ -395,8 +411,15 @@ pub(super) fn lower_layer(
         }
         "BatchNorm2d" => {
             let c = single(errs).and_then(|e| eval_count(e, "the channel count", consts, errs));
-            let eps = f64_kw(&mut kw, "eps", 1e-5, errs);
-            let momentum = f64_kw(&mut kw, "momentum", 0.1, errs);
+            let eps = checked_kw(&mut kw, "eps", 1e-5, positive, "positive", errs);
+            let momentum = checked_kw(
+                &mut kw,
+                "momentum",
+                0.1,
+                |m| (0.0..=1.0).contains(&m),
+                "in [0, 1]",
+                errs,
+            );
             kw.finish("BatchNorm2d", &["eps", "momentum"], errs);
             LayerKind::BatchNorm2d {
                 c: c?,
@@ -458,7 +481,7 @@ pub(super) fn lower_layer(
         }
         "LayerNorm" => {
             let dim = single(errs).and_then(|e| eval_count(e, "the width", consts, errs));
-            let eps = f64_kw(&mut kw, "eps", 1e-5, errs);
+            let eps = checked_kw(&mut kw, "eps", 1e-5, positive, "positive", errs);
             let affine = bool_kw(&mut kw, "affine", errs);
             kw.finish("LayerNorm", &["eps", "affine"], errs);
             LayerKind::LayerNorm {
