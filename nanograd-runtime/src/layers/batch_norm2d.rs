@@ -60,13 +60,7 @@ impl<T: Float> BatchNorm2d<T> {
 
     /// Sets `eps`; errors unless it is finite and positive.
     pub fn set_eps(&mut self, eps: f64) -> Result<()> {
-        if !(eps.is_finite() && eps > 0.0) {
-            return Err(invalid(
-                "BatchNorm2d",
-                format!("eps must be positive, got {eps}"),
-            ));
-        }
-        self.eps = eps;
+        self.eps = super::positive_eps("BatchNorm2d", eps)?;
         Ok(())
     }
 

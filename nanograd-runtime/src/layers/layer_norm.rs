@@ -4,7 +4,7 @@
 //! compute the same thing.
 
 use super::positive;
-use crate::{invalid, Float, Module, Param, Result};
+use crate::{Float, Module, Param, Result};
 
 /// Layer normalisation over rows of `dim` values, with a learnable scale `weight` (ones) and
 /// shift `bias` (zeros), unless built [`without_affine`](LayerNorm::without_affine)
@@ -62,13 +62,7 @@ impl<T: Float> LayerNorm<T> {
 
     /// Sets `eps`; errors unless it is finite and positive.
     pub fn set_eps(&mut self, eps: f64) -> Result<()> {
-        if !(eps.is_finite() && eps > 0.0) {
-            return Err(invalid(
-                "LayerNorm",
-                format!("eps must be positive, got {eps}"),
-            ));
-        }
-        self.eps = eps;
+        self.eps = super::positive_eps("LayerNorm", eps)?;
         Ok(())
     }
 }

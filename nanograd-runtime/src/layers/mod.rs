@@ -71,3 +71,12 @@ pub(crate) fn positive(op: &'static str, what: &str, value: usize) -> Result<()>
         Ok(())
     }
 }
+
+/// The `eps` of a normalisation layer, checked: finite and positive.
+pub(crate) fn positive_eps(op: &'static str, eps: f64) -> Result<f64> {
+    if eps.is_finite() && eps > 0.0 {
+        Ok(eps)
+    } else {
+        Err(invalid(op, format!("eps must be positive, got {eps}")))
+    }
+}
