@@ -195,6 +195,7 @@ impl GraphGen<'_> {
             }
             Op::Attention { causal } => {
                 let (groups, tq, tk, d, dv) = self.attention_dims(id);
+                let groups = groups.tokens();
                 let (q, k, vv) = (x(0), x(1), x(2));
                 let (gq, gk, gv) = (opt(0), opt(1), opt(2));
                 let (lse, scr) = (aux("lse", id), aux("scr", id));
@@ -205,6 +206,7 @@ impl GraphGen<'_> {
             }
             Op::MhaAttention { heads, causal } => {
                 let (n, t, c) = self.mha_dims(id);
+                let n = n.tokens();
                 let qkv = x(0);
                 let (lse, scr) = (aux("lse", id), aux("scr", id));
                 plain(&|g| {

@@ -46,6 +46,14 @@ impl Size {
         Size { b: 0, f }
     }
 
+    /// The size times `k`.
+    pub(super) fn times(self, k: usize) -> Size {
+        Size {
+            b: self.b * k,
+            f: self.f * k,
+        }
+    }
+
     /// The size divided by `d` (which divides it exactly: checked shapes guarantee it).
     pub(super) fn div(self, d: usize) -> Size {
         Size {
@@ -439,25 +447,15 @@ impl<'a> GraphGen<'a> {
                 }
                 Op::Attention { .. } => {
                     // each query row's log-sum-exp, and the kernel's scratch
-                    let (q, k) = (self.shape(node.inputs[0]), self.shape(node.inputs[1]));
-                    let r = q.rank();
-                    let (tq, d) = (q.fixed_at(r - 2).unwrap_or(1), q.last().unwrap_or(1));
-                    let tk = k.fixed_at(r - 2).unwrap_or(1);
-                    self.regions.push((aux("lse", id), Size::of(q).div(d)));
+                    let (groups, tq, tk, _, _) = self.attention_dims(id);
+                    self.regions.push((aux("lse", id), groups.times(tq)));
                     // the runtime's `attention_scratch_len`
                     self.regions
                         .push((aux("scr", id), Size::fixed(2 * tq * tk + tq)));
                 }
                 Op::MhaAttention { heads, .. } => {
-                    let out = self.shape(id);
-                    let r = out.rank();
-                    let (t, c) = (out.fixed_at(r - 2).unwrap_or(1), out.last().unwrap_or(1));
-                    let lse = Size::of(out).div(c);
-                    let lse = Size {
-                        b: lse.b * heads,
-                        f: lse.f * heads,
-                    };
-                    self.regions.push((aux("lse", id), lse));
+                    let (n, t, c) = self.mha_dims(id);
+                    self.regions.push((aux("lse", id), n.times(heads * t)));
                     // the runtime's `mha_attention_scratch_len`
                     let len = 2 * t * t + t + 8 * t * (c / heads.max(&1));
                     self.regions.push((aux("scr", id), Size::fixed(len)));
@@ -656,7 +654,7 @@ impl<'a> GraphGen<'a> {
     }
 
     /// `(groups, tq, tk, d, dv)` of an attention node.
-    pub(super) fn attention_dims(&self, id: NodeId) -> (TokenStream, usize, usize, usize, usize) {
+    pub(super) fn attention_dims(&self, id: NodeId) -> (Size, usize, usize, usize, usize) {
         let node = &self.g.nodes[id];
         let (q, k, v) = (
             self.shape(node.inputs[0]),
@@ -666,15 +664,15 @@ impl<'a> GraphGen<'a> {
         let r = q.rank();
         let (tq, d) = (q.fixed_at(r - 2).unwrap_or(1), q.last().unwrap_or(1));
         let (tk, dv) = (k.fixed_at(r - 2).unwrap_or(1), v.last().unwrap_or(1));
-        (Size::of(q).div(tq * d).tokens(), tq, tk, d, dv)
+        (Size::of(q).div(tq * d), tq, tk, d, dv)
     }
 
     /// `(n, t, c)` of a multi-head attention core: its output is `[n, t, c]`.
-    pub(super) fn mha_dims(&self, id: NodeId) -> (TokenStream, usize, usize) {
+    pub(super) fn mha_dims(&self, id: NodeId) -> (Size, usize, usize) {
         let out = self.shape(id);
         let r = out.rank();
         let (t, c) = (out.fixed_at(r - 2).unwrap_or(1), out.last().unwrap_or(1));
-        (Size::of(out).div(t * c).tokens(), t, c)
+        (Size::of(out).div(t * c), t, c)
     }
 
     pub(super) fn f64_lit(x: f64) -> TokenStream {
