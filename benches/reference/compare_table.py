@@ -9,10 +9,10 @@ or more reference JSONs (one per round of the script) and keeps, for every cell,
 median over the rounds: on a shared machine contention only ever slows a run down. For
 each workload it prints the target, nanograd's median, its GFLOP/s (criterion throughput,
 which benches/models.rs and benches/blas.rs set to the useful flops of a call) and its
-fraction of the machine's single-thread f32 peak, PEAK_GFLOPS (BENCHMARKS.md, "BLAS
-providers"); the FMA peak measured in the rounds (benches/blas.rs `peak/avx512_fma_f32`) is
-printed beside it as a measure of how much other work on the machine slowed the run,
-then each reference median with the ratio reference / nanograd (> 1: nanograd is faster),
+fraction of the single-thread f32 peak measured in the same rounds (benches/blas.rs
+`peak/avx512_fma_f32`, best round: the guest's CPU has changed between sessions, so no
+constant serves; PEAK_GFLOPS only when a run has no peak row), then each reference median
+with the ratio reference / nanograd (> 1: nanograd is faster),
 candle's median (benches/candle, criterion files of `collect` given with --candle, best over
 the rounds too) with the ratio candle / nanograd, and whether the target is met. A row
 whose workload has no benchmark of its own on the reference side (gpt/forward_into/1) shows
@@ -28,8 +28,8 @@ import json
 import os
 import re
 
-# The single-thread f32 peak of the machine, GFLOP/s: the best `peak/avx512_fma_f32` of
-# benches/blas.rs on a quiet machine (BENCHMARKS.md, "BLAS providers").
+# A single-thread f32 peak, GFLOP/s, for runs without a `peak/avx512_fma_f32` row: that of
+# the Zen 5 guest of the first sessions (BENCHMARKS.md, "BLAS providers").
 PEAK_GFLOPS = 272.0
 
 # Reference providers, in column order, with their headers.
@@ -194,7 +194,7 @@ def main():
     measured_peak = None
     if "peak/avx512_fma_f32" in ours:
         ns, flops = ours["peak/avx512_fma_f32"]
-        measured_peak = flops / ns
+        measured_peak = peak = flops / ns
 
     head = ["workload", "target", "nanograd", "GFLOP/s (% of peak)"]
     head += [h for _, h in PROVIDERS] + (["candle"] if candle_runs else []) + ["target met?"]
@@ -225,11 +225,11 @@ def main():
     if candle_runs:
         rounds = f"{len(runs)} nanograd, {len(references)} reference and {len(candle_runs)} candle"
     print(f"Best median of {rounds} rounds per cell.")
-    print(f"% of peak: of {PEAK_GFLOPS:.0f} GFLOP/s, the machine's single-thread f32 peak.", end="")
     if measured_peak:
-        print(f" Measured in this run (benches/blas.rs, best round): {measured_peak:.1f} GFLOP/s;"
-              " below the peak, other work on the machine slowed the run.", end="")
-    print()
+        print(f"% of peak: of {measured_peak:.1f} GFLOP/s, the single-thread FMA peak measured in"
+              " these rounds (benches/blas.rs, best round).")
+    else:
+        print(f"% of peak: of {PEAK_GFLOPS:.0f} GFLOP/s (no peak measured in these rounds).")
     m = reference["meta"]
     print(
         f"Reference: PyTorch {m['torch']} ({m['torch_cpu_capability']}, {m['torch_threads']} thread), "
