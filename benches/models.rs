@@ -10,6 +10,9 @@
 //!   average pool, dense 16→10 on 1×28×28;
 //! - `cnn_train_sgd/32`: one training step of that CNN, SGD lr 0.01 momentum 0.9;
 //! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1 (the per-call overhead);
+//! - `mlp_forward/{1,64}`, `tiny_forward/1`: the same inferences through `forward`, the call
+//!   a user makes first (it returns a new `Vec` and computes in the workspace the model keeps
+//!   for the calling thread);
 //! - `gpt/*`: the character-level GPT of `examples/shared/gpt.rs` (4 pre-norm blocks of
 //!   width 128, 4 causal heads, context 64, vocabulary `VOCAB` = 75, feed-forward 512, tanh
 //!   GELU) on seeded random token ids below `VOCAB`: `gpt/train_step/12`, one training step
@@ -86,6 +89,16 @@ fn mlp(c: &mut Criterion) {
     }
     group.finish();
 
+    let mut group = c.benchmark_group("mlp_forward");
+    for b in [1usize, 64] {
+        let x = rows::<784>(1, b);
+        group.throughput(Throughput::Elements(MLP_FLOPS * b as u64));
+        group.bench_function(BenchmarkId::from_parameter(b), |bench| {
+            bench.iter(|| black_box(model.forward(black_box(&x)).unwrap()))
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("mlp_train_adam");
     // Flat sampling: the same iteration count per sample, for calls of hundreds of µs.
     group.sampling_mode(SamplingMode::Flat).sample_size(50);
@@ -151,6 +164,12 @@ fn tiny(c: &mut Criterion) {
                 .unwrap();
             black_box(&mut out);
         })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("tiny_forward");
+    group.bench_function(BenchmarkId::from_parameter(1), |bench| {
+        bench.iter(|| black_box(model.forward(black_box(&x)).unwrap()))
     });
     group.finish();
 }

@@ -45,10 +45,15 @@ PROVIDERS = [
 ROWS = [
     ("mlp_infer/1", "mlp_infer/1", "≤ 3 µs, 2× faster than ONNX Runtime"),
     ("mlp_infer/64", "mlp_infer/64", "≥ 220 GFLOP/s useful"),
+    # `forward`, the first call a user makes (issue 10): against ONNX Runtime and against
+    # nanograd's own forward_into row of the same run
+    ("mlp_forward/1", "mlp_infer/1", "≤ 1.15× forward_into, 2× faster than ONNX Runtime"),
+    ("mlp_forward/64", "mlp_infer/64", "≤ 1.15× forward_into, as fast as ONNX Runtime"),
     ("mlp_train_adam/64", "mlp_train_adam/64", "≤ 170 µs, 3× faster than PyTorch fused Adam"),
     ("cnn_infer/1", "cnn_infer/1", "4× faster than PyTorch eager"),
     ("cnn_train_sgd/32", "cnn_train_sgd/32", "3× faster than PyTorch"),
     ("tiny_infer/1", "tiny_infer/1", "< 50 ns"),
+    ("tiny_forward/1", "tiny_infer/1", "≤ 2× forward_into, 30× faster than ONNX Runtime"),
     ("sgemm/gemm/64", "sgemm/64", ""),
     ("sgemm/gemm/256", "sgemm/256", ""),
     ("sgemm/gemm/1024", "sgemm/1024", ""),
@@ -60,6 +65,15 @@ ROWS = [
 ]
 
 
+# `forward` rows: (the forward_into row of the same inference, at most this many times its
+# time, at least this many times faster than ONNX Runtime's faster binding)
+FORWARD_TARGETS = {
+    "mlp_forward/1": ("mlp_infer/1", 1.15, 2),
+    "mlp_forward/64": ("mlp_infer/64", 1.15, 1),
+    "tiny_forward/1": ("tiny_infer/1", 2, 30),
+}
+
+
 def fmt_time(ns):
     if ns < 1e3:
         return f"{ns:.1f} ns"
@@ -68,8 +82,9 @@ def fmt_time(ns):
     return f"{ns / 1e6:.2f} ms"
 
 
-def verdict(row, ns, gflops, ref):
-    """The target check of a row: (met, text), or None for rows without a target."""
+def verdict(row, ns, gflops, ref, ours):
+    """The target check of a row: (met, text), or None for rows without a target. `ours`:
+    nanograd's cells of the run, for rows measured against another of them."""
 
     def ratio(*providers):
         times = [ref[p] for p in providers if p in ref]
@@ -107,6 +122,14 @@ def verdict(row, ns, gflops, ref):
             checks.append((r >= 4, f"{r:.2f}× PyTorch eager vs ≥ 4×"))
     elif row == "tiny_infer/1":
         checks.append((ns < 50, f"{fmt_time(ns)} vs < 50 ns"))
+    elif row in FORWARD_TARGETS:
+        into, most, ort_at_least = FORWARD_TARGETS[row]
+        if into in ours:
+            r = ns / ours[into][0]
+            checks.append((r <= most, f"{r:.2f}× {into} vs ≤ {most}×"))
+        r = ratio("ort", "ort_iobinding")
+        if r is not None:
+            checks.append((r >= ort_at_least, f"{r:.2f}× ONNX Runtime vs ≥ {ort_at_least}×"))
     if not checks:
         return None
     met = all(ok for ok, _ in checks)
@@ -217,7 +240,7 @@ def main():
         if candle_runs:
             c = candle.get(row, candle.get(ref_name, (None,)))[0]
             cells.append(f"{fmt_time(c)} ({c / ns:.2f}×)" if c is not None else "")
-        v = verdict(row, ns, gflops, ref)
+        v = verdict(row, ns, gflops, ref, ours)
         cells.append(v[1] if v else "")
         print("| " + " | ".join(cells) + " |")
     print()
