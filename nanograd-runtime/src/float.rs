@@ -172,6 +172,24 @@ macro_rules! impl_float {
 impl_float!(f32, "f32");
 impl_float!(f64, "f64");
 
+/// `x` as a slice of `f32` when `T` is `f32`, for kernels with an `f32` path of their own.
+pub(crate) fn as_f32<T: Float>(x: &[T]) -> Option<&[f32]> {
+    if core::any::TypeId::of::<T>() != core::any::TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: `T` is `f32` (the type ids are equal), so the slice is one of `f32` already.
+    Some(unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()) })
+}
+
+/// [`as_f32`] for a mutable slice.
+pub(crate) fn as_f32_mut<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
+    if core::any::TypeId::of::<T>() != core::any::TypeId::of::<f32>() {
+        return None;
+    }
+    // SAFETY: `T` is `f32` (the type ids are equal), so the slice is one of `f32` already.
+    Some(unsafe { core::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<f32>(), x.len()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

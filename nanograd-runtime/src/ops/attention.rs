@@ -37,6 +37,7 @@
 //! products. `f64` and the contiguous [`attention`] keep the [`gemm`] path.
 
 use crate::blas::{gemm, Trans};
+use crate::float::{as_f32, as_f32_mut};
 use crate::simd::{vectorize, Kernel};
 use crate::{check_len, invalid, Float, Result};
 
@@ -49,8 +50,7 @@ fn f32_heads<T: Float>(x: &[T]) -> Option<&[f32]> {
     if !f32_heads_available::<T>() {
         return None;
     }
-    // SAFETY: `T` is `f32` (the type ids are equal), so the slice is one of `f32` already.
-    Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()) })
+    as_f32(x)
 }
 
 /// [`f32_heads`] for a mutable slice.
@@ -58,8 +58,7 @@ fn f32_heads_mut<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
     if !f32_heads_available::<T>() {
         return None;
     }
-    // SAFETY: `T` is `f32` (the type ids are equal), so the slice is one of `f32` already.
-    Some(unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<f32>(), x.len()) })
+    as_f32_mut(x)
 }
 
 /// Whether `T` is `f32` and this CPU runs AVX-512.

@@ -20,6 +20,11 @@
 //! argument keeps `e^-|a|` accurate where `|a|` reaches 87 (an `a` rounded to `f32` would
 //! put tens of ulps of error into `F` there, each ulp of `a` counting `|a|` times).
 //!
+//! On a CPU with AVX-512 the `f32` passes run `avx512.rs` instead, for every length: the same
+//! formulas with fused multiply-adds and a reciprocal estimate refined by Newton steps in
+//! place of the division (forward 1.53–1.64 → 1.44 ns per element, backward 2.09–2.12 →
+//! 1.79–1.83, best of 200 calls over 32,768 elements on a shared Xeon).
+//!
 //! Measured against the same formulas in `f64` (test `f32_*_within_ulps_of_f64`: `[-10, 10]`
 //! in steps of `2^-14`, ±0, ±1e-30, ±1e-40, ±20, ±88, ±1e30, ±`f32::MAX`): at most 0.60 ulp
 //! forward and 0.78 ulp backward (as an `f32` `gelu'`, including next to its zero at
@@ -28,8 +33,13 @@
 //! `gelu'(±∞) = NaN` (as PyTorch), NaN stays NaN.
 
 use super::{unary, unary_backward};
+#[cfg(target_arch = "x86_64")]
+use crate::float::{as_f32, as_f32_mut};
 use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, Float, Result};
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// `√(2/π)`.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -40,6 +50,11 @@ const KAPPA: f64 = 0.044_715;
 pub fn gelu<T: Float>(x: &[T], y: &mut [T]) -> Result<()> {
     if T::DTYPE == "f32" {
         check_len("gelu", "y", x.len(), y.len())?;
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(simd), Some(x), Some(y)) = (avx512::available(), as_f32(x), as_f32_mut(y)) {
+            avx512::forward(simd, x, y);
+            return Ok(());
+        }
         vectorize_above(x.len(), Gelu { x, y });
         return Ok(());
     }
@@ -59,7 +74,7 @@ pub fn gelu_backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Resu
         check_len("gelu", "y", n, y.len())?;
         check_len("gelu", "dy", n, dy.len())?;
         check_len("gelu", "dx", n, dx.len())?;
-        vectorize_above(n, GeluBackward::<T, false> { x, dy, dx });
+        backward_f32::<T, false>(x, dy, dx);
         return Ok(());
     }
     let (s, k) = (T::from_f64(SQRT_2_OVER_PI), T::from_f64(KAPPA));
@@ -80,11 +95,22 @@ pub fn gelu_backward_overwrite<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T
     check_len("gelu", "dy", n, dy.len())?;
     check_len("gelu", "dx", n, dx.len())?;
     if T::DTYPE == "f32" {
-        vectorize_above(n, GeluBackward::<T, true> { x, dy, dx });
+        backward_f32::<T, true>(x, dy, dx);
         return Ok(());
     }
     dx.fill(T::zero());
     gelu_backward(x, y, dy, dx)
+}
+
+/// The `f32` backward passes: in AVX-512 when the CPU has it, else the portable loop.
+fn backward_f32<T: Float, const OVERWRITE: bool>(x: &[T], dy: &[T], dx: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(simd), Some(x), Some(dy), Some(dx)) =
+        (avx512::available(), as_f32(x), as_f32(dy), as_f32_mut(dx))
+    {
+        return avx512::backward::<OVERWRITE>(simd, x, dy, dx);
+    }
+    vectorize_above(x.len(), GeluBackward::<T, OVERWRITE> { x, dy, dx });
 }
 
 /// `a = 2u = A x + B x³`: `A = 2√(2/π)`.
@@ -289,36 +315,127 @@ mod tests {
         x
     }
 
+    /// An `f32` forward pass: `(x, y)`.
+    type ForwardPass = fn(&[f32], &mut [f32]);
+
+    /// The `f32` forward passes this CPU can run: the portable loop, and the AVX-512 one when
+    /// the CPU has it (which [`gelu`] then takes).
+    fn forward_paths() -> Vec<(&'static str, ForwardPass)> {
+        let mut paths: Vec<(&'static str, ForwardPass)> =
+            vec![("portable", |x, y| vectorize_above(x.len(), Gelu { x, y }))];
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available().is_some() {
+            paths.push(("avx512", |x, y| {
+                avx512::forward(avx512::available().unwrap(), x, y)
+            }));
+        }
+        paths
+    }
+
+    /// An accumulating `f32` backward pass: `(x, dy, dx)`.
+    type BackwardPass = fn(&[f32], &[f32], &mut [f32]);
+
+    /// [`forward_paths`] for the accumulating backward pass.
+    fn backward_paths() -> Vec<(&'static str, BackwardPass)> {
+        let mut paths: Vec<(&'static str, BackwardPass)> = vec![("portable", |x, dy, dx| {
+            vectorize_above(x.len(), GeluBackward::<f32, false> { x, dy, dx })
+        })];
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available().is_some() {
+            paths.push(("avx512", |x, dy, dx| {
+                avx512::backward::<false>(avx512::available().unwrap(), x, dy, dx)
+            }));
+        }
+        paths
+    }
+
     #[test]
     fn f32_forward_within_ulps_of_f64() {
         let x = sweep();
-        let mut y = vec![f32::NAN; x.len()];
-        gelu(&x, &mut y).unwrap();
-        let (mut worst, mut at) = (0.0, 0.0);
-        for (&xi, &yi) in x.iter().zip(&y) {
-            let e = ulps(yi, exact(xi as f64).0);
-            if e > worst {
-                (worst, at) = (e, xi);
+        for (path, gelu) in forward_paths() {
+            let mut y = vec![f32::NAN; x.len()];
+            gelu(&x, &mut y);
+            let (mut worst, mut at) = (0.0, 0.0);
+            for (&xi, &yi) in x.iter().zip(&y) {
+                let e = ulps(yi, exact(xi as f64).0);
+                if e > worst {
+                    (worst, at) = (e, xi);
+                }
             }
+            println!("gelu f32 ({path}): max error {worst:.3} ulp at x = {at}");
+            assert!(worst <= 1.0, "gelu f32 ({path}): {worst} ulp at x = {at}");
         }
-        println!("gelu f32: max error {worst:.3} ulp at x = {at}");
-        assert!(worst <= 1.0, "gelu f32: {worst} ulp at x = {at}");
     }
 
     #[test]
     fn f32_backward_within_ulps_of_f64() {
         let x = sweep();
-        let mut dx = vec![0.0f32; x.len()];
-        gelu_backward(&x, &x, &vec![1.0; x.len()], &mut dx).unwrap();
-        let (mut worst, mut at) = (0.0, 0.0);
-        for (&xi, &di) in x.iter().zip(&dx) {
-            let e = ulps(di, exact(xi as f64).1);
-            if e > worst {
-                (worst, at) = (e, xi);
+        for (path, gelu_backward) in backward_paths() {
+            let mut dx = vec![0.0f32; x.len()];
+            gelu_backward(&x, &vec![1.0; x.len()], &mut dx);
+            let (mut worst, mut at) = (0.0, 0.0);
+            for (&xi, &di) in x.iter().zip(&dx) {
+                let e = ulps(di, exact(xi as f64).1);
+                if e > worst {
+                    (worst, at) = (e, xi);
+                }
+            }
+            println!("gelu' f32 ({path}): max error {worst:.3} ulp at x = {at}");
+            assert!(worst <= 1.0, "gelu' f32 ({path}): {worst} ulp at x = {at}");
+        }
+    }
+
+    #[test]
+    fn f32_paths_agree_on_the_extremes() {
+        // ±0, ±∞, NaN, the cut-offs of e^-|a| and the largest values: both passes give the
+        // same bits (or both NaN), forward and backward
+        let inf = f32::INFINITY;
+        let x = [
+            0.0f32,
+            -0.0,
+            1e-30,
+            -1e-30,
+            1e-40,
+            20.0,
+            -20.0,
+            88.0,
+            -88.0,
+            -9.5,
+            f32::MAX,
+            -f32::MAX,
+            inf,
+            -inf,
+            f32::NAN,
+        ];
+        let dy = [1.5f32; 15];
+        let (mut ys, mut dxs) = (vec![], vec![]);
+        for ((_, gelu), (_, gelu_backward)) in forward_paths().into_iter().zip(backward_paths()) {
+            let mut y = [0.0f32; 15];
+            gelu(&x, &mut y);
+            let mut dx = [0.25f32; 15];
+            gelu_backward(&x, &dy, &mut dx);
+            ys.push(y);
+            dxs.push(dx);
+        }
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        for (y, dx) in ys.iter().zip(&dxs).skip(1) {
+            for i in 0..x.len() {
+                assert!(
+                    same(y[i], ys[0][i]),
+                    "gelu({}) = {} and {}",
+                    x[i],
+                    y[i],
+                    ys[0][i]
+                );
+                assert!(
+                    same(dx[i], dxs[0][i]),
+                    "gelu'({}): {} and {}",
+                    x[i],
+                    dx[i],
+                    dxs[0][i]
+                );
             }
         }
-        println!("gelu' f32: max error {worst:.3} ulp at x = {at}");
-        assert!(worst <= 1.0, "gelu' f32: {worst} ulp at x = {at}");
     }
 
     #[test]
