@@ -14,8 +14,9 @@
 //! # Ok::<(), nanograd_runtime::Error>(())
 //! ```
 
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,7 @@
 //! Dense-layer weights packed once for inference ([`PackedWeight`]); the AVX-512 products
 //! that read them are in `avx512.rs`.
 
+use alloc::vec::Vec;
 use crate::param::Param;
 use crate::Float;
 
@@ -84,8 +85,8 @@ impl<T: Float> PackedWeight<T> {
     }
 }
 
-impl<T> std::fmt::Debug for PackedWeight<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T> core::fmt::Debug for PackedWeight<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PackedWeight")
             .field("dims", &self.dims)
             .field("packed", &(self.packed != 0))

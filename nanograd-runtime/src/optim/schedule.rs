@@ -15,6 +15,7 @@
 //! assert_eq!((s.lr(29), s.lr(30), s.lr(60)), (0.1, 0.05, 0.025));
 //! ```
 
+use alloc::boxed::Box;
 use serde::{Deserialize, Serialize};
 
 use crate::{invalid, Result};
@@ -102,7 +103,7 @@ pub struct CosineAnnealing {
 
 impl LrSchedule for CosineAnnealing {
     fn lr(&self, epoch: usize) -> f64 {
-        let phase = std::f64::consts::PI * epoch as f64 / self.total.max(1) as f64;
+        let phase = core::f64::consts::PI * epoch as f64 / self.total.max(1) as f64;
         self.min + (self.base - self.min) * (1.0 + phase.cos()) / 2.0
     }
 }

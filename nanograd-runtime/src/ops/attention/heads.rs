@@ -55,7 +55,7 @@ fn exp16(simd: V4, x: f32x16) -> f32x16 {
     let splat = |v: f32| simd.splat_f32s(v);
     // max(-87, x): the second operand when either is NaN, so NaN passes
     let x = simd.max_f32s(splat(-87.0), x);
-    let t = simd.mul_add_f32s(x, splat(std::f32::consts::LOG2_E), splat(MAGIC));
+    let t = simd.mul_add_f32s(x, splat(core::f32::consts::LOG2_E), splat(MAGIC));
     let nf = simd.sub_f32s(t, splat(MAGIC));
     let r = simd.mul_add_f32s(nf, splat(-LN2_HI), x);
     let r = simd.mul_add_f32s(nf, splat(-LN2_LO), r);
