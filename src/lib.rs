@@ -78,6 +78,7 @@
 //! # fn main() {}
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
 /// Declares a model: layers, and fns of tensor expressions whose shapes are checked while

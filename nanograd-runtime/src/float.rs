@@ -102,6 +102,18 @@ macro_rules! elementary {
     };
 }
 
+/// The cosine (the standard library's with `std`, `libm`'s without).
+#[inline]
+pub(crate) fn cos(x: f64) -> f64 {
+    elementary!(x.cos(), libm::cos(x))
+}
+
+/// The sine (the standard library's with `std`, `libm`'s without).
+#[inline]
+pub(crate) fn sin(x: f64) -> f64 {
+    elementary!(x.sin(), libm::sin(x))
+}
+
 macro_rules! impl_float {
     ($t:ident, $name:literal) => {
         impl Float for $t {

@@ -62,9 +62,9 @@ pub fn normal<T: Float>(mean: f64, std: f64, rng: &mut impl Rng, out: &mut [T]) 
         let u2: f64 = rng.random::<f64>();
         let r = (-2.0 * u1.ln()).sqrt();
         let theta = core::f64::consts::TAU * u2;
-        pair[0] = T::from_f64(mean + std * r * theta.cos());
+        pair[0] = T::from_f64(mean + std * r * crate::float::cos(theta));
         if let Some(second) = pair.get_mut(1) {
-            *second = T::from_f64(mean + std * r * theta.sin());
+            *second = T::from_f64(mean + std * r * crate::float::sin(theta));
         }
     }
     Ok(())

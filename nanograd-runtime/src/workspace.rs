@@ -3,24 +3,29 @@
 use alloc::vec::Vec;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+#[cfg(feature = "std")]
 use serde::{Deserialize, Serialize};
 
 use crate::blas::PackedWeight;
 use crate::{Error, Float, Result};
 
-/// The random stream of a workspace (dropout masks): ChaCha8, serialisable for checkpoints.
+/// The random stream of a workspace (dropout masks): ChaCha8, serialisable for checkpoints
+/// (with `std`) as `{seed, stream, word_pos}`, the format rand_chacha has kept since 0.3.
 pub type WorkspaceRng = ChaCha8Rng;
 
 /// Scratch memory for a model's forward and backward passes, and the random stream of its
 /// dropout layers. Generated `_into` methods take one; it grows to the largest batch it has
 /// served and is then reused without allocating.
-#[derive(Clone, Serialize, Deserialize)]
+///
+/// With `std` it is serialisable (its random stream only: the scratch memory is not saved).
+#[derive(Clone)]
+#[cfg_attr(feature = "std", derive(Serialize, Deserialize))]
 pub struct Workspace<T: Float> {
-    #[serde(skip)]
+    #[cfg_attr(feature = "std", serde(skip))]
     buf: Vec<T>,
     rng: ChaCha8Rng,
     /// Dense weights packed for inference, one slot per dense layer of the model served.
-    #[serde(skip)]
+    #[cfg_attr(feature = "std", serde(skip))]
     packs: Vec<PackedWeight<T>>,
 }
 

@@ -140,7 +140,7 @@ fn softmax_row(simd: V4, row: &mut [f32], n: usize) -> f32 {
     }
     let end = (regs * L).min(row.len());
     row[end..].fill(0.0);
-    m + total.ln()
+    m + crate::Float::ln(total)
 }
 
 /// `e^(x - l)` for the first `n` elements of `row` in place, the rest set to 0.
@@ -468,7 +468,7 @@ impl pulp::WithSimd for Forward<'_> {
             unreachable!("dispatched without AVX-512")
         };
         let (t, c, dh) = (sh.t, sh.c, sh.dh());
-        let scale = 1.0 / (dh as f32).sqrt();
+        let scale = 1.0 / crate::Float::sqrt(dh as f32);
         let [p, _, kt, _] = sh.split(scratch);
         for ((x, o), lb) in qkv
             .chunks_exact(t * 3 * c)
@@ -530,7 +530,7 @@ impl pulp::WithSimd for Backward<'_> {
             unreachable!("dispatched without AVX-512")
         };
         let (t, c, dh) = (sh.t, sh.c, sh.dh());
-        let scale = 1.0 / (dh as f32).sqrt();
+        let scale = 1.0 / crate::Float::sqrt(dh as f32);
         let [p, ds, kt, vt] = sh.split(scratch);
         for ((((x, o), go), dx), lb) in qkv
             .chunks_exact(t * 3 * c)
