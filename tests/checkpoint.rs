@@ -124,7 +124,11 @@ fn resumes_bit_identically<T: Float>(dir_name: &str) {
         "final weights and running statistics"
     );
     assert_eq!(opt2.step_count(), opt.step_count());
-    assert_eq!(rng2.random::<u64>(), rng.random::<u64>(), "the loop's stream");
+    assert_eq!(
+        rng2.random::<u64>(),
+        rng.random::<u64>(),
+        "the loop's stream"
+    );
     assert_eq!(
         second.rng().unwrap().clone().random::<u64>(),
         model.rng().unwrap().clone().random::<u64>(),

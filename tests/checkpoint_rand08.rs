@@ -31,7 +31,10 @@ const X: [[f64; 3]; 4] = [
 ];
 const T: [[f64; 2]; 4] = [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]];
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/checkpoint_rand08");
+const DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/checkpoint_rand08"
+);
 
 #[derive(serde::Deserialize)]
 struct Expected {
@@ -70,7 +73,10 @@ fn a_checkpoint_from_rand_0_8_loads_and_resumes_as_before() {
     assert_eq!(loop_next, want.loop_next_u64, "the training loop's stream");
     let mut stream = model.rng().unwrap().clone();
     let model_next: Vec<u64> = (0..4).map(|_| stream.random::<u64>()).collect();
-    assert_eq!(model_next, want.model_next_u64, "the model's dropout stream");
+    assert_eq!(
+        model_next, want.model_next_u64,
+        "the model's dropout stream"
+    );
 
     model.set_training_mode(false);
     let eval: Vec<[f64; 2]> = model.forward(&X).unwrap();
@@ -101,7 +107,11 @@ fn a_checkpoint_from_rand_0_8_into_a_model_it_does_not_fit_says_why() {
         err.ends_with("net_f64.ckpt: the checkpoint holds f64 weights but the model is f32"),
         "{err}"
     );
-    assert_eq!(model.fc1.weight.value(), before, "a failed load changes nothing");
+    assert_eq!(
+        model.fc1.weight.value(),
+        before,
+        "a failed load changes nothing"
+    );
     assert_eq!(opt.learning_rate(), 0.5);
     assert_eq!(rng, WorkspaceRng::seed_from_u64(0));
 }

@@ -47,9 +47,9 @@
 //! # Ok::<(), nanograd_runtime::Error>(())
 //! ```
 
+use crate::{fmt_shape, Float, Param, Tensor};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use crate::{fmt_shape, Float, Param, Tensor};
 
 /// A network or a part of one: it owns named parameters (and possibly buffers) and has a
 /// training mode. Implemented by the layers of [`crate::layers`] and by the models that

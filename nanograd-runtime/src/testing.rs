@@ -120,7 +120,9 @@ pub fn assert_gradient(
 /// `n` uniform values in `[lo, hi)` from a seeded generator, for reproducible tests.
 pub fn random_vec<T: Float>(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<T> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n).map(|_| T::from_f64(rng.random_range(lo..hi))).collect()
+    (0..n)
+        .map(|_| T::from_f64(rng.random_range(lo..hi)))
+        .collect()
 }
 
 #[cfg(test)]

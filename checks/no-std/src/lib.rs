@@ -26,9 +26,18 @@ pub const WEIGHTS: &[u8] = include_bytes!("../../../examples/weights/mnist_mlp.s
 
 /// Three MNIST test digits as binary PGM files, and their labels.
 pub const DIGITS: [(&[u8], usize); 3] = [
-    (include_bytes!("../../../examples/images/t10k-0002-digit-0.pgm"), 0),
-    (include_bytes!("../../../examples/images/t10k-0011-digit-7.pgm"), 7),
-    (include_bytes!("../../../examples/images/t10k-0028-digit-3.pgm"), 3),
+    (
+        include_bytes!("../../../examples/images/t10k-0002-digit-0.pgm"),
+        0,
+    ),
+    (
+        include_bytes!("../../../examples/images/t10k-0011-digit-7.pgm"),
+        7,
+    ),
+    (
+        include_bytes!("../../../examples/images/t10k-0028-digit-3.pgm"),
+        3,
+    ),
 ];
 
 /// The 784 pixels of a 28x28 binary PGM (its last 784 bytes) scaled to [0, 1].

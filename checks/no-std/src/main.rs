@@ -68,5 +68,9 @@ extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     }
     print(&line);
     let right = predicted.iter().zip(DIGITS).all(|(p, (_, l))| *p == l);
-    if right { 0 } else { 1 }
+    if right {
+        0
+    } else {
+        1
+    }
 }

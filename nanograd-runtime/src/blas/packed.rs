@@ -1,9 +1,9 @@
 //! Dense-layer weights packed once for inference ([`PackedWeight`]); the AVX-512 products
 //! that read them are in `avx512.rs`.
 
-use alloc::vec::Vec;
 use crate::param::Param;
 use crate::Float;
+use alloc::vec::Vec;
 
 /// Below this many weight elements the unpacked product is as fast: nothing is packed (the
 /// `model!` macro mirrors it, to give such layers no cache slot).

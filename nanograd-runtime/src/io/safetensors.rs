@@ -209,7 +209,9 @@ pub(crate) fn to_bytes<T: Float, M: Module<T> + ?Sized>(model: &M) -> Result<Vec
             format!("the model has two tensors named `{}`", w[0]),
         ));
     }
-    let metadata = [("format".to_string(), "pt".to_string())].into_iter().collect();
+    let metadata = [("format".to_string(), "pt".to_string())]
+        .into_iter()
+        .collect();
     ::safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
         .map_err(|e| invalid("save_safetensors", e.to_string()))
 }
@@ -396,7 +398,9 @@ fn diagnose(bytes: &[u8], error: &SafeTensorError) -> String {
 }
 
 /// Dtype, shape and byte range of one tensor's header entry.
-fn entry_of(entry: &serde_json::Value) -> core::result::Result<(Dtype, Vec<u64>, u64, u64), String> {
+fn entry_of(
+    entry: &serde_json::Value,
+) -> core::result::Result<(Dtype, Vec<u64>, u64, u64), String> {
     let field = |key: &str| {
         entry
             .get(key)
