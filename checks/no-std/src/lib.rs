@@ -59,7 +59,8 @@ pub fn argmax(logits: &[f32; 10]) -> usize {
 }
 
 /// Loads [`WEIGHTS`] into a freshly initialised model and classifies [`DIGITS`] in one
-/// batch; returns the predicted digits.
+/// batch with `forward_into` (and checks that `forward` agrees); returns the predicted
+/// digits.
 pub fn classify_digits() -> nanograd::Result<[usize; 3]> {
     let mut model = Mlp::<f32>::new(&mut StdRng::seed_from_u64(0));
     model.load_safetensors_bytes(WEIGHTS)?;
@@ -71,5 +72,10 @@ pub fn classify_digits() -> nanograd::Result<[usize; 3]> {
     let mut ws = Workspace::new();
     let mut logits = [[0.0f32; 10]; 3];
     model.forward_into(&batch, &mut logits, &mut ws)?;
+    // the allocating form, on a fresh workspace per call without std, agrees
+    let again = model.forward(&batch)?;
+    if again.as_slice() != logits.as_slice() {
+        return Err(nanograd::invalid("forward", "differs from forward_into"));
+    }
     Ok(core::array::from_fn(|i| argmax(&logits[i])))
 }
