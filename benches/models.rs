@@ -42,7 +42,7 @@ use criterion::{
 use gpt::{Gpt, CTX, VOCAB};
 use nanograd::optim::clip_grad_norm;
 use nanograd::prelude::*;
-use nanograd::rand::{rngs::StdRng, RngCore, SeedableRng};
+use nanograd::rand::{rngs::StdRng, Rng, SeedableRng};
 use std::hint::black_box;
 
 /// Multiply-adds of the GPT's forward pass over one sequence of `CTX` = 64 tokens: per block

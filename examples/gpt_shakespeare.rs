@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use nanograd::optim::{clip_grad_norm, CosineAnnealing, LinearWarmup, LrSchedule};
 use nanograd::prelude::*;
-use nanograd::rand::{rngs::StdRng, Rng, SeedableRng};
+use nanograd::rand::{rngs::StdRng, RngExt, SeedableRng};
 use plotters::prelude::*;
 
 use gpt::{Gpt, CTX, VOCAB};
@@ -120,7 +120,7 @@ impl Corpus {
 /// Fills `idx` and `targets` with random windows of `ids`: each target is the next character.
 fn batch(ids: &[u32], rng: &mut StdRng, idx: &mut [[u32; CTX]], targets: &mut [[u32; CTX]]) {
     for (x, y) in idx.iter_mut().zip(targets.iter_mut()) {
-        let start = rng.gen_range(0..ids.len() - CTX);
+        let start = rng.random_range(0..ids.len() - CTX);
         x.copy_from_slice(&ids[start..start + CTX]);
         y.copy_from_slice(&ids[start + 1..start + CTX + 1]);
     }
@@ -271,7 +271,7 @@ fn sample(
             .iter()
             .map(|&l| (f64::from(l - max) / temperature).exp())
             .collect();
-        let mut pick = rng.gen::<f64>() * weights.iter().sum::<f64>();
+        let mut pick = rng.random::<f64>() * weights.iter().sum::<f64>();
         let mut next = VOCAB - 1;
         for (i, w) in weights.iter().enumerate() {
             if pick < *w {

@@ -2,7 +2,7 @@
 //! learning y = x0·x1 one sample at a time. Run: `cargo run --release --example regression`.
 
 use nanograd::prelude::*;
-use nanograd::rand::{rngs::StdRng, Rng, SeedableRng};
+use nanograd::rand::{rngs::StdRng, RngExt, SeedableRng};
 
 model! {
     pub struct Regression {
@@ -20,7 +20,7 @@ model! {
 fn main() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(7);
     let xs: Vec<[f32; 2]> = (0..64)
-        .map(|_| [rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)])
+        .map(|_| [rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)])
         .collect();
     let data: Vec<([f32; 2], [f32; 1])> = xs.iter().map(|x| (*x, [x[0] * x[1]])).collect();
     let mut model = Regression::<f32>::new(&mut rng);

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use nanograd::prelude::*;
-use nanograd::rand::{rngs::StdRng, Rng, SeedableRng};
+use nanograd::rand::{rngs::StdRng, Rng, RngExt, SeedableRng};
 
 model! {
     /// The number of classes (`scripts/compile-time.sh` edits this line to time a rebuild).
@@ -107,7 +107,7 @@ fn random_images(n: usize, rng: &mut impl Rng) -> Vec<[[[f32; 32]; 32]; 3]> {
     let mut images = vec![[[[0.0f32; 32]; 32]; 3]; n];
     let pixels = images.as_flattened_mut().as_flattened_mut();
     for v in pixels.as_flattened_mut() {
-        *v = rng.gen_range(-1.0..1.0);
+        *v = rng.random_range(-1.0..1.0);
     }
     images
 }

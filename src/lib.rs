@@ -5,6 +5,11 @@
 //! re-exported here: [`ops`] (one kernel per op), [`layers`], [`optim`], [`blas`], [`data`],
 //! [`io`].
 //!
+//! The default feature `std` brings files, checkpoints, `data`, the BLAS providers and the
+//! per-thread workspaces of the allocating methods; without it (`default-features = false`)
+//! the crate is `#![no_std]` with `alloc`, and models, kernels, optimizers and
+//! `load_safetensors_bytes` work as they do with it (see the README's "no_std" section).
+//!
 //! ```
 //! use nanograd::prelude::*;
 //! use nanograd::rand::{rngs::StdRng, SeedableRng};
@@ -78,6 +83,7 @@
 //! # fn main() {}
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
 /// Declares a model: layers, and fns of tensor expressions whose shapes are checked while

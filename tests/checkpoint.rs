@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use nanograd::prelude::*;
-use nanograd::rand::{seq::SliceRandom, Rng, SeedableRng};
+use nanograd::rand::{seq::SliceRandom, RngExt, SeedableRng};
 use nanograd::{Checkpoint, WorkspaceRng};
 
 model! {
@@ -39,7 +39,7 @@ fn data<T: Float>() -> (Vec<Image<T>>, Vec<[T; 2]>) {
     let mut rng = WorkspaceRng::seed_from_u64(100);
     let mut x = vec![[[[T::zero(); 4]; 4]; 1]; 12];
     for v in x.as_flattened_mut().as_flattened_mut().as_flattened_mut() {
-        *v = T::from_f64(rng.gen_range(-2.0..2.0));
+        *v = T::from_f64(rng.random_range(-2.0..2.0));
     }
     let t = (0..12)
         .map(|i| {
@@ -124,10 +124,14 @@ fn resumes_bit_identically<T: Float>(dir_name: &str) {
         "final weights and running statistics"
     );
     assert_eq!(opt2.step_count(), opt.step_count());
-    assert_eq!(rng2.gen::<u64>(), rng.gen::<u64>(), "the loop's stream");
     assert_eq!(
-        second.rng().unwrap().clone().gen::<u64>(),
-        model.rng().unwrap().clone().gen::<u64>(),
+        rng2.random::<u64>(),
+        rng.random::<u64>(),
+        "the loop's stream"
+    );
+    assert_eq!(
+        second.rng().unwrap().clone().random::<u64>(),
+        model.rng().unwrap().clone().random::<u64>(),
         "the dropout stream"
     );
     // and the evaluation-mode outputs, through the restored running statistics

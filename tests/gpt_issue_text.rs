@@ -3,7 +3,7 @@
 //! what the declarations say, and a few AdamW steps on one batch lower its loss.
 
 use nanograd::prelude::*;
-use nanograd::rand::{rngs::StdRng, Rng, SeedableRng};
+use nanograd::rand::{rngs::StdRng, RngExt, SeedableRng};
 
 model! {
     const T: usize = 64;
@@ -52,7 +52,7 @@ fn the_reference_gpt_trains() {
         4 * 198_272 + 65 * 128 + 64 * 128 + 256 + 65 * 128
     );
     let mut rng = StdRng::seed_from_u64(1);
-    let text: Vec<u32> = (0..2 * 65).map(|_| rng.gen_range(0..65)).collect();
+    let text: Vec<u32> = (0..2 * 65).map(|_| rng.random_range(0..65)).collect();
     let idx = [
         std::array::from_fn(|i| text[i]),
         std::array::from_fn(|i| text[i + 60]),

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use nanograd::assert_close;
 use nanograd::prelude::*;
-use nanograd::rand::{Rng, SeedableRng};
+use nanograd::rand::{RngExt, SeedableRng};
 use nanograd::WorkspaceRng;
 
 model! {
@@ -259,12 +259,12 @@ fn fill<T: Float>(model: &mut dyn Module<T>, seed: u64) {
     let mut rng = WorkspaceRng::seed_from_u64(seed);
     model.visit_params_mut(&mut |_, p| {
         for v in p.value_mut() {
-            *v = T::from_f64(rng.gen_range(-0.5..0.5));
+            *v = T::from_f64(rng.random_range(-0.5..0.5));
         }
     });
     model.visit_buffers_mut(&mut |_, b| {
         for v in b.data_mut() {
-            *v = T::from_f64(rng.gen_range(0.5..1.5));
+            *v = T::from_f64(rng.random_range(0.5..1.5));
         }
     });
 }

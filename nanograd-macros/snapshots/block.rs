@@ -45,8 +45,10 @@ impl<T: ::nanograd::Float> Block<T> {
     pub fn forward(
         &self,
         x: &[[[T; 16usize]; 8usize]],
-    ) -> ::nanograd::Result<::std::vec::Vec<[[T; 16usize]; 8usize]>> {
-        let mut __out = ::std::vec![[[T::zero(); 16usize]; 8usize]; x.len()];
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<[[T; 16usize]; 8usize]>> {
+        let mut __out = ::nanograd::__private::vec![
+            [[T::zero(); 16usize]; 8usize]; x.len()
+        ];
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },
@@ -563,12 +565,12 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
     fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
         Some(self.__workspace.rng_mut())
     }
-    fn summary(&self) -> String {
+    fn summary(&self) -> ::nanograd::__private::String {
         let __rows = [
             ::nanograd::module::LayerRow {
-                name: "ln_1".to_string(),
-                kind: "LayerNorm".to_string(),
-                output: "[B, 8, 16]".to_string(),
+                name: ::nanograd::__private::String::from("ln_1"),
+                kind: ::nanograd::__private::String::from("LayerNorm"),
+                output: ::nanograd::__private::String::from("[B, 8, 16]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -579,9 +581,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "attn".to_string(),
-                kind: "MultiHeadAttention".to_string(),
-                output: "[B, 8, 16]".to_string(),
+                name: ::nanograd::__private::String::from("attn"),
+                kind: ::nanograd::__private::String::from("MultiHeadAttention"),
+                output: ::nanograd::__private::String::from("[B, 8, 16]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -592,9 +594,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "ln_2".to_string(),
-                kind: "LayerNorm".to_string(),
-                output: "[B, 8, 16]".to_string(),
+                name: ::nanograd::__private::String::from("ln_2"),
+                kind: ::nanograd::__private::String::from("LayerNorm"),
+                output: ::nanograd::__private::String::from("[B, 8, 16]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -605,9 +607,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "fc".to_string(),
-                kind: "Dense".to_string(),
-                output: "[B, 8, 64]".to_string(),
+                name: ::nanograd::__private::String::from("fc"),
+                kind: ::nanograd::__private::String::from("Dense"),
+                output: ::nanograd::__private::String::from("[B, 8, 64]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -618,9 +620,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Block<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "proj".to_string(),
-                kind: "Dense".to_string(),
-                output: "[B, 8, 16]".to_string(),
+                name: ::nanograd::__private::String::from("proj"),
+                kind: ::nanograd::__private::String::from("Dense"),
+                output: ::nanograd::__private::String::from("[B, 8, 16]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<

@@ -17,7 +17,7 @@ impl<T: ::nanograd::Float> Lm<T> {
             wte: ::nanograd::layers::Embedding::new(11usize, 16usize, rng)
                 .expect("nanograd: model! validated the layer `wte`"),
             wpe: {
-                let mut __v = ::std::vec![T::zero(); 128usize];
+                let mut __v = ::nanograd::__private::vec![T::zero(); 128usize];
                 ::nanograd::init::normal(0.0, 1f64, rng, &mut __v)
                     .expect("nanograd: model! validated the layer `wpe`");
                 ::nanograd::Param::new(&[8usize, 16usize], __v)
@@ -34,8 +34,10 @@ impl<T: ::nanograd::Float> Lm<T> {
     pub fn forward(
         &self,
         idx: &[[u32; 8usize]],
-    ) -> ::nanograd::Result<::std::vec::Vec<[[T; 11usize]; 8usize]>> {
-        let mut __out = ::std::vec![[[T::zero(); 11usize]; 8usize]; idx.len()];
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<[[T; 11usize]; 8usize]>> {
+        let mut __out = ::nanograd::__private::vec![
+            [[T::zero(); 11usize]; 8usize]; idx.len()
+        ];
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(idx, &mut __out, __ws) },
@@ -332,12 +334,12 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Lm<T> {
     fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
         Some(self.__workspace.rng_mut())
     }
-    fn summary(&self) -> String {
+    fn summary(&self) -> ::nanograd::__private::String {
         let __rows = [
             ::nanograd::module::LayerRow {
-                name: "wte".to_string(),
-                kind: "Embedding".to_string(),
-                output: "[B, 8, 16]".to_string(),
+                name: ::nanograd::__private::String::from("wte"),
+                kind: ::nanograd::__private::String::from("Embedding"),
+                output: ::nanograd::__private::String::from("[B, 8, 16]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -348,15 +350,15 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Lm<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "wpe".to_string(),
-                kind: "Param".to_string(),
-                output: "[8, 16]".to_string(),
+                name: ::nanograd::__private::String::from("wpe"),
+                kind: ::nanograd::__private::String::from("Param"),
+                output: ::nanograd::__private::String::from("[8, 16]"),
                 params: self.wpe.len(),
             },
             ::nanograd::module::LayerRow {
-                name: "h".to_string(),
-                kind: "[Block; 2]".to_string(),
-                output: "[B, 8, 16]".to_string(),
+                name: ::nanograd::__private::String::from("h"),
+                kind: ::nanograd::__private::String::from("[Block; 2]"),
+                output: ::nanograd::__private::String::from("[B, 8, 16]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -367,9 +369,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Lm<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "lm_head".to_string(),
-                kind: "Dense".to_string(),
-                output: "[B, 8, 11]".to_string(),
+                name: ::nanograd::__private::String::from("lm_head"),
+                kind: ::nanograd::__private::String::from("Dense"),
+                output: ::nanograd::__private::String::from("[B, 8, 11]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<

@@ -24,8 +24,8 @@ impl<T: ::nanograd::Float> Mlp<T> {
     pub fn forward(
         &self,
         x: &[[T; 4usize]],
-    ) -> ::nanograd::Result<::std::vec::Vec<[T; 2usize]>> {
-        let mut __out = ::std::vec![[T::zero(); 2usize]; x.len()];
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<[T; 2usize]>> {
+        let mut __out = ::nanograd::__private::vec![[T::zero(); 2usize]; x.len()];
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },
@@ -403,12 +403,12 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
     fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
         Some(self.__workspace.rng_mut())
     }
-    fn summary(&self) -> String {
+    fn summary(&self) -> ::nanograd::__private::String {
         let __rows = [
             ::nanograd::module::LayerRow {
-                name: "fc1".to_string(),
-                kind: "Dense".to_string(),
-                output: "[B, 3]".to_string(),
+                name: ::nanograd::__private::String::from("fc1"),
+                kind: ::nanograd::__private::String::from("Dense"),
+                output: ::nanograd::__private::String::from("[B, 3]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -419,9 +419,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Mlp<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "fc2".to_string(),
-                kind: "Dense".to_string(),
-                output: "[B, 2]".to_string(),
+                name: ::nanograd::__private::String::from("fc2"),
+                kind: ::nanograd::__private::String::from("Dense"),
+                output: ::nanograd::__private::String::from("[B, 2]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<

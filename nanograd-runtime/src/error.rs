@@ -1,9 +1,38 @@
 //! The one error type of the runtime. Every message names what was expected and what was found.
 
-use std::path::PathBuf;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// What a [`Error::Format`] names as the origin of bad data: a file path with `std`, a
+/// description of in-memory bytes (`"safetensors bytes"`) without it.
+#[cfg(feature = "std")]
+pub type Origin = std::path::Path;
+/// What a [`Error::Format`] names as the origin of bad data: a file path with `std`, a
+/// description of in-memory bytes (`"safetensors bytes"`) without it.
+#[cfg(not(feature = "std"))]
+pub type Origin = str;
+
+/// The owned [`Origin`]: `PathBuf` with `std`, `String` without.
+pub type OriginBuf = <Origin as alloc::borrow::ToOwned>::Owned;
+
+/// An [`Origin`] that names in-memory bytes, e.g. `"safetensors bytes"`.
+pub(crate) fn bytes_origin(what: &'static str) -> &'static Origin {
+    #[cfg(feature = "std")]
+    return std::path::Path::new(what);
+    #[cfg(not(feature = "std"))]
+    return what;
+}
+
+/// An [`Origin`] for an error message.
+fn shown(origin: &Origin) -> impl core::fmt::Display + '_ {
+    #[cfg(feature = "std")]
+    return origin.display();
+    #[cfg(not(feature = "std"))]
+    return origin;
+}
 
 /// `Result` with [`Error`] as the default error.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// Everything a user can get wrong at run time.
 #[derive(Debug, thiserror::Error)]
@@ -58,19 +87,21 @@ pub enum Error {
         what: String,
     },
     /// A file could not be read or written.
+    #[cfg(feature = "std")]
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.
-        path: PathBuf,
+        path: std::path::PathBuf,
         /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
-    /// A file was read but its contents are wrong (bad magic number, truncated, ...).
-    #[error("{}: {msg}", path.display())]
+    /// A file (or bytes) was read but its contents are wrong (bad magic number, truncated,
+    /// ...).
+    #[error("{}: {msg}", shown(path))]
     Format {
-        /// The file.
-        path: PathBuf,
+        /// The file, or what the bytes were (see [`Origin`]).
+        path: OriginBuf,
         /// What is wrong with its contents.
         msg: String,
     },

@@ -3,10 +3,13 @@
 //! Generated code and every kernel are generic over `T: Float`; the trait carries the
 //! arithmetic, the handful of elementary functions the ops need, and (through its
 //! [`crate::blas::Scalar`] supertrait) the dispatch to `sgemm`/`dgemm` and friends.
+//!
+//! The elementary functions are the standard library's with the `std` feature and `libm`'s
+//! without it (`libm` is the Rust port of musl's, the same functions to within an ulp).
 
-use std::fmt::{Debug, Display};
-use std::iter::Sum;
-use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+use core::fmt::{Debug, Display};
+use core::iter::Sum;
+use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::blas::{Avx512, Scalar};
 
@@ -85,6 +88,32 @@ pub trait Float:
     fn mul_add(self, a: Self, b: Self) -> Self;
 }
 
+/// The standard library's function with `std`, `libm`'s without.
+#[cfg(feature = "std")]
+macro_rules! elementary {
+    ($std:expr, $libm:expr) => {
+        $std
+    };
+}
+#[cfg(not(feature = "std"))]
+macro_rules! elementary {
+    ($std:expr, $libm:expr) => {
+        $libm
+    };
+}
+
+/// The cosine (the standard library's with `std`, `libm`'s without).
+#[inline]
+pub(crate) fn cos(x: f64) -> f64 {
+    elementary!(x.cos(), libm::cos(x))
+}
+
+/// The sine (the standard library's with `std`, `libm`'s without).
+#[inline]
+pub(crate) fn sin(x: f64) -> f64 {
+    elementary!(x.sin(), libm::sin(x))
+}
+
 macro_rules! impl_float {
     ($t:ident, $name:literal) => {
         impl Float for $t {
@@ -115,35 +144,35 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn exp(self) -> Self {
-                $t::exp(self)
+                elementary!($t::exp(self), libm::Libm::<$t>::exp(self))
             }
             #[inline(always)]
             fn ln(self) -> Self {
-                $t::ln(self)
+                elementary!($t::ln(self), libm::Libm::<$t>::log(self))
             }
             #[inline(always)]
             fn ln_1p(self) -> Self {
-                $t::ln_1p(self)
+                elementary!($t::ln_1p(self), libm::Libm::<$t>::log1p(self))
             }
             #[inline(always)]
             fn sqrt(self) -> Self {
-                $t::sqrt(self)
+                elementary!($t::sqrt(self), libm::Libm::<$t>::sqrt(self))
             }
             #[inline(always)]
             fn tanh(self) -> Self {
-                $t::tanh(self)
+                elementary!($t::tanh(self), libm::Libm::<$t>::tanh(self))
             }
             #[inline(always)]
             fn abs(self) -> Self {
-                $t::abs(self)
+                elementary!($t::abs(self), libm::Libm::<$t>::fabs(self))
             }
             #[inline(always)]
             fn powi(self, n: i32) -> Self {
-                $t::powi(self, n)
+                elementary!($t::powi(self, n), libm::Libm::<$t>::pow(self, n as $t))
             }
             #[inline(always)]
             fn powf(self, e: Self) -> Self {
-                $t::powf(self, e)
+                elementary!($t::powf(self, e), libm::Libm::<$t>::pow(self, e))
             }
             #[inline(always)]
             fn max(self, other: Self) -> Self {
@@ -163,7 +192,7 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
-                $t::mul_add(self, a, b)
+                elementary!($t::mul_add(self, a, b), libm::Libm::<$t>::fma(self, a, b))
             }
         }
     };

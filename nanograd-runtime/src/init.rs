@@ -12,7 +12,7 @@
 //! the fans of a weight shape as PyTorch does (`[out, in, k, k]` has fan_in = in·k·k).
 //! Values are drawn in `f64` and rounded to `T`; normal draws use the Box–Muller transform.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use crate::{fmt_shape, invalid, Float, Result};
 
@@ -43,7 +43,7 @@ pub fn uniform<T: Float>(lo: f64, hi: f64, rng: &mut impl Rng, out: &mut [T]) ->
         ));
     }
     for v in out {
-        *v = T::from_f64(rng.gen_range(lo..hi));
+        *v = T::from_f64(rng.random_range(lo..hi));
     }
     Ok(())
 }
@@ -58,13 +58,13 @@ pub fn normal<T: Float>(mean: f64, std: f64, rng: &mut impl Rng, out: &mut [T]) 
     }
     for pair in out.chunks_mut(2) {
         // u1 in (0, 1] keeps ln(u1) finite
-        let u1: f64 = 1.0 - rng.gen::<f64>();
-        let u2: f64 = rng.gen::<f64>();
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random::<f64>();
         let r = (-2.0 * u1.ln()).sqrt();
-        let theta = std::f64::consts::TAU * u2;
-        pair[0] = T::from_f64(mean + std * r * theta.cos());
+        let theta = core::f64::consts::TAU * u2;
+        pair[0] = T::from_f64(mean + std * r * crate::float::cos(theta));
         if let Some(second) = pair.get_mut(1) {
-            *second = T::from_f64(mean + std * r * theta.sin());
+            *second = T::from_f64(mean + std * r * crate::float::sin(theta));
         }
     }
     Ok(())

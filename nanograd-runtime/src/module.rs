@@ -48,6 +48,8 @@
 //! ```
 
 use crate::{fmt_shape, Float, Param, Tensor};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 /// A network or a part of one: it owns named parameters (and possibly buffers) and has a
 /// training mode. Implemented by the layers of [`crate::layers`] and by the models that
@@ -235,7 +237,7 @@ pub fn with_prefixed_name<R>(prefix: &str, name: &str, f: impl FnOnce(&str) -> R
     buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
     buf[prefix.len()] = b'.';
     buf[prefix.len() + 1..len].copy_from_slice(name.as_bytes());
-    match std::str::from_utf8(&buf[..len]) {
+    match core::str::from_utf8(&buf[..len]) {
         Ok(joined) => f(joined),
         // unreachable: two UTF-8 strings joined by an ASCII dot are UTF-8
         Err(_) => f(&format!("{prefix}.{name}")),
@@ -291,7 +293,7 @@ pub fn with_indexed_name<R>(index: usize, name: &str, f: impl FnOnce(&str) -> R)
             break;
         }
     }
-    match std::str::from_utf8(&digits[start..]) {
+    match core::str::from_utf8(&digits[start..]) {
         Ok(prefix) => with_prefixed_name(prefix, name, f),
         // unreachable: ASCII digits are UTF-8
         Err(_) => f(&format!("{index}.{name}")),

@@ -14,8 +14,9 @@
 //! # Ok::<(), nanograd_runtime::Error>(())
 //! ```
 
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,9 +68,22 @@ impl<T: Float> PartialEq for Param<T> {
 }
 
 /// A stamp no parameter has held before (never 0, which caches use for "none").
+#[cfg(target_has_atomic = "64")]
 fn fresh_stamp() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
+    static NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A stamp no parameter has held recently, on targets without 64-bit atomics (32-bit
+/// microcontrollers): pointer-sized, so it repeats after 2^32 mutations. Stamps only tell
+/// packed weights (an x86 AVX-512 path, absent on such targets) when they are stale.
+#[cfg(not(target_has_atomic = "64"))]
+fn fresh_stamp() -> u64 {
+    static NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
+    match NEXT.fetch_add(1, Ordering::Relaxed) {
+        0 => NEXT.fetch_add(1, Ordering::Relaxed) as u64,
+        n => n as u64,
+    }
 }
 
 /// What a serialised [`Param`] holds, before its lengths are checked. A missing gradient

@@ -2,7 +2,7 @@
 //! and central-difference gradient checks.
 
 use crate::Float;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, RngExt, SeedableRng};
 
 /// Values that [`assert_close!`](crate::assert_close) can compare: scalars, slices, arrays and vectors of floats.
 pub trait CloseValues {
@@ -120,7 +120,9 @@ pub fn assert_gradient(
 /// `n` uniform values in `[lo, hi)` from a seeded generator, for reproducible tests.
 pub fn random_vec<T: Float>(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<T> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n).map(|_| T::from_f64(rng.gen_range(lo..hi))).collect()
+    (0..n)
+        .map(|_| T::from_f64(rng.random_range(lo..hi)))
+        .collect()
 }
 
 #[cfg(test)]

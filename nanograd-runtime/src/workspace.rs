@@ -1,25 +1,31 @@
 //! [`Workspace`]: the scratch memory of generated code, grown once and reused.
 
+use alloc::vec::Vec;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+#[cfg(feature = "std")]
 use serde::{Deserialize, Serialize};
 
 use crate::blas::PackedWeight;
 use crate::{Error, Float, Result};
 
-/// The random stream of a workspace (dropout masks): ChaCha8, serialisable for checkpoints.
+/// The random stream of a workspace (dropout masks): ChaCha8, serialisable for checkpoints
+/// (with `std`) as `{seed, stream, word_pos}`, the format rand_chacha has kept since 0.3.
 pub type WorkspaceRng = ChaCha8Rng;
 
 /// Scratch memory for a model's forward and backward passes, and the random stream of its
 /// dropout layers. Generated `_into` methods take one; it grows to the largest batch it has
 /// served and is then reused without allocating.
-#[derive(Clone, Serialize, Deserialize)]
+///
+/// With `std` it is serialisable (its random stream only: the scratch memory is not saved).
+#[derive(Clone)]
+#[cfg_attr(feature = "std", derive(Serialize, Deserialize))]
 pub struct Workspace<T: Float> {
-    #[serde(skip)]
+    #[cfg_attr(feature = "std", serde(skip))]
     buf: Vec<T>,
     rng: ChaCha8Rng,
     /// Dense weights packed for inference, one slot per dense layer of the model served.
-    #[serde(skip)]
+    #[cfg_attr(feature = "std", serde(skip))]
     packs: Vec<PackedWeight<T>>,
 }
 
@@ -87,9 +93,11 @@ impl<T: Float> Workspace<T> {
 
 /// How many workspaces a thread keeps for the allocating methods: one per model it served
 /// most recently.
+#[cfg(feature = "std")]
 const THREAD_CACHE: usize = 8;
 
-thread_local! {
+#[cfg(feature = "std")]
+std::thread_local! {
     /// The workspaces of this thread's allocating calls, most recently used first, each with
     /// the address of the model it served.
     static CACHED: std::cell::RefCell<Vec<(usize, Box<dyn std::any::Any>)>> =
@@ -105,6 +113,11 @@ impl<T: Float> Workspace<T> {
     /// them all. Correct whatever the owner: buffers grow as needed, packed weights are
     /// checked against their parameter's stamp, so a workspace that served another model
     /// only costs a repack. A call made from inside `f` gets a fresh workspace.
+    ///
+    /// Without the `std` feature there are no thread-locals: every call gets a fresh
+    /// workspace (the allocating methods then allocate their intermediates on each call; the
+    /// `_into` forms with a workspace the caller keeps do not).
+    #[cfg(feature = "std")]
     pub fn with_thread_cache<R>(owner: *const (), f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
         let key = owner as usize;
         let taken = CACHED
@@ -131,9 +144,19 @@ impl<T: Float> Workspace<T> {
         r
     }
 
+    /// Runs `f` with a fresh workspace: without `std` there is no per-thread cache (see the
+    /// `std` version of this function).
+    #[cfg(not(feature = "std"))]
+    pub fn with_thread_cache<R>(owner: *const (), f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
+        let _ = owner;
+        f(&mut Workspace::new())
+    }
+
     /// Frees every workspace this thread keeps for the allocating methods (see
-    /// [`Workspace::with_thread_cache`]); their next calls grow new ones.
+    /// [`Workspace::with_thread_cache`]); their next calls grow new ones. Without `std`
+    /// there is nothing to free.
     pub fn release_thread_cache() {
+        #[cfg(feature = "std")]
         let _ = CACHED.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 c.clear();
@@ -148,8 +171,8 @@ impl<T: Float> Default for Workspace<T> {
     }
 }
 
-impl<T: Float> std::fmt::Debug for Workspace<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T: Float> core::fmt::Debug for Workspace<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Workspace")
             .field("capacity", &self.buf.len())
             .finish_non_exhaustive()

@@ -10,7 +10,7 @@ use nanograd_runtime::data::{
     gather, idx::parse_idx, read_idx, Batches, Mnist, IMAGE_SIZE, TEST_IMAGES, TEST_LABELS,
     TRAIN_IMAGES, TRAIN_LABELS,
 };
-use nanograd_runtime::rand::{rngs::StdRng, Rng, SeedableRng};
+use nanograd_runtime::rand::{rngs::StdRng, RngExt, SeedableRng};
 use nanograd_runtime::Error;
 
 const FILES: [&str; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
@@ -363,19 +363,19 @@ fn random_and_mutated_bytes_never_panic() {
         buf.clear();
         match round % 4 {
             1 => buf.extend_from_slice(&[0x1f, 0x8b]),
-            2 => buf.extend_from_slice(&[0, 0, 8, rng.gen_range(0..5)]),
+            2 => buf.extend_from_slice(&[0, 0, 8, rng.random_range(0..5)]),
             3 => {
                 // a valid-looking header with small dimensions, random data after it
-                let ndim = rng.gen_range(1..4);
+                let ndim = rng.random_range(1..4);
                 buf.extend_from_slice(&[0, 0, 8, ndim]);
                 for _ in 0..ndim {
-                    buf.extend_from_slice(&rng.gen_range(0u32..6).to_be_bytes());
+                    buf.extend_from_slice(&rng.random_range(0u32..6).to_be_bytes());
                 }
             }
             _ => {}
         }
-        let extra = rng.gen_range(0..80);
-        buf.extend((0..extra).map(|_| rng.gen::<u8>()));
+        let extra = rng.random_range(0..80);
+        buf.extend((0..extra).map(|_| rng.random::<u8>()));
         parse_any(&buf);
     }
     // one byte of a real file replaced, raw and gzipped
@@ -385,9 +385,9 @@ fn random_and_mutated_bytes_never_panic() {
         let mut m = file.to_vec();
         for _ in 0..400 {
             let span = if header_only { 8 } else { m.len() };
-            let i = rng.gen_range(0..span);
+            let i = rng.random_range(0..span);
             let old = m[i];
-            m[i] = rng.gen();
+            m[i] = rng.random();
             parse_any(&m);
             m[i] = old;
         }

@@ -4,7 +4,7 @@
 use nanograd_runtime::io::Checkpoint;
 use nanograd_runtime::layers::{BatchNorm2d, Dense};
 use nanograd_runtime::module::{self, Module};
-use nanograd_runtime::rand::{Rng, SeedableRng};
+use nanograd_runtime::rand::{RngExt, SeedableRng};
 use nanograd_runtime::{Adam, Float, Optimizer, Param, SafetensorsExt, Sgd, Tensor, WorkspaceRng};
 
 /// A dense layer and a batch norm, and (like a `model!` model) a dropout stream unless
@@ -55,7 +55,7 @@ fn net<T: Float>(seed: u64, inputs: usize) -> Net<T> {
     };
     n.visit_buffers_mut(&mut |_, b| {
         for v in b.data_mut() {
-            *v = T::from_f64(rng.gen_range(0.5..1.5));
+            *v = T::from_f64(rng.random_range(0.5..1.5));
         }
     });
     n
@@ -71,7 +71,7 @@ fn train<T: Float>(model: &mut Net<T>, opt: &mut dyn Optimizer<T>, steps: usize)
                 *g = v + T::one();
             }
         });
-        let _: u64 = model.rng.as_mut().unwrap().gen();
+        let _: u64 = model.rng.as_mut().unwrap().random();
         opt.step(model).unwrap();
     }
 }
@@ -82,7 +82,7 @@ fn checkpoint() -> (Net<f64>, Sgd<f64>, WorkspaceRng, Vec<u8>) {
     let mut opt = Sgd::new(0.1).momentum(0.9).weight_decay(0.01);
     train(&mut model, &mut opt, 3);
     let mut rng = WorkspaceRng::seed_from_u64(7);
-    let _: f64 = rng.gen();
+    let _: f64 = rng.random();
     let bytes = Checkpoint::to_bytes(&model, &opt, 3, &rng).unwrap();
     (model, opt, rng, bytes)
 }
@@ -140,7 +140,7 @@ fn round_trip_through_a_file_with_adam_in_f32() {
     Checkpoint::save(&path, &model, &opt, 40, &rng).unwrap();
 
     let (mut model2, mut opt2, mut rng2) = (net::<f32>(2, 3), Adam::new(0.5), rng.clone());
-    let _: u32 = rng2.gen();
+    let _: u32 = rng2.random();
     let step = Checkpoint::load(&path, &mut model2, &mut opt2, &mut rng2).unwrap();
     assert_eq!(step, 40);
     assert_eq!(weights(&model2), weights(&model));

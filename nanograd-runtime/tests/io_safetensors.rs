@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use nanograd_runtime::layers::{BatchNorm2d, Dense};
 use nanograd_runtime::module::{self, Module};
-use nanograd_runtime::rand::{Rng, SeedableRng};
+use nanograd_runtime::rand::{RngExt, SeedableRng};
 use nanograd_runtime::{Float, Param, SafetensorsExt, Tensor, WorkspaceRng};
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -54,12 +54,12 @@ fn net<T: Float>(seed: u64) -> Net<T> {
     };
     n.visit_params_mut(&mut |_, p| {
         for v in p.value_mut() {
-            *v = T::from_f64(rng.gen_range(-1.0..1.0));
+            *v = T::from_f64(rng.random_range(-1.0..1.0));
         }
     });
     n.visit_buffers_mut(&mut |_, b| {
         for v in b.data_mut() {
-            *v = T::from_f64(rng.gen_range(0.5..1.5));
+            *v = T::from_f64(rng.random_range(0.5..1.5));
         }
     });
     n

@@ -66,7 +66,7 @@ fn workspace(total: usize) -> TokenStream {
         }
     } else {
         quote! {
-            let mut __buf = ::std::vec![T::zero(); #total];
+            let mut __buf = ::nanograd::__private::vec![T::zero(); #total];
             let __ws: &mut [T] = &mut __buf[..];
         }
     }

@@ -145,7 +145,7 @@ fn layer_new(l: &Layer) -> TokenStream {
                 },
             };
             quote! {{
-                let mut __v = ::std::vec![T::zero(); #n];
+                let mut __v = ::nanograd::__private::vec![T::zero(); #n];
                 #fill
                 ::nanograd::Param::new(&[#(#shape),*], __v).expect(#what)
             }}
@@ -263,7 +263,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
                 (#out_flat).copy_from_slice(#result);
                 Ok(())
             },
-            quote!(::std::vec::Vec<#sample>),
+            quote!(::nanograd::__private::Vec<#sample>),
             {
                 let first = inputs
                     .iter()
@@ -271,7 +271,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
                     .map(|(n, _)| n);
                 let zero = array_zero(&sample_dims(ret));
                 quote! {
-                    let mut __out = ::std::vec![#zero; #first.len()];
+                    let mut __out = ::nanograd::__private::vec![#zero; #first.len()];
                     ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
                         self.#into_name(#(#arg_names,)* &mut __out, __ws)
                     })?;
@@ -467,15 +467,15 @@ fn summary_fn(s: &StructModel, fns: &[FnModel]) -> TokenStream {
         };
         quote! {
             ::nanograd::module::LayerRow {
-                name: #key.to_string(),
-                kind: #kind.to_string(),
-                output: #out.to_string(),
+                name: ::nanograd::__private::String::from(#key),
+                kind: ::nanograd::__private::String::from(#kind),
+                output: ::nanograd::__private::String::from(#out),
                 params: #count,
             },
         }
     });
     quote! {
-        fn summary(&self) -> String {
+        fn summary(&self) -> ::nanograd::__private::String {
             let __rows = [#(#rows)*];
             let mut __buffers = 0;
             ::nanograd::Module::<T>::visit_buffers(self, &mut |_, b| __buffers += b.len());
@@ -744,7 +744,7 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
                 let rt = if ret.is_scalar() {
                     quote!(T)
                 } else if ret.is_batched() {
-                    quote!(::std::vec::Vec<#sample>)
+                    quote!(::nanograd::__private::Vec<#sample>)
                 } else {
                     sample
                 };

@@ -3,6 +3,7 @@
 
 use crate::param::Param;
 use crate::Float;
+use alloc::vec::Vec;
 
 /// Below this many weight elements the unpacked product is as fast: nothing is packed (the
 /// `model!` macro mirrors it, to give such layers no cache slot).
@@ -84,8 +85,8 @@ impl<T: Float> PackedWeight<T> {
     }
 }
 
-impl<T> std::fmt::Debug for PackedWeight<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T> core::fmt::Debug for PackedWeight<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PackedWeight")
             .field("dims", &self.dims)
             .field("packed", &(self.packed != 0))

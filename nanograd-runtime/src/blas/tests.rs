@@ -2,11 +2,11 @@
 //! leading dimensions wider than a row, and the `beta == 0` rule.
 
 use super::*;
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, RngExt, SeedableRng};
 
 fn random<T: Float>(rng: &mut StdRng, n: usize) -> Vec<T> {
     (0..n)
-        .map(|_| T::from_f64(rng.gen_range(-1.0..1.0)))
+        .map(|_| T::from_f64(rng.random_range(-1.0..1.0)))
         .collect()
 }
 

@@ -2,7 +2,7 @@
 //! each epoch from a caller's seeded RNG; [`gather`] copies the rows they name into a batch
 //! buffer. Neither allocates once the [`Batches`] exists.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use crate::{check_len, invalid, Result};
 
@@ -98,7 +98,7 @@ impl Batches {
     pub fn epoch<R: Rng + ?Sized>(&mut self, rng: &mut R) -> std::slice::Chunks<'_, usize> {
         self.reset();
         for i in (1..self.order.len()).rev() {
-            let j = rng.gen_range(0..=i);
+            let j = rng.random_range(0..=i);
             self.order.swap(i, j);
         }
         self.batches()
@@ -192,12 +192,12 @@ mod tests {
 
     #[test]
     fn fisher_yates_draws_from_the_rng() {
-        // n = 3: swap(2, j2) with j2 = gen_range(0..=2), then swap(1, j1) with j1 = gen_range(0..=1)
+        // n = 3: swap(2, j2) with j2 = random_range(0..=2), then swap(1, j1) with j1 = random_range(0..=1)
         let mut b = Batches::new(3, 3).unwrap();
         let mut rng = StdRng::seed_from_u64(5);
         let got = b.epoch(&mut rng).next().unwrap().to_vec();
         let mut draw = StdRng::seed_from_u64(5);
-        let (j2, j1) = (draw.gen_range(0..=2usize), draw.gen_range(0..=1usize));
+        let (j2, j1) = (draw.random_range(0..=2usize), draw.random_range(0..=1usize));
         let mut want = [0, 1, 2];
         want.swap(2, j2);
         want.swap(1, j1);

@@ -32,7 +32,7 @@
 //!
 //! ```
 //! use nanograd_runtime::{io::Checkpoint, layers::Dense, Adam, Module, Optimizer, WorkspaceRng};
-//! use nanograd_runtime::rand::{Rng, SeedableRng};
+//! use nanograd_runtime::rand::{RngExt, SeedableRng};
 //!
 //! let mut model = Dense::<f64>::new(3, 2, &mut WorkspaceRng::seed_from_u64(0))?;
 //! let mut opt = Adam::new(1e-2);
@@ -48,7 +48,7 @@
 //! assert_eq!(step, 1);
 //! assert_eq!(model2.weight.value(), model.weight.value());
 //! assert_eq!((opt2.learning_rate(), opt2.step_count()), (1e-2, 1));
-//! assert_eq!(rng2.gen::<u64>(), rng.gen::<u64>());
+//! assert_eq!(rng2.random::<u64>(), rng.random::<u64>());
 //! # Ok::<(), nanograd_runtime::Error>(())
 //! ```
 

@@ -9,10 +9,14 @@
 //! - [`write_atomic`]: the atomic file replacement both use (temporary file, `fsync`,
 //!   rename, `fsync` of the directory).
 
+#[cfg(feature = "std")]
 pub mod atomic;
+#[cfg(feature = "std")]
 pub mod checkpoint;
 pub mod safetensors;
 
 pub use self::safetensors::SafetensorsExt;
+#[cfg(feature = "std")]
 pub use atomic::{write_atomic, write_atomic_with};
+#[cfg(feature = "std")]
 pub use checkpoint::Checkpoint;

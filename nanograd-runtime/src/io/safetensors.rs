@@ -46,13 +46,18 @@
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use alloc::borrow::{Cow, ToOwned};
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+#[cfg(feature = "std")]
 use std::path::Path;
 
 use ::safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 
+#[cfg(feature = "std")]
 use super::atomic::write_atomic;
+use crate::error::{bytes_origin, Origin};
 use crate::{fmt_shape, invalid, Error, Float, Module, Result};
 
 /// What an error about in-memory bytes names in place of a file path.
@@ -70,6 +75,7 @@ pub trait SafetensorsExt<T: Float> {
 
     /// Writes [`SafetensorsExt::to_safetensors_bytes`] to `path` atomically: a crash or an
     /// error midway leaves any previous file at `path` as it was.
+    #[cfg(feature = "std")]
     fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()>;
 
     /// Loads every parameter and buffer from the bytes of a safetensors file, after checking
@@ -77,6 +83,7 @@ pub trait SafetensorsExt<T: Float> {
     fn load_safetensors_bytes(&mut self, bytes: &[u8]) -> Result<()>;
 
     /// Reads the file at `path` and loads it as [`SafetensorsExt::load_safetensors_bytes`].
+    #[cfg(feature = "std")]
     fn load_safetensors(&mut self, path: impl AsRef<Path>) -> Result<()>;
 }
 
@@ -85,14 +92,16 @@ impl<T: Float, M: Module<T> + ?Sized> SafetensorsExt<T> for M {
         to_bytes(self)
     }
 
+    #[cfg(feature = "std")]
     fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
         write_atomic(path, &to_bytes(self)?)
     }
 
     fn load_safetensors_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        load(self, bytes, Path::new(BYTES_ORIGIN))
+        load(self, bytes, bytes_origin(BYTES_ORIGIN))
     }
 
+    #[cfg(feature = "std")]
     fn load_safetensors(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
@@ -103,9 +112,13 @@ impl<T: Float, M: Module<T> + ?Sized> SafetensorsExt<T> for M {
     }
 }
 
-fn load<T: Float, M: Module<T> + ?Sized>(model: &mut M, bytes: &[u8], origin: &Path) -> Result<()> {
+fn load<T: Float, M: Module<T> + ?Sized>(
+    model: &mut M,
+    bytes: &[u8],
+    origin: &Origin,
+) -> Result<()> {
     let staged = stage(model, bytes).map_err(|msg| Error::Format {
-        path: origin.to_path_buf(),
+        path: origin.to_owned(),
         msg,
     })?;
     commit(model, staged);
@@ -196,7 +209,9 @@ pub(crate) fn to_bytes<T: Float, M: Module<T> + ?Sized>(model: &M) -> Result<Vec
             format!("the model has two tensors named `{}`", w[0]),
         ));
     }
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let metadata = [("format".to_string(), "pt".to_string())]
+        .into_iter()
+        .collect();
     ::safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
         .map_err(|e| invalid("save_safetensors", e.to_string()))
 }
@@ -204,18 +219,18 @@ pub(crate) fn to_bytes<T: Float, M: Module<T> + ?Sized>(model: &M) -> Result<Vec
 /// The values of every parameter and buffer, read from a file and checked against the
 /// model, ready to be copied in by [`commit`].
 pub(crate) struct Staged<T> {
-    values: HashMap<String, Vec<T>>,
+    values: BTreeMap<String, Vec<T>>,
 }
 
 /// The name and shape of every parameter and buffer of `model`, through the same (mutable)
 /// visitors that [`commit`] uses. Errors on a name given twice.
 fn expected_tensors<T: Float, M: Module<T> + ?Sized>(
     model: &mut M,
-) -> std::result::Result<Vec<(String, Vec<usize>)>, String> {
+) -> core::result::Result<Vec<(String, Vec<usize>)>, String> {
     let mut expected = Vec::new();
     model.visit_params_mut(&mut |name, p| expected.push((name.to_string(), p.shape().to_vec())));
     model.visit_buffers_mut(&mut |name, b| expected.push((name.to_string(), b.shape().to_vec())));
-    let mut seen = HashSet::new();
+    let mut seen = BTreeSet::new();
     for (name, _) in &expected {
         if !seen.insert(name.as_str()) {
             return Err(format!("the model has two tensors named `{name}`"));
@@ -230,12 +245,12 @@ fn expected_tensors<T: Float, M: Module<T> + ?Sized>(
 pub(crate) fn stage<T: Float, M: Module<T> + ?Sized>(
     model: &mut M,
     bytes: &[u8],
-) -> std::result::Result<Staged<T>, String> {
+) -> core::result::Result<Staged<T>, String> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| diagnose(bytes, &e))?;
     let dtype = dtype_of::<T>().map_err(|e| e.to_string())?;
     let expected = expected_tensors(model)?;
     let mut problems = Vec::new();
-    let mut values = HashMap::with_capacity(expected.len());
+    let mut values = BTreeMap::new();
     for (name, shape) in &expected {
         let Ok(view) = file.tensor(name) else {
             problems.push(format!(
@@ -259,7 +274,7 @@ pub(crate) fn stage<T: Float, M: Module<T> + ?Sized>(
             values.insert(name.clone(), decode(dtype, view.data()));
         }
     }
-    let known: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let known: BTreeSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     let mut others: Vec<&str> = file
         .names()
         .into_iter()
@@ -291,7 +306,7 @@ pub(crate) fn stage<T: Float, M: Module<T> + ?Sized>(
 
 /// Whether `name` is `<prefix>num_batches_tracked` beside a batch norm's running
 /// statistics `<prefix>running_mean` and `<prefix>running_var`.
-fn is_batch_norm_counter(name: &str, known: &HashSet<&str>) -> bool {
+fn is_batch_norm_counter(name: &str, known: &BTreeSet<&str>) -> bool {
     let Some(prefix) = name.strip_suffix(NUM_BATCHES_TRACKED) else {
         return false;
     };
@@ -383,7 +398,9 @@ fn diagnose(bytes: &[u8], error: &SafeTensorError) -> String {
 }
 
 /// Dtype, shape and byte range of one tensor's header entry.
-fn entry_of(entry: &serde_json::Value) -> std::result::Result<(Dtype, Vec<u64>, u64, u64), String> {
+fn entry_of(
+    entry: &serde_json::Value,
+) -> core::result::Result<(Dtype, Vec<u64>, u64, u64), String> {
     let field = |key: &str| {
         entry
             .get(key)

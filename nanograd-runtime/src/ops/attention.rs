@@ -64,7 +64,7 @@ fn f32_heads_mut<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
 /// Whether `T` is `f32` and this CPU runs AVX-512.
 fn f32_heads_available<T: Float>() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+    return core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>()
         && pulp::x86::V4::try_new().is_some();
     #[cfg(not(target_arch = "x86_64"))]
     return false;
@@ -218,7 +218,7 @@ fn exp<T: Float>(x: T) -> T {
     const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     let x = x.to_f64();
     let x = if x < -708.0 { -708.0 } else { x };
-    let t = x * std::f64::consts::LOG2_E + MAGIC;
+    let t = x * core::f64::consts::LOG2_E + MAGIC;
     let nf = t - MAGIC;
     let n = (t.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
     let r = (x - nf * LN2_HI) - nf * LN2_LO;

@@ -48,7 +48,7 @@ fn channel_runs(
     c: usize,
     hw: usize,
     k: usize,
-) -> impl Iterator<Item = std::ops::Range<usize>> {
+) -> impl Iterator<Item = core::ops::Range<usize>> {
     (0..n).map(move |b| {
         let start = (b * c + k) * hw;
         start..start + hw

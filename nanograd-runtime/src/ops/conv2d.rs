@@ -597,7 +597,7 @@ struct Chunk {
 
 impl Chunk {
     /// The chunk's elements of a batch of `per_image` elements per image.
-    fn images(&self, per_image: usize) -> std::ops::Range<usize> {
+    fn images(&self, per_image: usize) -> core::ops::Range<usize> {
         self.start * per_image..(self.start + self.count) * per_image
     }
 

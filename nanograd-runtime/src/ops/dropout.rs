@@ -14,7 +14,7 @@
 //! [`dropout_mask`] followed by [`dropout_apply`].
 
 use crate::{check_len, invalid, Float, Result};
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 /// Draws `mask[i] = 1 / (1 - p)` with probability `1 - p`, else `0`, one uniform draw per
 /// element. Errors if `p` is not in `[0, 1]`.
@@ -32,7 +32,7 @@ pub fn dropout_mask<T: Float>(p: T, rng: &mut impl Rng, mask: &mut [T]) -> Resul
     };
     let p = p.to_f64();
     for m in mask.iter_mut() {
-        *m = if rng.gen::<f64>() < p {
+        *m = if rng.random::<f64>() < p {
             T::zero()
         } else {
             keep

@@ -118,9 +118,9 @@ const A: f64 = 2.0 * SQRT_2_OVER_PI;
 /// `B = 2√(2/π) · 0.044715`.
 const B: f64 = 2.0 * SQRT_2_OVER_PI * KAPPA;
 /// `log₂ e`.
-const LOG2_E: f64 = std::f64::consts::LOG2_E;
+const LOG2_E: f64 = core::f64::consts::LOG2_E;
 /// `ln 2`.
-const LN_2: f64 = std::f64::consts::LN_2;
+const LN_2: f64 = core::f64::consts::LN_2;
 /// `1.5 · 2⁵²`: adding it rounds a value below `2⁵¹` in magnitude to an integer (to nearest),
 /// which then sits in the low bits of the sum.
 const ROUND: f64 = 6_755_399_441_055_744.0;

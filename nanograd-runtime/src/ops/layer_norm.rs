@@ -41,7 +41,7 @@ const LANES: usize = 16;
 /// partial sums themselves two lanes wide, which measured slower.
 #[inline(always)]
 fn total(acc: [f64; LANES], tail: f64) -> f64 {
-    let half: [f64; LANES / 2] = std::array::from_fn(|k| acc[k] + acc[k + LANES / 2]);
+    let half: [f64; LANES / 2] = core::array::from_fn(|k| acc[k] + acc[k + LANES / 2]);
     half.iter().fold(tail, |s, &p| s + p)
 }
 

@@ -36,7 +36,7 @@ fn batch_rows(op: &'static str, len: usize, cols: usize) -> Result<usize> {
 }
 
 /// A class index per row: `usize` labels or `u32` targets (token ids).
-trait ClassIndex: Copy + std::fmt::Display {
+trait ClassIndex: Copy + core::fmt::Display {
     fn index(self) -> usize;
 }
 

@@ -12,6 +12,7 @@
 //! Weight decay (either kind) applies to the parameters its [`DecayScope`] selects: all of
 //! them by default, or only those with two or more dimensions.
 
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::state::ParamKeys;

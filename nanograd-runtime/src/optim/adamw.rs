@@ -2,6 +2,7 @@
 //! `torch.optim.AdamW`): each step first shrinks the parameter, `p ← p · (1 − lr·w)`, then
 //! applies the Adam update of [`Adam`] to the plain gradient.
 
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::{Adam, DecayScope, Optimizer};

@@ -13,7 +13,9 @@
 //! # Ok::<(), nanograd_runtime::Error>(())
 //! ```
 
-use std::fmt;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
 
 use crate::{Error, Float, Module, Result};
 

@@ -40,6 +40,8 @@
 //! # Ok::<(), nanograd_runtime::Error>(())
 //! ```
 
+use alloc::vec::Vec;
+
 mod adam;
 mod adamw;
 pub mod clip;

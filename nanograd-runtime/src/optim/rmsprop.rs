@@ -10,6 +10,7 @@
 //!                p ← p − lr·g/a                (otherwise)
 //! ```
 
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::state::ParamKeys;

@@ -15,6 +15,7 @@
 //! assert_eq!((s.lr(29), s.lr(30), s.lr(60)), (0.1, 0.05, 0.025));
 //! ```
 
+use alloc::boxed::Box;
 use serde::{Deserialize, Serialize};
 
 use crate::{invalid, Result};
@@ -67,7 +68,7 @@ impl StepDecay {
 impl LrSchedule for StepDecay {
     fn lr(&self, epoch: usize) -> f64 {
         let drops = epoch / self.step_size.max(1);
-        self.base * self.gamma.powi(i32::try_from(drops).unwrap_or(i32::MAX))
+        self.base * crate::Float::powi(self.gamma, i32::try_from(drops).unwrap_or(i32::MAX))
     }
 }
 
@@ -82,7 +83,7 @@ pub struct ExponentialDecay {
 
 impl LrSchedule for ExponentialDecay {
     fn lr(&self, epoch: usize) -> f64 {
-        self.base * (-self.rate * epoch as f64).exp()
+        self.base * crate::Float::exp(-self.rate * epoch as f64)
     }
 }
 
@@ -102,8 +103,8 @@ pub struct CosineAnnealing {
 
 impl LrSchedule for CosineAnnealing {
     fn lr(&self, epoch: usize) -> f64 {
-        let phase = std::f64::consts::PI * epoch as f64 / self.total.max(1) as f64;
-        self.min + (self.base - self.min) * (1.0 + phase.cos()) / 2.0
+        let phase = core::f64::consts::PI * epoch as f64 / self.total.max(1) as f64;
+        self.min + (self.base - self.min) * (1.0 + crate::float::cos(phase)) / 2.0
     }
 }
 

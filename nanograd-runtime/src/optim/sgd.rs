@@ -8,6 +8,7 @@
 //! p ← p − lr·g
 //! ```
 
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::state::ParamKeys;

@@ -2,6 +2,8 @@
 //! for ([`ParamKeys`]), the checks that a model still has them, and the loop that hands each
 //! parameter to an update rule.
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::{invalid, Float, Module, Result};

@@ -10,7 +10,7 @@ model! {
 }
 
 fn main() {
-    let model = Mlp::<f32>::new(&mut nanograd::rand::thread_rng());
+    let model = Mlp::<f32>::new(&mut nanograd::rand::rng());
     let x = vec![[0.0f32; 783]; 2];
     let _ = model.forward(&x);
 }

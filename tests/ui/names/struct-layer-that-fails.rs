@@ -20,6 +20,6 @@ model! {
 }
 
 fn main() {
-    let net = Net::<f32>::new(&mut nanograd::rand::thread_rng());
+    let net = Net::<f32>::new(&mut nanograd::rand::rng());
     let _: Vec<[f32; 4]> = net.forward(&[[0.0; 4]]).unwrap();
 }

@@ -13,6 +13,6 @@ model! {
 
 fn main() {
     // no secondary errors: the stub keeps the model's signatures
-    let model = Mlp::<f32>::new(&mut nanograd::rand::thread_rng());
+    let model = Mlp::<f32>::new(&mut nanograd::rand::rng());
     let _out: Vec<[f32; 10]> = model.forward(&[[0.0; 784]]).unwrap();
 }

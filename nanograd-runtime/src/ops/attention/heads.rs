@@ -55,7 +55,7 @@ fn exp16(simd: V4, x: f32x16) -> f32x16 {
     let splat = |v: f32| simd.splat_f32s(v);
     // max(-87, x): the second operand when either is NaN, so NaN passes
     let x = simd.max_f32s(splat(-87.0), x);
-    let t = simd.mul_add_f32s(x, splat(std::f32::consts::LOG2_E), splat(MAGIC));
+    let t = simd.mul_add_f32s(x, splat(core::f32::consts::LOG2_E), splat(MAGIC));
     let nf = simd.sub_f32s(t, splat(MAGIC));
     let r = simd.mul_add_f32s(nf, splat(-LN2_HI), x);
     let r = simd.mul_add_f32s(nf, splat(-LN2_LO), r);
@@ -140,7 +140,7 @@ fn softmax_row(simd: V4, row: &mut [f32], n: usize) -> f32 {
     }
     let end = (regs * L).min(row.len());
     row[end..].fill(0.0);
-    m + total.ln()
+    m + crate::Float::ln(total)
 }
 
 /// `e^(x - l)` for the first `n` elements of `row` in place, the rest set to 0.
@@ -468,7 +468,7 @@ impl pulp::WithSimd for Forward<'_> {
             unreachable!("dispatched without AVX-512")
         };
         let (t, c, dh) = (sh.t, sh.c, sh.dh());
-        let scale = 1.0 / (dh as f32).sqrt();
+        let scale = 1.0 / crate::Float::sqrt(dh as f32);
         let [p, _, kt, _] = sh.split(scratch);
         for ((x, o), lb) in qkv
             .chunks_exact(t * 3 * c)
@@ -530,7 +530,7 @@ impl pulp::WithSimd for Backward<'_> {
             unreachable!("dispatched without AVX-512")
         };
         let (t, c, dh) = (sh.t, sh.c, sh.dh());
-        let scale = 1.0 / (dh as f32).sqrt();
+        let scale = 1.0 / crate::Float::sqrt(dh as f32);
         let [p, ds, kt, vt] = sh.split(scratch);
         for ((((x, o), go), dx), lb) in qkv
             .chunks_exact(t * 3 * c)

@@ -493,12 +493,12 @@ fn col2im_homes<T: Float>(
 /// The `N` rows `buf[offsets[i]..][..len]`, which must not overlap, mutably at once.
 #[inline(always)]
 fn rows_mut<T, const N: usize>(buf: &mut [T], offsets: [usize; N], len: usize) -> [&mut [T]; N] {
-    let mut order: [usize; N] = std::array::from_fn(|i| i);
+    let mut order: [usize; N] = core::array::from_fn(|i| i);
     order.sort_unstable_by_key(|&i| offsets[i]);
-    let mut rows: [Option<&mut [T]>; N] = std::array::from_fn(|_| None);
+    let mut rows: [Option<&mut [T]>; N] = core::array::from_fn(|_| None);
     let (mut rest, mut base) = (buf, 0);
     for i in order {
-        let tail = std::mem::take(&mut rest).split_at_mut(offsets[i] - base).1;
+        let tail = core::mem::take(&mut rest).split_at_mut(offsets[i] - base).1;
         let (row, tail) = tail.split_at_mut(len);
         (rows[i], rest, base) = (Some(row), tail, offsets[i] + len);
     }

@@ -70,8 +70,8 @@ impl<T: Float> Kernel for RowProducts<'_, T> {
         for j in (0..n4).step_by(BLOCK) {
             for i in (0..m4).step_by(BLOCK) {
                 let s = block(
-                    std::array::from_fn(|r| a_row(i + r)),
-                    std::array::from_fn(|q| b_row(j + q)),
+                    core::array::from_fn(|r| a_row(i + r)),
+                    core::array::from_fn(|q| b_row(j + q)),
                 );
                 for (r, row) in s.iter().enumerate() {
                     for (d, &v) in c[(i + r) * n + j..][..BLOCK].iter_mut().zip(row) {
