@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use crate::fold;
 use crate::names::{layer_base, Names};
 use crate::proto::{AttributeProto, NodeProto};
-use crate::tensor::{Const, Int};
+use crate::tensor::{bounded, Const, Int, MAX_ELEMENTS};
 use crate::Problem;
 
 /// A dimension of a run-time tensor.
@@ -45,7 +45,14 @@ pub struct Act {
 
 impl Act {
     fn new(expr: String, shape: Vec<Dim>) -> Act {
-        Act { expr, dsl: shape.clone(), shape, var: false, binary: false, index: false }
+        Act {
+            expr,
+            dsl: shape.clone(),
+            shape,
+            var: false,
+            binary: false,
+            index: false,
+        }
     }
 }
 
@@ -89,8 +96,49 @@ pub struct Converter<'a> {
 
 type Out = Result<Vec<Value>, String>;
 
+/// The largest kernel, stride or padding accepted (larger ones are not real models, and
+/// keep the size arithmetic far from overflowing).
+const MAX_WINDOW: i64 = 1 << 16;
+
+/// Operators whose output has their first input's shape: when one cannot be converted, the
+/// nodes after it are still checked.
+const SHAPE_PRESERVING: &[&str] = &[
+    "Abs",
+    "Celu",
+    "Clip",
+    "Elu",
+    "Erf",
+    "Exp",
+    "Gelu",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "Log",
+    "Mish",
+    "Neg",
+    "PRelu",
+    "Reciprocal",
+    "Relu",
+    "Selu",
+    "Sigmoid",
+    "Sign",
+    "Softplus",
+    "Softsign",
+    "Sqrt",
+    "Tanh",
+    "ThresholdedRelu",
+    "Softmax",
+    "LogSoftmax",
+    "Dropout",
+    "BatchNormalization",
+    "LayerNormalization",
+    "InstanceNormalization",
+];
+
 fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
-    node.attribute.iter().find(|a| a.name.as_deref() == Some(name))
+    node.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(name))
 }
 fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
     attr(node, name).and_then(|a| a.i).unwrap_or(default)
@@ -102,7 +150,9 @@ fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
 }
 fn attr_s(node: &NodeProto, name: &str) -> Option<String> {
-    attr(node, name).and_then(|a| a.s.as_ref()).map(|s| String::from_utf8_lossy(s).into_owned())
+    attr(node, name)
+        .and_then(|a| a.s.as_ref())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
 }
 
 /// Errors naming every attribute of `node` outside `allowed`.
@@ -125,7 +175,9 @@ fn fixed(dims: &[Dim], what: &str) -> Result<Vec<usize>, String> {
     dims.iter()
         .map(|d| match d {
             Dim::Fixed(n) => Ok(*n),
-            Dim::Batch => Err(format!("{what} has the batch dimension where a fixed size is needed")),
+            Dim::Batch => Err(format!(
+                "{what} has the batch dimension where a fixed size is needed"
+            )),
         })
         .collect()
 }
@@ -212,7 +264,10 @@ impl<'a> Converter<'a> {
         } else if poisoned {
             Ok(vec![])
         } else if !matches!(node.domain.as_deref(), None | Some("") | Some("ai.onnx")) {
-            Err(format!("operators of the domain `{}` are not supported", node.domain.clone().unwrap_or_default()))
+            Err(format!(
+                "operators of the domain `{}` are not supported",
+                node.domain.clone().unwrap_or_default()
+            ))
         } else {
             self.op(node, &ins)
         };
@@ -220,7 +275,11 @@ impl<'a> Converter<'a> {
             Ok(outs) if !outs.is_empty() || poisoned => {
                 for (k, name) in node.output.iter().enumerate() {
                     let v = outs.get(k).cloned().unwrap_or(Value::Poison);
-                    if k > 0 && outs.get(k).is_none() && self.uses.get(name).copied().unwrap_or(0) > 0 && !poisoned {
+                    if k > 0
+                        && outs.get(k).is_none()
+                        && self.uses.get(name).copied().unwrap_or(0) > 0
+                        && !poisoned
+                    {
                         self.problem(node, format!("output {k} (`{name}`) is used, but only the first output is supported"));
                     }
                     let v = match v {
@@ -237,8 +296,20 @@ impl<'a> Converter<'a> {
             }
             Err(message) => {
                 self.problem(node, message);
-                for name in &node.output {
-                    self.values.insert(name.clone(), Value::Poison);
+                // an elementwise operator keeps its input's shape, so the nodes after it
+                // are still checked (and their problems reported in the same run)
+                let op = node.op_type.as_deref().unwrap_or("");
+                let keep = match ins.first() {
+                    Some(Some(Value::Act(a))) if SHAPE_PRESERVING.contains(&op) => {
+                        Value::Act(a.clone())
+                    }
+                    _ => Value::Poison,
+                };
+                for (k, name) in node.output.iter().enumerate() {
+                    self.values.insert(
+                        name.clone(),
+                        if k == 0 { keep.clone() } else { Value::Poison },
+                    );
                 }
             }
         }
@@ -257,8 +328,14 @@ impl<'a> Converter<'a> {
     fn bind(&mut self, a: Act) -> Act {
         self.next_var += 1;
         let var = format!("h{}", self.next_var);
-        self.lets.push(format!("let {var}: {} = {};", fmt_dims(&a.dsl), a.expr));
-        Act { expr: var, var: true, binary: false, ..a }
+        self.lets
+            .push(format!("let {var}: {} = {};", fmt_dims(&a.dsl), a.expr));
+        Act {
+            expr: var,
+            var: true,
+            binary: false,
+            ..a
+        }
     }
 
     /// The expression with the ONNX shape (a reshape where the DSL's shape differs).
@@ -267,7 +344,13 @@ impl<'a> Converter<'a> {
             return a.clone();
         }
         let expr = format!("reshape({}, {})", a.expr, fmt_dims(&a.shape));
-        Act { expr, dsl: a.shape.clone(), var: false, binary: false, ..a.clone() }
+        Act {
+            expr,
+            dsl: a.shape.clone(),
+            var: false,
+            binary: false,
+            ..a.clone()
+        }
     }
 
     /// A layer's argument: a plain name, bound first if needed.
@@ -282,9 +365,13 @@ impl<'a> Converter<'a> {
 
     fn float_act(&self, v: &Option<Value>, what: &str) -> Result<Act, String> {
         match v {
-            Some(Value::Act(a)) if a.index => Err(format!("{what} holds integer indices, which only an embedding table can take")),
+            Some(Value::Act(a)) if a.index => Err(format!(
+                "{what} holds integer indices, which only an embedding table can take"
+            )),
             Some(Value::Act(a)) => Ok(a.clone()),
-            Some(Value::Const(_)) => Err(format!("{what} is a constant where a run-time tensor was expected")),
+            Some(Value::Const(_)) => Err(format!(
+                "{what} is a constant where a run-time tensor was expected"
+            )),
             _ => Err(format!("{what} is missing")),
         }
     }
@@ -292,13 +379,17 @@ impl<'a> Converter<'a> {
     fn konst<'v>(&self, v: &'v Option<Value>, what: &str) -> Result<&'v Const, String> {
         match v {
             Some(Value::Const(c)) => Ok(c),
-            Some(Value::Act(_)) => Err(format!("{what} depends on the model's input, so it cannot be folded to a constant")),
+            Some(Value::Act(_)) => Err(format!(
+                "{what} depends on the model's input, so it cannot be folded to a constant"
+            )),
             _ => Err(format!("{what} is missing")),
         }
     }
 
     fn ints_of(&self, v: &Option<Value>, what: &str) -> Result<Vec<i64>, String> {
-        self.konst(v, what)?.known_ints().ok_or_else(|| format!("{what} is not a list of known integers"))
+        self.konst(v, what)?
+            .known_ints()
+            .ok_or_else(|| format!("{what} is not a list of known integers"))
     }
 
     fn layer_name(&mut self, weight_input: &str, node: &NodeProto, fallback: &str) -> String {
@@ -312,8 +403,15 @@ impl<'a> Converter<'a> {
 
     fn op(&mut self, node: &NodeProto, ins: &[Option<Value>]) -> Out {
         let op = node.op_type.as_deref().unwrap_or("");
+        let all_const = ins
+            .iter()
+            .all(|v| matches!(v, Some(Value::Const(_)) | None))
+            && !ins.is_empty();
+        // absent trailing inputs read as missing ones, never out of bounds
+        let mut padded = ins.to_vec();
+        padded.resize(padded.len().max(6), None);
+        let ins = padded.as_slice();
         let input = |k: usize| ins.get(k).cloned().flatten();
-        let all_const = ins.iter().all(|v| matches!(v, Some(Value::Const(_)) | None)) && !ins.is_empty();
         match op {
             "Constant" => {
                 only_attrs(node, &["value", "value_float", "value_floats", "value_int", "value_ints"])?;
@@ -478,7 +576,10 @@ impl<'a> Converter<'a> {
         }
         let x = self.float_act(&ins[0], "the input A")?;
         if x.shape.len() != 2 {
-            return Err(format!("the input A is {}, not a matrix", fmt_dims(&x.shape)));
+            return Err(format!(
+                "the input A is {}, not a matrix",
+                fmt_dims(&x.shape)
+            ));
         }
         let b = self.konst(&ins[1], "the weight B")?.clone();
         if b.dims.len() != 2 {
@@ -493,7 +594,10 @@ impl<'a> Converter<'a> {
             (b.dims[1], b.dims[0])
         };
         if x.shape[1] != Dim::Fixed(inp) {
-            return Err(format!("the input A is {} but the weight takes {inp} features", fmt_dims(&x.shape)));
+            return Err(format!(
+                "the input A is {} but the weight takes {inp} features",
+                fmt_dims(&x.shape)
+            ));
         }
         if alpha != 1.0 {
             w.iter_mut().for_each(|v| *v *= alpha);
@@ -505,21 +609,48 @@ impl<'a> Converter<'a> {
                 let v = c.floats().ok_or("the bias C is not a float tensor")?;
                 let v = match v.len() {
                     1 => vec![v[0] * beta; out],
-                    n if n == out && c.dims.iter().rev().skip(1).all(|&d| d == 1) => v.iter().map(|x| x * beta).collect(),
-                    _ => return Err(format!("the bias C has dims {:?}; only [{out}] (one per output) is supported", c.dims)),
+                    n if n == out && c.dims.iter().rev().skip(1).all(|&d| d == 1) => {
+                        v.iter().map(|x| x * beta).collect()
+                    }
+                    _ => {
+                        return Err(format!(
+                            "the bias C has dims {:?}; only [{out}] (one per output) is supported",
+                            c.dims
+                        ))
+                    }
                 };
                 Some(v)
             }
         };
         let weight_name = node.input.get(1).cloned().unwrap_or_default();
-        Ok(vec![Value::Act(self.dense(&weight_name, node, &x, inp, out, w, bias))])
+        Ok(vec![Value::Act(self.dense(
+            &weight_name,
+            node,
+            &x,
+            inp,
+            out,
+            w,
+            bias,
+        ))])
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn dense(&mut self, weight_name: &str, node: &NodeProto, x: &Act, inp: usize, out: usize, w: Vec<f32>, bias: Option<Vec<f32>>) -> Act {
+    fn dense(
+        &mut self,
+        weight_name: &str,
+        node: &NodeProto,
+        x: &Act,
+        inp: usize,
+        out: usize,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    ) -> Act {
         let name = self.layer_name(weight_name, node, "fc");
         let no_bias = if bias.is_none() { ", bias = false" } else { "" };
-        self.layers.push(Layer { name: name.clone(), decl: format!("Dense({inp} -> {out}{no_bias})") });
+        self.layers.push(Layer {
+            name: name.clone(),
+            decl: format!("Dense({inp} -> {out}{no_bias})"),
+        });
         self.weight(format!("{name}.weight"), vec![out, inp], w);
         if let Some(b) = bias {
             self.weight(format!("{name}.bias"), vec![out], b);
@@ -540,21 +671,39 @@ impl<'a> Converter<'a> {
         match &ins[1] {
             Some(Value::Const(w)) => {
                 if w.dims.len() != 2 {
-                    return Err(format!("the weight has dims {:?}; only a matrix is supported", w.dims));
+                    return Err(format!(
+                        "the weight has dims {:?}; only a matrix is supported",
+                        w.dims
+                    ));
                 }
                 let (inp, out) = (w.dims[0], w.dims[1]);
                 if x.shape.last() != Some(&Dim::Fixed(inp)) {
-                    return Err(format!("the input is {} but the weight takes {inp} features", fmt_dims(&x.shape)));
+                    return Err(format!(
+                        "the input is {} but the weight takes {inp} features",
+                        fmt_dims(&x.shape)
+                    ));
                 }
-                let wt = fold::transpose(w, &[1, 0])?.floats().ok_or("the weight is not a float tensor")?;
+                let wt = fold::transpose(w, &[1, 0])?
+                    .floats()
+                    .ok_or("the weight is not a float tensor")?;
                 let out_name = node.output.first().cloned().unwrap_or_default();
                 let mut bias = None;
-                if let (Some(1), Some([j])) = (self.uses.get(&out_name), self.consumers.get(&out_name).map(Vec::as_slice)) {
+                if let (Some(1), Some([j])) = (
+                    self.uses.get(&out_name),
+                    self.consumers.get(&out_name).map(Vec::as_slice),
+                ) {
                     let add = &self.nodes[*j];
                     if add.op_type.as_deref() == Some("Add") && add.input.len() == 2 {
-                        let other = if add.input[0] == out_name { &add.input[1] } else { &add.input[0] };
+                        let other = if add.input[0] == out_name {
+                            &add.input[1]
+                        } else {
+                            &add.input[0]
+                        };
                         if let Some(Value::Const(c)) = self.values.get(other) {
-                            if c.len() == out && c.dims.iter().rev().skip(1).all(|&d| d == 1) && c.dims.len() <= x.shape.len() {
+                            if c.len() == out
+                                && c.dims.iter().rev().skip(1).all(|&d| d == 1)
+                                && c.dims.len() <= x.shape.len()
+                            {
                                 bias = c.floats();
                                 if bias.is_some() {
                                     self.absorbed.insert(*j);
@@ -580,12 +729,21 @@ impl<'a> Converter<'a> {
                 if r1 < 2 || r2 < 2 {
                     return Err("matmul of vectors is not supported".into());
                 }
-                if x.shape[r1 - 1] != y.shape[r2 - 2] || (r2 > 2 && x.shape[..r1 - 2] != y.shape[..r2 - 2]) {
-                    return Err(format!("matmul of {} and {} is not supported", fmt_dims(&x.shape), fmt_dims(&y.shape)));
+                if x.shape[r1 - 1] != y.shape[r2 - 2]
+                    || (r2 > 2 && x.shape[..r1 - 2] != y.shape[..r2 - 2])
+                {
+                    return Err(format!(
+                        "matmul of {} and {} is not supported",
+                        fmt_dims(&x.shape),
+                        fmt_dims(&y.shape)
+                    ));
                 }
                 let mut shape = x.shape.clone();
                 shape[r1 - 1] = y.shape[r2 - 1];
-                Ok(vec![Value::Act(Act::new(format!("matmul({}, {})", x.expr, y.expr), shape))])
+                Ok(vec![Value::Act(Act::new(
+                    format!("matmul({}, {})", x.expr, y.expr),
+                    shape,
+                ))])
             }
             _ => Err("the second input is missing".into()),
         }
@@ -593,19 +751,39 @@ impl<'a> Converter<'a> {
 
     /// `Conv` → `Conv2d(in -> out, kernel = k, stride = s, padding = p)`.
     fn conv(&mut self, node: &NodeProto, ins: &[Option<Value>]) -> Out {
-        only_attrs(node, &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])?;
+        only_attrs(
+            node,
+            &[
+                "auto_pad",
+                "dilations",
+                "group",
+                "kernel_shape",
+                "pads",
+                "strides",
+            ],
+        )?;
         let x = self.materialize(&self.float_act(&ins[0], "the input")?);
         let w = self.konst(&ins[1], "the weight")?.clone();
         if x.shape.len() != 4 || w.dims.len() != 4 {
-            return Err(format!("only 2-D convolutions are supported (input {}, weight {:?})", fmt_dims(&x.shape), w.dims));
+            return Err(format!(
+                "only 2-D convolutions are supported (input {}, weight {:?})",
+                fmt_dims(&x.shape),
+                w.dims
+            ));
         }
         let (o, c, kh, kw) = (w.dims[0], w.dims[1], w.dims[2], w.dims[3]);
         let mut missing = Vec::new();
         if attr_i(node, "group", 1) != 1 {
-            missing.push(format!("group = {} (grouped convolution)", attr_i(node, "group", 1)));
+            missing.push(format!(
+                "group = {} (grouped convolution)",
+                attr_i(node, "group", 1)
+            ));
         }
         if attr_ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
-            missing.push(format!("dilations = {:?}", attr_ints(node, "dilations").unwrap_or_default()));
+            missing.push(format!(
+                "dilations = {:?}",
+                attr_ints(node, "dilations").unwrap_or_default()
+            ));
         }
         let auto = attr_s(node, "auto_pad").unwrap_or_else(|| "NOTSET".into());
         if auto != "NOTSET" && auto != "VALID" {
@@ -615,23 +793,42 @@ impl<'a> Converter<'a> {
             missing.push(format!("a {kh}x{kw} kernel (only square kernels)"));
         }
         let strides = attr_ints(node, "strides").unwrap_or_else(|| vec![1, 1]);
-        if strides.len() != 2 || strides[0] != strides[1] {
+        if strides.len() != 2 || strides[0] != strides[1] || !(1..=MAX_WINDOW).contains(&strides[0])
+        {
             missing.push(format!("strides = {strides:?} (only equal strides)"));
         }
-        let pads = if auto == "VALID" { vec![0; 4] } else { attr_ints(node, "pads").unwrap_or_else(|| vec![0; 4]) };
-        if pads.len() != 4 || pads.iter().any(|&p| p != pads[0]) {
-            missing.push(format!("pads = {pads:?} (only the same padding on every side)"));
+        let pads = if auto == "VALID" {
+            vec![0; 4]
+        } else {
+            attr_ints(node, "pads").unwrap_or_else(|| vec![0; 4])
+        };
+        if pads.len() != 4
+            || pads.iter().any(|&p| p != pads[0])
+            || !(0..=MAX_WINDOW).contains(&pads[0])
+        {
+            missing.push(format!(
+                "pads = {pads:?} (only the same padding on every side)"
+            ));
         }
         if !missing.is_empty() {
             return Err(format!("{} not supported", missing.join(", ")));
         }
         let (s, p) = (strides[0] as usize, pads[0] as usize);
         if x.shape[1] != Dim::Fixed(c) {
-            return Err(format!("the input {} does not have the weight's {c} channels", fmt_dims(&x.shape)));
+            return Err(format!(
+                "the input {} does not have the weight's {c} channels",
+                fmt_dims(&x.shape)
+            ));
         }
-        let [h, wd] = [fixed(&x.shape[2..3], "the height")?[0], fixed(&x.shape[3..4], "the width")?[0]];
+        let [h, wd] = [
+            fixed(&x.shape[2..3], "the height")?[0],
+            fixed(&x.shape[3..4], "the width")?[0],
+        ];
         if h + 2 * p < kh || wd + 2 * p < kw || s == 0 {
-            return Err(format!("a {kh}x{kw} kernel does not fit the input {}", fmt_dims(&x.shape)));
+            return Err(format!(
+                "a {kh}x{kw} kernel does not fit the input {}",
+                fmt_dims(&x.shape)
+            ));
         }
         let (oh, ow) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
         let weight_name = node.input.get(1).cloned().unwrap_or_default();
@@ -644,23 +841,40 @@ impl<'a> Converter<'a> {
             decl += &format!(", padding = {p}");
         }
         let bias = match ins.get(2).cloned().flatten() {
-            Some(_) => Some(self.konst(&ins[2], "the bias")?.floats().ok_or("the bias is not a float tensor")?),
+            Some(_) => Some(
+                self.konst(&ins[2], "the bias")?
+                    .floats()
+                    .ok_or("the bias is not a float tensor")?,
+            ),
             None => {
                 decl += ", bias = false";
                 None
             }
         };
         decl += ")";
-        self.layers.push(Layer { name: name.clone(), decl });
-        self.weight(format!("{name}.weight"), w.dims.clone(), w.floats().ok_or("the weight is not a float tensor")?);
+        self.layers.push(Layer {
+            name: name.clone(),
+            decl,
+        });
+        self.weight(
+            format!("{name}.weight"),
+            w.dims.clone(),
+            w.floats().ok_or("the weight is not a float tensor")?,
+        );
         if let Some(b) = bias {
             if b.len() != o {
-                return Err(format!("the bias has {} values for {o} output channels", b.len()));
+                return Err(format!(
+                    "the bias has {} values for {o} output channels",
+                    b.len()
+                ));
             }
             self.weight(format!("{name}.bias"), vec![o], b);
         }
         let arg = self.operand(&x);
-        Ok(vec![Value::Act(Act::new(format!("{name}({arg})"), vec![x.shape[0], Dim::Fixed(o), Dim::Fixed(oh), Dim::Fixed(ow)]))])
+        Ok(vec![Value::Act(Act::new(
+            format!("{name}({arg})"),
+            vec![x.shape[0], Dim::Fixed(o), Dim::Fixed(oh), Dim::Fixed(ow)],
+        ))])
     }
 
     /// `BatchNormalization` (inference) → `BatchNorm2d(c, eps = ..)`.
@@ -671,46 +885,86 @@ impl<'a> Converter<'a> {
         }
         let x = self.materialize(&self.float_act(&ins[0], "the input")?);
         if x.shape.len() != 4 {
-            return Err(format!("only [N, C, H, W] inputs are supported, not {}", fmt_dims(&x.shape)));
+            return Err(format!(
+                "only [N, C, H, W] inputs are supported, not {}",
+                fmt_dims(&x.shape)
+            ));
         }
         let c = fixed(&x.shape[1..2], "the channel dimension")?[0];
         let mut tensors = Vec::new();
-        for (k, what) in ["weight", "bias", "running_mean", "running_var"].iter().enumerate() {
+        for (k, what) in ["weight", "bias", "running_mean", "running_var"]
+            .iter()
+            .enumerate()
+        {
             let t = self.konst(&ins[k + 1], what)?;
-            let v = t.floats().filter(|v| v.len() == c).ok_or_else(|| format!("the {what} does not hold {c} floats"))?;
+            let v = t
+                .floats()
+                .filter(|v| v.len() == c)
+                .ok_or_else(|| format!("the {what} does not hold {c} floats"))?;
             tensors.push((what, v));
         }
         let eps = attr_f(node, "epsilon", 1e-5);
         let scale_name = node.input.get(1).cloned().unwrap_or_default();
         let name = self.layer_name(&scale_name, node, "bn");
-        let eps_kw = if (eps - 1e-5).abs() <= 1e-12 { String::new() } else { format!(", eps = {}", literal(eps)) };
-        self.layers.push(Layer { name: name.clone(), decl: format!("BatchNorm2d({c}{eps_kw})") });
+        let eps_kw = if (eps - 1e-5).abs() <= 1e-12 {
+            String::new()
+        } else {
+            format!(", eps = {}", literal(eps))
+        };
+        self.layers.push(Layer {
+            name: name.clone(),
+            decl: format!("BatchNorm2d({c}{eps_kw})"),
+        });
         for (what, v) in tensors {
             self.weight(format!("{name}.{what}"), vec![c], v);
         }
-        Ok(vec![Value::Act(Act::new(format!("{name}({})", x.expr), x.shape))])
+        Ok(vec![Value::Act(Act::new(
+            format!("{name}({})", x.expr),
+            x.shape,
+        ))])
     }
 
     /// `MaxPool` / `AveragePool` → `max_pool2d(x, kernel = k, stride = s, padding = p)`.
     fn pool(&mut self, node: &NodeProto, ins: &[Option<Value>]) -> Out {
         let op = node.op_type.as_deref().unwrap_or("");
-        only_attrs(node, &["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides", "storage_order"])?;
+        only_attrs(
+            node,
+            &[
+                "auto_pad",
+                "ceil_mode",
+                "count_include_pad",
+                "dilations",
+                "kernel_shape",
+                "pads",
+                "strides",
+                "storage_order",
+            ],
+        )?;
         let x = self.materialize(&self.float_act(&ins[0], "the input")?);
         if x.shape.len() != 4 {
-            return Err(format!("only 2-D pooling of [N, C, H, W] is supported, not {}", fmt_dims(&x.shape)));
+            return Err(format!(
+                "only 2-D pooling of [N, C, H, W] is supported, not {}",
+                fmt_dims(&x.shape)
+            ));
         }
         let k = attr_ints(node, "kernel_shape").unwrap_or_default();
         let strides = attr_ints(node, "strides").unwrap_or_else(|| vec![1, 1]);
         let pads = attr_ints(node, "pads").unwrap_or_else(|| vec![0; 4]);
         let mut missing = Vec::new();
-        if k.len() != 2 || k[0] != k[1] || k[0] < 1 {
+        if k.len() != 2 || k[0] != k[1] || !(1..=MAX_WINDOW).contains(&k[0]) {
             missing.push(format!("kernel_shape = {k:?} (only square kernels)"));
         }
-        if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+        if strides.len() != 2 || strides[0] != strides[1] || !(1..=MAX_WINDOW).contains(&strides[0])
+        {
             missing.push(format!("strides = {strides:?} (only equal strides)"));
         }
-        if pads.len() != 4 || pads.iter().any(|&p| p != pads[0]) {
-            missing.push(format!("pads = {pads:?} (only the same padding on every side)"));
+        if pads.len() != 4
+            || pads.iter().any(|&p| p != pads[0])
+            || !(0..=MAX_WINDOW).contains(&pads[0])
+        {
+            missing.push(format!(
+                "pads = {pads:?} (only the same padding on every side)"
+            ));
         }
         if attr_i(node, "ceil_mode", 0) != 0 {
             missing.push("ceil_mode = 1".into());
@@ -724,7 +978,10 @@ impl<'a> Converter<'a> {
         if attr_i(node, "storage_order", 0) != 0 {
             missing.push("storage_order = 1".into());
         }
-        if op == "AveragePool" && attr_i(node, "count_include_pad", 0) == 0 && pads.iter().any(|&p| p != 0) {
+        if op == "AveragePool"
+            && attr_i(node, "count_include_pad", 0) == 0
+            && pads.iter().any(|&p| p != 0)
+        {
             missing.push("count_include_pad = 0 with padding (nanograd's average counts the padding, as PyTorch's default)".into());
         }
         if !missing.is_empty() {
@@ -733,10 +990,17 @@ impl<'a> Converter<'a> {
         let (k, s, p) = (k[0] as usize, strides[0] as usize, pads[0] as usize);
         let h = fixed(&x.shape[2..4], "the spatial size")?;
         if h[0] + 2 * p < k || h[1] + 2 * p < k || 2 * p > k {
-            return Err(format!("a {k}x{k} window with padding {p} does not fit {}", fmt_dims(&x.shape)));
+            return Err(format!(
+                "a {k}x{k} window with padding {p} does not fit {}",
+                fmt_dims(&x.shape)
+            ));
         }
         let (oh, ow) = ((h[0] + 2 * p - k) / s + 1, (h[1] + 2 * p - k) / s + 1);
-        let f = if op == "MaxPool" { "max_pool2d" } else { "avg_pool2d" };
+        let f = if op == "MaxPool" {
+            "max_pool2d"
+        } else {
+            "avg_pool2d"
+        };
         let mut call = format!("{f}({}, kernel = {k}", x.expr);
         if s != k {
             call += &format!(", stride = {s}");
@@ -745,15 +1009,24 @@ impl<'a> Converter<'a> {
             call += &format!(", padding = {p}");
         }
         call += ")";
-        Ok(vec![Value::Act(Act::new(call, vec![x.shape[0], x.shape[1], Dim::Fixed(oh), Dim::Fixed(ow)]))])
+        Ok(vec![Value::Act(Act::new(
+            call,
+            vec![x.shape[0], x.shape[1], Dim::Fixed(oh), Dim::Fixed(ow)],
+        ))])
     }
 
     fn global_pool(&mut self, x: Act) -> Out {
         let x = self.materialize(&x);
         if x.shape.len() != 4 {
-            return Err(format!("only [N, C, H, W] inputs are supported, not {}", fmt_dims(&x.shape)));
+            return Err(format!(
+                "only [N, C, H, W] inputs are supported, not {}",
+                fmt_dims(&x.shape)
+            ));
         }
-        let mut a = Act::new(format!("global_avg_pool2d({})", x.expr), vec![x.shape[0], x.shape[1], Dim::Fixed(1), Dim::Fixed(1)]);
+        let mut a = Act::new(
+            format!("global_avg_pool2d({})", x.expr),
+            vec![x.shape[0], x.shape[1], Dim::Fixed(1), Dim::Fixed(1)],
+        );
         a.dsl = x.shape[..2].to_vec();
         Ok(vec![Value::Act(a)])
     }
@@ -766,7 +1039,10 @@ impl<'a> Converter<'a> {
             Some(_) => self.ints_of(&ins[1], "the axes")?,
             None => attr_ints(node, "axes").unwrap_or_default(),
         };
-        let mut ax: Vec<usize> = axes.iter().map(|&a| fold::axis(a, x.shape.len())).collect::<Result<_, _>>()?;
+        let mut ax: Vec<usize> = axes
+            .iter()
+            .map(|&a| fold::axis(a, x.shape.len()))
+            .collect::<Result<_, _>>()?;
         ax.sort_unstable();
         if x.shape.len() != 4 || ax != [2, 3] {
             return Err(format!("a mean over axes {axes:?} of {} is not supported (only over the spatial axes of [N, C, H, W])", fmt_dims(&x.shape)));
@@ -798,36 +1074,58 @@ impl<'a> Converter<'a> {
         }
     }
 
-    fn resolve_target(&self, input: &[Dim], target: &[Int], allowzero: bool) -> Result<Vec<Dim>, String> {
-        let per_sample: usize = input.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product();
+    fn resolve_target(
+        &self,
+        input: &[Dim],
+        target: &[Int],
+        allowzero: bool,
+    ) -> Result<Vec<Dim>, String> {
+        let sizes = |dims: &[Dim]| -> Vec<usize> {
+            dims.iter()
+                .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
+                .collect()
+        };
+        let per_sample = bounded(&sizes(input))?;
         let batched = input.first() == Some(&Dim::Batch);
         let mut dims = Vec::new();
         let mut infer = None;
         for (i, t) in target.iter().enumerate() {
             dims.push(match *t {
                 Int::Batch => Dim::Batch,
-                Int::Known(0) if !allowzero => *input.get(i).ok_or("0 copies a dimension the input lacks")?,
+                Int::Known(0) if !allowzero => {
+                    *input.get(i).ok_or("0 copies a dimension the input lacks")?
+                }
                 Int::Known(-1) if infer.is_none() => {
                     infer = Some(i);
                     Dim::Fixed(1)
                 }
-                Int::Known(n) if n >= 0 => Dim::Fixed(n as usize),
+                Int::Known(n) if n >= 0 && n as u64 <= MAX_ELEMENTS as u64 => {
+                    Dim::Fixed(n as usize)
+                }
                 Int::Known(n) => return Err(format!("target entry {n} is not valid")),
             });
         }
-        let known: usize = dims.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product();
+        let known = bounded(&sizes(&dims))?;
         let has_batch = dims.contains(&Dim::Batch);
         if let Some(i) = infer {
             if batched && !has_batch && known == per_sample {
                 dims[i] = Dim::Batch;
-            } else if known > 0 && per_sample % known == 0 {
+            } else if known > 0 && per_sample.is_multiple_of(known) {
                 dims[i] = Dim::Fixed(per_sample / known);
             } else {
-                return Err(format!("cannot resolve the target shape {target:?} for {}", fmt_dims(input)));
+                return Err(format!(
+                    "cannot resolve the target shape {target:?} for {}",
+                    fmt_dims(input)
+                ));
             }
         }
-        let total: usize = dims.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product();
-        let batch_ok = if batched { dims.first() == Some(&Dim::Batch) && dims.iter().filter(|d| **d == Dim::Batch).count() == 1 } else { !dims.contains(&Dim::Batch) };
+        let total = bounded(&sizes(&dims))?;
+        let batch_ok = if batched {
+            dims.first() == Some(&Dim::Batch)
+                && dims.iter().filter(|d| **d == Dim::Batch).count() == 1
+        } else {
+            !dims.contains(&Dim::Batch)
+        };
         if !batch_ok || total != per_sample {
             return Err(format!(
                 "the target shape {} of {} must keep the batch as its first dimension and the same number of values per sample",
@@ -844,12 +1142,20 @@ impl<'a> Converter<'a> {
         if x.dsl == dims {
             return Act { shape: dims, ..x };
         }
-        let expr = if dims.len() == 2 && dims[0] == Dim::Batch && x.dsl.first() == Some(&Dim::Batch) {
+        let expr = if dims.len() == 2 && dims[0] == Dim::Batch && x.dsl.first() == Some(&Dim::Batch)
+        {
             format!("flatten({})", x.expr)
         } else {
             format!("reshape({}, {})", x.expr, fmt_dims(&dims))
         };
-        Act { expr, shape: dims.clone(), dsl: dims, var: false, binary: false, index: x.index }
+        Act {
+            expr,
+            shape: dims.clone(),
+            dsl: dims,
+            var: false,
+            binary: false,
+            index: x.index,
+        }
     }
 
     fn flatten(&mut self, node: &NodeProto, ins: &[Option<Value>]) -> Out {
@@ -858,16 +1164,25 @@ impl<'a> Converter<'a> {
             Some(Value::Const(c)) => {
                 let ax = fold::axis(attr_i(node, "axis", 1), c.dims.len() + 1)?;
                 let outer: usize = c.dims[..ax].iter().product();
-                Ok(vec![Value::Const(fold::reshape(c, &[outer as i64, -1], true)?)])
+                Ok(vec![Value::Const(fold::reshape(
+                    c,
+                    &[outer as i64, -1],
+                    true,
+                )?)])
             }
             _ => {
                 let x = self.float_act(&ins[0], "the input")?;
                 let ax = attr_i(node, "axis", 1);
                 if ax != 1 || x.shape.first() != Some(&Dim::Batch) {
-                    return Err(format!("only axis 1 of a batched input is supported (axis {ax} of {})", fmt_dims(&x.shape)));
+                    return Err(format!(
+                        "only axis 1 of a batched input is supported (axis {ax} of {})",
+                        fmt_dims(&x.shape)
+                    ));
                 }
-                let n: usize = fixed(&x.shape[1..], "the input")?.iter().product();
-                Ok(vec![Value::Act(self.reshaped(x, vec![Dim::Batch, Dim::Fixed(n)]))])
+                let n = bounded(&fixed(&x.shape[1..], "the input")?)?;
+                Ok(vec![Value::Act(
+                    self.reshaped(x, vec![Dim::Batch, Dim::Fixed(n)]),
+                )])
             }
         }
     }
@@ -876,21 +1191,38 @@ impl<'a> Converter<'a> {
     fn embedding(&mut self, node: &NodeProto, ins: &[Option<Value>]) -> Out {
         only_attrs(node, &["axis"])?;
         let table = self.konst(&ins[0], "the table")?.clone();
-        let idx = match &ins[1] {
-            Some(Value::Act(a)) if a.index => a.clone(),
-            _ => return Err("only a constant table indexed by an integer input (an embedding) is supported".into()),
-        };
+        let idx =
+            match &ins[1] {
+                Some(Value::Act(a)) if a.index => a.clone(),
+                _ => return Err(
+                    "only a constant table indexed by an integer input (an embedding) is supported"
+                        .into(),
+                ),
+            };
         if table.dims.len() != 2 || attr_i(node, "axis", 0) != 0 {
-            return Err(format!("only axis 0 of a [vocabulary, width] table is supported, not dims {:?}", table.dims));
+            return Err(format!(
+                "only axis 0 of a [vocabulary, width] table is supported, not dims {:?}",
+                table.dims
+            ));
         }
         let (v, d) = (table.dims[0], table.dims[1]);
         let weight_name = node.input.first().cloned().unwrap_or_default();
         let name = self.layer_name(&weight_name, node, "embedding");
-        self.layers.push(Layer { name: name.clone(), decl: format!("Embedding({v} -> {d})") });
-        self.weight(format!("{name}.weight"), vec![v, d], table.floats().ok_or("the table is not a float tensor")?);
+        self.layers.push(Layer {
+            name: name.clone(),
+            decl: format!("Embedding({v} -> {d})"),
+        });
+        self.weight(
+            format!("{name}.weight"),
+            vec![v, d],
+            table.floats().ok_or("the table is not a float tensor")?,
+        );
         let mut shape = idx.shape.clone();
         shape.push(Dim::Fixed(d));
-        Ok(vec![Value::Act(Act::new(format!("{name}({})", idx.expr), shape))])
+        Ok(vec![Value::Act(Act::new(
+            format!("{name}({})", idx.expr),
+            shape,
+        ))])
     }
 
     /// `Add`/`Sub`/`Mul`/`Div` of run-time tensors (the shorter broadcasting over the
@@ -907,12 +1239,16 @@ impl<'a> Converter<'a> {
         };
         let mut operands = Vec::new();
         let mut shapes = Vec::new();
-        for k in 0..2 {
-            match &ins[k] {
+        for (k, operand) in ins.iter().enumerate().take(2) {
+            match operand {
                 Some(Value::Act(_)) => {
-                    let a = self.materialize(&self.float_act(&ins[k], "an operand")?);
+                    let a = self.materialize(&self.float_act(operand, "an operand")?);
                     shapes.push(a.shape.clone());
-                    operands.push(if a.binary { format!("({})", a.expr) } else { a.expr });
+                    operands.push(if a.binary {
+                        format!("({})", a.expr)
+                    } else {
+                        a.expr
+                    });
                 }
                 Some(Value::Const(c)) => {
                     if let (Some(v), true) = (c.scalar(), c.len() == 1) {
@@ -923,10 +1259,15 @@ impl<'a> Converter<'a> {
                         while dims.len() > 1 && dims[0] == 1 {
                             dims.remove(0);
                         }
-                        let data = c.floats().ok_or("a constant operand holds the batch size")?;
+                        let data = c
+                            .floats()
+                            .ok_or("a constant operand holds the batch size")?;
                         let name = self.names.fresh(&node.input[k]);
                         let list: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-                        self.layers.push(Layer { name: name.clone(), decl: format!("Param([{}])", list.join(", ")) });
+                        self.layers.push(Layer {
+                            name: name.clone(),
+                            decl: format!("Param([{}])", list.join(", ")),
+                        });
                         self.weight(name.clone(), dims.clone(), data);
                         shapes.push(dims.iter().map(|&d| Dim::Fixed(d)).collect());
                         operands.push(name);
@@ -938,9 +1279,16 @@ impl<'a> Converter<'a> {
         let (a, b) = (&shapes[0], &shapes[1]);
         let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
         if !long.ends_with(short) {
-            return Err(format!("operands {} and {} broadcast only where the shorter is the end of the longer", fmt_dims(a), fmt_dims(b)));
+            return Err(format!(
+                "operands {} and {} broadcast only where the shorter is the end of the longer",
+                fmt_dims(a),
+                fmt_dims(b)
+            ));
         }
-        let mut act = Act::new(format!("{} {sym} {}", operands[0], operands[1]), long.clone());
+        let mut act = Act::new(
+            format!("{} {sym} {}", operands[0], operands[1]),
+            long.clone(),
+        );
         act.binary = true;
         Ok(vec![Value::Act(act)])
     }

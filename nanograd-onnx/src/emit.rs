@@ -10,20 +10,33 @@ use crate::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueI
 use crate::{Converted, Error, Problem, Result};
 
 fn problem(op_type: &str, node: &str, message: String) -> Problem {
-    Problem { op_type: op_type.into(), node: node.into(), message }
+    Problem {
+        op_type: op_type.into(),
+        node: node.into(),
+        message,
+    }
 }
 
 /// The DSL's view of a graph input: its shape, and whether it holds indices.
 fn input_shape(v: &ValueInfoProto) -> Result<(Vec<Dim>, bool), String> {
-    let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+    let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
         return Err("it is not a tensor".into());
     };
     let index = match t.elem_type.unwrap_or(0) {
         1 => false,
         6 | 7 => true,
-        e => return Err(format!("element type {e} is not supported (float32, int32 and int64 are)")),
+        e => {
+            return Err(format!(
+                "element type {e} is not supported (float32, int32 and int64 are)"
+            ))
+        }
     };
-    let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+    let dims = t
+        .shape
+        .as_ref()
+        .map(|s| s.dim.as_slice())
+        .unwrap_or_default();
     if dims.is_empty() {
         return Err("its shape is not given".into());
     }
@@ -32,7 +45,11 @@ fn input_shape(v: &ValueInfoProto) -> Result<(Vec<Dim>, bool), String> {
         out.push(match (k, &d.value) {
             (0, Some(dimension::Value::DimParam(_)) | None) => Dim::Batch,
             (0, Some(dimension::Value::DimValue(n))) if *n <= 0 => Dim::Batch,
-            (_, Some(dimension::Value::DimValue(n))) if *n > 0 => Dim::Fixed(*n as usize),
+            (_, Some(dimension::Value::DimValue(n)))
+                if *n > 0 && *n as u64 <= crate::tensor::MAX_ELEMENTS as u64 =>
+            {
+                Dim::Fixed(*n as usize)
+            }
             (k, other) => {
                 let what = match other {
                     Some(dimension::Value::DimParam(p)) => format!("the symbol `{p}`"),
@@ -43,18 +60,29 @@ fn input_shape(v: &ValueInfoProto) -> Result<(Vec<Dim>, bool), String> {
             }
         });
     }
+    let sizes: Vec<usize> = out
+        .iter()
+        .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
+        .collect();
+    crate::tensor::bounded(&sizes)?;
     Ok((out, index))
 }
 
 pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
-    let graph = model.graph.as_ref().ok_or_else(|| Error::Decode("the model has no graph".into()))?;
-    let struct_name = camel_case(name).ok_or_else(|| Error::Decode(format!("`{name}` is not a usable struct name")))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::Decode("the model has no graph".into()))?;
+    let struct_name = camel_case(name)
+        .ok_or_else(|| Error::Decode(format!("`{name}` is not a usable struct name")))?;
     let opset = model
         .opset_import
         .iter()
         .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
         .and_then(|o| o.version)
-        .unwrap_or(1);
+        .ok_or_else(|| {
+            Error::Decode("the model declares no opset of the default ONNX domain".into())
+        })?;
     let outputs: Vec<String> = graph.output.iter().filter_map(|o| o.name.clone()).collect();
     let mut c = Converter::new(&graph.node, &outputs, opset);
     let mut problems = Vec::new();
@@ -81,11 +109,22 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
             Ok((shape, index)) => {
                 let var = snake_case(&n);
                 if !c.names.reserve(&var) {
-                    problems.push(problem("input", &n, format!("its Rust name `{var}` is taken by another input")));
+                    problems.push(problem(
+                        "input",
+                        &n,
+                        format!("its Rust name `{var}` is taken by another input"),
+                    ));
                 }
                 let ty = if index { "u32" } else { "" };
                 params.push(format!("{var}: {ty}{}", fmt_dims(&shape)));
-                let act = Act { expr: var, dsl: shape.clone(), shape, var: true, binary: false, index };
+                let act = Act {
+                    expr: var,
+                    dsl: shape.clone(),
+                    shape,
+                    var: true,
+                    binary: false,
+                    index,
+                };
                 c.values.insert(n, Value::Act(act));
             }
             Err(m) => {
@@ -95,7 +134,11 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
         }
     }
     if params.is_empty() && problems.is_empty() {
-        problems.push(problem("graph", graph.name.as_deref().unwrap_or(""), "it has no input".into()));
+        problems.push(problem(
+            "graph",
+            graph.name.as_deref().unwrap_or(""),
+            "it has no input".into(),
+        ));
     }
     c.run();
     problems.append(&mut c.problems);
@@ -105,15 +148,30 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
         problems.push(problem(
             "graph",
             graph.name.as_deref().unwrap_or(""),
-            format!("it has {} outputs; a `forward` returns exactly one", outputs.len()),
+            format!(
+                "it has {} outputs; a `forward` returns exactly one",
+                outputs.len()
+            ),
         ));
     } else {
         match c.values.get(&outputs[0]) {
             Some(Value::Act(a)) => {
-                let m = if a.dsl == a.shape { a.clone() } else { Act { expr: format!("reshape({}, {})", a.expr, fmt_dims(&a.shape)), dsl: a.shape.clone(), ..a.clone() } };
+                let m = if a.dsl == a.shape {
+                    a.clone()
+                } else {
+                    Act {
+                        expr: format!("reshape({}, {})", a.expr, fmt_dims(&a.shape)),
+                        dsl: a.shape.clone(),
+                        ..a.clone()
+                    }
+                };
                 tail = Some(m);
             }
-            Some(Value::Const(_)) => problems.push(problem("output", &outputs[0], "it does not depend on the input".into())),
+            Some(Value::Const(_)) => problems.push(problem(
+                "output",
+                &outputs[0],
+                "it does not depend on the input".into(),
+            )),
             Some(Value::Poison) => {}
             None => problems.push(problem("output", &outputs[0], "no node produces it".into())),
         }
@@ -130,13 +188,24 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
     );
     let source = source(&struct_name, producer.trim(), opset, &c, &params, &tail);
     let safetensors = weights(&c)?;
-    Ok(Converted { source, safetensors })
+    Ok(Converted {
+        source,
+        safetensors,
+    })
 }
 
-fn source(struct_name: &str, producer: &str, opset: i64, c: &Converter, params: &[String], tail: &Act) -> String {
+fn source(
+    struct_name: &str,
+    producer: &str,
+    opset: i64,
+    c: &Converter,
+    params: &[String],
+    tail: &Act,
+) -> String {
     let file = snake_case(struct_name);
     let mut s = String::new();
-    s += &format!("// Generated by nanograd-onnx from an ONNX graph ({producer}, opset {opset}).\n");
+    s +=
+        &format!("// Generated by nanograd-onnx from an ONNX graph ({producer}, opset {opset}).\n");
     s += &format!("// The weights are in `{file}.safetensors`, under the field names below.\n");
     s += "use nanograd::prelude::*;\n\nmodel! {\n";
     s += &format!("    /// Imported from ONNX ({producer}, opset {opset}).\n");
@@ -145,7 +214,11 @@ fn source(struct_name: &str, producer: &str, opset: i64, c: &Converter, params: 
         s += &format!("        {}: {},\n", l.name, l.decl);
     }
     s += "    }\n\n";
-    s += &format!("    fn forward({}) -> {} {{\n", params.join(", "), fmt_dims(&tail.shape));
+    s += &format!(
+        "    fn forward({}) -> {} {{\n",
+        params.join(", "),
+        fmt_dims(&tail.shape)
+    );
     for l in &c.lets {
         s += &format!("        {l}\n");
     }
@@ -155,10 +228,15 @@ fn source(struct_name: &str, producer: &str, opset: i64, c: &Converter, params: 
 
 fn weights(c: &Converter) -> Result<Vec<u8>> {
     use safetensors::tensor::{Dtype, TensorView};
-    let bytes: Vec<Vec<u8>> = c.weights.iter().map(|w| w.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> = c
+        .weights
+        .iter()
+        .map(|w| w.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
     let mut views = Vec::new();
     for (w, b) in c.weights.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, w.dims.clone(), b).map_err(|e| Error::Weights(format!("`{}`: {e}", w.name)))?;
+        let view = TensorView::new(Dtype::F32, w.dims.clone(), b)
+            .map_err(|e| Error::Weights(format!("`{}`: {e}", w.name)))?;
         views.push((w.name.clone(), view));
     }
     views.sort_by(|a, b| a.0.cmp(&b.0));

@@ -35,7 +35,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
 
 fn run(args: &Args) -> Result<(PathBuf, PathBuf), String> {
     let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    let converted = nanograd_onnx::convert(&bytes, &args.name).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let converted = nanograd_onnx::convert(&bytes, &args.name)
+        .map_err(|e| format!("{}: {e}", args.model.display()))?;
     let stem = nanograd_onnx::snake_case(&args.name);
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let rs = args.out.join(format!("{stem}.rs"));

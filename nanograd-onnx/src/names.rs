@@ -14,7 +14,10 @@ pub fn snake_case(s: &str) -> String {
             if c.is_ascii_uppercase() && i > 0 {
                 let prev = chars[i - 1];
                 let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-                if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
+                if prev.is_ascii_lowercase()
+                    || prev.is_ascii_digit()
+                    || (prev.is_ascii_uppercase() && next_lower)
+                {
                     out.push('_');
                 }
             }
@@ -48,7 +51,9 @@ pub fn camel_case(s: &str) -> Option<String> {
             .split('_')
             .map(|w| {
                 let mut c = w.chars();
-                c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
             })
             .collect(),
     )
@@ -57,13 +62,88 @@ pub fn camel_case(s: &str) -> Option<String> {
 /// Words the generated source cannot use as a layer's name: Rust keywords, the DSL's ops
 /// and the names the generated fn uses itself.
 const RESERVED: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in",
-    "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super",
-    "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box",
-    "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen", "x", "forward",
-    "add", "sub", "mul", "div", "matmul", "dot", "dense", "transpose", "concat", "causal_mask", "attention", "relu",
-    "tanh", "sigmoid", "gelu", "silu", "softmax", "log_softmax", "reshape", "flatten", "slice", "sum", "mean",
-    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "layer_norm", "scale",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "fn",
+    "for",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "async",
+    "await",
+    "dyn",
+    "abstract",
+    "become",
+    "box",
+    "do",
+    "final",
+    "macro",
+    "override",
+    "priv",
+    "typeof",
+    "unsized",
+    "virtual",
+    "yield",
+    "try",
+    "gen",
+    "x",
+    "forward",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "matmul",
+    "dot",
+    "dense",
+    "transpose",
+    "concat",
+    "causal_mask",
+    "attention",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "gelu",
+    "silu",
+    "softmax",
+    "log_softmax",
+    "reshape",
+    "flatten",
+    "slice",
+    "sum",
+    "mean",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "global_avg_pool2d",
+    "layer_norm",
+    "scale",
 ];
 
 /// Hands out unique snake-case names.
@@ -82,7 +162,9 @@ impl Names {
     /// clash.
     pub fn fresh(&mut self, base: &str) -> String {
         let mut base = snake_case(base);
-        if RESERVED.contains(&base.as_str()) || base.starts_with('h') && base[1..].chars().all(|c| c.is_ascii_digit()) {
+        if RESERVED.contains(&base.as_str())
+            || base.starts_with('h') && base[1..].chars().all(|c| c.is_ascii_digit())
+        {
             base.push_str("_layer");
         }
         let mut name = base.clone();
@@ -136,8 +218,14 @@ mod tests {
 
     #[test]
     fn layer_names_from_weights_then_scopes() {
-        assert_eq!(layer_base("fc1.weight", "node_linear").as_deref(), Some("fc1"));
-        assert_eq!(layer_base("onnx::Conv_32", "/conv1/Conv").as_deref(), Some("conv1"));
+        assert_eq!(
+            layer_base("fc1.weight", "node_linear").as_deref(),
+            Some("fc1")
+        );
+        assert_eq!(
+            layer_base("onnx::Conv_32", "/conv1/Conv").as_deref(),
+            Some("conv1")
+        );
         assert_eq!(layer_base("val_3", "node_Conv_31"), None);
         let mut names = Names::default();
         assert_eq!(names.fresh("fc"), "fc");

@@ -29,11 +29,17 @@ pub struct Const {
 
 impl Const {
     pub fn float(dims: Vec<usize>, values: Vec<f32>) -> Self {
-        Const { dims, data: Data::Float(values) }
+        Const {
+            dims,
+            data: Data::Float(values),
+        }
     }
 
     pub fn ints(dims: Vec<usize>, values: Vec<Int>) -> Self {
-        Const { dims, data: Data::Int(values) }
+        Const {
+            dims,
+            data: Data::Int(values),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -70,7 +76,9 @@ impl Const {
     pub fn floats(&self) -> Option<Vec<f32>> {
         match &self.data {
             Data::Float(v) => Some(v.clone()),
-            Data::Int(_) => self.known_ints().map(|v| v.iter().map(|&i| i as f32).collect()),
+            Data::Int(_) => self
+                .known_ints()
+                .map(|v| v.iter().map(|&i| i as f32).collect()),
         }
     }
 
@@ -97,21 +105,37 @@ pub fn numel(dims: &[usize]) -> Option<usize> {
     dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
+/// The most elements a tensor may have (counting a 0 dimension as 1, so that no product of
+/// some of its dimensions can overflow).
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
+/// The product of `dims` if it is at most [`MAX_ELEMENTS`] (0 counting as 1).
+pub fn bounded(dims: &[usize]) -> Result<usize, String> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| {
+            acc.checked_mul(d.max(1)).filter(|&n| n <= MAX_ELEMENTS)
+        })
+        .ok_or_else(|| format!("dims {dims:?} hold more than {MAX_ELEMENTS} elements"))?;
+    Ok(dims.iter().product())
+}
+
 /// Reads an initializer or a `Constant`'s tensor. Errors (as text for the caller to
 /// report) on external data, an unsupported element type, or a size that does not match
 /// the dims.
 pub fn from_proto(t: &TensorProto) -> Result<Const, String> {
     if t.data_location == Some(1) {
-        return Err("its data is stored outside the .onnx file (data_location = EXTERNAL); \
+        return Err(
+            "its data is stored outside the .onnx file (data_location = EXTERNAL); \
                     export with the weights inside the file (external_data=False)"
-            .into());
+                .into(),
+        );
     }
     let dims: Vec<usize> = t
         .dims
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
         .collect::<Result<_, _>>()?;
-    let n = numel(&dims).ok_or("its element count overflows")?;
+    let n = bounded(&dims)?;
     let raw = t.raw_data.as_deref();
     let dtype = t.data_type.unwrap_or(0);
     let data = match DataType::try_from(dtype) {
@@ -120,38 +144,68 @@ pub fn from_proto(t: &TensorProto) -> Result<Const, String> {
             None => t.float_data.clone(),
         }),
         Ok(DataType::Double) => Data::Float(match raw {
-            Some(b) => le_chunks::<8>(b, n)?.map(|c| f64::from_le_bytes(c) as f32).collect(),
+            Some(b) => le_chunks::<8>(b, n)?
+                .map(|c| f64::from_le_bytes(c) as f32)
+                .collect(),
             None => t.double_data.iter().map(|&d| d as f32).collect(),
         }),
         Ok(DataType::Float16) => Data::Float(match raw {
-            Some(b) => le_chunks::<2>(b, n)?.map(|c| f16_to_f32(u16::from_le_bytes(c))).collect(),
+            Some(b) => le_chunks::<2>(b, n)?
+                .map(|c| f16_to_f32(u16::from_le_bytes(c)))
+                .collect(),
             None => t.int32_data.iter().map(|&h| f16_to_f32(h as u16)).collect(),
         }),
         Ok(DataType::Int64) => Data::Int(match raw {
-            Some(b) => le_chunks::<8>(b, n)?.map(|c| Int::Known(i64::from_le_bytes(c))).collect(),
+            Some(b) => le_chunks::<8>(b, n)?
+                .map(|c| Int::Known(i64::from_le_bytes(c)))
+                .collect(),
             None => t.int64_data.iter().map(|&i| Int::Known(i)).collect(),
         }),
         Ok(DataType::Int32) => Data::Int(match raw {
-            Some(b) => le_chunks::<4>(b, n)?.map(|c| Int::Known(i32::from_le_bytes(c).into())).collect(),
+            Some(b) => le_chunks::<4>(b, n)?
+                .map(|c| Int::Known(i32::from_le_bytes(c).into()))
+                .collect(),
             None => t.int32_data.iter().map(|&i| Int::Known(i.into())).collect(),
         }),
         Ok(DataType::Bool) => Data::Int(match raw {
-            Some(b) => le_chunks::<1>(b, n)?.map(|c| Int::Known(i64::from(c[0] != 0))).collect(),
-            None => t.int32_data.iter().map(|&i| Int::Known(i64::from(i != 0))).collect(),
+            Some(b) => le_chunks::<1>(b, n)?
+                .map(|c| Int::Known(i64::from(c[0] != 0)))
+                .collect(),
+            None => t
+                .int32_data
+                .iter()
+                .map(|&i| Int::Known(i64::from(i != 0)))
+                .collect(),
         }),
-        Ok(other) => return Err(format!("element type {} is not supported", other.as_str_name())),
+        Ok(other) => {
+            return Err(format!(
+                "element type {} is not supported",
+                other.as_str_name()
+            ))
+        }
         Err(_) => return Err(format!("unknown element type {dtype}")),
     };
     let c = Const { dims, data };
     if c.len() != n {
-        return Err(format!("it holds {} values but its dims {:?} need {n}", c.len(), t.dims));
+        return Err(format!(
+            "it holds {} values but its dims {:?} need {n}",
+            c.len(),
+            t.dims
+        ));
     }
     Ok(c)
 }
 
-fn le_chunks<const N: usize>(b: &[u8], n: usize) -> Result<impl Iterator<Item = [u8; N]> + '_, String> {
+fn le_chunks<const N: usize>(
+    b: &[u8],
+    n: usize,
+) -> Result<impl Iterator<Item = [u8; N]> + '_, String> {
     if n.checked_mul(N) != Some(b.len()) {
-        return Err(format!("its raw data has {} bytes but {n} values of {N} bytes need {}", b.len(), n.saturating_mul(N)));
+        return Err(format!(
+            "its raw data has {} bytes but {n} values of {N} bytes need {}",
+            b.len(),
+            n.saturating_mul(N)
+        ));
     }
     Ok(b.chunks_exact(N).map(|c| {
         let mut a = [0u8; N];
@@ -169,7 +223,8 @@ fn f16_to_f32(h: u16) -> f32 {
         (0, 0) => sign,
         (0, m) => {
             // subnormal: value m * 2^-24
-            return f32::from_bits(sign) + (if sign != 0 { -1.0 } else { 1.0 }) * m as f32 * 2f32.powi(-24);
+            return f32::from_bits(sign)
+                + (if sign != 0 { -1.0 } else { 1.0 }) * m as f32 * 2f32.powi(-24);
         }
         (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
         (e, m) => sign | ((e + 112) << 23) | (m << 13),

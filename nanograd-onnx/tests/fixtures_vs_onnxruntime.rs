@@ -38,7 +38,11 @@ impl<A: Nested, const N: usize> Nested for [A; N] {
 }
 
 fn samples<A: Nested>(flat: &[f32]) -> Vec<A> {
-    assert_eq!(flat.len() % A::LEN, 0, "the input does not split into samples");
+    assert_eq!(
+        flat.len() % A::LEN,
+        0,
+        "the input does not split into samples"
+    );
     flat.chunks_exact(A::LEN).map(A::from_flat).collect()
 }
 
@@ -53,14 +57,20 @@ fn dir() -> PathBuf {
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array().expect("an array").iter().map(|x| x.as_f64().expect("a number") as f32).collect()
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number") as f32)
+        .collect()
 }
 
 /// The fixture's input, ONNX Runtime's output for `stem`, and the converter's result,
 /// after checking the source against the committed file.
 fn fixture(model: &str, stem: &str, name: &str) -> (Vec<f32>, Vec<f32>, nanograd_onnx::Converted) {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir().join(format!("fixtures/{model}.json"))).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir().join(format!("fixtures/{model}.json"))).unwrap(),
+    )
+    .unwrap();
     let input = floats(&json["input"]["data"]);
     let expected = floats(&json["outputs"][stem]["data"]);
     assert!(!expected.is_empty(), "no ONNX Runtime output for {stem}");
@@ -71,7 +81,12 @@ fn fixture(model: &str, stem: &str, name: &str) -> (Vec<f32>, Vec<f32>, nanograd
         std::fs::write(&committed, &converted.source).unwrap();
     }
     let on_disk = std::fs::read_to_string(&committed).unwrap_or_default();
-    assert_eq!(converted.source, on_disk, "{stem}: the converter's source differs from {}", committed.display());
+    assert_eq!(
+        converted.source,
+        on_disk,
+        "{stem}: the converter's source differs from {}",
+        committed.display()
+    );
     (input, expected, converted)
 }
 
@@ -79,7 +94,10 @@ fn assert_matches(stem: &str, got: &[f32], expected: &[f32]) {
     assert_eq!(got.len(), expected.len(), "{stem}: output length");
     for (i, (g, e)) in got.iter().zip(expected).enumerate() {
         let err = (g - e).abs();
-        assert!(err <= 1e-4 * e.abs() + 1e-6, "{stem}: output {i} is {g}, ONNX Runtime's {e} (error {err})");
+        assert!(
+            err <= 1e-4 * e.abs() + 1e-6,
+            "{stem}: output {i} is {g}, ONNX Runtime's {e} (error {err})"
+        );
     }
 }
 
@@ -108,7 +126,8 @@ fixture_tests! {
     "mlp": mlp_ts17 => MlpTs17, mlp_ts18 => MlpTs18, mlp_dynamo17 => MlpDynamo17, mlp_dynamo18 => MlpDynamo18;
     "mlp_softmax": mlp_softmax_ts17 => MlpSoftmaxTs17, mlp_softmax_ts18 => MlpSoftmaxTs18,
         mlp_softmax_dynamo17 => MlpSoftmaxDynamo17, mlp_softmax_dynamo18 => MlpSoftmaxDynamo18;
-    "cnn": cnn_ts17 => CnnTs17, cnn_ts18 => CnnTs18, cnn_dynamo17 => CnnDynamo17, cnn_dynamo18 => CnnDynamo18;
+    "cnn": cnn_ts17 => CnnTs17, cnn_ts18 => CnnTs18, cnn_dynamo17 => CnnDynamo17, cnn_dynamo18 => CnnDynamo18,
+        cnn_bn_ts17 => CnnBnTs17, cnn_bn_ts18 => CnnBnTs18;
     "cnn_flat": cnn_flat_ts17 => CnnFlatTs17, cnn_flat_ts18 => CnnFlatTs18,
         cnn_flat_dynamo17 => CnnFlatDynamo17, cnn_flat_dynamo18 => CnnFlatDynamo18;
 }
