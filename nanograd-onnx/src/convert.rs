@@ -533,6 +533,8 @@ impl<'a> Converter<'a> {
             "MatMul" => self.matmul(node, ins),
             "Conv" => self.conv(node, ins),
             "BatchNormalization" => self.batch_norm(node, ins),
+            "LayerNormalization" => self.layer_norm(node, ins),
+            "Transpose" => self.transpose(node, ins),
             "MaxPool" | "AveragePool" => self.pool(node, ins),
             "GlobalAveragePool" => {
                 only_attrs(node, &[])?;
@@ -1221,6 +1223,84 @@ impl<'a> Converter<'a> {
         shape.push(Dim::Fixed(d));
         Ok(vec![Value::Act(Act::new(
             format!("{name}({})", idx.expr),
+            shape,
+        ))])
+    }
+
+    /// `LayerNormalization` over the last axis → `LayerNorm(dim, eps = ..)`.
+    fn layer_norm(&mut self, node: &NodeProto, ins: &[Option<Value>]) -> Out {
+        only_attrs(node, &["axis", "epsilon", "stash_type"])?;
+        let x = self.materialize(&self.float_act(&ins[0], "the input")?);
+        let rank = x.shape.len();
+        if fold::axis(attr_i(node, "axis", -1), rank)? + 1 != rank {
+            return Err(format!(
+                "only the last axis is normalised by `LayerNorm` (axis {} of {})",
+                attr_i(node, "axis", -1),
+                fmt_dims(&x.shape)
+            ));
+        }
+        let c = fixed(&x.shape[rank - 1..], "the normalised dimension")?[0];
+        let weight = self
+            .konst(&ins[1], "the scale")?
+            .floats()
+            .filter(|v| v.len() == c);
+        let weight = weight.ok_or_else(|| format!("the scale does not hold {c} floats"))?;
+        let bias = match &ins[2] {
+            None => vec![0.0; c],
+            b => self
+                .konst(b, "the bias")?
+                .floats()
+                .filter(|v| v.len() == c)
+                .ok_or_else(|| format!("the bias does not hold {c} floats"))?,
+        };
+        let eps = attr_f(node, "epsilon", 1e-5);
+        let scale_name = node.input.get(1).cloned().unwrap_or_default();
+        let name = self.layer_name(&scale_name, node, "ln");
+        let eps_kw = if (eps - 1e-5).abs() <= 1e-12 {
+            String::new()
+        } else {
+            format!(", eps = {}", literal(eps))
+        };
+        self.layers.push(Layer {
+            name: name.clone(),
+            decl: format!("LayerNorm({c}{eps_kw})"),
+        });
+        self.weight(format!("{name}.weight"), vec![c], weight);
+        self.weight(format!("{name}.bias"), vec![c], bias);
+        Ok(vec![Value::Act(Act::new(
+            format!("{name}({})", x.expr),
+            x.shape,
+        ))])
+    }
+
+    /// `Transpose` of a run-time tensor that swaps two dimensions other than the batch →
+    /// `transpose(x, a, b)`.
+    fn transpose(&mut self, node: &NodeProto, ins: &[Option<Value>]) -> Out {
+        only_attrs(node, &["perm"])?;
+        let x = self.materialize(&self.float_act(&ins[0], "the input")?);
+        let rank = x.shape.len();
+        let perm: Vec<usize> = match attr_ints(node, "perm") {
+            Some(p) => p
+                .iter()
+                .map(|&a| fold::axis(a, rank))
+                .collect::<Result<_, _>>()?,
+            None => (0..rank).rev().collect(),
+        };
+        let moved: Vec<usize> = (0..rank).filter(|&i| perm.get(i) != Some(&i)).collect();
+        let swap = perm.len() == rank
+            && moved.len() == 2
+            && perm[moved[0]] == moved[1]
+            && perm[moved[1]] == moved[0];
+        if !swap || (x.shape[0] == Dim::Batch && moved[0] == 0) {
+            return Err(format!(
+                "perm {perm:?} of {} is not supported: only a swap of two dimensions other than the batch is",
+                fmt_dims(&x.shape)
+            ));
+        }
+        let mut shape = x.shape.clone();
+        shape.swap(moved[0], moved[1]);
+        Ok(vec![Value::Act(Act::new(
+            format!("transpose({}, {}, {})", x.expr, moved[0], moved[1]),
             shape,
         ))])
     }

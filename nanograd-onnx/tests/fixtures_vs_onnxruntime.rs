@@ -3,7 +3,9 @@
 //! `tests/generated/STEM.rs` (so the two cannot drift; `NANOGRAD_ONNX_BLESS=1` rewrites
 //! them), that source compiles here (`include!`), and the model it declares, loaded with
 //! the converter's safetensors, reproduces ONNX Runtime's outputs to a relative error
-//! below 1e-4.
+//! below 1e-4. The `seq` fixtures take token ids (`u32[B, 4]`) through an embedding, layer
+//! norm, a dense layer on `[B, 4, 6]` (MatMul + Add), batched matmuls, a transpose and a
+//! softmax.
 
 use std::path::PathBuf;
 
@@ -13,23 +15,34 @@ use nanograd::rand::{rngs::StdRng, SeedableRng};
 /// Nested fixed-size arrays built from and flattened to row-major values.
 trait Nested: Sized {
     const LEN: usize;
-    fn from_flat(v: &[f32]) -> Self;
+    fn from_flat(v: &[f64]) -> Self;
     fn flat_into(&self, out: &mut Vec<f32>);
 }
 
 impl Nested for f32 {
     const LEN: usize = 1;
-    fn from_flat(v: &[f32]) -> Self {
-        v[0]
+    fn from_flat(v: &[f64]) -> Self {
+        v[0] as f32
     }
     fn flat_into(&self, out: &mut Vec<f32>) {
         out.push(*self);
     }
 }
 
+/// Token ids (the fixtures' int64 inputs).
+impl Nested for u32 {
+    const LEN: usize = 1;
+    fn from_flat(v: &[f64]) -> Self {
+        v[0] as u32
+    }
+    fn flat_into(&self, out: &mut Vec<f32>) {
+        out.push(*self as f32);
+    }
+}
+
 impl<A: Nested, const N: usize> Nested for [A; N] {
     const LEN: usize = N * A::LEN;
-    fn from_flat(v: &[f32]) -> Self {
+    fn from_flat(v: &[f64]) -> Self {
         std::array::from_fn(|i| A::from_flat(&v[i * A::LEN..]))
     }
     fn flat_into(&self, out: &mut Vec<f32>) {
@@ -37,7 +50,7 @@ impl<A: Nested, const N: usize> Nested for [A; N] {
     }
 }
 
-fn samples<A: Nested>(flat: &[f32]) -> Vec<A> {
+fn samples<A: Nested>(flat: &[f64]) -> Vec<A> {
     assert_eq!(
         flat.len() % A::LEN,
         0,
@@ -56,23 +69,26 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
 }
 
-fn floats(v: &serde_json::Value) -> Vec<f32> {
+fn numbers(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
         .expect("an array")
         .iter()
-        .map(|x| x.as_f64().expect("a number") as f32)
+        .map(|x| x.as_f64().expect("a number"))
         .collect()
 }
 
 /// The fixture's input, ONNX Runtime's output for `stem`, and the converter's result,
 /// after checking the source against the committed file.
-fn fixture(model: &str, stem: &str, name: &str) -> (Vec<f32>, Vec<f32>, nanograd_onnx::Converted) {
+fn fixture(model: &str, stem: &str, name: &str) -> (Vec<f64>, Vec<f32>, nanograd_onnx::Converted) {
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir().join(format!("fixtures/{model}.json"))).unwrap(),
     )
     .unwrap();
-    let input = floats(&json["input"]["data"]);
-    let expected = floats(&json["outputs"][stem]["data"]);
+    let input = numbers(&json["input"]["data"]);
+    let expected: Vec<f32> = numbers(&json["outputs"][stem]["data"])
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     assert!(!expected.is_empty(), "no ONNX Runtime output for {stem}");
     let bytes = std::fs::read(dir().join(format!("fixtures/{stem}.onnx"))).unwrap();
     let converted = nanograd_onnx::convert(&bytes, name).unwrap_or_else(|e| panic!("{stem}: {e}"));
@@ -130,4 +146,5 @@ fixture_tests! {
         cnn_bn_ts17 => CnnBnTs17, cnn_bn_ts18 => CnnBnTs18;
     "cnn_flat": cnn_flat_ts17 => CnnFlatTs17, cnn_flat_ts18 => CnnFlatTs18,
         cnn_flat_dynamo17 => CnnFlatDynamo17, cnn_flat_dynamo18 => CnnFlatDynamo18;
+    "seq": seq_ts17 => SeqTs17, seq_ts18 => SeqTs18, seq_dynamo17 => SeqDynamo17, seq_dynamo18 => SeqDynamo18;
 }
