@@ -9,13 +9,17 @@
 //!   for pc in 0..k step KC:         depth
 //!     pack B[pc.., jc..] into panels of NR columns, KC deep      (L2/L3)
 //!     for ic in 0..m step MC:       rows of A and C
-//!       pack A[ic.., pc..] into micro-panels of MR rows           (L2)
+//!       pack A[ic.., pc..] into micro-panels of MR rows, if op(A) = Aᵀ  (L2)
 //!       for every B panel:          (stays in L1 across the row tiles)
-//!         for every A micro-panel:  micro-kernel: an MR x NR tile of C in registers
+//!         for every MR rows of A:   micro-kernel: an MR x NR tile of C in registers
 //! ```
 //!
-//! Packing reads `op(A)` and `op(B)` through their strides, so every transpose combination
-//! is one code path, and the micro-kernel always streams contiguous memory. The packing
+//! Packing reads `op(B)` through its strides, so every transpose combination is one code
+//! path, and the micro-kernel streams B's panel contiguously. A row-major `op(A)` is read in
+//! place, `MR` row streams whose cache lines each serve 16 depths (packing it cost a third
+//! of the kernel's time at the GPT's shapes); `op(A) = Aᵀ`, whose elements of one depth are
+//! contiguous but whose depths lie a whole row apart, is packed by contiguous copies. The
+//! packing
 //! buffers are a thread-local `Vec` per element type that grows to the largest blocks seen
 //! and is then reused: after the first call at a shape, a GEMM allocates nothing.
 
@@ -34,7 +38,7 @@ pub(super) trait Blocking: MicroKernel {
     const TILE_COLS: usize;
     /// Depth of a block: a `KC x NR` panel of B (32 KiB) stays in L1.
     const KC: usize;
-    /// Rows of A packed at once: `MC x KC` (192 KiB) stays in L2.
+    /// Rows of A at once: `MC x KC` (192 KiB) stays in L2.
     const MC: usize;
     /// Columns of B packed at once: `KC x NC` (1 MiB) in L2 or L3.
     const NC: usize;
@@ -148,6 +152,10 @@ pub(super) fn gemm<T: Blocking>(
     let kc_max = k.min(T::KC);
     let a_len = m.min(T::MC) * kc_max;
     let b_len = packed_b_width::<T>(n.min(T::NC)) * kc_max;
+    // A row-major A is read in place: twelve row streams, each line used for 16 depths. A
+    // transposed one (the depth's elements a whole row apart) is packed, a contiguous copy.
+    let pack = a.cs != 1;
+    let a_len = if pack { a_len } else { 0 };
     T::with_buffer(a_len + b_len, |buf| {
         let (abuf, bbuf) = buf.split_at_mut(a_len);
         for jc in (0..n).step_by(T::NC) {
@@ -159,13 +167,19 @@ pub(super) fn gemm<T: Blocking>(
                 let beta = if pc == 0 { beta } else { T::one() };
                 for ic in (0..m).step_by(T::MC) {
                     let mc = T::MC.min(m - ic);
-                    pack_a(a, ic, mc, pc, kc, abuf);
+                    let a = if pack {
+                        pack_a(a, ic, mc, pc, kc, abuf);
+                        None
+                    } else {
+                        Some((a, ic, pc))
+                    };
                     macro_tile(
                         isa,
                         mc,
                         nc,
                         kc,
                         alpha,
+                        a,
                         abuf,
                         bbuf,
                         beta,
@@ -188,6 +202,7 @@ fn macro_tile<T: Blocking>(
     nc: usize,
     kc: usize,
     alpha: T,
+    direct: Option<(View<'_, T>, usize, usize)>,
     abuf: &[T],
     bbuf: &[T],
     beta: T,
@@ -203,11 +218,16 @@ fn macro_tile<T: Blocking>(
         b_off += s * kc;
         for i in (0..mc).step_by(MR) {
             let r = MR.min(mc - i);
-            let a_panel = &abuf[i * kc..(i + r) * kc];
+            let (a_panel, a_rs, a_cs) = match direct {
+                None => (&abuf[i * kc..(i + r) * kc], 1, r),
+                Some((a, ic, pc)) => (&a.data[(ic + i) * a.rs + pc * a.cs..], a.rs, a.cs),
+            };
             // the tile's last element must lie inside `c`: `check_gemm` proved it for C
             let start = c0 + i * ldc + j;
             let tile = &mut c[start..start + (r - 1) * ldc + w];
-            microkernel::run(isa, r, s, kc, a_panel, panel, tile, ldc, w, alpha, beta);
+            microkernel::run(
+                isa, r, s, kc, a_panel, a_rs, a_cs, panel, tile, ldc, w, alpha, beta,
+            );
         }
     }
 }
@@ -226,14 +246,35 @@ fn pack_a<T: Float>(a: View<'_, T>, ic: usize, mc: usize, pc: usize, kc: usize, 
                 let at = base + p * a.cs;
                 out.copy_from_slice(&a.data[at..at + r]);
             }
+        } else if a.cs == 1 && r == MR {
+            pack_rows::<T, MR>(a.data, base, a.rs, kc, panel);
         } else {
-            // row-major A: read each row along the depth, write every `r`-th element
+            // read each row along the depth, write every `r`-th element
             for i in 0..r {
                 let row = &a.data[base + i * a.rs..][..(kc - 1) * a.cs + 1];
                 for (p, &v) in row.iter().step_by(a.cs).enumerate() {
                     panel[p * r + i] = v;
                 }
             }
+        }
+    }
+}
+
+/// A whole micro-panel of `R` rows of a row-major A (`R` rows from `data[base]` on, `rs`
+/// apart, `kc` deep): the rows' elements of one depth side by side. `R` is a constant, so
+/// the loop over the rows unrolls and each depth is `R` loads and `R` stores.
+#[inline]
+fn pack_rows<T: Copy, const R: usize>(
+    data: &[T],
+    base: usize,
+    rs: usize,
+    kc: usize,
+    panel: &mut [T],
+) {
+    let rows: [&[T]; R] = core::array::from_fn(|i| &data[base + i * rs..][..kc]);
+    for (p, out) in panel.chunks_exact_mut(R).take(kc).enumerate() {
+        for (o, row) in out.iter_mut().zip(&rows) {
+            *o = row[p];
         }
     }
 }
@@ -258,15 +299,13 @@ fn pack_b<T: Blocking>(b: View<'_, T>, pc: usize, kc: usize, jc: usize, nc: usiz
             }
         } else {
             // op(B) = Bᵀ: read each column of op(B) along the depth
+            if w < s {
+                panel.fill(T::zero());
+            }
             for j in 0..w {
                 let col = &b.data[base + j * b.cs..][..(kc - 1) * b.rs + 1];
                 for (p, &v) in col.iter().step_by(b.rs).enumerate() {
                     panel[p * s + j] = v;
-                }
-            }
-            if w < s {
-                for out in panel.chunks_exact_mut(s) {
-                    out[w..].fill(T::zero());
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The micro-kernels of the blocked GEMM (`blocked.rs`): one `r x w` tile of C (`r <= MR`
-//! rows, `w <= s` columns) from a packed micro-panel of A (`r` elements per depth) and a
-//! packed panel of B (`s` elements per depth, zero-padded past `w`):
+//! rows, `w <= s` columns) from `r` rows of A (element `(i, p)` at `i * a_rs + p * a_cs`:
+//! A in place, or a packed micro-panel) and a packed panel of B (`s` elements per depth,
+//! zero-padded past `w`):
 //! `C_tile = alpha * A_panel * B_panel + beta * C_tile`, where `beta == 0` does not read C.
 //!
 //! - [`Isa::Avx512`]: the whole tile in registers, `r` rows by `s / 16` (`f32`) or `s / 8`
@@ -68,6 +69,8 @@ pub(super) trait MicroKernel: Float {
         s: usize,
         kc: usize,
         a: &[Self],
+        a_rs: usize,
+        a_cs: usize,
         b: &[Self],
         c: &mut [Self],
         ldc: usize,
@@ -77,8 +80,9 @@ pub(super) trait MicroKernel: Float {
     );
 }
 
-/// One tile with the micro-kernel of `isa`: `a` holds `r * kc` elements, `b` holds `s * kc`,
-/// and `c` starts at the tile's first element and reaches its last (`(r - 1) * ldc + w`).
+/// One tile with the micro-kernel of `isa`: `a` starts at the tile's first row and depth and
+/// reaches element `(r - 1, kc - 1)`, `b` holds `s * kc` elements, and `c` starts at the
+/// tile's first element and reaches its last (`(r - 1) * ldc + w`).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(super) fn run<T: MicroKernel>(
@@ -87,6 +91,8 @@ pub(super) fn run<T: MicroKernel>(
     s: usize,
     kc: usize,
     a: &[T],
+    a_rs: usize,
+    a_cs: usize,
     b: &[T],
     c: &mut [T],
     ldc: usize,
@@ -95,12 +101,18 @@ pub(super) fn run<T: MicroKernel>(
     beta: T,
 ) {
     debug_assert!((1..=super::blocked::MR).contains(&r) && w <= s && w > 0);
-    assert!(a.len() >= r * kc && b.len() >= s * kc && c.len() > (r - 1) * ldc + w - 1);
+    assert!(
+        a.len() > (r - 1) * a_rs + (kc - 1) * a_cs
+            && b.len() >= s * kc
+            && c.len() > (r - 1) * ldc + w - 1
+    );
     let tile = Portable {
         r,
         s,
         kc,
         a,
+        a_rs,
+        a_cs,
         b,
         c,
         ldc,
@@ -109,7 +121,7 @@ pub(super) fn run<T: MicroKernel>(
         beta,
     };
     match isa {
-        Isa::Avx512 => T::avx512(r, s, kc, a, b, tile.c, ldc, w, alpha, beta),
+        Isa::Avx512 => T::avx512(r, s, kc, a, a_rs, a_cs, b, tile.c, ldc, w, alpha, beta),
         Isa::Portable => vectorize(tile),
         Isa::Baseline => tile.tiles(|x, y, acc| x * y + acc),
     }
@@ -122,6 +134,8 @@ struct Portable<'a, T> {
     s: usize,
     kc: usize,
     a: &'a [T],
+    a_rs: usize,
+    a_cs: usize,
     b: &'a [T],
     c: &'a mut [T],
     ldc: usize,
@@ -141,6 +155,8 @@ impl<T: Float> Portable<'_, T> {
             s,
             kc,
             a,
+            a_rs,
+            a_cs,
             b,
             c,
             ldc,
@@ -155,8 +171,8 @@ impl<T: Float> Portable<'_, T> {
                 let mut acc = [[T::zero(); CB]; RB];
                 for p in 0..kc {
                     let bp: &[T; CB] = b[p * s + j0..][..CB].try_into().unwrap();
-                    let ap = &a[p * r + i0..][..rb];
-                    for (row, &x) in acc.iter_mut().zip(ap) {
+                    for (i, row) in acc.iter_mut().enumerate().take(rb) {
+                        let x = a[(i0 + i) * a_rs + p * a_cs];
                         for (acc, &y) in row.iter_mut().zip(bp) {
                             *acc = fma(x, y, *acc);
                         }
@@ -194,6 +210,8 @@ macro_rules! impl_micro_kernel {
                 s: usize,
                 kc: usize,
                 a: &[$t],
+                a_rs: usize,
+                a_cs: usize,
                 b: &[$t],
                 c: &mut [$t],
                 ldc: usize,
@@ -226,11 +244,14 @@ macro_rules! impl_micro_kernel {
                     let kernel = if s == $lanes { rows!(1) } else { rows!(2) };
                     // SAFETY: `Isa::Avx512` is chosen only when the CPU has AVX-512F; `run`
                     // checked that `a`, `b` and `c` hold the elements the tile reads and
-                    // writes (`r * kc`, `s * kc`, `(r - 1) * ldc + w`).
+                    // writes (`(r - 1) * a_rs + (kc - 1) * a_cs + 1`, `s * kc`,
+                    // `(r - 1) * ldc + w`).
                     unsafe {
                         kernel(
                             kc,
                             a.as_ptr(),
+                            a_rs,
+                            a_cs,
                             b.as_ptr(),
                             c.as_mut_ptr(),
                             ldc,
@@ -242,7 +263,7 @@ macro_rules! impl_micro_kernel {
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 {
-                    let _ = (r, s, kc, a, b, c, ldc, w, alpha, beta);
+                    let _ = (r, s, kc, a, a_rs, a_cs, b, c, ldc, w, alpha, beta);
                     unreachable!("Isa::Avx512 is only detected on x86_64")
                 }
             }
@@ -272,6 +293,8 @@ mod avx512 {
             pub(super) unsafe fn $name<const R: usize, const NV: usize>(
                 kc: usize,
                 a: *const $t,
+                a_rs: usize,
+                a_cs: usize,
                 b: *const $t,
                 c: *mut $t,
                 ldc: usize,
@@ -287,12 +310,12 @@ mod avx512 {
                         *bv = unsafe { $load(b.add(v * $lanes)) };
                     }
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let x = $set1(unsafe { *a.add(r) });
+                        let x = $set1(unsafe { *a.add(r * a_rs) });
                         for (acc, &y) in acc.iter_mut().zip(&bv) {
                             *acc = $fmadd(x, y, *acc);
                         }
                     }
-                    a = unsafe { a.add(R) };
+                    a = unsafe { a.add(a_cs) };
                     b = unsafe { b.add(NV * $lanes) };
                 }
                 let (alpha, beta_v) = ($set1(alpha), $set1(beta));

@@ -9,6 +9,13 @@ use super::{check_gemm, check_gemv, check_same_len, Scalar, Trans};
 use crate::simd::{vectorize_above, Kernel};
 use crate::Float;
 
+/// `C = A·Bᵀ` with at most this many rows and at least [`DOT_DEPTH`] depth is computed as
+/// dot products along the depth (both operands contiguous there): packing B's panels would
+/// cost more than the few rows of A multiply with them.
+const DOT_ROWS: usize = 16;
+/// See [`DOT_ROWS`].
+const DOT_DEPTH: usize = 256;
+
 /// Independent accumulators per row in the reductions: two AVX-512 registers of `f32`, so
 /// that the additions of one row do not wait on each other.
 const LANES: usize = 32;
@@ -257,6 +264,20 @@ macro_rules! impl_scalar {
                 if k == 0 {
                     for row in c.chunks_mut(ldc).take(m) {
                         scale_output(beta, &mut row[..n]);
+                    }
+                    return;
+                }
+                if ta == Trans::No && tb == Trans::Yes && m <= DOT_ROWS && k >= DOT_DEPTH {
+                    // a few rows against rows of B, long in the depth (a convolution's
+                    // weight gradient): contiguous dot products, no panel of B to pack
+                    let mut col = [0.0; DOT_ROWS];
+                    for j in 0..n {
+                        let bj = &b[j * ldb..j * ldb + k];
+                        gemv_portable(Trans::No, m, k, alpha, a, lda, bj, 0.0, &mut col[..m]);
+                        for (i, &v) in col[..m].iter().enumerate() {
+                            let cij = &mut c[i * ldc + j];
+                            *cij = if beta == 0.0 { v } else { v + beta * *cij };
+                        }
                     }
                     return;
                 }

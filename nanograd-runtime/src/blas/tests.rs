@@ -27,6 +27,9 @@ fn check_gemm_case<T: Float>(tol: f64) {
         (64, 65, 63),
         (2, 130, 1),
         (5, 3, 0),
+        // few rows, deep: A·Bᵀ as dot products along the depth in the default provider
+        (16, 9, 300),
+        (3, 2, 257),
     ] {
         for ta in [Trans::No, Trans::Yes] {
             for tb in [Trans::No, Trans::Yes] {
@@ -308,9 +311,9 @@ mod blocked_gemm {
             };
             product(300, 300, 300, &mut c);
             let grown = f32::buffer_capacity();
-            // MC x KC of A; KC deep of B, nine panels of 32 columns and one of 16 for the
-            // last 12
-            assert_eq!(grown, 192 * 256 + 256 * (9 * 32 + 16));
+            // B only (a row-major A is read in place): KC deep, nine panels of 32 columns and
+            // one of 16 for the last 12
+            assert_eq!(grown, 256 * (9 * 32 + 16));
             for (m, n, k) in [(300, 300, 300), (1, 1, 1), (64, 100, 3), (192, 300, 256)] {
                 product(m, n, k, &mut c);
                 assert_eq!(c[0], 0.5 * k as f32);
