@@ -246,7 +246,199 @@ fn bench_peak(c: &mut Criterion) {
 #[cfg(not(target_arch = "x86_64"))]
 fn bench_peak(_: &mut Criterion) {}
 
+/// The products of the benchmarked models, `(name, ta, tb, m, n, k, beta)`: the GPT's
+/// training step at batch 12 (768 token rows, width 128, feed-forward 512, attention's
+/// 384-wide QKV projection, vocabulary 75), forward (`NT`, `x·Wᵀ`) and both backward
+/// products (`dX = dY·W` as `NN`, `dW += dYᵀ·X` as `TN`); the MNIST CNN's convolutions at
+/// batch 32 through im2col.
+const VERSUS: [(&str, Trans, Trans, usize, usize, usize, f32); 19] = [
+    ("gpt_qkv_fwd_NT", Trans::No, Trans::Yes, 768, 384, 128, 0.0),
+    ("gpt_qkv_dx_NN", Trans::No, Trans::No, 768, 128, 384, 0.0),
+    ("gpt_qkv_dw_TN", Trans::Yes, Trans::No, 384, 128, 768, 1.0),
+    ("gpt_fc_fwd_NT", Trans::No, Trans::Yes, 768, 512, 128, 0.0),
+    ("gpt_fc_dx_NN", Trans::No, Trans::No, 768, 128, 512, 0.0),
+    ("gpt_fc_dw_TN", Trans::Yes, Trans::No, 512, 128, 768, 1.0),
+    ("gpt_proj_fwd_NT", Trans::No, Trans::Yes, 768, 128, 512, 0.0),
+    ("gpt_proj_dx_NN", Trans::No, Trans::No, 768, 512, 128, 0.0),
+    ("gpt_proj_dw_TN", Trans::Yes, Trans::No, 128, 512, 768, 1.0),
+    (
+        "gpt_attn_out_dx_NN",
+        Trans::No,
+        Trans::No,
+        768,
+        128,
+        128,
+        1.0,
+    ),
+    ("gpt_head_fwd_NT", Trans::No, Trans::Yes, 768, 75, 128, 0.0),
+    ("gpt_head_dx_NN", Trans::No, Trans::No, 768, 128, 75, 0.0),
+    ("gpt_head_dw_TN", Trans::Yes, Trans::No, 75, 128, 768, 1.0),
+    (
+        "gpt_head65_fwd_NT",
+        Trans::No,
+        Trans::Yes,
+        768,
+        65,
+        128,
+        0.0,
+    ),
+    ("cnn_conv1_fwd_NN", Trans::No, Trans::No, 8, 25088, 9, 0.0),
+    ("cnn_conv1_dw_NT", Trans::No, Trans::Yes, 8, 9, 25088, 1.0),
+    ("cnn_conv2_fwd_NN", Trans::No, Trans::No, 16, 6272, 72, 0.0),
+    ("cnn_conv2_dw_NT", Trans::No, Trans::Yes, 16, 72, 6272, 1.0),
+    (
+        "cnn_conv2_dcols_TN",
+        Trans::Yes,
+        Trans::No,
+        72,
+        6272,
+        16,
+        0.0,
+    ),
+];
+
+/// The `gemm` crate 0.19, as the default provider called it before it had a GEMM of its own
+/// (single-threaded), for the side-by-side group below. Only this benchmark links it.
+#[allow(clippy::too_many_arguments)]
+fn gemm_crate<T: Float>(
+    ta: Trans,
+    tb: Trans,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    beta: T,
+    c: &mut [T],
+    ldc: usize,
+) {
+    let (a_rs, a_cs) = if ta == Trans::No { (lda, 1) } else { (1, lda) };
+    let (b_rs, b_cs) = if tb == Trans::No { (ldb, 1) } else { (1, ldb) };
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= (m - 1) * ldc + n);
+    // SAFETY: the shapes below are dense, and the lengths were checked above.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            /* dst_cs= */ 1,
+            /* dst_rs= */ ldc as isize,
+            /* read_dst= */ beta != T::zero(),
+            a.as_ptr(),
+            /* lhs_cs= */ a_cs as isize,
+            /* lhs_rs= */ a_rs as isize,
+            b.as_ptr(),
+            /* rhs_cs= */ b_cs as isize,
+            /* rhs_rs= */ b_rs as isize,
+            // the gemm crate computes dst = alpha * dst + beta * lhs * rhs
+            /* alpha= */
+            beta,
+            /* beta= */ alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// `nanograd::blas::gemm` and the `gemm` crate side by side, shape by shape, in one run:
+/// `versus_f32/<shape>/nanograd` against `versus_f32/<shape>/gemm-crate`.
+fn bench_versus<T: Float>(
+    c: &mut Criterion,
+    name: &str,
+    shapes: &[(&str, Trans, Trans, usize, usize, usize, f32)],
+) {
+    let mut group = c.benchmark_group(name);
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    for &(shape, ta, tb, m, n, k, beta) in shapes {
+        let (a, b) = (fill::<T>(m * k, 5), fill::<T>(k * n, 6));
+        let lda = if ta == Trans::No { k } else { m };
+        let ldb = if tb == Trans::No { n } else { k };
+        let beta = T::from_f64(beta as f64);
+        let mut out = fill::<T>(m * n, 7);
+        // the two agree before they are timed
+        let mut want = out.clone();
+        gemm(
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            T::one(),
+            &a,
+            lda,
+            &b,
+            ldb,
+            beta,
+            &mut out,
+            n,
+        );
+        gemm_crate(
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            T::one(),
+            &a,
+            lda,
+            &b,
+            ldb,
+            beta,
+            &mut want,
+            n,
+        );
+        for (x, y) in out.iter().zip(&want) {
+            assert!((x.to_f64() - y.to_f64()).abs() <= 1e-3 * (1.0 + y.to_f64().abs()));
+        }
+        group.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        let f: [(&str, GemmFn<T>); 2] = [("nanograd", gemm::<T>), ("gemm-crate", gemm_crate::<T>)];
+        for (who, f) in f {
+            group.bench_function(BenchmarkId::new(shape, who), |bench| {
+                bench.iter(|| {
+                    f(
+                        ta,
+                        tb,
+                        m,
+                        n,
+                        k,
+                        T::one(),
+                        black_box(&a),
+                        lda,
+                        black_box(&b),
+                        ldb,
+                        beta,
+                        &mut out,
+                        n,
+                    );
+                    black_box(&mut out);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+type GemmFn<T> =
+    fn(Trans, Trans, usize, usize, usize, T, &[T], usize, &[T], usize, T, &mut [T], usize);
+
+/// Square products and the GPT's feed-forward ones in `f64`, against the `gemm` crate.
+const VERSUS_F64: [(&str, Trans, Trans, usize, usize, usize, f32); 5] = [
+    ("square_128_NN", Trans::No, Trans::No, 128, 128, 128, 0.0),
+    ("square_512_NN", Trans::No, Trans::No, 512, 512, 512, 0.0),
+    ("gpt_fc_fwd_NT", Trans::No, Trans::Yes, 768, 512, 128, 0.0),
+    ("gpt_fc_dx_NN", Trans::No, Trans::No, 768, 128, 512, 0.0),
+    ("gpt_fc_dw_TN", Trans::Yes, Trans::No, 512, 128, 768, 1.0),
+];
+
 fn blas(c: &mut Criterion) {
+    bench_versus::<f32>(c, "versus_f32", &VERSUS);
+    bench_versus::<f64>(c, "versus_f64", &VERSUS_F64);
     bench_peak(c);
     bench_gemm::<f32>(c, "sgemm");
     bench_gemm::<f64>(c, "dgemm");

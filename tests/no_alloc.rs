@@ -3,11 +3,9 @@
 //! buffer, and a whole training step (`zero_grad`, `loss_backward`, `Optimizer::step`) after
 //! the first one, which grows the model's workspace and allocates the optimizer's state.
 //!
-//! Every provider is covered, the default one included: upstream gemm-common 0.19 (under
-//! the pure-Rust `gemm` crate) allocates a packing buffer and a `did_pack_lhs` vector on
-//! every GEMM call (sarah-quinones/gemm#24, no workspace API); the copy vendored in
-//! `vendor/gemm-common` reuses per-thread buffers instead, grown by the warm-up
-//! (`vendor/gemm-common/NANOGRAD-PATCH.md`).
+//! Every provider is covered, the default one included: its GEMM (`blas/blocked.rs`) packs
+//! into per-thread buffers that the warm-up grows. `checks/user-alloc/` counts the same in a
+//! crate outside this workspace, as a user's crate depends on nanograd.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

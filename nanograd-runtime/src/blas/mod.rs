@@ -20,8 +20,12 @@
 //! return [`crate::Error`], so user data never reaches these panics.
 
 mod avx512;
+#[cfg(not(any(feature = "openblas", feature = "mkl")))]
+mod blocked;
 #[cfg(any(feature = "openblas", feature = "mkl"))]
 mod cblas;
+#[cfg(not(any(feature = "openblas", feature = "mkl")))]
+mod microkernel;
 mod packed;
 #[cfg(not(any(feature = "openblas", feature = "mkl")))]
 mod pure;

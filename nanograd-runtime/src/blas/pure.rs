@@ -1,10 +1,20 @@
-//! The default provider: the pure-Rust `gemm` crate for GEMM (AVX-512 kernels with its
-//! `x86-v4` feature, chosen at run time), plain auto-vectorised loops for the level-1 and
-//! level-2 routines. Nothing to install.
+//! The default provider, in Rust: the project's own blocked GEMM (`blocked.rs`, with AVX-512
+//! micro-kernels chosen at run time and a portable one elsewhere), plain auto-vectorised
+//! loops for the level-1 and level-2 routines. Nothing to install, and no allocation per
+//! call: the GEMM's packing buffers are per thread and grow once.
 
+use super::blocked::{self, View};
+use super::microkernel::Isa;
 use super::{check_gemm, check_gemv, check_same_len, Scalar, Trans};
 use crate::simd::{vectorize_above, Kernel};
 use crate::Float;
+
+/// `C = A·Bᵀ` with at most this many rows and at least [`DOT_DEPTH`] depth is computed as
+/// dot products along the depth (both operands contiguous there): packing B's panels would
+/// cost more than the few rows of A multiply with them.
+const DOT_ROWS: usize = 16;
+/// See [`DOT_ROWS`].
+const DOT_DEPTH: usize = 256;
 
 /// Independent accumulators per row in the reductions: two AVX-512 registers of `f32`, so
 /// that the additions of one row do not wait on each other.
@@ -257,42 +267,32 @@ macro_rules! impl_scalar {
                     }
                     return;
                 }
-                // (row stride, column stride) of op(A) and op(B) inside their slices.
-                let (a_rs, a_cs) = match ta {
-                    Trans::No => (lda, 1),
-                    Trans::Yes => (1, lda),
-                };
-                let (b_rs, b_cs) = match tb {
-                    Trans::No => (ldb, 1),
-                    Trans::Yes => (1, ldb),
-                };
-                // SAFETY: `check_gemm` proved that every element addressed by these strides
-                // lies inside `a`, `b` and `c`; `c` is borrowed mutably, so nothing aliases it.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        /* dst_cs= */ 1,
-                        /* dst_rs= */ ldc as isize,
-                        /* read_dst= */ beta != 0.0,
-                        a.as_ptr(),
-                        /* lhs_cs= */ a_cs as isize,
-                        /* lhs_rs= */ a_rs as isize,
-                        b.as_ptr(),
-                        /* rhs_cs= */ b_cs as isize,
-                        /* rhs_rs= */ b_rs as isize,
-                        // the gemm crate computes dst = alpha * dst + beta * lhs * rhs
-                        /* alpha= */
-                        beta,
-                        /* beta= */ alpha,
-                        /* conj_dst= */ false,
-                        /* conj_lhs= */ false,
-                        /* conj_rhs= */ false,
-                        gemm::Parallelism::None,
-                    )
+                if ta == Trans::No && tb == Trans::Yes && m <= DOT_ROWS && k >= DOT_DEPTH {
+                    // a few rows against rows of B, long in the depth (a convolution's
+                    // weight gradient): contiguous dot products, no panel of B to pack
+                    let mut col = [0.0; DOT_ROWS];
+                    for j in 0..n {
+                        let bj = &b[j * ldb..j * ldb + k];
+                        gemv_portable(Trans::No, m, k, alpha, a, lda, bj, 0.0, &mut col[..m]);
+                        for (i, &v) in col[..m].iter().enumerate() {
+                            let cij = &mut c[i * ldc + j];
+                            *cij = if beta == 0.0 { v } else { v + beta * *cij };
+                        }
+                    }
+                    return;
                 }
+                blocked::gemm(
+                    Isa::detect(),
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    View::new(a, ta, lda),
+                    View::new(b, tb, ldb),
+                    beta,
+                    c,
+                    ldc,
+                )
             }
 
             fn blas_gemv(

@@ -27,6 +27,9 @@ fn check_gemm_case<T: Float>(tol: f64) {
         (64, 65, 63),
         (2, 130, 1),
         (5, 3, 0),
+        // few rows, deep: A·Bᵀ as dot products along the depth in the default provider
+        (16, 9, 300),
+        (3, 2, 257),
     ] {
         for ta in [Trans::No, Trans::Yes] {
             for tb in [Trans::No, Trans::Yes] {
@@ -168,4 +171,156 @@ fn short_slice_panics_with_dimensions() {
         &mut c,
         2,
     );
+}
+
+/// The default provider's blocked GEMM with each micro-kernel this CPU runs, at shapes that
+/// cross every block boundary: depth past `KC`, rows past `MC` and columns past `NC`, and
+/// last panels narrower than half a tile, at half, and wider.
+#[cfg(not(any(feature = "openblas", feature = "mkl")))]
+mod blocked_gemm {
+    use super::*;
+    use crate::blas::blocked::{gemm, Blocking, View};
+    use crate::blas::microkernel::Isa;
+
+    fn check<T: Blocking>(isa: Isa, shapes: &[(usize, usize, usize)], tol: f64) {
+        let mut rng = StdRng::seed_from_u64(3);
+        for &(m, n, k) in shapes {
+            for (ta, tb) in [
+                (Trans::No, Trans::No),
+                (Trans::No, Trans::Yes),
+                (Trans::Yes, Trans::No),
+                (Trans::Yes, Trans::Yes),
+            ] {
+                let (ar, ac) = if ta == Trans::No { (m, k) } else { (k, m) };
+                let (br, bc) = if tb == Trans::No { (k, n) } else { (n, k) };
+                let (lda, ldb, ldc) = (ac + 1, bc + 3, n + 2);
+                let a: Vec<T> = random(&mut rng, ar * lda);
+                let b: Vec<T> = random(&mut rng, br * ldb);
+                let c0: Vec<T> = random(&mut rng, m * ldc);
+                // the reference, in f64
+                let mut want = vec![0.0; m * n];
+                for i in 0..m {
+                    for p in 0..k {
+                        let x = at(&a, ta, lda, i, p);
+                        for j in 0..n {
+                            want[i * n + j] += x * at(&b, tb, ldb, p, j);
+                        }
+                    }
+                }
+                for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0), (2.0, -0.75)] {
+                    let mut c = c0.clone();
+                    if beta == 0.0 {
+                        c.iter_mut().for_each(|v| *v = T::from_f64(f64::NAN));
+                    }
+                    gemm(
+                        isa,
+                        m,
+                        n,
+                        k,
+                        T::from_f64(alpha),
+                        View::new(&a, ta, lda),
+                        View::new(&b, tb, ldb),
+                        T::from_f64(beta),
+                        &mut c,
+                        ldc,
+                    );
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let (got, old) = (c[i * ldc + j].to_f64(), c0[i * ldc + j].to_f64());
+                            if j >= n {
+                                assert!(beta == 0.0 || got == old, "{isa:?} wrote outside C");
+                                continue;
+                            }
+                            let old = if beta == 0.0 { 0.0 } else { old };
+                            let want = alpha * want[i * n + j] + beta * old;
+                            let scale = 1.0 + (k as f64).sqrt();
+                            assert!(
+                                (got - want).abs() <= tol * scale * (1.0 + want.abs()),
+                                "{isa:?} {ta:?}{tb:?} m={m} n={n} k={k} alpha={alpha} \
+                                 beta={beta} at ({i},{j}): got {got}, want {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every tile height 1..=12 and both tile widths, with and without a masked tail.
+    const SMALL: [(usize, usize, usize); 8] = [
+        (1, 1, 1),
+        (5, 7, 3),
+        (12, 32, 8),
+        (13, 33, 9),
+        (23, 48, 17),
+        (11, 16, 2),
+        (7, 65, 70),
+        (24, 75, 1),
+    ];
+
+    #[test]
+    fn every_micro_kernel_matches_the_reference_at_small_shapes() {
+        for isa in Isa::all_available() {
+            check::<f32>(isa, &SMALL, 1e-6);
+            check::<f64>(isa, &SMALL, 1e-14);
+        }
+    }
+
+    #[test]
+    fn every_micro_kernel_matches_the_reference_across_blocks() {
+        // depth past KC (256), rows past MC (192 f32, 96 f64), columns past NC (1024 f32,
+        // 512 f64)
+        let f32_shapes = [(200, 40, 300), (13, 1030, 20)];
+        let f64_shapes = [(100, 20, 520), (5, 530, 9)];
+        for isa in Isa::all_available() {
+            check::<f32>(isa, &f32_shapes, 1e-6);
+            check::<f64>(isa, &f64_shapes, 1e-14);
+        }
+    }
+
+    #[test]
+    fn the_micro_kernels_agree_to_rounding() {
+        // the same product through each kernel: equal up to fused versus unfused rounding
+        let (m, n, k) = (37, 70, 300);
+        let a: Vec<f32> = random(&mut StdRng::seed_from_u64(5), m * k);
+        let b: Vec<f32> = random(&mut StdRng::seed_from_u64(6), k * n);
+        let run = |isa| {
+            let mut c = vec![f32::NAN; m * n];
+            let (va, vb) = (View::new(&a, Trans::No, k), View::new(&b, Trans::No, n));
+            gemm(isa, m, n, k, 1.0, va, vb, 0.0, &mut c, n);
+            c
+        };
+        let all = Isa::all_available();
+        let first = run(all[0]);
+        for &isa in &all[1..] {
+            crate::assert_close!(run(isa), first, 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_packing_buffer_grows_once_then_serves_every_smaller_call() {
+        // a thread of its own, with a buffer of its own
+        std::thread::spawn(|| {
+            assert_eq!(f32::buffer_capacity(), 0);
+            let (a, b) = (vec![1.0f32; 300 * 300], vec![0.5f32; 300 * 300]);
+            let mut c = vec![0.0f32; 300 * 300];
+            let isa = Isa::detect();
+            let product = |m: usize, n: usize, k: usize, c: &mut [f32]| {
+                let (va, vb) = (View::new(&a, Trans::No, k), View::new(&b, Trans::No, n));
+                gemm(isa, m, n, k, 1.0, va, vb, 0.0, c, n);
+            };
+            product(300, 300, 300, &mut c);
+            let grown = f32::buffer_capacity();
+            // B only (a row-major A is read in place): KC deep, nine panels of 32 columns and
+            // one of 16 for the last 12
+            assert_eq!(grown, 256 * (9 * 32 + 16));
+            for (m, n, k) in [(300, 300, 300), (1, 1, 1), (64, 100, 3), (192, 300, 256)] {
+                product(m, n, k, &mut c);
+                assert_eq!(c[0], 0.5 * k as f32);
+                assert_eq!(f32::buffer_capacity(), grown, "{m}x{n}x{k}");
+            }
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -1,0 +1,380 @@
+//! The micro-kernels of the blocked GEMM (`blocked.rs`): one `r x w` tile of C (`r <= MR`
+//! rows, `w <= s` columns) from `r` rows of A (element `(i, p)` at `i * a_rs + p * a_cs`:
+//! A in place, or a packed micro-panel) and a packed panel of B (`s` elements per depth,
+//! zero-padded past `w`):
+//! `C_tile = alpha * A_panel * B_panel + beta * C_tile`, where `beta == 0` does not read C.
+//!
+//! - [`Isa::Avx512`]: the whole tile in registers, `r` rows by `s / 16` (`f32`) or `s / 8`
+//!   (`f64`) registers, up to 24 accumulators; each depth loads the panel's registers once
+//!   and broadcasts `r` elements of A into fused multiply-adds. The last columns of a tile
+//!   are written through a lane mask.
+//! - [`Isa::Portable`]: plain Rust over blocks of 4 rows by 8 columns, compiled for the best
+//!   instruction set the CPU has (AVX2 with FMA, through `crate::simd`), for CPUs without
+//!   AVX-512. [`Isa::Baseline`] is the same code compiled for the baseline target, with a
+//!   multiply and an add where no FMA instruction exists.
+//!
+//! All three add the same products in the same order along the depth, so they agree up to
+//! the rounding of a fused versus an unfused multiply-add.
+
+use crate::simd::{mul_add, vectorize, Kernel};
+use crate::Float;
+
+/// Which micro-kernel serves a GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// `core::arch` AVX-512F kernels.
+    Avx512,
+    /// The portable kernel, dispatched to the CPU's best instruction set (with FMA).
+    Portable,
+    /// The portable kernel as compiled for the baseline target, multiply then add.
+    Baseline,
+}
+
+impl Isa {
+    /// The best micro-kernel this CPU runs (`is_x86_feature_detected!` caches its answer).
+    /// Without `std`, the best the compile targets (`-C target-feature`, `target-cpu`).
+    pub(crate) fn detect() -> Isa {
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+                return Isa::Baseline;
+            }
+        }
+        #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+        {
+            if cfg!(target_feature = "avx512f") {
+                return Isa::Avx512;
+            }
+            if !(cfg!(target_feature = "avx2") && cfg!(target_feature = "fma")) {
+                return Isa::Baseline;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Every micro-kernel this CPU runs, the best first.
+    #[cfg(test)]
+    pub(crate) fn all_available() -> Vec<Isa> {
+        let mut all = vec![Isa::Baseline];
+        if Isa::detect() != Isa::Baseline {
+            all.insert(0, Isa::Portable);
+        }
+        if Isa::detect() == Isa::Avx512 {
+            all.insert(0, Isa::Avx512);
+        }
+        all
+    }
+}
+
+/// The element types with micro-kernels.
+pub(super) trait MicroKernel: Float {
+    /// The AVX-512 tile of `r` rows and `s` packed columns (the lengths were checked by
+    /// [`run`]; the CPU has AVX-512F).
+    #[allow(clippy::too_many_arguments)]
+    fn avx512(
+        r: usize,
+        s: usize,
+        kc: usize,
+        a: &[Self],
+        a_rs: usize,
+        a_cs: usize,
+        b: &[Self],
+        c: &mut [Self],
+        ldc: usize,
+        w: usize,
+        alpha: Self,
+        beta: Self,
+    );
+}
+
+/// One tile with the micro-kernel of `isa`: `a` starts at the tile's first row and depth and
+/// reaches element `(r - 1, kc - 1)`, `b` holds `s * kc` elements, and `c` starts at the
+/// tile's first element and reaches its last (`(r - 1) * ldc + w`).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn run<T: MicroKernel>(
+    isa: Isa,
+    r: usize,
+    s: usize,
+    kc: usize,
+    a: &[T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[T],
+    c: &mut [T],
+    ldc: usize,
+    w: usize,
+    alpha: T,
+    beta: T,
+) {
+    debug_assert!((1..=super::blocked::MR).contains(&r) && w <= s && w > 0);
+    assert!(
+        a.len() > (r - 1) * a_rs + (kc - 1) * a_cs
+            && b.len() >= s * kc
+            && c.len() > (r - 1) * ldc + w - 1
+    );
+    let tile = Portable {
+        r,
+        s,
+        kc,
+        a,
+        a_rs,
+        a_cs,
+        b,
+        c,
+        ldc,
+        w,
+        alpha,
+        beta,
+    };
+    match isa {
+        Isa::Avx512 => T::avx512(r, s, kc, a, a_rs, a_cs, b, tile.c, ldc, w, alpha, beta),
+        Isa::Portable => vectorize(tile),
+        Isa::Baseline => tile.tiles(|x, y, acc| x * y + acc),
+    }
+}
+
+/// The portable tile: blocks of `RB` rows by `CB` columns, each with its accumulators in a
+/// small array that the compiler keeps in vector registers.
+struct Portable<'a, T> {
+    r: usize,
+    s: usize,
+    kc: usize,
+    a: &'a [T],
+    a_rs: usize,
+    a_cs: usize,
+    b: &'a [T],
+    c: &'a mut [T],
+    ldc: usize,
+    w: usize,
+    alpha: T,
+    beta: T,
+}
+
+const RB: usize = 4;
+const CB: usize = 8;
+
+impl<T: Float> Portable<'_, T> {
+    #[inline(always)]
+    fn tiles(self, fma: impl Fn(T, T, T) -> T) {
+        let Portable {
+            r,
+            s,
+            kc,
+            a,
+            a_rs,
+            a_cs,
+            b,
+            c,
+            ldc,
+            w,
+            alpha,
+            beta,
+        } = self;
+        for i0 in (0..r).step_by(RB) {
+            let rb = RB.min(r - i0);
+            // panels are NR or NR / 2 wide, multiples of CB: whole blocks of columns
+            for j0 in (0..w).step_by(CB) {
+                let mut acc = [[T::zero(); CB]; RB];
+                for p in 0..kc {
+                    let bp: &[T; CB] = b[p * s + j0..][..CB].try_into().unwrap();
+                    for (i, row) in acc.iter_mut().enumerate().take(rb) {
+                        let x = a[(i0 + i) * a_rs + p * a_cs];
+                        for (acc, &y) in row.iter_mut().zip(bp) {
+                            *acc = fma(x, y, *acc);
+                        }
+                    }
+                }
+                let cw = CB.min(w - j0);
+                for (i, row) in acc.iter().enumerate().take(rb) {
+                    let out = &mut c[(i0 + i) * ldc + j0..][..cw];
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = if beta == T::zero() {
+                            alpha * v
+                        } else {
+                            alpha * v + beta * *o
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T: Float> Kernel for Portable<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        self.tiles(mul_add)
+    }
+}
+
+macro_rules! impl_micro_kernel {
+    ($t:ty, $lanes:literal, $kernel:ident) => {
+        impl MicroKernel for $t {
+            fn avx512(
+                r: usize,
+                s: usize,
+                kc: usize,
+                a: &[$t],
+                a_rs: usize,
+                a_cs: usize,
+                b: &[$t],
+                c: &mut [$t],
+                ldc: usize,
+                w: usize,
+                alpha: $t,
+                beta: $t,
+            ) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // one arm per (rows, registers) pair: the tile's shape is a constant
+                    // inside the kernel, so its accumulators live in registers
+                    macro_rules! rows {
+                        ($nv:literal) => {
+                            match r {
+                                1 => avx512::$kernel::<1, $nv>,
+                                2 => avx512::$kernel::<2, $nv>,
+                                3 => avx512::$kernel::<3, $nv>,
+                                4 => avx512::$kernel::<4, $nv>,
+                                5 => avx512::$kernel::<5, $nv>,
+                                6 => avx512::$kernel::<6, $nv>,
+                                7 => avx512::$kernel::<7, $nv>,
+                                8 => avx512::$kernel::<8, $nv>,
+                                9 => avx512::$kernel::<9, $nv>,
+                                10 => avx512::$kernel::<10, $nv>,
+                                11 => avx512::$kernel::<11, $nv>,
+                                _ => avx512::$kernel::<12, $nv>,
+                            }
+                        };
+                    }
+                    let kernel = if s == $lanes { rows!(1) } else { rows!(2) };
+                    // SAFETY: `Isa::Avx512` is chosen only when the CPU has AVX-512F; `run`
+                    // checked that `a`, `b` and `c` hold the elements the tile reads and
+                    // writes (`(r - 1) * a_rs + (kc - 1) * a_cs + 1`, `s * kc`,
+                    // `(r - 1) * ldc + w`).
+                    unsafe {
+                        kernel(
+                            kc,
+                            a.as_ptr(),
+                            a_rs,
+                            a_cs,
+                            b.as_ptr(),
+                            c.as_mut_ptr(),
+                            ldc,
+                            w,
+                            alpha,
+                            beta,
+                        )
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = (r, s, kc, a, a_rs, a_cs, b, c, ldc, w, alpha, beta);
+                    unreachable!("Isa::Avx512 is only detected on x86_64")
+                }
+            }
+        }
+    };
+}
+
+impl_micro_kernel!(f32, 16, tile_f32);
+impl_micro_kernel!(f64, 8, tile_f64);
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use core::arch::x86_64::*;
+
+    macro_rules! tile {
+        (
+            $name:ident, $t:ty, $v:ty, $lanes:literal, $mask:ty, $zero:ident, $set1:ident,
+            $load:ident, $fmadd:ident, $mul:ident, $maskz_load:ident, $mask_store:ident
+        ) => {
+            /// One `R x (NV * lanes)` tile (`w` live columns) in registers.
+            ///
+            /// # Safety
+            /// The CPU has AVX-512F; `a` holds `R * kc` elements, `b` holds
+            /// `NV * lanes * kc`, and `c` reaches row `R - 1`'s `w`-th element.
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $name<const R: usize, const NV: usize>(
+                kc: usize,
+                a: *const $t,
+                a_rs: usize,
+                a_cs: usize,
+                b: *const $t,
+                c: *mut $t,
+                ldc: usize,
+                w: usize,
+                alpha: $t,
+                beta: $t,
+            ) {
+                let mut acc = [[$zero(); NV]; R];
+                let (mut a, mut b) = (a, b);
+                for _ in 0..kc {
+                    let mut bv = [$zero(); NV];
+                    for (v, bv) in bv.iter_mut().enumerate() {
+                        *bv = unsafe { $load(b.add(v * $lanes)) };
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let x = $set1(unsafe { *a.add(r * a_rs) });
+                        for (acc, &y) in acc.iter_mut().zip(&bv) {
+                            *acc = $fmadd(x, y, *acc);
+                        }
+                    }
+                    a = unsafe { a.add(a_cs) };
+                    b = unsafe { b.add(NV * $lanes) };
+                }
+                let (alpha, beta_v) = ($set1(alpha), $set1(beta));
+                for (r, acc) in acc.iter().enumerate() {
+                    for (v, &acc) in acc.iter().enumerate() {
+                        let col = v * $lanes;
+                        if col >= w {
+                            break;
+                        }
+                        let left = w - col;
+                        let mask: $mask = if left >= $lanes { !0 } else { (1 << left) - 1 };
+                        let at = unsafe { c.add(r * ldc + col) };
+                        let mut out = $mul(acc, alpha);
+                        if beta != 0.0 {
+                            out = $fmadd(unsafe { $maskz_load(mask, at) }, beta_v, out);
+                        }
+                        unsafe { $mask_store(at, mask, out) };
+                    }
+                }
+            }
+        };
+    }
+
+    tile!(
+        tile_f32,
+        f32,
+        __m512,
+        16,
+        __mmask16,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_fmadd_ps,
+        _mm512_mul_ps,
+        _mm512_maskz_loadu_ps,
+        _mm512_mask_storeu_ps
+    );
+    tile!(
+        tile_f64,
+        f64,
+        __m512d,
+        8,
+        __mmask8,
+        _mm512_setzero_pd,
+        _mm512_set1_pd,
+        _mm512_loadu_pd,
+        _mm512_fmadd_pd,
+        _mm512_mul_pd,
+        _mm512_maskz_loadu_pd,
+        _mm512_mask_storeu_pd
+    );
+}
