@@ -24,6 +24,7 @@ pub mod module;
 pub mod ops;
 pub mod optim;
 mod param;
+pub mod quant;
 mod simd;
 pub mod testing;
 mod workspace;
