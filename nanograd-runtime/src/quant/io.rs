@@ -183,17 +183,21 @@ impl<'a> QuantizedFile<'a> {
         bias: &str,
         folded: bool,
     ) -> Option<QuantizedLayer> {
-        let q: Vec<i8> = self
-            .tensor(weight, Dtype::I8, shape)?
-            .iter()
-            .map(|&b| b as i8)
-            .collect();
+        // every piece is checked, so that one error lists all that is wrong
+        let q: Option<Vec<i8>> = self
+            .tensor(weight, Dtype::I8, shape)
+            .map(|d| d.iter().map(|&b| b as i8).collect());
         let n = shape.first().copied().unwrap_or(0);
-        let scales = self.f32(&format!("{weight}_scale"), &[n])?;
+        let scales = self.f32(&format!("{weight}_scale"), &[n]);
         let b = if folded {
-            Some(self.f32(bias, &[n])?)
+            Some(self.f32(bias, &[n]))
         } else {
             None
+        };
+        let (q, scales) = (q?, scales?);
+        let b = match b {
+            Some(b) => Some(b?),
+            None => None,
         };
         match QuantizedLayer::from_parts(shape, &q, scales, b) {
             Ok(l) => Some(l),

@@ -496,3 +496,48 @@ fn im2col_u8(g: &Conv2dGeom, img: &[u8], k4: usize, cols: &mut [u8]) {
         }
     }
 }
+
+/// Copies every parameter and buffer of `from` (any element type) into the f32 model `to`
+/// of the same architecture, by name: how `quantize_int8` starts from an f32 copy.
+pub fn copy_to_f32<
+    T: crate::Float,
+    M: crate::Module<T> + ?Sized,
+    N: crate::Module<f32> + ?Sized,
+>(
+    from: &M,
+    to: &mut N,
+) -> Result<()> {
+    let mut values: std::collections::HashMap<String, Vec<f32>> = std::collections::HashMap::new();
+    from.visit_params(&mut |name, p| {
+        values.insert(
+            name.to_string(),
+            p.value().iter().map(|v| v.to_f64() as f32).collect(),
+        );
+    });
+    from.visit_buffers(&mut |name, b| {
+        values.insert(
+            name.to_string(),
+            b.data().iter().map(|v| v.to_f64() as f32).collect(),
+        );
+    });
+    let mut missing = Vec::new();
+    to.visit_params_mut(&mut |name, p| match values.get(name) {
+        Some(v) if v.len() == p.len() => p.value_mut().copy_from_slice(v),
+        _ => missing.push(name.to_string()),
+    });
+    to.visit_buffers_mut(&mut |name, b| match values.get(name) {
+        Some(v) if v.len() == b.len() => b.data_mut().copy_from_slice(v),
+        _ => missing.push(name.to_string()),
+    });
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "quantize_int8",
+            format!(
+                "the f32 copy has tensors the model lacks: {}",
+                missing.join(", ")
+            ),
+        ))
+    }
+}
