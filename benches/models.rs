@@ -4,6 +4,9 @@
 //!
 //! - `mlp_infer/{1,64}`: MLP 784-128-64-10 (ReLU), `forward_into` with a reused `Workspace`
 //!   and output buffer (the allocation-free path);
+//! - `mlp_int8_infer/{1,64}`: the same MLP after `quantize_int8` (int8 weights, activations
+//!   quantized per row), `forward_into`; `mlp_forward/{1,64}` and `mlp_int8_forward/{1,64}`:
+//!   float32 and int8 `forward`, which allocates its result (see `scripts/bench-int8.sh`);
 //! - `mlp_train_adam/64`: one training step, `zero_grad` + `loss_backward`
 //!   (`softmax_cross_entropy`) + `Adam::step` (lr 1e-3);
 //! - `cnn_infer/1`: conv 1→8 3×3 pad 1, ReLU, conv 8→16 3×3 stride 2 pad 1, ReLU, global
@@ -85,6 +88,41 @@ fn mlp(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // int8: the same perceptron quantized (`quantize_int8`), beside float32 in this run.
+    // `forward` allocates its result, as a user's first call does; `forward_into` reuses a
+    // workspace and an output buffer (`mlp_int8_infer` against `mlp_infer`).
+    let q = model.quantize_int8().unwrap();
+    let mut group = c.benchmark_group("mlp_int8_infer");
+    for b in [1usize, 64] {
+        let x = rows::<784>(1, b);
+        let mut out = vec![[0.0f32; 10]; b];
+        group.throughput(Throughput::Elements(MLP_FLOPS * b as u64));
+        group.bench_function(BenchmarkId::from_parameter(b), |bench| {
+            bench.iter(|| {
+                q.forward_into(black_box(&x), &mut out, &mut ws).unwrap();
+                black_box(&mut out);
+            })
+        });
+    }
+    group.finish();
+    for (name, int8) in [("mlp_forward", false), ("mlp_int8_forward", true)] {
+        let mut group = c.benchmark_group(name);
+        for b in [1usize, 64] {
+            let x = rows::<784>(1, b);
+            group.throughput(Throughput::Elements(MLP_FLOPS * b as u64));
+            group.bench_function(BenchmarkId::from_parameter(b), |bench| {
+                bench.iter(|| {
+                    if int8 {
+                        black_box(q.forward(black_box(&x)).unwrap())
+                    } else {
+                        black_box(model.forward(black_box(&x)).unwrap())
+                    }
+                })
+            });
+        }
+        group.finish();
+    }
 
     let mut group = c.benchmark_group("mlp_train_adam");
     // Flat sampling: the same iteration count per sample, for calls of hundreds of µs.

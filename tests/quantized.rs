@@ -250,3 +250,60 @@ fn nanograd_safetensors_names(bytes: &[u8]) -> Vec<String> {
         .cloned()
         .collect()
 }
+
+model! {
+    /// The network of `examples/mnist_cnn.rs`, declared again here (its weights,
+    /// `examples/weights/mnist_cnn.safetensors`, load only into the same layers and shapes).
+    pub struct MnistCnn {
+        conv1: Conv2d(1 -> 16, kernel = 3, padding = 1),
+        bn1: BatchNorm2d(16),
+        pool1: MaxPool2d(kernel = 2),
+        conv2: Conv2d(16 -> 32, kernel = 3, padding = 1),
+        bn2: BatchNorm2d(32),
+        pool2: MaxPool2d(kernel = 2),
+        fc: Dense(1568 -> 10),
+    }
+
+    fn forward(x: [B, 1, 28, 28]) -> [B, 10] {
+        let h: [B, 16, 14, 14] = pool1(relu(bn1(conv1(x))));
+        let h: [B, 32, 7, 7] = pool2(relu(bn2(conv2(h))));
+        fc(flatten(h))
+    }
+}
+
+/// The CNN example's trained network (`cargo run --release --example mnist_cnn`, 10 epochs,
+/// 98.20 % on the test digits, weights copied to `examples/weights/`), quantized with its
+/// batch norms folded: within 0.3 points of the float network.
+#[test]
+fn mnist_cnn_int8_within_0_3_points() {
+    let mut float = MnistCnn::<f32>::new(&mut StdRng::seed_from_u64(0));
+    float
+        .load_safetensors(repo("examples/weights/mnist_cnn.safetensors"))
+        .unwrap();
+    float.set_eval_mode();
+    let q = float.quantize_int8().unwrap();
+    assert_eq!(
+        q.int8_weights(),
+        [
+            "conv1.weight (with bn1 folded in)",
+            "conv2.weight (with bn2 folded in)",
+            "fc.weight"
+        ]
+    );
+    let data = mnist();
+    let x = as_images(&data.test_images);
+    let (fa, qa) = (
+        accuracy(&float.forward(x).unwrap(), &data.test_labels),
+        accuracy(&q.forward(x).unwrap(), &data.test_labels),
+    );
+    println!("cnn: float {fa:.2} %, int8 {qa:.2} %");
+    assert!(fa > 97.5, "{fa}");
+    assert!((fa - qa).abs() <= 0.3, "float {fa:.2} % vs int8 {qa:.2} %");
+    let bytes = q.to_safetensors_bytes().unwrap();
+    let float_bytes = float.to_safetensors_bytes().unwrap();
+    println!(
+        "cnn files: float {} bytes, int8 {} bytes",
+        float_bytes.len(),
+        bytes.len()
+    );
+}
