@@ -259,7 +259,7 @@ fn int8_classifier_agrees_with_float_and_round_trips_its_file() {
         .unwrap()
         .quantized()
         .unwrap();
-    let classifier::Model::Int8(q) = int8.model() else {
+    let classify::Model::Int8(q) = int8.model() else {
         panic!("quantized() gives an int8 model");
     };
     let path = std::env::temp_dir().join(format!("infer-int8-{}.safetensors", std::process::id()));

@@ -88,6 +88,9 @@ impl PackedI8 {
     }
 }
 
+/// What [`gemm`] hands each finished tile to: `(row0, rows, col0, tile)`.
+pub type Epilogue<'a> = dyn FnMut(usize, usize, usize, &[i32]) + 'a;
+
 /// Rows per tile of the many-row kernel, and its panels per tile; a single row takes up to
 /// eight panels at once, so that eight independent sums hide the instruction's latency.
 const MR: usize = 4;
@@ -100,13 +103,7 @@ const NB1: usize = 8;
 /// `tile.len() / rows`; columns past `w.n` hold zeros and are to be ignored).
 ///
 /// The caller checks `a.len() >= m · w.k4`.
-pub fn gemm(
-    path: Path,
-    a: &[u8],
-    m: usize,
-    w: &PackedI8,
-    epilogue: &mut dyn FnMut(usize, usize, usize, &[i32]),
-) {
+pub fn gemm(path: Path, a: &[u8], m: usize, w: &PackedI8, epilogue: &mut Epilogue) {
     let mut tile = [0i32; MR * NB1 * LANES];
     let panels = w.panels();
     let lda = w.k4;

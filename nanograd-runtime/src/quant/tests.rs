@@ -327,11 +327,9 @@ fn conv2d_int8_within_the_scale_bound_with_and_without_batch_norm() {
                 let xi = &x[i * g.input_len()..(i + 1) * g.input_len()];
                 let xmax = xi.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let sx = xmax / 127.0;
-                for co in 0..g.c_out {
-                    let sw = layer.scales()[co];
+                for (co, (&sw, &wm)) in layer.scales().iter().zip(wmax).enumerate() {
                     let bound =
-                        k as f32 * (xmax * sw / 2.0 + (wmax[co] + sw / 2.0) * sx / 2.0) * 1.001
-                            + 1e-5;
+                        k as f32 * (xmax * sw / 2.0 + (wm + sw / 2.0) * sx / 2.0) * 1.001 + 1e-5;
                     let ohw = g.out_h() * g.out_w();
                     for p in 0..ohw {
                         let j = i * g.output_len() + co * ohw + p;
