@@ -4,15 +4,17 @@
 //!
 //! - `mlp_infer/{1,64}`: MLP 784-128-64-10 (ReLU), `forward_into` with a reused `Workspace`
 //!   and output buffer (the allocation-free path);
+//! - `mlp_int8_infer/{1,64}`: the same MLP after `quantize_int8` (int8 weights, activations
+//!   quantized per row), `forward_into`; `mlp_forward/{1,64}` and `mlp_int8_forward/{1,64}`:
+//!   float32 and int8 `forward`, which allocates its result (see `scripts/bench-int8.sh`);
 //! - `mlp_train_adam/64`: one training step, `zero_grad` + `loss_backward`
 //!   (`softmax_cross_entropy`) + `Adam::step` (lr 1e-3);
 //! - `cnn_infer/1`: conv 1→8 3×3 pad 1, ReLU, conv 8→16 3×3 stride 2 pad 1, ReLU, global
 //!   average pool, dense 16→10 on 1×28×28;
 //! - `cnn_train_sgd/32`: one training step of that CNN, SGD lr 0.01 momentum 0.9;
 //! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1 (the per-call overhead);
-//! - `mlp_forward/{1,64}`, `tiny_forward/1`: the same inferences through `forward`, the call
-//!   a user makes first (it returns a new `Vec` and computes in the workspace the model keeps
-//!   for the calling thread);
+//! - `tiny_forward/1`: the tiny model through `forward`, the call a user makes first (it
+//!   returns a new `Vec` and computes in the workspace the model keeps for the calling thread);
 //! - `gpt/*`: the character-level GPT of `examples/shared/gpt.rs` (4 pre-norm blocks of
 //!   width 128, 4 causal heads, context 64, vocabulary `VOCAB` = 75, feed-forward 512, tanh
 //!   GELU) on seeded random token ids below `VOCAB`: `gpt/train_step/12`, one training step
@@ -89,15 +91,40 @@ fn mlp(c: &mut Criterion) {
     }
     group.finish();
 
-    let mut group = c.benchmark_group("mlp_forward");
+    // int8: the same perceptron quantized (`quantize_int8`), beside float32 in this run.
+    // `forward` allocates its result, as a user's first call does; `forward_into` reuses a
+    // workspace and an output buffer (`mlp_int8_infer` against `mlp_infer`).
+    let q = model.quantize_int8().unwrap();
+    let mut group = c.benchmark_group("mlp_int8_infer");
     for b in [1usize, 64] {
         let x = rows::<784>(1, b);
+        let mut out = vec![[0.0f32; 10]; b];
         group.throughput(Throughput::Elements(MLP_FLOPS * b as u64));
         group.bench_function(BenchmarkId::from_parameter(b), |bench| {
-            bench.iter(|| black_box(model.forward(black_box(&x)).unwrap()))
+            bench.iter(|| {
+                q.forward_into(black_box(&x), &mut out, &mut ws).unwrap();
+                black_box(&mut out);
+            })
         });
     }
     group.finish();
+    for (name, int8) in [("mlp_forward", false), ("mlp_int8_forward", true)] {
+        let mut group = c.benchmark_group(name);
+        for b in [1usize, 64] {
+            let x = rows::<784>(1, b);
+            group.throughput(Throughput::Elements(MLP_FLOPS * b as u64));
+            group.bench_function(BenchmarkId::from_parameter(b), |bench| {
+                bench.iter(|| {
+                    if int8 {
+                        black_box(q.forward(black_box(&x)).unwrap())
+                    } else {
+                        black_box(model.forward(black_box(&x)).unwrap())
+                    }
+                })
+            });
+        }
+        group.finish();
+    }
 
     let mut group = c.benchmark_group("mlp_train_adam");
     // Flat sampling: the same iteration count per sample, for calls of hundreds of µs.

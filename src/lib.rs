@@ -96,6 +96,7 @@ pub mod prelude {
     pub use nanograd_macros::model;
     pub use nanograd_runtime::io::SafetensorsExt;
     pub use nanograd_runtime::optim::LrSchedule;
+    pub use nanograd_runtime::quant::QuantizedSafetensors;
     pub use nanograd_runtime::{
         Adam, AdamW, Error, Float, Module, Optimizer, Param, Result, RmsProp, Sgd, Tensor,
         Workspace,

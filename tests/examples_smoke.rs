@@ -248,3 +248,34 @@ fn bad_input_is_an_error_naming_the_problem() {
     assert!(read_error("truncated.gz", &images[..5000]).starts_with("corrupt gzip data"));
     assert!(read_error("junk.bin", b"hello world").starts_with("wrong magic number 0x68656c6c"));
 }
+
+#[test]
+fn int8_classifier_agrees_with_float_and_round_trips_its_file() {
+    // infer --int8, --save-int8 FILE and --int8-weights FILE
+    let images = read_images(&repo("data/mnist-10k/t10k-images-idx3-ubyte.gz")).unwrap();
+    let labels = read_idx(repo("data/mnist-10k/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let mut float = Classifier::new(EMBEDDED_WEIGHTS).unwrap();
+    let mut int8 = Classifier::new(EMBEDDED_WEIGHTS)
+        .unwrap()
+        .quantized()
+        .unwrap();
+    let classify::Model::Int8(q) = int8.model() else {
+        panic!("quantized() gives an int8 model");
+    };
+    let path = std::env::temp_dir().join(format!("infer-int8-{}.safetensors", std::process::id()));
+    q.save_safetensors(&path).unwrap();
+    let mut loaded = Classifier::from_int8_file(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let (mut correct_f, mut correct_q) = (0, 0);
+    for (x, &t) in images.iter().zip(labels.data()) {
+        let (pf, pq) = (float.classify(x).unwrap(), int8.classify(x).unwrap());
+        assert_eq!(loaded.classify(x).unwrap(), pq);
+        correct_f += usize::from(pf.label == usize::from(t));
+        correct_q += usize::from(pq.label == usize::from(t));
+    }
+    // within 0.3 points: 6 of the 2,000 digits
+    assert!(
+        correct_f.abs_diff(correct_q) <= 6,
+        "float {correct_f}, int8 {correct_q}"
+    );
+}

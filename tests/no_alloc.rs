@@ -408,3 +408,51 @@ fn forward_allocates_only_its_result_from_the_second_call() {
     let (n, _) = allocations_of(|| gpt.loss(&idx, &targets).unwrap());
     assert_eq!(n, 0, "GPT loss returns a number: {n} allocations");
 }
+
+// ---------------------------------------------------------------------------------------
+// int8 inference (`quantize_int8`)
+
+/// The quantized MLP, CNN (batch norm folded into its convolution) and GPT (its blocks
+/// still f32, its head int8): `forward_into` allocates nothing once its workspace has grown,
+/// at batch 1 and 64, and gives the same bits as `forward`.
+#[test]
+fn int8_inference_allocates_nothing() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mlp = Mlp::<f32>::new(&mut rng).quantize_int8().unwrap();
+    let mut cnn = Cnn::<f32>::new(&mut rng);
+    cnn.set_eval_mode();
+    let cnn = cnn.quantize_int8().unwrap();
+    let gpt = Gpt::<f32>::new(&mut rng).quantize_int8().unwrap();
+    assert_eq!(gpt.int8_weights(), ["lm_head.weight"]);
+    for b in [1usize, 64] {
+        let x = rows::<f32, 784>(3, b);
+        let mut ws = Workspace::new();
+        let mut out = vec![[0f32; 10]; b];
+        for _ in 0..2 {
+            mlp.forward_into(&x, &mut out, &mut ws).unwrap();
+        }
+        let (n, r) = allocations_of(|| mlp.forward_into(&x, &mut out, &mut ws));
+        r.unwrap();
+        assert_eq!(n, 0, "int8 MLP at batch {b}");
+        assert_eq!(out, mlp.forward(&x).unwrap());
+
+        let x = images(4, b);
+        for _ in 0..2 {
+            cnn.forward_into(&x, &mut out, &mut ws).unwrap();
+        }
+        let (n, r) = allocations_of(|| cnn.forward_into(&x, &mut out, &mut ws));
+        r.unwrap();
+        assert_eq!(n, 0, "int8 CNN at batch {b}");
+        assert_eq!(out, cnn.forward(&x).unwrap());
+
+        let (idx, _) = tokens(5, b.min(4));
+        let mut logits = vec![[[0f32; 20]; 16]; idx.len()];
+        for _ in 0..2 {
+            gpt.forward_into(&idx, &mut logits, &mut ws).unwrap();
+        }
+        let (n, r) = allocations_of(|| gpt.forward_into(&idx, &mut logits, &mut ws));
+        r.unwrap();
+        assert_eq!(n, 0, "int8 GPT at batch {}", idx.len());
+        assert_eq!(logits, gpt.forward(&idx).unwrap());
+    }
+}

@@ -11,7 +11,7 @@ use nanograd::data::{parse_idx, IMAGE_SIDE, IMAGE_SIZE, NUM_CLASSES};
 use nanograd::prelude::*;
 use nanograd::rand::{rngs::StdRng, SeedableRng};
 
-use crate::mlp::Mlp;
+use crate::mlp::{Mlp, MlpInt8};
 
 /// The weights `mnist_mlp` trained (15 epochs on `data/mnist-10k`, 95.45 % test accuracy),
 /// compiled into the binary.
@@ -29,9 +29,33 @@ pub struct Prediction {
     pub probability: f32,
 }
 
+/// The perceptron in float32 or in int8 (`--int8`: `Mlp::quantize_int8`).
+#[derive(Debug)]
+pub enum Model {
+    /// The float32 model, in evaluation mode.
+    F32(Mlp<f32>),
+    /// The model with int8 dense weights.
+    Int8(MlpInt8),
+}
+
+impl Model {
+    /// The softmax of the logits of `x` into `out`, in `ws`.
+    fn probabilities_into(
+        &self,
+        x: &[Pixels],
+        out: &mut [[f32; NUM_CLASSES]],
+        ws: &mut Workspace<f32>,
+    ) -> Result<()> {
+        match self {
+            Model::F32(m) => m.probabilities_into(x, out, ws),
+            Model::Int8(m) => m.probabilities_into(x, out, ws),
+        }
+    }
+}
+
 /// The model in evaluation mode with the buffers of one forward pass, grown once.
 pub struct Classifier {
-    model: Mlp<f32>,
+    model: Model,
     ws: Workspace<f32>,
     probabilities: [[f32; NUM_CLASSES]; 1],
 }
@@ -54,8 +78,26 @@ impl Classifier {
         Self::with_model(model)
     }
 
+    /// Like [`Classifier::new`], with the int8 weights of a file written by
+    /// `MlpInt8::save_safetensors` (`infer --save-int8`).
+    pub fn from_int8_file(path: &Path) -> Result<Self> {
+        Self::with(Model::Int8(MlpInt8::load_safetensors(path)?))
+    }
+
+    /// This classifier with its model quantized to int8 (`Mlp::quantize_int8`).
+    pub fn quantized(self) -> Result<Self> {
+        match self.model {
+            Model::F32(m) => Self::with(Model::Int8(m.quantize_int8()?)),
+            Model::Int8(_) => Ok(self),
+        }
+    }
+
     fn with_model(mut model: Mlp<f32>) -> Result<Self> {
         model.set_eval_mode();
+        Self::with(Model::F32(model))
+    }
+
+    fn with(model: Model) -> Result<Self> {
         let mut classifier = Classifier {
             model,
             ws: Workspace::new(),
@@ -74,7 +116,7 @@ impl Classifier {
     }
 
     /// The model, to share with [`Session`]s on other threads.
-    pub fn model(&self) -> &Mlp<f32> {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 }
@@ -82,7 +124,7 @@ impl Classifier {
 /// One thread's buffers for classifying with a model shared by reference (generated models
 /// are `Send + Sync`): what `infer --threads N` gives each of its threads.
 pub struct Session<'m> {
-    model: &'m Mlp<f32>,
+    model: &'m Model,
     ws: Workspace<f32>,
     probabilities: [[f32; NUM_CLASSES]; 1],
 }
@@ -90,7 +132,7 @@ pub struct Session<'m> {
 impl<'m> Session<'m> {
     /// A session over `model`, warmed up like [`Classifier::new`] (grown, then packed), so
     /// that [`Session::classify`] allocates nothing.
-    pub fn new(model: &'m Mlp<f32>) -> Result<Self> {
+    pub fn new(model: &'m Model) -> Result<Self> {
         let mut session = Session {
             model,
             ws: Workspace::new(),
@@ -110,7 +152,7 @@ impl<'m> Session<'m> {
 
 /// The forward pass of one image in `ws`, and its most probable digit.
 fn predict(
-    model: &Mlp<f32>,
+    model: &Model,
     ws: &mut Workspace<f32>,
     probabilities: &mut [[f32; NUM_CLASSES]; 1],
     image: &Pixels,

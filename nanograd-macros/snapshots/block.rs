@@ -646,3 +646,272 @@ macro_rules! __nanograd_layer_Block {
         $($tt)* }
     };
 }
+///`Block` with int8 dense and convolution weights (one scale per output channel), made by [`Block::quantize_int8`] or loaded by `BlockInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Block`'s fns, on f32 inputs and outputs.
+#[derive(Clone, Debug)]
+pub struct BlockInt8 {
+    __float: Block<f32>,
+    __q: ::std::vec::Vec<::nanograd::quant::QuantizedLayer>,
+}
+impl<T: ::nanograd::Float> Block<T> {
+    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
+    #[allow(dead_code)]
+    pub fn quantize_int8(&self) -> ::nanograd::Result<BlockInt8> {
+        let mut __f = Block::<
+            f32,
+        >::new(
+            &mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(
+                0,
+            ),
+        );
+        ::nanograd::quant::copy_to_f32(self, &mut __f)?;
+        ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let __q = ::std::vec![
+            ::nanograd::quant::QuantizedLayer::new(__f.attn.in_proj_weight.value(), &
+            [48usize, 16usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.attn
+            .out_proj.weight.value(), & [16usize, 16usize]) ?,
+            ::nanograd::quant::QuantizedLayer::new(__f.fc.weight.value(), & [64usize,
+            16usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.proj.weight.value(),
+            & [16usize, 64usize]) ?
+        ];
+        Ok(BlockInt8 { __float: __f, __q })
+    }
+}
+#[allow(dead_code)]
+impl Block<f32> {
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, non_camel_case_types, clippy::all)]
+    pub fn __int8_forward_into(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        x: &[[[f32; 16usize]; 8usize]],
+        out: &mut [[[f32; 16usize]; 8usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let __b = x.len();
+        let __x0: &[T] = x.as_flattened().as_flattened();
+        let (__ws, __rng) = ws.split(__b * 2576usize + 648usize);
+        let (__ws, __qws) = __ws.split_at_mut(__b * 2320usize + 648usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__lse7, __ws) = __ws.split_at_mut(__b * 16usize);
+        let (__scr7, __ws) = __ws.split_at_mut(648usize);
+        let (__v10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let _ = __ws;
+        let (__qs6, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qs10, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qs17, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qs21, __qws) = __qws.split_at_mut(__b * 136usize);
+        let _ = __qws;
+        ::nanograd::ops::layer_norm(
+            __x0,
+            Some(self.ln_1.weight.value()),
+            Some(self.ln_1.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v3,
+        )?;
+        ::nanograd::quant::dense_int8(
+            &*__v3,
+            &__q[0usize],
+            Some(self.attn.in_proj_bias.value()),
+            __b * 8usize,
+            16usize,
+            48usize,
+            &mut *__v6,
+            &mut *__qs6,
+        )?;
+        ::nanograd::ops::mha_attention(
+            &*__v6,
+            __b,
+            8usize,
+            16usize,
+            2usize,
+            true,
+            &mut *__v7,
+            &mut *__lse7,
+            &mut *__scr7,
+        )?;
+        ::nanograd::quant::dense_int8(
+            &*__v7,
+            &__q[1usize],
+            Some(self.attn.out_proj.bias.value()),
+            __b * 8usize,
+            16usize,
+            16usize,
+            &mut *__v10,
+            &mut *__qs10,
+        )?;
+        ::nanograd::ops::add(__x0, &*__v10, &mut *__v11)?;
+        ::nanograd::ops::layer_norm(
+            &*__v11,
+            Some(self.ln_2.weight.value()),
+            Some(self.ln_2.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v14,
+        )?;
+        ::nanograd::quant::dense_int8(
+            &*__v14,
+            &__q[2usize],
+            Some(self.fc.bias.value()),
+            __b * 8usize,
+            16usize,
+            64usize,
+            &mut *__v17,
+            &mut *__qs17,
+        )?;
+        ::nanograd::ops::gelu(&*__v17, &mut *__v18)?;
+        ::nanograd::quant::dense_int8(
+            &*__v18,
+            &__q[3usize],
+            Some(self.proj.bias.value()),
+            __b * 8usize,
+            64usize,
+            16usize,
+            &mut *__v21,
+            &mut *__qs21,
+        )?;
+        ::nanograd::ops::add(&*__v11, &*__v21, &mut *__v22)?;
+        ::nanograd::check_batch(
+            concat!("BlockInt8", "::", stringify!(forward)),
+            "out",
+            __b,
+            out.len(),
+        )?;
+        (out.as_flattened_mut().as_flattened_mut()).copy_from_slice(&*__v22);
+        Ok(())
+    }
+}
+#[allow(dead_code)]
+impl BlockInt8 {
+    #[allow(clippy::all)]
+    pub fn forward(
+        &self,
+        x: &[[[f32; 16usize]; 8usize]],
+    ) -> ::nanograd::Result<::std::vec::Vec<[[f32; 16usize]; 8usize]>> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let mut __out = ::std::vec![[[T::zero(); 16usize]; 8usize]; x.len()];
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.forward_into(x, &mut __out, __ws) },
+        )?;
+        Ok(__out)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(clippy::all)]
+    pub fn forward_into(
+        &self,
+        x: &[[[f32; 16usize]; 8usize]],
+        out: &mut [[[f32; 16usize]; 8usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<()> {
+        self.__float.__int8_forward_into(&self.__q, x, out, ws)
+    }
+    /// The tensors that stay f32 and are not saved: the float weights replaced by int8
+    /// ones, and the batch norms folded into convolutions.
+    const UNREAD: &'static [&'static str] = &[
+        "attn.in_proj_weight",
+        "attn.out_proj.weight",
+        "fc.weight",
+        "proj.weight",
+    ];
+    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
+    pub fn int8_weights(&self) -> &'static [&'static str] {
+        &["attn.in_proj_weight", "attn.out_proj.weight", "fc.weight", "proj.weight"]
+    }
+    /// The quantized layers, in the order of [`Self::int8_weights`].
+    pub fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] {
+        &self.__q
+    }
+    /// The f32 model whose other tensors this one uses (in evaluation mode).
+    pub fn float_part(&self) -> &Block<f32> {
+        &self.__float
+    }
+    /// The model as the bytes of a safetensors file: int8 weights (`I8`) with their
+    /// scales (`<weight>_scale`, f32, one per output channel), a folded batch norm's
+    /// bias under the convolution's bias name, and every other tensor in f32.
+    pub fn to_safetensors_bytes(&self) -> ::nanograd::Result<::std::vec::Vec<u8>> {
+        let mut __t = ::nanograd::quant::QuantizedTensors::new();
+        __t.push_float_model(&self.__float, Self::UNREAD);
+        __t.push_layer(
+            "attn.in_proj_weight",
+            "attn.in_proj_weight_bias",
+            &self.__q[0usize],
+        );
+        __t.push_layer("attn.out_proj.weight", "attn.out_proj.bias", &self.__q[1usize]);
+        __t.push_layer("fc.weight", "fc.bias", &self.__q[2usize]);
+        __t.push_layer("proj.weight", "proj.bias", &self.__q[3usize]);
+        __t.to_bytes()
+    }
+    /// Writes [`Self::to_safetensors_bytes`] to `path` atomically.
+    pub fn save_safetensors(
+        &self,
+        path: impl AsRef<::std::path::Path>,
+    ) -> ::nanograd::Result<()> {
+        ::nanograd::io::write_atomic(path, &self.to_safetensors_bytes()?)
+    }
+    /// A quantized model from the bytes of [`Self::to_safetensors_bytes`]; every name,
+    /// dtype and shape is checked, and all problems are reported in one error.
+    pub fn load_safetensors_bytes(bytes: &[u8]) -> ::nanograd::Result<Self> {
+        Self::load_from(bytes, ::std::path::Path::new("safetensors bytes"))
+    }
+    /// Reads the file at `path` as [`Self::load_safetensors_bytes`].
+    pub fn load_safetensors(
+        path: impl AsRef<::std::path::Path>,
+    ) -> ::nanograd::Result<Self> {
+        let path = path.as_ref();
+        let bytes = ::std::fs::read(path)
+            .map_err(|source| ::nanograd::Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Self::load_from(&bytes, path)
+    }
+    fn load_from(bytes: &[u8], origin: &::std::path::Path) -> ::nanograd::Result<Self> {
+        let mut __f = Block::<
+            f32,
+        >::new(
+            &mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(
+                0,
+            ),
+        );
+        ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
+        let __staged = __file.stage_float_model(&__f, Self::UNREAD);
+        let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; 4usize] = [
+            __file
+                .layer(
+                    "attn.in_proj_weight",
+                    &[48usize, 16usize],
+                    "attn.in_proj_weight_bias",
+                    false,
+                ),
+            __file
+                .layer(
+                    "attn.out_proj.weight",
+                    &[16usize, 16usize],
+                    "attn.out_proj.bias",
+                    false,
+                ),
+            __file.layer("fc.weight", &[64usize, 16usize], "fc.bias", false),
+            __file.layer("proj.weight", &[16usize, 64usize], "proj.bias", false),
+        ];
+        __file.finish()?;
+        ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
+        let __q = __q.into_iter().flatten().collect::<::std::vec::Vec<_>>();
+        ::nanograd::check_len("BlockInt8", "int8 layers", 4usize, __q.len())?;
+        Ok(Self { __float: __f, __q })
+    }
+}

@@ -394,3 +394,292 @@ macro_rules! __nanograd_layer_Lm {
         ::nanograd::model! { @ layer Lm no_forward; $($tt)* }
     };
 }
+///`Lm` with int8 dense and convolution weights (one scale per output channel), made by [`Lm::quantize_int8`] or loaded by `LmInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Lm`'s fns, on f32 inputs and outputs.
+#[derive(Clone, Debug)]
+pub struct LmInt8 {
+    __float: Lm<f32>,
+    __q: ::std::vec::Vec<::nanograd::quant::QuantizedLayer>,
+}
+impl<T: ::nanograd::Float> Lm<T> {
+    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
+    #[allow(dead_code)]
+    pub fn quantize_int8(&self) -> ::nanograd::Result<LmInt8> {
+        let mut __f = Lm::<
+            f32,
+        >::new(
+            &mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(
+                0,
+            ),
+        );
+        ::nanograd::quant::copy_to_f32(self, &mut __f)?;
+        ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let __q = ::std::vec![
+            ::nanograd::quant::QuantizedLayer::new(__f.lm_head.weight.value(), &
+            [11usize, 16usize]) ?
+        ];
+        Ok(LmInt8 { __float: __f, __q })
+    }
+}
+#[allow(dead_code)]
+impl Lm<f32> {
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, non_camel_case_types, clippy::all)]
+    pub fn __int8_forward_into(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        idx: &[[u32; 8usize]],
+        out: &mut [[[f32; 11usize]; 8usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let __b = idx.len();
+        let __x0: &[u32] = idx.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 840usize + 20usize);
+        let (__ws, __qws) = __ws.split_at_mut(__b * 800usize + 20usize);
+        let (__v2, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub5, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub6, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v8, __ws) = __ws.split_at_mut(__b * 88usize);
+        let _ = __ws;
+        let (__qs8, __qws) = __qws.split_at_mut(__b * 40usize);
+        let _ = __qws;
+        ::nanograd::ops::embedding(
+            __x0,
+            self.wte.weight.value(),
+            11usize,
+            16usize,
+            &mut *__v2,
+        )?;
+        ::nanograd::ops::add(&*__v2, self.wpe.value(), &mut *__v4)?;
+        self.h[0usize]
+            .__layer_forward_infer(
+                __b,
+                &*__v4,
+                &mut *__v5,
+                &mut *__sub5,
+                &mut *__rng,
+                &mut [],
+            )?;
+        self.h[1usize]
+            .__layer_forward_infer(
+                __b,
+                &*__v5,
+                &mut *__v6,
+                &mut *__sub6,
+                &mut *__rng,
+                &mut [],
+            )?;
+        ::nanograd::quant::dense_int8(
+            &*__v6,
+            &__q[0usize],
+            None,
+            __b * 8usize,
+            16usize,
+            11usize,
+            &mut *__v8,
+            &mut *__qs8,
+        )?;
+        ::nanograd::check_batch(
+            concat!("LmInt8", "::", stringify!(forward)),
+            "out",
+            __b,
+            out.len(),
+        )?;
+        (out.as_flattened_mut().as_flattened_mut()).copy_from_slice(&*__v8);
+        Ok(())
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, non_camel_case_types, clippy::all)]
+    pub fn __int8_loss_into(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        idx: &[[u32; 8usize]],
+        t: &[[u32; 8usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<f32> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let __b = idx.len();
+        ::nanograd::check_batch("LmInt8::loss", "t", __b, t.len())?;
+        let __x0: &[u32] = idx.as_flattened();
+        let __x1: &[u32] = t.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 840usize + 21usize);
+        let (__ws, __qws) = __ws.split_at_mut(__b * 800usize + 21usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub6, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__sub7, __ws) = __ws.split_at_mut(__b * 100usize + 10usize);
+        let (__v9, __ws) = __ws.split_at_mut(__b * 88usize);
+        let (__v10, __ws) = __ws.split_at_mut(1usize);
+        let _ = __ws;
+        let (__qs9, __qws) = __qws.split_at_mut(__b * 40usize);
+        let _ = __qws;
+        ::nanograd::ops::embedding(
+            __x0,
+            self.wte.weight.value(),
+            11usize,
+            16usize,
+            &mut *__v3,
+        )?;
+        ::nanograd::ops::add(&*__v3, self.wpe.value(), &mut *__v5)?;
+        self.h[0usize]
+            .__layer_forward_infer(
+                __b,
+                &*__v5,
+                &mut *__v6,
+                &mut *__sub6,
+                &mut *__rng,
+                &mut [],
+            )?;
+        self.h[1usize]
+            .__layer_forward_infer(
+                __b,
+                &*__v6,
+                &mut *__v7,
+                &mut *__sub7,
+                &mut *__rng,
+                &mut [],
+            )?;
+        ::nanograd::quant::dense_int8(
+            &*__v7,
+            &__q[0usize],
+            None,
+            __b * 8usize,
+            16usize,
+            11usize,
+            &mut *__v9,
+            &mut *__qs9,
+        )?;
+        __v10[0] = ::nanograd::ops::softmax_cross_entropy_indices(
+            &*__v9,
+            __x1,
+            11usize,
+        )?;
+        Ok((&*__v10)[0])
+    }
+}
+#[allow(dead_code)]
+impl LmInt8 {
+    #[allow(clippy::all)]
+    pub fn forward(
+        &self,
+        idx: &[[u32; 8usize]],
+    ) -> ::nanograd::Result<::std::vec::Vec<[[f32; 11usize]; 8usize]>> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let mut __out = ::std::vec![[[T::zero(); 11usize]; 8usize]; idx.len()];
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.forward_into(idx, &mut __out, __ws) },
+        )?;
+        Ok(__out)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(clippy::all)]
+    pub fn forward_into(
+        &self,
+        idx: &[[u32; 8usize]],
+        out: &mut [[[f32; 11usize]; 8usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<()> {
+        self.__float.__int8_forward_into(&self.__q, idx, out, ws)
+    }
+    #[allow(clippy::all)]
+    pub fn loss(
+        &self,
+        idx: &[[u32; 8usize]],
+        t: &[[u32; 8usize]],
+    ) -> ::nanograd::Result<f32> {
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.loss_into(idx, t, __ws) },
+        )
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(clippy::all)]
+    pub fn loss_into(
+        &self,
+        idx: &[[u32; 8usize]],
+        t: &[[u32; 8usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<f32> {
+        self.__float.__int8_loss_into(&self.__q, idx, t, ws)
+    }
+    /// The tensors that stay f32 and are not saved: the float weights replaced by int8
+    /// ones, and the batch norms folded into convolutions.
+    const UNREAD: &'static [&'static str] = &["lm_head.weight"];
+    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
+    pub fn int8_weights(&self) -> &'static [&'static str] {
+        &["lm_head.weight"]
+    }
+    /// The quantized layers, in the order of [`Self::int8_weights`].
+    pub fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] {
+        &self.__q
+    }
+    /// The f32 model whose other tensors this one uses (in evaluation mode).
+    pub fn float_part(&self) -> &Lm<f32> {
+        &self.__float
+    }
+    /// The model as the bytes of a safetensors file: int8 weights (`I8`) with their
+    /// scales (`<weight>_scale`, f32, one per output channel), a folded batch norm's
+    /// bias under the convolution's bias name, and every other tensor in f32.
+    pub fn to_safetensors_bytes(&self) -> ::nanograd::Result<::std::vec::Vec<u8>> {
+        let mut __t = ::nanograd::quant::QuantizedTensors::new();
+        __t.push_float_model(&self.__float, Self::UNREAD);
+        __t.push_layer("lm_head.weight", "lm_head.bias", &self.__q[0usize]);
+        __t.to_bytes()
+    }
+    /// Writes [`Self::to_safetensors_bytes`] to `path` atomically.
+    pub fn save_safetensors(
+        &self,
+        path: impl AsRef<::std::path::Path>,
+    ) -> ::nanograd::Result<()> {
+        ::nanograd::io::write_atomic(path, &self.to_safetensors_bytes()?)
+    }
+    /// A quantized model from the bytes of [`Self::to_safetensors_bytes`]; every name,
+    /// dtype and shape is checked, and all problems are reported in one error.
+    pub fn load_safetensors_bytes(bytes: &[u8]) -> ::nanograd::Result<Self> {
+        Self::load_from(bytes, ::std::path::Path::new("safetensors bytes"))
+    }
+    /// Reads the file at `path` as [`Self::load_safetensors_bytes`].
+    pub fn load_safetensors(
+        path: impl AsRef<::std::path::Path>,
+    ) -> ::nanograd::Result<Self> {
+        let path = path.as_ref();
+        let bytes = ::std::fs::read(path)
+            .map_err(|source| ::nanograd::Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Self::load_from(&bytes, path)
+    }
+    fn load_from(bytes: &[u8], origin: &::std::path::Path) -> ::nanograd::Result<Self> {
+        let mut __f = Lm::<
+            f32,
+        >::new(
+            &mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(
+                0,
+            ),
+        );
+        ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
+        let __staged = __file.stage_float_model(&__f, Self::UNREAD);
+        let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; 1usize] = [
+            __file.layer("lm_head.weight", &[11usize, 16usize], "lm_head.bias", false),
+        ];
+        __file.finish()?;
+        ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
+        let __q = __q.into_iter().flatten().collect::<::std::vec::Vec<_>>();
+        ::nanograd::check_len("LmInt8", "int8 layers", 1usize, __q.len())?;
+        Ok(Self { __float: __f, __q })
+    }
+}

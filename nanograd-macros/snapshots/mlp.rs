@@ -444,3 +444,255 @@ macro_rules! __nanograd_layer_Mlp {
         ::nanograd::model! { @ layer Mlp[B, 4] -> [B, 2] (20, 0, 0); $($tt)* }
     };
 }
+///`Mlp` with int8 dense and convolution weights (one scale per output channel), made by [`Mlp::quantize_int8`] or loaded by `MlpInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Mlp`'s fns, on f32 inputs and outputs.
+#[derive(Clone, Debug)]
+pub struct MlpInt8 {
+    __float: Mlp<f32>,
+    __q: ::std::vec::Vec<::nanograd::quant::QuantizedLayer>,
+}
+impl<T: ::nanograd::Float> Mlp<T> {
+    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
+    #[allow(dead_code)]
+    pub fn quantize_int8(&self) -> ::nanograd::Result<MlpInt8> {
+        let mut __f = Mlp::<
+            f32,
+        >::new(
+            &mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(
+                0,
+            ),
+        );
+        ::nanograd::quant::copy_to_f32(self, &mut __f)?;
+        ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let __q = ::std::vec![
+            ::nanograd::quant::QuantizedLayer::new(__f.fc1.weight.value(), & [3usize,
+            4usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.fc2.weight.value(), &
+            [2usize, 3usize]) ?
+        ];
+        Ok(MlpInt8 { __float: __f, __q })
+    }
+}
+#[allow(dead_code)]
+impl Mlp<f32> {
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, non_camel_case_types, clippy::all)]
+    pub fn __int8_forward_into(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        x: &[[f32; 4usize]],
+        out: &mut [[f32; 2usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let __b = x.len();
+        let __x0: &[T] = x.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 12usize);
+        let (__ws, __qws) = __ws.split_at_mut(__b * 8usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let _ = __ws;
+        let (__qs3, __qws) = __qws.split_at_mut(__b * 2usize);
+        let (__qs7, __qws) = __qws.split_at_mut(__b * 2usize);
+        let _ = __qws;
+        ::nanograd::quant::dense_int8(
+            __x0,
+            &__q[0usize],
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v3,
+            &mut *__qs3,
+        )?;
+        ::nanograd::ops::relu(&*__v3, &mut *__v4)?;
+        ::nanograd::quant::dense_int8(
+            &*__v4,
+            &__q[1usize],
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v7,
+            &mut *__qs7,
+        )?;
+        ::nanograd::check_batch(
+            concat!("MlpInt8", "::", stringify!(forward)),
+            "out",
+            __b,
+            out.len(),
+        )?;
+        (out.as_flattened_mut()).copy_from_slice(&*__v7);
+        Ok(())
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, non_camel_case_types, clippy::all)]
+    pub fn __int8_loss_into(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        x: &[[f32; 4usize]],
+        t: &[[f32; 2usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<f32> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let __b = x.len();
+        ::nanograd::check_batch("MlpInt8::loss", "t", __b, t.len())?;
+        let __x0: &[T] = x.as_flattened();
+        let __x1: &[T] = t.as_flattened();
+        let (__ws, __rng) = ws.split(__b * 12usize + 1usize);
+        let (__ws, __qws) = __ws.split_at_mut(__b * 8usize + 1usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v5, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v8, __ws) = __ws.split_at_mut(__b * 2usize);
+        let (__v9, __ws) = __ws.split_at_mut(1usize);
+        let _ = __ws;
+        let (__qs4, __qws) = __qws.split_at_mut(__b * 2usize);
+        let (__qs8, __qws) = __qws.split_at_mut(__b * 2usize);
+        let _ = __qws;
+        ::nanograd::quant::dense_int8(
+            __x0,
+            &__q[0usize],
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v4,
+            &mut *__qs4,
+        )?;
+        ::nanograd::ops::relu(&*__v4, &mut *__v5)?;
+        ::nanograd::quant::dense_int8(
+            &*__v5,
+            &__q[1usize],
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v8,
+            &mut *__qs8,
+        )?;
+        __v9[0] = ::nanograd::ops::mse_loss(&*__v8, __x1)?;
+        Ok((&*__v9)[0])
+    }
+}
+#[allow(dead_code)]
+impl MlpInt8 {
+    #[allow(clippy::all)]
+    pub fn forward(
+        &self,
+        x: &[[f32; 4usize]],
+    ) -> ::nanograd::Result<::std::vec::Vec<[f32; 2usize]>> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        let mut __out = ::std::vec![[T::zero(); 2usize]; x.len()];
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.forward_into(x, &mut __out, __ws) },
+        )?;
+        Ok(__out)
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(clippy::all)]
+    pub fn forward_into(
+        &self,
+        x: &[[f32; 4usize]],
+        out: &mut [[f32; 2usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<()> {
+        self.__float.__int8_forward_into(&self.__q, x, out, ws)
+    }
+    #[allow(clippy::all)]
+    pub fn loss(
+        &self,
+        x: &[[f32; 4usize]],
+        t: &[[f32; 2usize]],
+    ) -> ::nanograd::Result<f32> {
+        ::nanograd::Workspace::with_thread_cache(
+            self as *const Self as *const (),
+            |__ws| { self.loss_into(x, t, __ws) },
+        )
+    }
+    ///Like the method without `_into`, computing in `ws`: no allocation once `ws` has grown to the largest batch seen.
+    #[allow(clippy::all)]
+    pub fn loss_into(
+        &self,
+        x: &[[f32; 4usize]],
+        t: &[[f32; 2usize]],
+        ws: &mut ::nanograd::Workspace<f32>,
+    ) -> ::nanograd::Result<f32> {
+        self.__float.__int8_loss_into(&self.__q, x, t, ws)
+    }
+    /// The tensors that stay f32 and are not saved: the float weights replaced by int8
+    /// ones, and the batch norms folded into convolutions.
+    const UNREAD: &'static [&'static str] = &["fc1.weight", "fc2.weight"];
+    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
+    pub fn int8_weights(&self) -> &'static [&'static str] {
+        &["fc1.weight", "fc2.weight"]
+    }
+    /// The quantized layers, in the order of [`Self::int8_weights`].
+    pub fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] {
+        &self.__q
+    }
+    /// The f32 model whose other tensors this one uses (in evaluation mode).
+    pub fn float_part(&self) -> &Mlp<f32> {
+        &self.__float
+    }
+    /// The model as the bytes of a safetensors file: int8 weights (`I8`) with their
+    /// scales (`<weight>_scale`, f32, one per output channel), a folded batch norm's
+    /// bias under the convolution's bias name, and every other tensor in f32.
+    pub fn to_safetensors_bytes(&self) -> ::nanograd::Result<::std::vec::Vec<u8>> {
+        let mut __t = ::nanograd::quant::QuantizedTensors::new();
+        __t.push_float_model(&self.__float, Self::UNREAD);
+        __t.push_layer("fc1.weight", "fc1.bias", &self.__q[0usize]);
+        __t.push_layer("fc2.weight", "fc2.bias", &self.__q[1usize]);
+        __t.to_bytes()
+    }
+    /// Writes [`Self::to_safetensors_bytes`] to `path` atomically.
+    pub fn save_safetensors(
+        &self,
+        path: impl AsRef<::std::path::Path>,
+    ) -> ::nanograd::Result<()> {
+        ::nanograd::io::write_atomic(path, &self.to_safetensors_bytes()?)
+    }
+    /// A quantized model from the bytes of [`Self::to_safetensors_bytes`]; every name,
+    /// dtype and shape is checked, and all problems are reported in one error.
+    pub fn load_safetensors_bytes(bytes: &[u8]) -> ::nanograd::Result<Self> {
+        Self::load_from(bytes, ::std::path::Path::new("safetensors bytes"))
+    }
+    /// Reads the file at `path` as [`Self::load_safetensors_bytes`].
+    pub fn load_safetensors(
+        path: impl AsRef<::std::path::Path>,
+    ) -> ::nanograd::Result<Self> {
+        let path = path.as_ref();
+        let bytes = ::std::fs::read(path)
+            .map_err(|source| ::nanograd::Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Self::load_from(&bytes, path)
+    }
+    fn load_from(bytes: &[u8], origin: &::std::path::Path) -> ::nanograd::Result<Self> {
+        let mut __f = Mlp::<
+            f32,
+        >::new(
+            &mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(
+                0,
+            ),
+        );
+        ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
+        let __staged = __file.stage_float_model(&__f, Self::UNREAD);
+        let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; 2usize] = [
+            __file.layer("fc1.weight", &[3usize, 4usize], "fc1.bias", false),
+            __file.layer("fc2.weight", &[2usize, 3usize], "fc2.bias", false),
+        ];
+        __file.finish()?;
+        ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
+        let __q = __q.into_iter().flatten().collect::<::std::vec::Vec<_>>();
+        ::nanograd::check_len("MlpInt8", "int8 layers", 2usize, __q.len())?;
+        Ok(Self { __float: __f, __q })
+    }
+}

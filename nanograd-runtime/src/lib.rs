@@ -5,6 +5,8 @@
 //! - [`ops`]: one kernel file per op, forward and backward side by side;
 //! - [`layers`], [`Param`], [`Module`]: parameter containers and the trait models implement;
 //! - [`optim`]: optimizers, learning-rate schedules, gradient clipping and diagnostics;
+//! - [`quant`]: int8 dense and convolution kernels (AVX-512 VNNI or portable), what the
+//!   models of `quantize_int8` call;
 //! - [`io`]: safetensors weights ([`SafetensorsExt`]) and checkpoints ([`Checkpoint`]);
 //! - [`Workspace`]: the scratch memory generated code computes in;
 //! - [`Float`]: the element type, `f32` or `f64`;
@@ -39,6 +41,7 @@ pub mod module;
 pub mod ops;
 pub mod optim;
 mod param;
+pub mod quant;
 mod simd;
 #[cfg(feature = "std")]
 pub mod testing;

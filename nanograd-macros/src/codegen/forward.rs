@@ -22,7 +22,7 @@ impl GraphGen<'_> {
         out
     }
 
-    fn forward_node(&self, id: NodeId) -> TokenStream {
+    pub(super) fn forward_node(&self, id: NodeId) -> TokenStream {
         let node = &self.g.nodes[id];
         let x = |j: usize| self.value(node.inputs[j]);
         let y = self.out(id);

@@ -2,6 +2,7 @@
 //!
 //! - [`func`]: the function form (`pub fn energy(x: [3], y: [3]) -> []`);
 //! - [`model`]: the struct form (`pub struct Mlp { .. }` with its fns as methods);
+//! - [`quantized`]: its int8 form (`Mlp::quantize_int8`, `MlpInt8`);
 //! - [`graph`]: the buffer plan of one fn, shared by both; [`forward`] and [`backward`]: its
 //!   kernel calls.
 
@@ -10,6 +11,7 @@ mod forward;
 mod func;
 mod graph;
 mod model;
+mod quantized;
 
 use proc_macro2::TokenStream;
 use quote::quote;

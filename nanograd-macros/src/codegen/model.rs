@@ -154,7 +154,7 @@ fn layer_new(l: &Layer) -> TokenStream {
 }
 
 /// Dims after the batch dimension (all of them for an unbatched shape).
-fn sample_dims(s: &Shape) -> Vec<usize> {
+pub(super) fn sample_dims(s: &Shape) -> Vec<usize> {
     let start = usize::from(s.is_batched());
     (start..s.rank()).filter_map(|i| s.fixed_at(i)).collect()
 }
@@ -174,7 +174,7 @@ fn input_type(s: &Shape, index: bool) -> TokenStream {
 }
 
 /// Binds `__b` (the batch size, checked across inputs) and `__x{i}: &[T]` for each input.
-fn bind_inputs(model: &str, f: &FnModel) -> TokenStream {
+pub(super) fn bind_inputs(model: &str, f: &FnModel) -> TokenStream {
     let fn_name = format!("{model}::{}", f.name);
     let batched: Vec<&Ident> = f
         .inputs
@@ -197,7 +197,7 @@ fn bind_inputs(model: &str, f: &FnModel) -> TokenStream {
 }
 
 /// The method visibility: the fn's own, or the struct's when the fn has none.
-fn method_vis(f: &FnModel, s: &StructModel) -> Visibility {
+pub(super) fn method_vis(f: &FnModel, s: &StructModel) -> Visibility {
     match f.vis {
         Visibility::Inherited => s.vis.clone(),
         ref v => v.clone(),
@@ -503,6 +503,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
     let methods = fns.iter().map(|f| fn_methods(s, f));
     let module = module_impl(s, fns);
     let (layer_methods, layer_macro) = layer_api(s, fns);
+    let int8 = super::quantized::expand(s, fns);
     let new_doc = "A new model with freshly initialised parameters (Xavier for dense layers, He for convolutions), in training mode.";
     quote! {
         #(#attrs)*
@@ -532,6 +533,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
 
         #module
         #layer_macro
+        #int8
     }
 }
 

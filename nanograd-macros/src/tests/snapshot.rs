@@ -60,3 +60,14 @@ fn language_model() {
          fn loss(idx: u32[B, 8], t: u32[B, 8]) -> [] { softmax_cross_entropy(forward(idx), t) }",
     );
 }
+
+#[test]
+fn quantized_cnn() {
+    // the int8 form: conv1 with bn1 folded in, fc on int8 weights, relu and pooling in f32
+    check(
+        "cnn_int8",
+        "pub struct Cnn { conv1: Conv2d(1 -> 4, kernel = 3, padding = 1), bn1: BatchNorm2d(4), \
+         pool: MaxPool2d(kernel = 2), fc: Dense(64 -> 3) } \
+         fn forward(x: [B, 1, 8, 8]) -> [B, 3] { fc(flatten(pool(relu(bn1(conv1(x)))))) }",
+    );
+}
