@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use classify::{read_images, Classifier, Model, Pixels, Prediction, Session, EMBEDDED_WEIGHTS};
+use nanograd::prelude::QuantizedSafetensors;
 
 /// The system allocator, counting allocations.
 struct CountingAlloc;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use classify::{read_images, Classifier, Prediction, Session, EMBEDDED_WEIGHTS};
 use nanograd::data::read_idx;
+use nanograd::prelude::QuantizedSafetensors;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

@@ -7,7 +7,7 @@ mod mlp;
 
 use nanograd::data::{Mnist, IMAGE_SIDE, IMAGE_SIZE, NUM_CLASSES};
 use nanograd::prelude::*;
-use nanograd::rand::{rngs::StdRng, Rng, SeedableRng};
+use nanograd::rand::{rngs::StdRng, RngExt, SeedableRng};
 
 fn repo(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -124,7 +124,7 @@ fn one_dense_layer_within_the_scale_bound_on_random_inputs() {
     let model = OneDense::<f32>::new(&mut rng);
     let q = model.quantize_int8().unwrap();
     let x: Vec<[f32; 40]> = (0..33)
-        .map(|_| std::array::from_fn(|_| rng.gen_range(-3.0..3.0)))
+        .map(|_| std::array::from_fn(|_| rng.random_range(-3.0..3.0)))
         .collect();
     let (yf, yq) = (model.forward(&x).unwrap(), q.forward(&x).unwrap());
     let w = model.fc.weight.value();
@@ -191,7 +191,7 @@ fn cnn_with_batch_norm_folds_and_stays_close() {
             if n.ends_with(name) {
                 b.data_mut()
                     .iter_mut()
-                    .for_each(|v| *v = rng.gen_range(lo..hi));
+                    .for_each(|v| *v = rng.random_range(lo..hi));
             }
         });
     }
@@ -200,7 +200,7 @@ fn cnn_with_batch_norm_folds_and_stays_close() {
         .weight
         .value_mut()
         .iter_mut()
-        .for_each(|v| *v = rng.gen_range(0.5..1.5));
+        .for_each(|v| *v = rng.random_range(0.5..1.5));
     model.set_eval_mode();
     let q = model.quantize_int8().unwrap();
     assert_eq!(
@@ -212,7 +212,7 @@ fn cnn_with_batch_norm_folds_and_stays_close() {
         ]
     );
     let x: Vec<[f32; IMAGE_SIZE]> = (0..5)
-        .map(|_| std::array::from_fn(|_| rng.gen_range(0.0..1.0)))
+        .map(|_| std::array::from_fn(|_| rng.random_range(0.0..1.0)))
         .collect();
     let (yf, yq) = (
         model.forward(as_images(&x)).unwrap(),

@@ -42,7 +42,7 @@ pub fn quantize_row(path: Path, x: &[f32], q: &mut [u8]) -> f32 {
 
 #[inline]
 fn quantize_one(v: f32, inv: f32) -> u8 {
-    ((v * inv).round_ties_even() as i32).clamp(-127, 127) as u8 ^ 0x80
+    (super::round_even(v * inv) as i32).clamp(-127, 127) as u8 ^ 0x80
 }
 
 fn quantize_portable(x: &[f32], inv: f32, q: &mut [u8]) {

@@ -22,12 +22,14 @@ mod io;
 #[cfg(test)]
 mod tests;
 
-pub use gemm::{PackedI8, MAX_K};
-pub use io::{QuantizedFile, QuantizedSafetensors, QuantizedTensors};
 /// What errors name as the source of a quantized model's bytes (a path with `std`).
 pub use crate::error::Origin;
+pub use gemm::{PackedI8, MAX_K};
+pub use io::{QuantizedFile, QuantizedSafetensors, QuantizedTensors};
 
+use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -86,6 +88,16 @@ impl Path {
     }
 }
 
+/// `v` rounded to the nearest integer, ties to even (`libm`'s `rintf` without `std`, in the
+/// default rounding mode the same).
+#[inline]
+pub(crate) fn round_even(v: f32) -> f32 {
+    #[cfg(feature = "std")]
+    return v.round_ties_even();
+    #[cfg(not(feature = "std"))]
+    return libm::rintf(v);
+}
+
 /// Per-channel symmetric quantization of `w`, `rows` rows (output channels) of equal length:
 /// the int8 values row-major and one scale per row.
 ///
@@ -128,7 +140,7 @@ pub fn quantize_per_channel(w: &[f32], rows: usize) -> Result<(Vec<i8>, Vec<f32>
         let s = m / 127.0;
         scales[r] = s;
         for (qv, &v) in qrow.iter_mut().zip(row) {
-            *qv = (v / s).round_ties_even().clamp(-127.0, 127.0) as i8;
+            *qv = round_even(v / s).clamp(-127.0, 127.0) as i8;
         }
     }
     Ok((q, scales))
@@ -245,7 +257,7 @@ impl QuantizedLayer {
         let mut folded = vec![0f32; numel];
         let mut fbias = vec![0f32; c];
         for o in 0..c {
-            let a = f64::from(gamma[o]) / (f64::from(var[o]) + f64::from(eps)).sqrt();
+            let a = f64::from(gamma[o]) / crate::Float::sqrt(f64::from(var[o]) + f64::from(eps));
             for i in 0..k {
                 folded[o * k + i] = (a * f64::from(weight[o * k + i])) as f32;
             }
@@ -526,7 +538,7 @@ pub fn copy_to_f32<
     from: &M,
     to: &mut N,
 ) -> Result<()> {
-    let mut values: std::collections::HashMap<String, Vec<f32>> = std::collections::HashMap::new();
+    let mut values: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     from.visit_params(&mut |name, p| {
         values.insert(
             name.to_string(),

@@ -2,7 +2,7 @@
 //! layers against float references within bounds derived from the scales.
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 use super::activations::quantize_row;
 use super::gemm::{gemm, PackedI8};
@@ -16,11 +16,11 @@ fn paths() -> Vec<Path> {
 }
 
 fn rand_i8(rng: &mut StdRng, n: usize) -> Vec<i8> {
-    (0..n).map(|_| rng.gen_range(-127i32..=127) as i8).collect()
+    (0..n).map(|_| rng.random_range(-127i32..=127) as i8).collect()
 }
 
 fn rand_f32(rng: &mut StdRng, n: usize, amp: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-amp..amp)).collect()
+    (0..n).map(|_| rng.random_range(-amp..amp)).collect()
 }
 
 /// The int32 products of every tile and remainder shape: rows below, at and past the 4-row
@@ -44,7 +44,7 @@ fn gemm_is_exact_on_every_tile_and_remainder_shape() {
                         a[r * k4 + c] = if c < k {
                             (xq[r * k + c] as u8) ^ 0x80
                         } else {
-                            rng.gen()
+                            rng.random()
                         };
                     }
                 }
@@ -352,7 +352,7 @@ fn conv2d_int8_within_the_scale_bound_with_and_without_batch_norm() {
         let gamma = rand_f32(&mut rng, g.c_out, 2.0);
         let beta = rand_f32(&mut rng, g.c_out, 1.0);
         let mean = rand_f32(&mut rng, g.c_out, 0.5);
-        let var: Vec<f32> = (0..g.c_out).map(|_| rng.gen_range(0.1..2.0)).collect();
+        let var: Vec<f32> = (0..g.c_out).map(|_| rng.random_range(0.1..2.0)).collect();
         let eps = 1e-5;
         let folded = QuantizedLayer::conv2d_folding_bn(
             &w,
