@@ -16,7 +16,9 @@ fn paths() -> Vec<Path> {
 }
 
 fn rand_i8(rng: &mut StdRng, n: usize) -> Vec<i8> {
-    (0..n).map(|_| rng.random_range(-127i32..=127) as i8).collect()
+    (0..n)
+        .map(|_| rng.random_range(-127i32..=127) as i8)
+        .collect()
 }
 
 fn rand_f32(rng: &mut StdRng, n: usize, amp: f32) -> Vec<f32> {
