@@ -650,7 +650,7 @@ macro_rules! __nanograd_layer_Block {
 #[derive(Clone, Debug)]
 pub struct BlockInt8 {
     __float: Block<f32>,
-    __q: ::std::vec::Vec<::nanograd::quant::QuantizedLayer>,
+    __q: ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
 }
 impl<T: ::nanograd::Float> Block<T> {
     ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
@@ -665,7 +665,7 @@ impl<T: ::nanograd::Float> Block<T> {
         );
         ::nanograd::quant::copy_to_f32(self, &mut __f)?;
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-        let __q = ::std::vec![
+        let __q = ::nanograd::__private::vec![
             ::nanograd::quant::QuantizedLayer::new(__f.attn.in_proj_weight.value(), &
             [48usize, 16usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.attn
             .out_proj.weight.value(), & [16usize, 16usize]) ?,
@@ -798,11 +798,13 @@ impl BlockInt8 {
     pub fn forward(
         &self,
         x: &[[[f32; 16usize]; 8usize]],
-    ) -> ::nanograd::Result<::std::vec::Vec<[[f32; 16usize]; 8usize]>> {
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<[[f32; 16usize]; 8usize]>> {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
         type T = f32;
-        let mut __out = ::std::vec![[[T::zero(); 16usize]; 8usize]; x.len()];
+        let mut __out = ::nanograd::__private::vec![
+            [[T::zero(); 16usize]; 8usize]; x.len()
+        ];
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },
@@ -839,10 +841,11 @@ impl BlockInt8 {
     pub fn float_part(&self) -> &Block<f32> {
         &self.__float
     }
-    /// The model as the bytes of a safetensors file: int8 weights (`I8`) with their
-    /// scales (`<weight>_scale`, f32, one per output channel), a folded batch norm's
-    /// bias under the convolution's bias name, and every other tensor in f32.
-    pub fn to_safetensors_bytes(&self) -> ::nanograd::Result<::std::vec::Vec<u8>> {
+}
+impl ::nanograd::quant::QuantizedSafetensors for BlockInt8 {
+    fn to_safetensors_bytes(
+        &self,
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
         let mut __t = ::nanograd::quant::QuantizedTensors::new();
         __t.push_float_model(&self.__float, Self::UNREAD);
         __t.push_layer(
@@ -855,31 +858,10 @@ impl BlockInt8 {
         __t.push_layer("proj.weight", "proj.bias", &self.__q[3usize]);
         __t.to_bytes()
     }
-    /// Writes [`Self::to_safetensors_bytes`] to `path` atomically.
-    pub fn save_safetensors(
-        &self,
-        path: impl AsRef<::std::path::Path>,
-    ) -> ::nanograd::Result<()> {
-        ::nanograd::io::write_atomic(path, &self.to_safetensors_bytes()?)
-    }
-    /// A quantized model from the bytes of [`Self::to_safetensors_bytes`]; every name,
-    /// dtype and shape is checked, and all problems are reported in one error.
-    pub fn load_safetensors_bytes(bytes: &[u8]) -> ::nanograd::Result<Self> {
-        Self::load_from(bytes, ::std::path::Path::new("safetensors bytes"))
-    }
-    /// Reads the file at `path` as [`Self::load_safetensors_bytes`].
-    pub fn load_safetensors(
-        path: impl AsRef<::std::path::Path>,
+    fn from_safetensors_bytes_of(
+        bytes: &[u8],
+        origin: &::nanograd::quant::Origin,
     ) -> ::nanograd::Result<Self> {
-        let path = path.as_ref();
-        let bytes = ::std::fs::read(path)
-            .map_err(|source| ::nanograd::Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Self::load_from(&bytes, path)
-    }
-    fn load_from(bytes: &[u8], origin: &::std::path::Path) -> ::nanograd::Result<Self> {
         let mut __f = Block::<
             f32,
         >::new(
@@ -910,7 +892,7 @@ impl BlockInt8 {
         ];
         __file.finish()?;
         ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
-        let __q = __q.into_iter().flatten().collect::<::std::vec::Vec<_>>();
+        let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
         ::nanograd::check_len("BlockInt8", "int8 layers", 4usize, __q.len())?;
         Ok(Self { __float: __f, __q })
     }

@@ -44,8 +44,8 @@ impl<T: ::nanograd::Float> Cnn<T> {
     pub fn forward(
         &self,
         x: &[[[[T; 8usize]; 8usize]; 1usize]],
-    ) -> ::nanograd::Result<::std::vec::Vec<[T; 3usize]>> {
-        let mut __out = ::std::vec![[T::zero(); 3usize]; x.len()];
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<[T; 3usize]>> {
+        let mut __out = ::nanograd::__private::vec![[T::zero(); 3usize]; x.len()];
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },
@@ -544,12 +544,12 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Cnn<T> {
     fn rng_mut(&mut self) -> Option<&mut ::nanograd::WorkspaceRng> {
         Some(self.__workspace.rng_mut())
     }
-    fn summary(&self) -> String {
+    fn summary(&self) -> ::nanograd::__private::String {
         let __rows = [
             ::nanograd::module::LayerRow {
-                name: "conv1".to_string(),
-                kind: "Conv2d".to_string(),
-                output: "[B, 4, 8, 8]".to_string(),
+                name: ::nanograd::__private::String::from("conv1"),
+                kind: ::nanograd::__private::String::from("Conv2d"),
+                output: ::nanograd::__private::String::from("[B, 4, 8, 8]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -560,9 +560,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Cnn<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "bn1".to_string(),
-                kind: "BatchNorm2d".to_string(),
-                output: "[B, 4, 8, 8]".to_string(),
+                name: ::nanograd::__private::String::from("bn1"),
+                kind: ::nanograd::__private::String::from("BatchNorm2d"),
+                output: ::nanograd::__private::String::from("[B, 4, 8, 8]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -573,9 +573,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Cnn<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "pool".to_string(),
-                kind: "MaxPool2d".to_string(),
-                output: "[B, 4, 4, 4]".to_string(),
+                name: ::nanograd::__private::String::from("pool"),
+                kind: ::nanograd::__private::String::from("MaxPool2d"),
+                output: ::nanograd::__private::String::from("[B, 4, 4, 4]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -586,9 +586,9 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Cnn<T> {
                 },
             },
             ::nanograd::module::LayerRow {
-                name: "fc".to_string(),
-                kind: "Dense".to_string(),
-                output: "[B, 3]".to_string(),
+                name: ::nanograd::__private::String::from("fc"),
+                kind: ::nanograd::__private::String::from("Dense"),
+                output: ::nanograd::__private::String::from("[B, 3]"),
                 params: {
                     let mut __n = 0;
                     ::nanograd::module::visit_child_params::<
@@ -615,7 +615,7 @@ macro_rules! __nanograd_layer_Cnn {
 #[derive(Clone, Debug)]
 pub struct CnnInt8 {
     __float: Cnn<f32>,
-    __q: ::std::vec::Vec<::nanograd::quant::QuantizedLayer>,
+    __q: ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
 }
 impl<T: ::nanograd::Float> Cnn<T> {
     ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
@@ -630,7 +630,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
         );
         ::nanograd::quant::copy_to_f32(self, &mut __f)?;
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-        let __q = ::std::vec![
+        let __q = ::nanograd::__private::vec![
             ::nanograd::quant::QuantizedLayer::conv2d_folding_bn(__f.conv1.weight
             .value(), & [4usize, 1usize, 3usize, 3usize], Some(__f.conv1.bias.value()),
             __f.bn1.weight.value(), __f.bn1.bias.value(), __f.bn1.running_mean.data(),
@@ -731,11 +731,11 @@ impl CnnInt8 {
     pub fn forward(
         &self,
         x: &[[[[f32; 8usize]; 8usize]; 1usize]],
-    ) -> ::nanograd::Result<::std::vec::Vec<[f32; 3usize]>> {
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<[f32; 3usize]>> {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
         type T = f32;
-        let mut __out = ::std::vec![[T::zero(); 3usize]; x.len()];
+        let mut __out = ::nanograd::__private::vec![[T::zero(); 3usize]; x.len()];
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },
@@ -775,41 +775,21 @@ impl CnnInt8 {
     pub fn float_part(&self) -> &Cnn<f32> {
         &self.__float
     }
-    /// The model as the bytes of a safetensors file: int8 weights (`I8`) with their
-    /// scales (`<weight>_scale`, f32, one per output channel), a folded batch norm's
-    /// bias under the convolution's bias name, and every other tensor in f32.
-    pub fn to_safetensors_bytes(&self) -> ::nanograd::Result<::std::vec::Vec<u8>> {
+}
+impl ::nanograd::quant::QuantizedSafetensors for CnnInt8 {
+    fn to_safetensors_bytes(
+        &self,
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
         let mut __t = ::nanograd::quant::QuantizedTensors::new();
         __t.push_float_model(&self.__float, Self::UNREAD);
         __t.push_layer("conv1.weight", "conv1.bias", &self.__q[0usize]);
         __t.push_layer("fc.weight", "fc.bias", &self.__q[1usize]);
         __t.to_bytes()
     }
-    /// Writes [`Self::to_safetensors_bytes`] to `path` atomically.
-    pub fn save_safetensors(
-        &self,
-        path: impl AsRef<::std::path::Path>,
-    ) -> ::nanograd::Result<()> {
-        ::nanograd::io::write_atomic(path, &self.to_safetensors_bytes()?)
-    }
-    /// A quantized model from the bytes of [`Self::to_safetensors_bytes`]; every name,
-    /// dtype and shape is checked, and all problems are reported in one error.
-    pub fn load_safetensors_bytes(bytes: &[u8]) -> ::nanograd::Result<Self> {
-        Self::load_from(bytes, ::std::path::Path::new("safetensors bytes"))
-    }
-    /// Reads the file at `path` as [`Self::load_safetensors_bytes`].
-    pub fn load_safetensors(
-        path: impl AsRef<::std::path::Path>,
+    fn from_safetensors_bytes_of(
+        bytes: &[u8],
+        origin: &::nanograd::quant::Origin,
     ) -> ::nanograd::Result<Self> {
-        let path = path.as_ref();
-        let bytes = ::std::fs::read(path)
-            .map_err(|source| ::nanograd::Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Self::load_from(&bytes, path)
-    }
-    fn load_from(bytes: &[u8], origin: &::std::path::Path) -> ::nanograd::Result<Self> {
         let mut __f = Cnn::<
             f32,
         >::new(
@@ -832,7 +812,7 @@ impl CnnInt8 {
         ];
         __file.finish()?;
         ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
-        let __q = __q.into_iter().flatten().collect::<::std::vec::Vec<_>>();
+        let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
         ::nanograd::check_len("CnnInt8", "int8 layers", 2usize, __q.len())?;
         Ok(Self { __float: __f, __q })
     }

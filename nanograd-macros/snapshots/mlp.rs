@@ -448,7 +448,7 @@ macro_rules! __nanograd_layer_Mlp {
 #[derive(Clone, Debug)]
 pub struct MlpInt8 {
     __float: Mlp<f32>,
-    __q: ::std::vec::Vec<::nanograd::quant::QuantizedLayer>,
+    __q: ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
 }
 impl<T: ::nanograd::Float> Mlp<T> {
     ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
@@ -463,7 +463,7 @@ impl<T: ::nanograd::Float> Mlp<T> {
         );
         ::nanograd::quant::copy_to_f32(self, &mut __f)?;
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-        let __q = ::std::vec![
+        let __q = ::nanograd::__private::vec![
             ::nanograd::quant::QuantizedLayer::new(__f.fc1.weight.value(), & [3usize,
             4usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.fc2.weight.value(), &
             [2usize, 3usize]) ?
@@ -583,11 +583,11 @@ impl MlpInt8 {
     pub fn forward(
         &self,
         x: &[[f32; 4usize]],
-    ) -> ::nanograd::Result<::std::vec::Vec<[f32; 2usize]>> {
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<[f32; 2usize]>> {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
         type T = f32;
-        let mut __out = ::std::vec![[T::zero(); 2usize]; x.len()];
+        let mut __out = ::nanograd::__private::vec![[T::zero(); 2usize]; x.len()];
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },
@@ -640,41 +640,21 @@ impl MlpInt8 {
     pub fn float_part(&self) -> &Mlp<f32> {
         &self.__float
     }
-    /// The model as the bytes of a safetensors file: int8 weights (`I8`) with their
-    /// scales (`<weight>_scale`, f32, one per output channel), a folded batch norm's
-    /// bias under the convolution's bias name, and every other tensor in f32.
-    pub fn to_safetensors_bytes(&self) -> ::nanograd::Result<::std::vec::Vec<u8>> {
+}
+impl ::nanograd::quant::QuantizedSafetensors for MlpInt8 {
+    fn to_safetensors_bytes(
+        &self,
+    ) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
         let mut __t = ::nanograd::quant::QuantizedTensors::new();
         __t.push_float_model(&self.__float, Self::UNREAD);
         __t.push_layer("fc1.weight", "fc1.bias", &self.__q[0usize]);
         __t.push_layer("fc2.weight", "fc2.bias", &self.__q[1usize]);
         __t.to_bytes()
     }
-    /// Writes [`Self::to_safetensors_bytes`] to `path` atomically.
-    pub fn save_safetensors(
-        &self,
-        path: impl AsRef<::std::path::Path>,
-    ) -> ::nanograd::Result<()> {
-        ::nanograd::io::write_atomic(path, &self.to_safetensors_bytes()?)
-    }
-    /// A quantized model from the bytes of [`Self::to_safetensors_bytes`]; every name,
-    /// dtype and shape is checked, and all problems are reported in one error.
-    pub fn load_safetensors_bytes(bytes: &[u8]) -> ::nanograd::Result<Self> {
-        Self::load_from(bytes, ::std::path::Path::new("safetensors bytes"))
-    }
-    /// Reads the file at `path` as [`Self::load_safetensors_bytes`].
-    pub fn load_safetensors(
-        path: impl AsRef<::std::path::Path>,
+    fn from_safetensors_bytes_of(
+        bytes: &[u8],
+        origin: &::nanograd::quant::Origin,
     ) -> ::nanograd::Result<Self> {
-        let path = path.as_ref();
-        let bytes = ::std::fs::read(path)
-            .map_err(|source| ::nanograd::Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Self::load_from(&bytes, path)
-    }
-    fn load_from(bytes: &[u8], origin: &::std::path::Path) -> ::nanograd::Result<Self> {
         let mut __f = Mlp::<
             f32,
         >::new(
@@ -691,7 +671,7 @@ impl MlpInt8 {
         ];
         __file.finish()?;
         ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
-        let __q = __q.into_iter().flatten().collect::<::std::vec::Vec<_>>();
+        let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
         ::nanograd::check_len("MlpInt8", "int8 layers", 2usize, __q.len())?;
         Ok(Self { __float: __f, __q })
     }
