@@ -137,11 +137,12 @@ pub(crate) fn dtype_of<T: Float>() -> Result<Dtype> {
     }
 }
 
-/// A tensor to write: dtype, shape and little-endian bytes.
-struct Encoded {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
+/// A tensor to write: dtype, shape and little-endian bytes (also the int8 files' tensors,
+/// `crate::quant`).
+pub(crate) struct Encoded {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Vec<u8>,
 }
 
 impl View for &Encoded {
@@ -160,7 +161,7 @@ impl View for &Encoded {
 }
 
 /// `values` as little-endian `dtype` (`F32` or `F64`, the dtype of `T`: exact).
-fn encode<T: Float>(dtype: Dtype, shape: &[usize], values: &[T]) -> Encoded {
+pub(crate) fn encode<T: Float>(dtype: Dtype, shape: &[usize], values: &[T]) -> Encoded {
     let mut data = Vec::with_capacity(values.len() * dtype.bitsize() / 8);
     for v in values {
         if dtype == Dtype::F32 {
@@ -201,15 +202,25 @@ pub(crate) fn to_bytes<T: Float, M: Module<T> + ?Sized>(model: &M) -> Result<Vec
     model.visit_buffers(&mut |name, b| {
         tensors.push((name.to_string(), encode(dtype, b.shape(), b.data())));
     });
+    serialize(&tensors, "pt", "model")
+}
+
+/// The bytes of a safetensors file holding `tensors` (sorted by name), with the metadata
+/// `{"format": format}`. Errors if two tensors share a name (`what` names the model then).
+pub(crate) fn serialize(
+    tensors: &[(String, Encoded)],
+    format: &str,
+    what: &str,
+) -> Result<Vec<u8>> {
     let mut names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(invalid(
             "save_safetensors",
-            format!("the model has two tensors named `{}`", w[0]),
+            format!("the {what} has two tensors named `{}`", w[0]),
         ));
     }
-    let metadata = [("format".to_string(), "pt".to_string())]
+    let metadata = [("format".to_string(), format.to_string())]
         .into_iter()
         .collect();
     ::safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))

@@ -5,7 +5,7 @@
 //! PyTorch name. The metadata says `{"format": "nanograd-int8"}`. Loading checks every
 //! name, dtype and shape before anything is kept.
 
-use alloc::borrow::{Cow, ToOwned};
+use alloc::borrow::ToOwned;
 use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -13,31 +13,11 @@ use alloc::vec::Vec;
 
 use crate::error::{Origin, OriginBuf};
 
-use ::safetensors::tensor::{Dtype, SafeTensors, View};
+use ::safetensors::tensor::{Dtype, SafeTensors};
 
 use super::QuantizedLayer;
+use crate::io::safetensors::{encode, serialize, Encoded};
 use crate::{fmt_shape, Error, Module, Result};
-
-struct Encoded {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl View for &Encoded {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
 
 /// The tensors of a quantized model, gathered for writing.
 #[derive(Default)]
@@ -53,15 +33,8 @@ impl QuantizedTensors {
 
     /// An f32 tensor.
     pub fn push_f32(&mut self, name: &str, shape: &[usize], values: &[f32]) {
-        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push((
-            name.to_string(),
-            Encoded {
-                dtype: Dtype::F32,
-                shape: shape.to_vec(),
-                data,
-            },
-        ));
+        self.tensors
+            .push((name.to_string(), encode(Dtype::F32, shape, values)));
     }
 
     /// A quantized layer: `weight` (I8), `<weight>_scale` (F32), and its folded bias under
@@ -100,22 +73,7 @@ impl QuantizedTensors {
     /// The bytes of the safetensors file (tensors sorted by name; the same model always
     /// gives the same bytes). Errors if two tensors share a name.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let mut names: Vec<&str> = self.tensors.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(crate::invalid(
-                "save_safetensors",
-                format!("the quantized model has two tensors named `{}`", w[0]),
-            ));
-        }
-        let metadata = [("format".to_string(), "nanograd-int8".to_string())]
-            .into_iter()
-            .collect();
-        ::safetensors::serialize(
-            self.tensors.iter().map(|(n, t)| (n.as_str(), t)),
-            Some(metadata),
-        )
-        .map_err(|e| crate::invalid("save_safetensors", e.to_string()))
+        serialize(&self.tensors, "nanograd-int8", "quantized model")
     }
 }
 
