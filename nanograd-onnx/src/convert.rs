@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::fold;
 use crate::names::{layer_base, Names};
+
+mod patterns;
 use crate::proto::{AttributeProto, NodeProto};
 use crate::tensor::{bounded, Const, Int, MAX_ELEMENTS};
 use crate::Problem;
@@ -92,6 +94,11 @@ pub struct Converter<'a> {
     next_var: usize,
     /// The ONNX opset of the default domain.
     opset: i64,
+    /// The graph's outputs.
+    graph_outputs: Vec<String>,
+    /// Subgraphs recognised whole (`patterns`), and the region of each of their nodes.
+    regions: Vec<patterns::Region>,
+    in_region: HashMap<usize, usize>,
 }
 
 type Out = Result<Vec<Value>, String>;
@@ -182,6 +189,22 @@ fn fixed(dims: &[Dim], what: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// The PyTorch module a node came from, as the default exporter records it in the node's
+/// `namespace` metadata (`: Gpt/h.0: Block/h.0.fc: Linear/linear_2: aten.linear.default`
+/// → `h.0.fc`): the last module before the operator.
+fn module_path(node: &NodeProto) -> Option<String> {
+    let ns = node
+        .metadata_props
+        .iter()
+        .find(|p| p.key.as_deref() == Some("namespace"))?
+        .value
+        .as_deref()?;
+    let parts: Vec<&str> = ns.split('/').collect();
+    let module = parts.len().checked_sub(2).map(|k| parts[k])?;
+    let name = module.split(':').next()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// A float literal that reads back as the same f32.
 pub fn literal(v: f32) -> String {
     let s = format!("{v:?}");
@@ -221,13 +244,23 @@ impl<'a> Converter<'a> {
             names: Names::default(),
             next_var: 0,
             opset,
+            graph_outputs: outputs.to_vec(),
+            regions: Vec::new(),
+            in_region: HashMap::new(),
         }
     }
 
     pub fn run(&mut self) {
+        self.find_regions();
         for i in 0..self.nodes.len() {
-            if !self.absorbed.contains(&i) {
-                self.node(i);
+            if self.absorbed.contains(&i) {
+                continue;
+            }
+            // a region is converted at its last node, when every value it reads is known
+            match self.in_region.get(&i) {
+                Some(&k) if self.regions[k].nodes.last() == Some(&i) => self.region(k),
+                Some(_) => {}
+                None => self.node(i),
             }
         }
     }
@@ -393,7 +426,8 @@ impl<'a> Converter<'a> {
     }
 
     fn layer_name(&mut self, weight_input: &str, node: &NodeProto, fallback: &str) -> String {
-        let base = layer_base(weight_input, node.name.as_deref().unwrap_or(""));
+        let base = layer_base(weight_input, node.name.as_deref().unwrap_or(""))
+            .or_else(|| module_path(node));
         self.names.fresh(base.as_deref().unwrap_or(fallback))
     }
 
@@ -522,10 +556,36 @@ impl<'a> Converter<'a> {
                 };
                 Ok(vec![Value::Const(fold::transpose(data, &perm)?)])
             }
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" if all_const => {
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Mod" if all_const => {
                 only_attrs(node, &[])?;
                 let (a, b) = (self.konst(&ins[0], "the first input")?, self.konst(&ins[1], "the second input")?);
                 Ok(vec![Value::Const(fold::binary(op, a, b)?)])
+            }
+            "ConstantOfShape" if all_const => {
+                only_attrs(node, &["value"])?;
+                let value = match attr(node, "value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => Some(crate::tensor::from_proto(t)?),
+                    None => None,
+                };
+                let shape = self.konst(&ins[0], "the shape")?;
+                Ok(vec![Value::Const(fold::constant_of_shape(shape, value.as_ref())?)])
+            }
+            "Trilu" if all_const => {
+                only_attrs(node, &["upper"])?;
+                let k = match input(1) {
+                    Some(_) => match self.ints_of(&ins[1], "the diagonal k")?.as_slice() {
+                        [k] => *k,
+                        _ => return Err("the diagonal k is not one integer".into()),
+                    },
+                    None => 0,
+                };
+                let data = self.konst(&ins[0], "the data")?;
+                Ok(vec![Value::Const(fold::trilu(data, k, attr_i(node, "upper", 1) != 0)?)])
+            }
+            "Where" if all_const => {
+                only_attrs(node, &[])?;
+                let (c, a, b) = (self.konst(&ins[0], "the condition")?, self.konst(&ins[1], "the first choice")?, self.konst(&ins[2], "the second choice")?);
+                Ok(vec![Value::Const(fold::where_(c, a, b)?)])
             }
             "Reshape" => self.reshape(node, ins),
             "Flatten" => self.flatten(node, ins),
@@ -561,7 +621,7 @@ impl<'a> Converter<'a> {
             }
             "Add" | "Sub" | "Mul" | "Div" => self.elementwise(node, ins),
             _ => Err(format!("the operator `{op}` is not supported{}", match op {
-                "Erf" => " (nanograd's `gelu` is the tanh approximation; export with `approximate=\"tanh\"`)",
+                "Erf" => " outside a GELU (x·Φ(x), which becomes `gelu(x, approximate = \"none\")`)",
                 "Gather" | "Unsqueeze" | "Squeeze" | "Concat" | "Slice" | "Transpose" | "Pow" | "Equal" =>
                     " on a run-time tensor",
                 _ => "",
