@@ -361,7 +361,13 @@ fn broadcast_positions(out: &[usize], dims: &[usize]) -> Vec<usize> {
     (0..n)
         .map(|f| {
             (0..out.len())
-                .map(|a| if pad[a] == 1 { 0 } else { (f / so[a]) % out[a] * si[a] })
+                .map(|a| {
+                    if pad[a] == 1 {
+                        0
+                    } else {
+                        (f / so[a]) % out[a] * si[a]
+                    }
+                })
                 .sum()
         })
         .collect()
@@ -546,5 +552,66 @@ mod tests {
         assert_eq!(g, Const::float(vec![2, 2], vec![2.0, 0.0, 5.0, 3.0]));
         assert_eq!(reshape(&x, &[-1], false).unwrap().dims, vec![6]);
         assert!(reshape(&x, &[4, -1], false).is_err());
+    }
+
+    #[test]
+    fn a_causal_mask_folds() {
+        // TorchScript's mask: ConstantOfShape([3, 3], true), Trilu(upper, k = 1), Where(mask,
+        // -inf, 0): -inf strictly above the diagonal, 0 on and below it
+        let shape = Const::ints(vec![2], vec![Int::Known(3), Int::Known(3)]);
+        let ones =
+            constant_of_shape(&shape, Some(&Const::ints(vec![1], vec![Int::Known(1)]))).unwrap();
+        assert_eq!(ones.sym_ints(), vec![Int::Known(1); 9]);
+        let upper = trilu(&ones, 1, true).unwrap();
+        let k = |v: &[i64]| v.iter().map(|&x| Int::Known(x)).collect::<Vec<_>>();
+        assert_eq!(upper.sym_ints(), k(&[0, 1, 1, 0, 0, 1, 0, 0, 0]));
+        let ninf = f32::NEG_INFINITY;
+        let mask = where_(
+            &upper,
+            &Const::float(vec![], vec![ninf]),
+            &Const::float(vec![3, 3], vec![0.0; 9]),
+        )
+        .unwrap();
+        assert_eq!(mask.dims, [3, 3]);
+        assert_eq!(
+            mask.floats().unwrap(),
+            [0.0, ninf, ninf, 0.0, 0.0, ninf, 0.0, 0.0, 0.0]
+        );
+        // the lower triangle (upper = 0, k = 0) of a [2, 2, 2] stack, row by row
+        let x = Const::float(vec![2, 2, 2], (1..=8).map(|v| v as f32).collect());
+        assert_eq!(
+            trilu(&x, 0, false).unwrap().floats().unwrap(),
+            [1.0, 0.0, 3.0, 4.0, 5.0, 0.0, 7.0, 8.0]
+        );
+        // no value: float zeros; an unknown (batch) shape cannot be folded
+        assert_eq!(
+            constant_of_shape(&shape, None).unwrap().floats().unwrap(),
+            [0.0; 9]
+        );
+        let batch = Const::ints(vec![1], vec![Int::Batch]);
+        assert!(constant_of_shape(&batch, None).is_err());
+        assert!(trilu(&Const::float(vec![3], vec![1.0; 3]), 0, true).is_err());
+    }
+
+    #[test]
+    fn where_broadcasts_and_mod_takes_the_divisors_sign() {
+        // cond [2, 1] against a [1, 3] and b scalar
+        let cond = Const::ints(vec![2, 1], vec![Int::Known(1), Int::Known(0)]);
+        let a = Const::float(vec![1, 3], vec![1.0, 2.0, 3.0]);
+        let b = Const::float(vec![], vec![-1.0]);
+        let w = where_(&cond, &a, &b).unwrap();
+        assert_eq!(w.dims, [2, 3]);
+        assert_eq!(w.floats().unwrap(), [1.0, 2.0, 3.0, -1.0, -1.0, -1.0]);
+        let bad = Const::float(vec![2], vec![0.0; 2]);
+        assert!(where_(&cond, &Const::float(vec![3], vec![0.0; 3]), &bad).is_err());
+        // 2 mod 3 = 2, -2 mod 3 = 1, 2 mod -3 = -1 (Python's %)
+        let m = binary(
+            "Mod",
+            &Const::ints(vec![3], vec![Int::Known(2), Int::Known(-2), Int::Known(2)]),
+            &Const::ints(vec![3], vec![Int::Known(3), Int::Known(3), Int::Known(-3)]),
+        )
+        .unwrap();
+        assert_eq!(m.known_ints().unwrap(), [2, 1, -1]);
+        assert!(binary("Mod", &b, &b).is_err());
     }
 }

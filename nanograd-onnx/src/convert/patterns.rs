@@ -152,19 +152,25 @@ impl Converter<'_> {
     /// Whether every constant input of node `j` has one element (an initializer, or the
     /// value of a `Constant` node).
     fn scalar_constants(&self, j: usize, rt: &HashSet<String>) -> bool {
-        self.nodes[j].input.iter().filter(|i| !rt.contains(*i)).all(|i| {
-            if let Some(Value::Const(c)) = self.values.get(i) {
-                return c.len() == 1;
-            }
-            self.nodes.iter().any(|n| {
-                op_of(n) == "Constant"
-                    && n.output.first() == Some(i)
-                    && n.attribute.iter().any(|a| {
-                        a.name.as_deref() == Some("value_float")
-                            || a.t.as_ref().is_some_and(|t| t.dims.iter().product::<i64>() == 1)
-                    })
+        self.nodes[j]
+            .input
+            .iter()
+            .filter(|i| !rt.contains(*i))
+            .all(|i| {
+                if let Some(Value::Const(c)) = self.values.get(i) {
+                    return c.len() == 1;
+                }
+                self.nodes.iter().any(|n| {
+                    op_of(n) == "Constant"
+                        && n.output.first() == Some(i)
+                        && n.attribute.iter().any(|a| {
+                            a.name.as_deref() == Some("value_float")
+                                || a.t
+                                    .as_ref()
+                                    .is_some_and(|t| t.dims.iter().product::<i64>() == 1)
+                        })
+                })
             })
-        })
     }
 
     /// The GELU around the `Erf`/`Tanh` node `n`: the largest elementwise subgraph of one
@@ -297,9 +303,11 @@ impl Converter<'_> {
         let in_proj = *self.consumers.get(s_out)?.iter().find(|&&c| {
             let node = &self.nodes[c];
             op_of(node) == "MatMul"
-                && node.input.get(1).and_then(|w| weight_dims(w)).is_some_and(
-                    |d| matches!(d.as_slice(), [c, c3] if *c3 == 3 * *c && *c > 0),
-                )
+                && node
+                    .input
+                    .get(1)
+                    .and_then(|w| weight_dims(w))
+                    .is_some_and(|d| matches!(d.as_slice(), [c, c3] if *c3 == 3 * *c && *c > 0))
         })?;
         let c = weight_dims(&self.nodes[in_proj].input[1])?[0];
         // everything reachable from the transpose, in graph order
@@ -420,7 +428,12 @@ impl Converter<'_> {
     }
 
     /// `gelu(x, approximate = "none")` or `gelu(x)` if the region computes one of them.
-    fn gelu(&mut self, nodes: &[usize], x: &str, out: &str) -> Result<(String, Act), Option<String>> {
+    fn gelu(
+        &mut self,
+        nodes: &[usize],
+        x: &str,
+        out: &str,
+    ) -> Result<(String, Act), Option<String>> {
         if !nodes.iter().all(|j| {
             self.nodes[*j].attribute.is_empty() && ELEMENTWISE.contains(&op_of(&self.nodes[*j]))
         }) {
@@ -461,7 +474,11 @@ impl Converter<'_> {
         start: usize,
         end: usize,
     ) -> Result<(String, Act), Option<String>> {
-        let fail = |m: String| Err(Some(format!("not converted as `nn.MultiheadAttention`: {m}")));
+        let fail = |m: String| {
+            Err(Some(format!(
+                "not converted as `nn.MultiheadAttention`: {m}"
+            )))
+        };
         let in_region: HashSet<usize> = nodes.iter().copied().collect();
         let s = &self.nodes[start];
         let x = match self.values.get(&s.input[0]) {
@@ -470,7 +487,12 @@ impl Converter<'_> {
         };
         let (t, c) = match x.shape.as_slice() {
             [Dim::Batch, Dim::Fixed(t), Dim::Fixed(c)] => (*t, *c),
-            _ => return fail(format!("its input is {}, not [B, T, C]", fmt_dims(&x.shape))),
+            _ => {
+                return fail(format!(
+                    "its input is {}, not [B, T, C]",
+                    fmt_dims(&x.shape)
+                ))
+            }
         };
         for &j in nodes {
             let op = op_of(&self.nodes[j]);
@@ -510,7 +532,9 @@ impl Converter<'_> {
         let bias_after = |j: usize, n: usize| -> Option<(usize, Vec<f32>)> {
             let o = self.nodes[j].output.first()?;
             let cs = self.consumers.get(o)?;
-            let &a = cs.iter().find(|&&a| op_of(&self.nodes[a]) == "Add" && in_region.contains(&a))?;
+            let &a = cs
+                .iter()
+                .find(|&&a| op_of(&self.nodes[a]) == "Add" && in_region.contains(&a))?;
             let other = self.nodes[a].input.iter().find(|i| *i != o)?;
             let b = konst(other)?;
             (b.len() == n).then_some(())?;
@@ -519,9 +543,15 @@ impl Converter<'_> {
         let (pi, po) = (projections[0], projections[1]);
         let w_in = konst(&self.nodes[pi].input[1]).ok_or(None)?;
         if op_of(&self.nodes[pi]) != "MatMul" || w_in.dims != [c, 3 * c] {
-            return fail(format!("the input projection's weight has dims {:?}", w_in.dims));
+            return fail(format!(
+                "the input projection's weight has dims {:?}",
+                w_in.dims
+            ));
         }
-        let in_proj_weight = fold::transpose(&w_in, &[1, 0]).ok().and_then(|w| w.floats()).ok_or(None)?;
+        let in_proj_weight = fold::transpose(&w_in, &[1, 0])
+            .ok()
+            .and_then(|w| w.floats())
+            .ok_or(None)?;
         let in_bias = bias_after(pi, 3 * c);
         let out_node = &self.nodes[po];
         let w_out = konst(&out_node.input[1]).ok_or(None)?;
@@ -535,7 +565,9 @@ impl Converter<'_> {
             let w = if attr_i(out_node, "transB", 0) != 0 {
                 w_out.floats()
             } else {
-                fold::transpose(&w_out, &[1, 0]).ok().and_then(|w| w.floats())
+                fold::transpose(&w_out, &[1, 0])
+                    .ok()
+                    .and_then(|w| w.floats())
             };
             let b = match out_node.input.get(2).filter(|b| !b.is_empty()) {
                 Some(b) => {
@@ -546,7 +578,12 @@ impl Converter<'_> {
             };
             (w, b)
         } else {
-            (fold::transpose(&w_out, &[1, 0]).ok().and_then(|w| w.floats()), None)
+            (
+                fold::transpose(&w_out, &[1, 0])
+                    .ok()
+                    .and_then(|w| w.floats()),
+                None,
+            )
         };
         let out_weight = out_weight.ok_or(None)?;
         if out_bias.is_none() {
@@ -556,11 +593,16 @@ impl Converter<'_> {
             (Some((_, bi)), Some(bo)) => Some((bi, bo)),
             (Some((_, bi)), None) => Some((bi, vec![0.0; c])),
             (None, None) => None,
-            (None, Some(_)) => return fail("the input projection has no bias but the output one has".into()),
+            (None, Some(_)) => {
+                return fail("the input projection has no bias but the output one has".into())
+            }
         };
         // the softmax over the last axis, and the mask added before it
         let sm = &self.nodes[softmax[0]];
-        if attr_i(sm, "axis", -1) != -1 && attr_i(sm, "axis", -1) != 2 && attr_i(sm, "axis", -1) != 3 {
+        if attr_i(sm, "axis", -1) != -1
+            && attr_i(sm, "axis", -1) != 2
+            && attr_i(sm, "axis", -1) != 3
+        {
             return fail("the softmax is not over the keys".into());
         }
         let scores = &sm.input[0];
@@ -581,7 +623,10 @@ impl Converter<'_> {
             }
             let v = mask.floats().ok_or(None)?;
             if dims != [t, t] {
-                return fail(format!("the attention mask has dims {:?}, not [{t}, {t}]", mask.dims));
+                return fail(format!(
+                    "the attention mask has dims {:?}, not [{t}, {t}]",
+                    mask.dims
+                ));
             }
             let is_causal = (0..t * t).all(|k| {
                 let (i, j) = (k / t, k % t);
@@ -600,14 +645,21 @@ impl Converter<'_> {
         // the heads: the split of q, k or v into [.., h, T, C/h], with the shape arithmetic
         // around it folded (the transposed input's dimensions are [T, B, C])
         let mut local: HashMap<String, Value> = HashMap::new();
-        let mut seen = Act::new(String::new(), vec![Dim::Fixed(t), Dim::Batch, Dim::Fixed(c)]);
+        let mut seen = Act::new(
+            String::new(),
+            vec![Dim::Fixed(t), Dim::Batch, Dim::Fixed(c)],
+        );
         seen.dsl = seen.shape.clone();
         local.insert(s.output[0].clone(), Value::Act(seen));
         let mut heads = HashSet::new();
         for &j in nodes {
             let node = &self.nodes[j];
             if op_of(node) == "Reshape" {
-                if let Some(Value::Const(target)) = node.input.get(1).and_then(|i| local.get(i).or_else(|| self.values.get(i))) {
+                if let Some(Value::Const(target)) = node
+                    .input
+                    .get(1)
+                    .and_then(|i| local.get(i).or_else(|| self.values.get(i)))
+                {
                     if let [_, crate::tensor::Int::Known(h), crate::tensor::Int::Known(tt), crate::tensor::Int::Known(d)] =
                         target.sym_ints().as_slice()
                     {
@@ -624,7 +676,11 @@ impl Converter<'_> {
                     if i.is_empty() {
                         return Some(None);
                     }
-                    local.get(i).or_else(|| self.values.get(i)).cloned().map(Some)
+                    local
+                        .get(i)
+                        .or_else(|| self.values.get(i))
+                        .cloned()
+                        .map(Some)
                 })
                 .collect();
             let Some(ins) = ins else { continue };
@@ -669,7 +725,11 @@ impl Converter<'_> {
             name: name.clone(),
             decl,
         });
-        self.weight(format!("{name}.in_proj_weight"), vec![3 * c, c], in_proj_weight);
+        self.weight(
+            format!("{name}.in_proj_weight"),
+            vec![3 * c, c],
+            in_proj_weight,
+        );
         self.weight(format!("{name}.out_proj.weight"), vec![c, c], out_weight);
         if let Some((bi, bo)) = bias {
             self.weight(format!("{name}.in_proj_bias"), vec![3 * c], bi);

@@ -10,15 +10,15 @@ model! {
         h_0_ln_1: LayerNorm(16),
         h_0_attn: MultiHeadAttention(16, heads = 2, causal = true),
         h_0_ln_2: LayerNorm(16),
-        fc: Dense(16 -> 32),
-        fc_2: Dense(32 -> 16),
+        h_0_fc: Dense(16 -> 32),
+        h_0_proj: Dense(32 -> 16),
         h_1_ln_1: LayerNorm(16),
         h_1_attn: MultiHeadAttention(16, heads = 2, causal = true),
         h_1_ln_2: LayerNorm(16),
-        fc_3: Dense(16 -> 32),
-        fc_4: Dense(32 -> 16),
+        h_1_fc: Dense(16 -> 32),
+        h_1_proj: Dense(32 -> 16),
         ln_f: LayerNorm(16),
-        fc_5: Dense(16 -> 11, bias = false),
+        fc: Dense(16 -> 11, bias = false),
     }
 
     fn forward(x: u32[B, 8]) -> [B, 8, 11] {
@@ -26,15 +26,15 @@ model! {
         let h2: [B, 8, 16] = h_0_ln_1(h1);
         let h3: [B, 8, 16] = h1 + h_0_attn(h2);
         let h4: [B, 8, 16] = h_0_ln_2(h3);
-        let h5: [B, 8, 32] = fc(h4);
+        let h5: [B, 8, 32] = h_0_fc(h4);
         let h6: [B, 8, 32] = gelu(h5, approximate = "none");
-        let h7: [B, 8, 16] = h3 + fc_2(h6);
+        let h7: [B, 8, 16] = h3 + h_0_proj(h6);
         let h8: [B, 8, 16] = h_1_ln_1(h7);
         let h9: [B, 8, 16] = h7 + h_1_attn(h8);
         let h10: [B, 8, 16] = h_1_ln_2(h9);
-        let h11: [B, 8, 32] = fc_3(h10);
+        let h11: [B, 8, 32] = h_1_fc(h10);
         let h12: [B, 8, 32] = gelu(h11, approximate = "none");
-        let h13: [B, 8, 16] = ln_f(h9 + fc_4(h12));
-        fc_5(h13)
+        let h13: [B, 8, 16] = ln_f(h9 + h_1_proj(h12));
+        fc(h13)
     }
 }
