@@ -72,7 +72,10 @@ impl Lower<'_> {
         // `gelu(x, approximate = "none")` is the exact GELU; "tanh" (the default) the
         // approximation
         let exact_gelu = if op == "gelu" {
-            match kw.take("approximate").map(|a| eval_gelu_approximate(a, self.errs)) {
+            match kw
+                .take("approximate")
+                .map(|a| eval_gelu_approximate(a, self.errs))
+            {
                 Some(None) => return None,
                 Some(Some(exact)) => exact,
                 None => false,
