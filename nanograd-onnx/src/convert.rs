@@ -7,6 +7,7 @@ use crate::fold;
 use crate::names::{layer_base, Names};
 
 mod patterns;
+mod sdpa;
 use crate::proto::{AttributeProto, NodeProto};
 use crate::tensor::{bounded, Const, Int, MAX_ELEMENTS};
 use crate::Problem;
@@ -99,6 +100,9 @@ pub struct Converter<'a> {
     /// Subgraphs recognised whole (`patterns`), and the region of each of their nodes.
     regions: Vec<patterns::Region>,
     in_region: HashMap<usize, usize>,
+    /// The problems of speculative regions' nodes so far, with the region and the node of
+    /// each.
+    held_back: Vec<(usize, usize, Problem)>,
 }
 
 type Out = Result<Vec<Value>, String>;
@@ -247,6 +251,7 @@ impl<'a> Converter<'a> {
             graph_outputs: outputs.to_vec(),
             regions: Vec::new(),
             in_region: HashMap::new(),
+            held_back: Vec::new(),
         }
     }
 
@@ -258,11 +263,23 @@ impl<'a> Converter<'a> {
             }
             // a region is converted at its last node, when every value it reads is known
             match self.in_region.get(&i) {
+                Some(&k) if self.regions[k].speculative() => {
+                    let before = self.problems.len();
+                    self.node(i);
+                    let new: Vec<Problem> = self.problems.drain(before..).collect();
+                    self.held_back.extend(new.into_iter().map(|p| (k, i, p)));
+                    if self.regions[k].nodes.last() == Some(&i) {
+                        self.region(k);
+                    }
+                }
                 Some(&k) if self.regions[k].nodes.last() == Some(&i) => self.region(k),
                 Some(_) => {}
                 None => self.node(i),
             }
         }
+        // (a region always ends at a node converted above; nothing held back is lost)
+        let rest = std::mem::take(&mut self.held_back);
+        self.problems.extend(rest.into_iter().map(|(_, _, p)| p));
     }
 
     fn problem(&mut self, node: &NodeProto, message: String) {
@@ -638,6 +655,21 @@ impl<'a> Converter<'a> {
                     k,
                     attr_i(node, "upper", 1) != 0,
                 )?)])
+            }
+            "Expand" if all_const => {
+                only_attrs(node, &[])?;
+                let shape = self.ints_of(&ins[1], "the shape")?;
+                let data = self.konst(&ins[0], "the data")?;
+                Ok(vec![Value::Const(fold::expand(data, &shape)?)])
+            }
+            "Sqrt" if all_const => {
+                only_attrs(node, &[])?;
+                let data = self.konst(&ins[0], "the data")?;
+                let v = data.floats().ok_or("the batch size under a square root")?;
+                Ok(vec![Value::Const(crate::tensor::Const::float(
+                    data.dims.clone(),
+                    v.iter().map(|x| x.sqrt()).collect(),
+                ))])
             }
             "Where" if all_const => {
                 only_attrs(node, &[])?;

@@ -373,6 +373,17 @@ fn broadcast_positions(out: &[usize], dims: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// `Expand(data, shape)`: `data` broadcast to `shape` (NumPy's rules, in both directions).
+pub fn expand(data: &Const, shape: &[i64]) -> Folded {
+    if shape.iter().any(|&d| d < 0) {
+        return Err(format!("the shape {shape:?} has a negative dimension"));
+    }
+    let target: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let dims = broadcast_dims(&[&data.dims, &target])?;
+    crate::tensor::bounded(&dims)?;
+    Ok(data.pick(dims.clone(), &broadcast_positions(&dims, &data.dims)))
+}
+
 /// `Where(cond, a, b)` with NumPy broadcasting: `a` where `cond` is non-zero, else `b`
 /// (picked, so a `-inf` of one side never meets a 0 of the other).
 pub fn where_(cond: &Const, a: &Const, b: &Const) -> Folded {

@@ -306,6 +306,40 @@ fn an_attention_mask_other_than_the_causal_one_is_reported() {
 }
 
 #[test]
+fn scaled_dot_product_attention_with_another_scale_is_reported() {
+    // the TorchScript export scales q and k by √(1/√d) each, computed from the shape; the
+    // numerator 1 of 1/√d made 2: the scores are scaled by 2/√8, which is not attention,
+    // so the problems the nodes had on their own are reported, with why
+    let mut m = fixture("sdpa_ts17");
+    let graph = m.graph.as_ref().unwrap();
+    let div = graph
+        .node
+        .iter()
+        .find(|n| n.name.as_deref() == Some("/Div"))
+        .unwrap();
+    let one = div.input[0].clone();
+    let name = graph
+        .node
+        .iter()
+        .find(|n| n.output.first() == Some(&one))
+        .and_then(|n| n.name.clone())
+        .unwrap();
+    set_float_constant(&mut m, &name, 2.0);
+    let p = problems(&m);
+    let text: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter().any(|t| t
+            .contains("not converted as scaled dot-product attention: the scores are scaled by")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("Transpose `/Transpose_3`: perm [0, 2, 3, 1]")),
+        "{text:?}"
+    );
+}
+
+#[test]
 fn corrupted_models_never_panic() {
     // a few bytes changed at random in real models: many still decode, into graphs with odd
     // dimensions, attributes and names, which must come back as Ok or Err, never a panic
@@ -325,6 +359,7 @@ fn corrupted_models_never_panic() {
         "cnn_bn_ts17",
         "gpt_ts17",
         "gpt_tanh_dynamo18",
+        "sdpa_dynamo17",
     ] {
         let original = fixture_bytes(stem);
         for _ in 0..600 {

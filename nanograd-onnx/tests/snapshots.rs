@@ -231,3 +231,32 @@ fn gpt_source_and_weights() {
         }
     }
 }
+
+#[test]
+fn scaled_dot_product_attention_source() {
+    // q, k and v split into two heads by `view` + `transpose(1, 2)`: the exporters reach kᵀ
+    // through a transpose of three dimensions (TorchScript) or reshapes merging the batch
+    // into the heads (dynamo); both become one `attention` call on [B, 2, 8, 8]
+    for stem in ["sdpa_ts17", "sdpa_ts18", "sdpa_dynamo17", "sdpa_dynamo18"] {
+        let source = convert(stem, "Sdpa").source;
+        let l = lines(&source);
+        let k = if stem.starts_with("sdpa_ts") {
+            "transpose(h2, 1, 2)"
+        } else {
+            "transpose(reshape(k(h1), [B, 8, 2, 8]), 1, 2)"
+        };
+        let out = if stem.starts_with("sdpa_ts") {
+            "h3"
+        } else {
+            "h2"
+        };
+        let want = format!(
+            "let {out}: [B, 8, 16] = reshape(transpose(attention(transpose(reshape(q(h1), [B, 8, 2, 8]), 1, 2), {k}, transpose(reshape(v(h1), [B, 8, 2, 8]), 1, 2), causal = true), 1, 2), [B, 8, 16]);"
+        );
+        assert!(
+            l.contains(&want.as_str()),
+            "{stem}: missing `{want}` in\n{source}"
+        );
+        assert!(!source.contains("softmax"), "{source}");
+    }
+}

@@ -37,6 +37,21 @@ pub enum Kind {
     Gelu { x: String, out: String },
     /// The attention of `nn.MultiheadAttention` between the transposes `start` and `end`.
     Attention { start: usize, end: usize },
+    /// Scaled dot-product attention around the `softmax` between the products `m1`
+    /// (`q·kᵀ`) and `m2` (`·v`); its nodes are converted speculatively (`sdpa`).
+    Sdpa {
+        softmax: usize,
+        m1: usize,
+        m2: usize,
+    },
+}
+
+impl Region {
+    /// Whether the region's nodes are converted as usual, their problems held back until
+    /// the region is read at its last node (else they are skipped until then).
+    pub fn speculative(&self) -> bool {
+        matches!(self.kind, Kind::Sdpa { .. })
+    }
 }
 
 /// The elementwise operators a GELU is written with.
@@ -118,6 +133,7 @@ impl Converter<'_> {
             let found = match op_of(n) {
                 "Transpose" => self.attention_region(i, &rt),
                 "Erf" | "Tanh" => self.gelu_region(i, &rt, &producer),
+                "Softmax" => self.sdpa_region(i, &rt),
                 _ => None,
             };
             if let Some(r) = found {
@@ -365,7 +381,41 @@ impl Converter<'_> {
                 self.gelu(&nodes, &x, &out)
             }
             &Kind::Attention { start, end } => self.attention(&nodes, start, end),
+            &Kind::Sdpa { softmax, m1, m2 } => self.sdpa(&nodes, softmax, m1, m2),
         };
+        let (held, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_back)
+            .into_iter()
+            .partition(|(r, _, _)| *r == k);
+        self.held_back = others;
+        let held: Vec<(usize, crate::Problem)> = held.into_iter().map(|(_, j, p)| (j, p)).collect();
+        if self.regions[k].speculative() {
+            // a problem of a node whose output leaves the region cannot be dropped
+            let inside: HashSet<usize> = nodes.iter().copied().collect();
+            let contained = held.iter().all(|(j, _)| {
+                self.nodes[*j].output.iter().all(|o| {
+                    self.consumers
+                        .get(o)
+                        .is_none_or(|cs| cs.iter().all(|c| inside.contains(c)))
+                        && !self.graph_outputs.contains(o)
+                })
+            });
+            match result {
+                Ok((out, act)) if contained => {
+                    let act = self.finish(&out, act);
+                    self.values.insert(out, Value::Act(act));
+                }
+                Ok(_) => self.problems.extend(held.into_iter().map(|(_, p)| p)),
+                Err(why) => {
+                    let any = !held.is_empty();
+                    self.problems.extend(held.into_iter().map(|(_, p)| p));
+                    if let (true, Some(why)) = (any, why) {
+                        let node = &self.nodes[nodes[0]];
+                        self.problem(node, why);
+                    }
+                }
+            }
+            return;
+        }
         match result {
             Ok((out, act)) => {
                 let act = self.finish(&out, act);
@@ -631,7 +681,7 @@ impl Converter<'_> {
             let is_causal = (0..t * t).all(|k| {
                 let (i, j) = (k / t, k % t);
                 if j > i {
-                    v[k] == f32::NEG_INFINITY
+                    v[k] <= f32::MIN // -inf, or the lowest float
                 } else {
                     v[k] == 0.0
                 }
