@@ -1,5 +1,6 @@
-//! Subgraphs recognised whole, before the node-by-node walk: the two GELUs and
-//! `nn.MultiheadAttention`'s self-attention.
+//! Subgraphs recognised whole, found before the node-by-node walk: the two GELUs,
+//! `nn.MultiheadAttention`'s self-attention, and scaled dot-product attention written by
+//! hand (read back speculatively, see `sdpa`).
 //!
 //! - **GELU.** An `Erf` or `Tanh` node with the elementwise nodes around it (`Add`, `Sub`,
 //!   `Mul`, `Div`, `Pow`, `Sqrt` of one run-time tensor `x` and one-element constants) that
@@ -18,6 +19,9 @@
 //!   scaling and shape arithmetic besides, a mask that is absent or exactly the causal one
 //!   (0 on and below the diagonal, -∞ above), and a head split `[.., h, T, C/h]`. Anything
 //!   else falls back to the node-by-node conversion, which reports what it cannot convert.
+//!   The scale `1/√(C/h)` is the layer's own and is not checked separately (TorchScript
+//!   computes it from run-time shapes inside the region); the fixtures' comparison with ONNX
+//!   Runtime checks it.
 
 use std::collections::{HashMap, HashSet};
 

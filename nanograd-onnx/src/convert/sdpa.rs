@@ -131,7 +131,7 @@ impl Layout {
                         batch_left = false;
                         group.push(seq.remove(0));
                     }
-                    None => return None,
+                    None | Some(0) => return None,
                     Some(n) if n <= need && need % n == 0 => {
                         need /= n;
                         group.push(seq.remove(0));
