@@ -95,6 +95,8 @@ pub enum Unary {
     Sigmoid,
     SigmoidStable,
     Gelu,
+    /// `gelu(x, approximate = "none")`: the exact GELU, `x Φ(x)`.
+    GeluErf,
     Silu,
 }
 
@@ -106,6 +108,7 @@ impl Unary {
             Unary::Sigmoid => "sigmoid",
             Unary::SigmoidStable => "sigmoid_stable",
             Unary::Gelu => "gelu",
+            Unary::GeluErf => "gelu_erf",
             Unary::Silu => "silu",
         }
     }

@@ -55,7 +55,9 @@ pub const OPS: &[OpSpec] = &[
     op("tanh", &["x"], 0, &[]),
     op("sigmoid", &["x"], 0, &[]),
     op("sigmoid_stable", &["x"], 0, &[]),
-    op("gelu", &["x"], 0, &[]),
+    // `approximate` is a string ("tanh", the default, or "none"), read by the lowering of
+    // `gelu` itself: 0 stands for "tanh"
+    op("gelu", &["x"], 0, &[("approximate", 0.0)]),
     op("silu", &["x"], 0, &[]),
     op("leaky_relu", &["x"], 0, &[("alpha", 0.01)]),
     op("softplus", &["x"], 0, &[("beta", 1.0)]),
@@ -112,6 +114,8 @@ impl OpSpec {
         for (k, d) in self.kwargs {
             if *k == "causal" {
                 parts.push(format!("{k} = false"));
+            } else if *k == "approximate" {
+                parts.push(format!("{k} = \"tanh\""));
             } else if d.is_nan() {
                 parts.push(format!("{k} = .."));
             } else {

@@ -5,6 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::fold;
 use crate::names::{layer_base, Names};
+
+mod patterns;
+mod sdpa;
 use crate::proto::{AttributeProto, NodeProto};
 use crate::tensor::{bounded, Const, Int, MAX_ELEMENTS};
 use crate::Problem;
@@ -92,6 +95,14 @@ pub struct Converter<'a> {
     next_var: usize,
     /// The ONNX opset of the default domain.
     opset: i64,
+    /// The graph's outputs.
+    graph_outputs: Vec<String>,
+    /// Subgraphs recognised whole (`patterns`), and the region of each of their nodes.
+    regions: Vec<patterns::Region>,
+    in_region: HashMap<usize, usize>,
+    /// The problems of speculative regions' nodes so far, with the region and the node of
+    /// each.
+    held_back: Vec<(usize, usize, Problem)>,
 }
 
 type Out = Result<Vec<Value>, String>;
@@ -182,6 +193,22 @@ fn fixed(dims: &[Dim], what: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// The PyTorch module a node came from, as the default exporter records it in the node's
+/// `namespace` metadata (`: Gpt/h.0: Block/h.0.fc: Linear/linear_2: aten.linear.default`
+/// → `h.0.fc`): the last module before the operator.
+fn module_path(node: &NodeProto) -> Option<String> {
+    let ns = node
+        .metadata_props
+        .iter()
+        .find(|p| p.key.as_deref() == Some("namespace"))?
+        .value
+        .as_deref()?;
+    let parts: Vec<&str> = ns.split('/').collect();
+    let module = parts.len().checked_sub(2).map(|k| parts[k])?;
+    let name = module.split(':').next()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// A float literal that reads back as the same f32.
 pub fn literal(v: f32) -> String {
     let s = format!("{v:?}");
@@ -221,15 +248,38 @@ impl<'a> Converter<'a> {
             names: Names::default(),
             next_var: 0,
             opset,
+            graph_outputs: outputs.to_vec(),
+            regions: Vec::new(),
+            in_region: HashMap::new(),
+            held_back: Vec::new(),
         }
     }
 
     pub fn run(&mut self) {
+        self.find_regions();
         for i in 0..self.nodes.len() {
-            if !self.absorbed.contains(&i) {
-                self.node(i);
+            if self.absorbed.contains(&i) {
+                continue;
+            }
+            // a region is converted at its last node, when every value it reads is known
+            match self.in_region.get(&i) {
+                Some(&k) if self.regions[k].speculative() => {
+                    let before = self.problems.len();
+                    self.node(i);
+                    let new: Vec<Problem> = self.problems.drain(before..).collect();
+                    self.held_back.extend(new.into_iter().map(|p| (k, i, p)));
+                    if self.regions[k].nodes.last() == Some(&i) {
+                        self.region(k);
+                    }
+                }
+                Some(&k) if self.regions[k].nodes.last() == Some(&i) => self.region(k),
+                Some(_) => {}
+                None => self.node(i),
             }
         }
+        // (a region always ends at a node converted above; nothing held back is lost)
+        let rest = std::mem::take(&mut self.held_back);
+        self.problems.extend(rest.into_iter().map(|(_, _, p)| p));
     }
 
     fn problem(&mut self, node: &NodeProto, message: String) {
@@ -393,7 +443,8 @@ impl<'a> Converter<'a> {
     }
 
     fn layer_name(&mut self, weight_input: &str, node: &NodeProto, fallback: &str) -> String {
-        let base = layer_base(weight_input, node.name.as_deref().unwrap_or(""));
+        let base = layer_base(weight_input, node.name.as_deref().unwrap_or(""))
+            .or_else(|| module_path(node));
         self.names.fresh(base.as_deref().unwrap_or(fallback))
     }
 
@@ -414,7 +465,16 @@ impl<'a> Converter<'a> {
         let input = |k: usize| ins.get(k).cloned().flatten();
         match op {
             "Constant" => {
-                only_attrs(node, &["value", "value_float", "value_floats", "value_int", "value_ints"])?;
+                only_attrs(
+                    node,
+                    &[
+                        "value",
+                        "value_float",
+                        "value_floats",
+                        "value_int",
+                        "value_ints",
+                    ],
+                )?;
                 let c = if let Some(t) = attr(node, "value").and_then(|a| a.t.as_ref()) {
                     crate::tensor::from_proto(t)?
                 } else if let Some(f) = attr(node, "value_float").and_then(|a| a.f) {
@@ -424,14 +484,19 @@ impl<'a> Converter<'a> {
                 } else if let Some(v) = attr(node, "value_int").and_then(|a| a.i) {
                     Const::ints(vec![], vec![Int::Known(v)])
                 } else if let Some(a) = attr(node, "value_ints") {
-                    Const::ints(vec![a.ints.len()], a.ints.iter().map(|&i| Int::Known(i)).collect())
+                    Const::ints(
+                        vec![a.ints.len()],
+                        a.ints.iter().map(|&i| Int::Known(i)).collect(),
+                    )
                 } else {
                     return Err("it has no supported value attribute".into());
                 };
                 Ok(vec![Value::Const(c)])
             }
             "Identity" | "Dropout" => {
-                if op == "Dropout" && matches!(input(2), Some(Value::Const(ref c)) if c.known_ints() != Some(vec![0])) {
+                if op == "Dropout"
+                    && matches!(input(2), Some(Value::Const(ref c)) if c.known_ints() != Some(vec![0]))
+                {
                     return Err("dropout in training mode (export the model in eval mode)".into());
                 }
                 Ok(vec![input(0).ok_or("its input is missing")?])
@@ -452,14 +517,24 @@ impl<'a> Converter<'a> {
                 };
                 let r = dims.len() as i64;
                 let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-                let (s, e) = (clamp(attr_i(node, "start", 0)), clamp(attr_i(node, "end", r)));
+                let (s, e) = (
+                    clamp(attr_i(node, "start", 0)),
+                    clamp(attr_i(node, "end", r)),
+                );
                 let picked = dims[s..e.max(s)].to_vec();
                 Ok(vec![Value::Const(Const::ints(vec![picked.len()], picked))])
             }
             "Gather" if all_const => {
                 only_attrs(node, &["axis"])?;
-                let (d, idx) = (self.konst(&ins[0], "the data")?, self.konst(&ins[1], "the indices")?);
-                Ok(vec![Value::Const(fold::gather(d, idx, attr_i(node, "axis", 0))?)])
+                let (d, idx) = (
+                    self.konst(&ins[0], "the data")?,
+                    self.konst(&ins[1], "the indices")?,
+                );
+                Ok(vec![Value::Const(fold::gather(
+                    d,
+                    idx,
+                    attr_i(node, "axis", 0),
+                )?)])
             }
             "Gather" => self.embedding(node, ins),
             "Unsqueeze" | "Squeeze" if all_const => {
@@ -483,20 +558,38 @@ impl<'a> Converter<'a> {
             }
             "Concat" if all_const => {
                 only_attrs(node, &["axis"])?;
-                let parts: Vec<&Const> = ins.iter().flatten().map(|v| self.konst(&Some(v.clone()), "an input").map(|_| v)).filter_map(|v| match v {
-                    Ok(Value::Const(c)) => Some(c),
-                    _ => None,
-                }).collect();
-                Ok(vec![Value::Const(fold::concat(&parts, attr_i(node, "axis", 0))?)])
+                let parts: Vec<&Const> = ins
+                    .iter()
+                    .flatten()
+                    .map(|v| self.konst(&Some(v.clone()), "an input").map(|_| v))
+                    .filter_map(|v| match v {
+                        Ok(Value::Const(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(vec![Value::Const(fold::concat(
+                    &parts,
+                    attr_i(node, "axis", 0),
+                )?)])
             }
             "Slice" if all_const => {
                 only_attrs(node, &[])?;
                 let starts = self.ints_of(&ins[1], "the starts")?;
                 let ends = self.ints_of(&ins[2], "the ends")?;
-                let axes = input(3).map(|_| self.ints_of(&ins[3], "the axes")).transpose()?;
-                let steps = input(4).map(|_| self.ints_of(&ins[4], "the steps")).transpose()?;
+                let axes = input(3)
+                    .map(|_| self.ints_of(&ins[3], "the axes"))
+                    .transpose()?;
+                let steps = input(4)
+                    .map(|_| self.ints_of(&ins[4], "the steps"))
+                    .transpose()?;
                 let data = self.konst(&ins[0], "the data")?;
-                Ok(vec![Value::Const(fold::slice(data, &starts, &ends, axes.as_deref(), steps.as_deref())?)])
+                Ok(vec![Value::Const(fold::slice(
+                    data,
+                    &starts,
+                    &ends,
+                    axes.as_deref(),
+                    steps.as_deref(),
+                )?)])
             }
             "Cast" => {
                 only_attrs(node, &["to", "saturate", "round_mode"])?;
@@ -510,22 +603,82 @@ impl<'a> Converter<'a> {
                 match input(0) {
                     Some(Value::Const(c)) => Ok(vec![Value::Const(fold::cast(&c, to_float)?)]),
                     Some(Value::Act(a)) if to_float && !a.index => Ok(vec![Value::Act(a)]),
-                    _ => Err("a cast of a run-time tensor to an integer type is not supported".into()),
+                    _ => Err(
+                        "a cast of a run-time tensor to an integer type is not supported".into(),
+                    ),
                 }
             }
             "Transpose" if all_const => {
                 only_attrs(node, &["perm"])?;
                 let data = self.konst(&ins[0], "the data")?;
                 let perm: Vec<usize> = match attr_ints(node, "perm") {
-                    Some(p) => p.iter().map(|&a| fold::axis(a, data.dims.len())).collect::<Result<_, _>>()?,
+                    Some(p) => p
+                        .iter()
+                        .map(|&a| fold::axis(a, data.dims.len()))
+                        .collect::<Result<_, _>>()?,
                     None => (0..data.dims.len()).rev().collect(),
                 };
                 Ok(vec![Value::Const(fold::transpose(data, &perm)?)])
             }
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" if all_const => {
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Mod" if all_const => {
                 only_attrs(node, &[])?;
-                let (a, b) = (self.konst(&ins[0], "the first input")?, self.konst(&ins[1], "the second input")?);
+                let (a, b) = (
+                    self.konst(&ins[0], "the first input")?,
+                    self.konst(&ins[1], "the second input")?,
+                );
                 Ok(vec![Value::Const(fold::binary(op, a, b)?)])
+            }
+            "ConstantOfShape" if all_const => {
+                only_attrs(node, &["value"])?;
+                let value = match attr(node, "value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => Some(crate::tensor::from_proto(t)?),
+                    None => None,
+                };
+                let shape = self.konst(&ins[0], "the shape")?;
+                Ok(vec![Value::Const(fold::constant_of_shape(
+                    shape,
+                    value.as_ref(),
+                )?)])
+            }
+            "Trilu" if all_const => {
+                only_attrs(node, &["upper"])?;
+                let k = match input(1) {
+                    Some(_) => match self.ints_of(&ins[1], "the diagonal k")?.as_slice() {
+                        [k] => *k,
+                        _ => return Err("the diagonal k is not one integer".into()),
+                    },
+                    None => 0,
+                };
+                let data = self.konst(&ins[0], "the data")?;
+                Ok(vec![Value::Const(fold::trilu(
+                    data,
+                    k,
+                    attr_i(node, "upper", 1) != 0,
+                )?)])
+            }
+            "Expand" if all_const => {
+                only_attrs(node, &[])?;
+                let shape = self.ints_of(&ins[1], "the shape")?;
+                let data = self.konst(&ins[0], "the data")?;
+                Ok(vec![Value::Const(fold::expand(data, &shape)?)])
+            }
+            "Sqrt" if all_const => {
+                only_attrs(node, &[])?;
+                let data = self.konst(&ins[0], "the data")?;
+                let v = data.floats().ok_or("the batch size under a square root")?;
+                Ok(vec![Value::Const(crate::tensor::Const::float(
+                    data.dims.clone(),
+                    v.iter().map(|x| x.sqrt()).collect(),
+                ))])
+            }
+            "Where" if all_const => {
+                only_attrs(node, &[])?;
+                let (c, a, b) = (
+                    self.konst(&ins[0], "the condition")?,
+                    self.konst(&ins[1], "the first choice")?,
+                    self.konst(&ins[2], "the second choice")?,
+                );
+                Ok(vec![Value::Const(fold::where_(c, a, b)?)])
             }
             "Reshape" => self.reshape(node, ins),
             "Flatten" => self.flatten(node, ins),
@@ -546,7 +699,10 @@ impl<'a> Converter<'a> {
                 only_attrs(node, &[])?;
                 let x = self.materialize(&self.float_act(&ins[0], "the input")?);
                 let f = op.to_ascii_lowercase();
-                Ok(vec![Value::Act(Act::new(format!("{f}({})", x.expr), x.shape))])
+                Ok(vec![Value::Act(Act::new(
+                    format!("{f}({})", x.expr),
+                    x.shape,
+                ))])
             }
             "Softmax" | "LogSoftmax" => {
                 only_attrs(node, &["axis"])?;
@@ -554,18 +710,32 @@ impl<'a> Converter<'a> {
                 let default = if self.opset >= 13 { -1 } else { 1 };
                 let ax = fold::axis(attr_i(node, "axis", default), x.shape.len())?;
                 if ax + 1 != x.shape.len() {
-                    return Err(format!("axis {ax} of {} is supported only as the last axis", fmt_dims(&x.shape)));
+                    return Err(format!(
+                        "axis {ax} of {} is supported only as the last axis",
+                        fmt_dims(&x.shape)
+                    ));
                 }
-                let f = if op == "Softmax" { "softmax" } else { "log_softmax" };
-                Ok(vec![Value::Act(Act::new(format!("{f}({})", x.expr), x.shape))])
+                let f = if op == "Softmax" {
+                    "softmax"
+                } else {
+                    "log_softmax"
+                };
+                Ok(vec![Value::Act(Act::new(
+                    format!("{f}({})", x.expr),
+                    x.shape,
+                ))])
             }
             "Add" | "Sub" | "Mul" | "Div" => self.elementwise(node, ins),
-            _ => Err(format!("the operator `{op}` is not supported{}", match op {
-                "Erf" => " (nanograd's `gelu` is the tanh approximation; export with `approximate=\"tanh\"`)",
-                "Gather" | "Unsqueeze" | "Squeeze" | "Concat" | "Slice" | "Transpose" | "Pow" | "Equal" =>
-                    " on a run-time tensor",
-                _ => "",
-            })),
+            _ => Err(format!(
+                "the operator `{op}` is not supported{}",
+                match op {
+                    "Erf" =>
+                        " outside a GELU (x·Φ(x), which becomes `gelu(x, approximate = \"none\")`)",
+                    "Gather" | "Unsqueeze" | "Squeeze" | "Concat" | "Slice" | "Transpose"
+                    | "Pow" | "Equal" => " on a run-time tensor",
+                    _ => "",
+                }
+            )),
         }
     }
 
@@ -690,6 +860,7 @@ impl<'a> Converter<'a> {
                     .ok_or("the weight is not a float tensor")?;
                 let out_name = node.output.first().cloned().unwrap_or_default();
                 let mut bias = None;
+                let mut bias_name: Option<String> = None;
                 if let (Some(1), Some([j])) = (
                     self.uses.get(&out_name),
                     self.consumers.get(&out_name).map(Vec::as_slice),
@@ -707,6 +878,7 @@ impl<'a> Converter<'a> {
                                 && c.dims.len() <= x.shape.len()
                             {
                                 bias = c.floats();
+                                bias_name = Some(other.clone());
                                 if bias.is_some() {
                                     self.absorbed.insert(*j);
                                 }
@@ -714,7 +886,15 @@ impl<'a> Converter<'a> {
                         }
                     }
                 }
-                let weight_name = node.input.get(1).cloned().unwrap_or_default();
+                let mut weight_name = node.input.get(1).cloned().unwrap_or_default();
+                // an anonymous weight (`val_98`, the default exporter's) but a named bias
+                // (`h.0.fc.bias`): the layer is named from the bias
+                if layer_base(&weight_name, node.name.as_deref().unwrap_or("")).is_none() {
+                    if let Some(b) = bias_name.filter(|b| b.ends_with(".bias") && !b.contains("::"))
+                    {
+                        weight_name = b.replace(".bias", ".weight");
+                    }
+                }
                 let act = self.dense(&weight_name, node, &x, inp, out, wt, bias.clone());
                 if bias.is_some() {
                     let j = self.consumers[&out_name][0];

@@ -277,7 +277,151 @@ pub fn cast(data: &Const, to_float: bool) -> Folded {
     })
 }
 
-/// Elementwise `Add`/`Sub`/`Mul`/`Div` (and `Equal`, `Pow`) with NumPy broadcasting.
+/// `ConstantOfShape(shape, value)`: a tensor of the given (known) shape filled with the
+/// one-element `value` (a float 0 when absent). The exporters build a causal mask with it.
+pub fn constant_of_shape(shape: &Const, value: Option<&Const>) -> Folded {
+    let dims = shape
+        .known_ints()
+        .ok_or("the shape is not known while converting (it holds the batch size)")?;
+    if dims.iter().any(|&d| d < 0) {
+        return Err(format!("the shape {dims:?} has a negative dimension"));
+    }
+    let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    let n = crate::tensor::bounded(&dims)?;
+    Ok(match value {
+        None => Const::float(dims, vec![0.0; n]),
+        Some(v) if v.len() == 1 => match &v.data {
+            Data::Float(f) => Const::float(dims, vec![f[0]; n]),
+            Data::Int(i) => Const::ints(dims, vec![i[0]; n]),
+        },
+        Some(v) => return Err(format!("the value has {} elements, not 1", v.len())),
+    })
+}
+
+/// `Trilu(x, k, upper)`: keeps the upper (or lower) triangle of the last two dimensions from
+/// the `k`-th diagonal on (`j - i >= k`, or `j - i <= k`), zeroes the rest.
+pub fn trilu(data: &Const, k: i64, upper: bool) -> Folded {
+    let r = data.dims.len();
+    if r < 2 {
+        return Err(format!("Trilu needs two dimensions, got {:?}", data.dims));
+    }
+    let dims_of_trilu = data.dims.clone();
+    let (rows, cols) = (data.dims[r - 2].max(1), data.dims[r - 1].max(1));
+    let keep = |flat: usize| {
+        let d = (flat % cols) as i64 - ((flat / cols) % rows) as i64;
+        if upper {
+            d >= k
+        } else {
+            d <= k
+        }
+    };
+    let data = match &data.data {
+        Data::Float(v) => Data::Float(
+            v.iter()
+                .enumerate()
+                .map(|(f, &x)| if keep(f) { x } else { 0.0 })
+                .collect(),
+        ),
+        Data::Int(v) => Data::Int(
+            v.iter()
+                .enumerate()
+                .map(|(f, &x)| if keep(f) { x } else { Int::Known(0) })
+                .collect(),
+        ),
+    };
+    Ok(Const {
+        dims: dims_of_trilu,
+        data,
+    })
+}
+
+/// The broadcast shape of several operands (NumPy's rules), or an error naming them.
+fn broadcast_dims(all: &[&[usize]]) -> Result<Vec<usize>, String> {
+    let rank = all.iter().map(|d| d.len()).max().unwrap_or(0);
+    let mut out = vec![1; rank];
+    for d in all {
+        for (k, &n) in d.iter().enumerate() {
+            let o = &mut out[rank - d.len() + k];
+            if *o == 1 {
+                *o = n;
+            } else if n != 1 && n != *o {
+                return Err(format!("shapes {all:?} do not broadcast"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// For every position of the broadcast shape `out`, the flat position it reads in an
+/// operand of shape `dims`.
+fn broadcast_positions(out: &[usize], dims: &[usize]) -> Vec<usize> {
+    let pad = [vec![1; out.len() - dims.len()], dims.to_vec()].concat();
+    let (so, si) = (strides(out), strides(&pad));
+    let n: usize = out.iter().product();
+    (0..n)
+        .map(|f| {
+            (0..out.len())
+                .map(|a| {
+                    if pad[a] == 1 {
+                        0
+                    } else {
+                        (f / so[a]) % out[a] * si[a]
+                    }
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// `Expand(data, shape)`: `data` broadcast to `shape` (NumPy's rules, in both directions).
+pub fn expand(data: &Const, shape: &[i64]) -> Folded {
+    if shape.iter().any(|&d| d < 0) {
+        return Err(format!("the shape {shape:?} has a negative dimension"));
+    }
+    let target: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let dims = broadcast_dims(&[&data.dims, &target])?;
+    crate::tensor::bounded(&dims)?;
+    Ok(data.pick(dims.clone(), &broadcast_positions(&dims, &data.dims)))
+}
+
+/// `Where(cond, a, b)` with NumPy broadcasting: `a` where `cond` is non-zero, else `b`
+/// (picked, so a `-inf` of one side never meets a 0 of the other).
+pub fn where_(cond: &Const, a: &Const, b: &Const) -> Folded {
+    let c: Vec<bool> = match &cond.data {
+        Data::Int(v) => v.iter().map(|i| *i != Int::Known(0)).collect(),
+        Data::Float(v) => v.iter().map(|&x| x != 0.0).collect(),
+    };
+    let dims = broadcast_dims(&[&cond.dims, &a.dims, &b.dims])?;
+    crate::tensor::bounded(&dims)?;
+    let (pc, pa, pb) = (
+        broadcast_positions(&dims, &cond.dims),
+        broadcast_positions(&dims, &a.dims),
+        broadcast_positions(&dims, &b.dims),
+    );
+    match (&a.data, &b.data) {
+        (Data::Int(x), Data::Int(y)) => Ok(Const::ints(
+            dims,
+            (0..pc.len())
+                .map(|k| if c[pc[k]] { x[pa[k]] } else { y[pb[k]] })
+                .collect(),
+        )),
+        _ => {
+            let (x, y) = (
+                a.floats().ok_or("an operand holds the batch size")?,
+                b.floats().ok_or("an operand holds the batch size")?,
+            );
+            Ok(Const::float(
+                dims,
+                (0..pc.len())
+                    .map(|k| if c[pc[k]] { x[pa[k]] } else { y[pb[k]] })
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// Elementwise `Add`/`Sub`/`Mul`/`Div` (and `Equal`, `Pow`, integer `Mod`) with NumPy
+/// broadcasting.
 pub fn binary(op: &str, a: &Const, b: &Const) -> Folded {
     let rank = a.dims.len().max(b.dims.len());
     let pad = |d: &[usize]| [vec![1; rank - d.len()], d.to_vec()].concat();
@@ -310,6 +454,9 @@ pub fn binary(op: &str, a: &Const, b: &Const) -> Folded {
             .sum()
     };
     let float = matches!(a.data, Data::Float(_)) || matches!(b.data, Data::Float(_)) || op == "Pow";
+    if float && op == "Mod" {
+        return Err("`Mod` of floats is not supported".into());
+    }
     if float {
         let (va, vb) = (
             a.floats().ok_or("the batch size in float arithmetic")?,
@@ -341,6 +488,10 @@ pub fn binary(op: &str, a: &Const, b: &Const) -> Folded {
             ("Sub", Int::Known(x), Int::Known(y)) => Int::Known(x - y),
             ("Mul", Int::Known(x), Int::Known(y)) => Int::Known(x * y),
             ("Div", Int::Known(x), Int::Known(y)) if y != 0 => Int::Known(x.div_euclid(y)),
+            // ONNX's integer `Mod` (fmod = 0) takes the divisor's sign, as Python's `%`
+            ("Mod", Int::Known(x), Int::Known(y)) if y != 0 => {
+                Int::Known(x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y))
+            }
             ("Equal", Int::Known(x), Int::Known(y)) => Int::Known(i64::from(x == y)),
             ("Mul" | "Div", Int::Batch, Int::Known(1)) | ("Mul", Int::Known(1), Int::Batch) => {
                 Int::Batch
@@ -412,5 +563,66 @@ mod tests {
         assert_eq!(g, Const::float(vec![2, 2], vec![2.0, 0.0, 5.0, 3.0]));
         assert_eq!(reshape(&x, &[-1], false).unwrap().dims, vec![6]);
         assert!(reshape(&x, &[4, -1], false).is_err());
+    }
+
+    #[test]
+    fn a_causal_mask_folds() {
+        // TorchScript's mask: ConstantOfShape([3, 3], true), Trilu(upper, k = 1), Where(mask,
+        // -inf, 0): -inf strictly above the diagonal, 0 on and below it
+        let shape = Const::ints(vec![2], vec![Int::Known(3), Int::Known(3)]);
+        let ones =
+            constant_of_shape(&shape, Some(&Const::ints(vec![1], vec![Int::Known(1)]))).unwrap();
+        assert_eq!(ones.sym_ints(), vec![Int::Known(1); 9]);
+        let upper = trilu(&ones, 1, true).unwrap();
+        let k = |v: &[i64]| v.iter().map(|&x| Int::Known(x)).collect::<Vec<_>>();
+        assert_eq!(upper.sym_ints(), k(&[0, 1, 1, 0, 0, 1, 0, 0, 0]));
+        let ninf = f32::NEG_INFINITY;
+        let mask = where_(
+            &upper,
+            &Const::float(vec![], vec![ninf]),
+            &Const::float(vec![3, 3], vec![0.0; 9]),
+        )
+        .unwrap();
+        assert_eq!(mask.dims, [3, 3]);
+        assert_eq!(
+            mask.floats().unwrap(),
+            [0.0, ninf, ninf, 0.0, 0.0, ninf, 0.0, 0.0, 0.0]
+        );
+        // the lower triangle (upper = 0, k = 0) of a [2, 2, 2] stack, row by row
+        let x = Const::float(vec![2, 2, 2], (1..=8).map(|v| v as f32).collect());
+        assert_eq!(
+            trilu(&x, 0, false).unwrap().floats().unwrap(),
+            [1.0, 0.0, 3.0, 4.0, 5.0, 0.0, 7.0, 8.0]
+        );
+        // no value: float zeros; an unknown (batch) shape cannot be folded
+        assert_eq!(
+            constant_of_shape(&shape, None).unwrap().floats().unwrap(),
+            [0.0; 9]
+        );
+        let batch = Const::ints(vec![1], vec![Int::Batch]);
+        assert!(constant_of_shape(&batch, None).is_err());
+        assert!(trilu(&Const::float(vec![3], vec![1.0; 3]), 0, true).is_err());
+    }
+
+    #[test]
+    fn where_broadcasts_and_mod_takes_the_divisors_sign() {
+        // cond [2, 1] against a [1, 3] and b scalar
+        let cond = Const::ints(vec![2, 1], vec![Int::Known(1), Int::Known(0)]);
+        let a = Const::float(vec![1, 3], vec![1.0, 2.0, 3.0]);
+        let b = Const::float(vec![], vec![-1.0]);
+        let w = where_(&cond, &a, &b).unwrap();
+        assert_eq!(w.dims, [2, 3]);
+        assert_eq!(w.floats().unwrap(), [1.0, 2.0, 3.0, -1.0, -1.0, -1.0]);
+        let bad = Const::float(vec![2], vec![0.0; 2]);
+        assert!(where_(&cond, &Const::float(vec![3], vec![0.0; 3]), &bad).is_err());
+        // 2 mod 3 = 2, -2 mod 3 = 1, 2 mod -3 = -1 (Python's %)
+        let m = binary(
+            "Mod",
+            &Const::ints(vec![3], vec![Int::Known(2), Int::Known(-2), Int::Known(2)]),
+            &Const::ints(vec![3], vec![Int::Known(3), Int::Known(3), Int::Known(-3)]),
+        )
+        .unwrap();
+        assert_eq!(m.known_ints().unwrap(), [2, 1, -1]);
+        assert!(binary("Mod", &b, &b).is_err());
     }
 }

@@ -5,7 +5,9 @@
 //! `onnx.proto`), folds the shape arithmetic the exporters emit (`Shape`, `Gather`,
 //! `Unsqueeze`, `Concat`, `Slice`, `Cast`, `Constant`, ...) into constants, matches the
 //! remaining nodes to layers and ops (`Gemm` and `MatMul` + `Add` → `Dense`, `Conv` →
-//! `Conv2d`, `BatchNormalization` → `BatchNorm2d`, pools, activations), and writes one
+//! `Conv2d`, `BatchNormalization` → `BatchNorm2d`, pools, activations; whole subgraphs for
+//! `nn.MultiheadAttention` → `MultiHeadAttention`, the `Erf` and `Tanh` GELUs → `gelu`,
+//! scaled dot-product attention → `attention`), and writes one
 //! `model!` block whose `forward` takes the graph's input and returns its output. Every
 //! problem (an operator, an attribute value, a shape it cannot resolve) is collected and
 //! returned together in [`Error::Unsupported`]; nothing is produced then.

@@ -211,7 +211,7 @@ fn the_command_line_exits_1_and_writes_nothing() {
     assert_eq!(run.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("2 problems"), "{stderr}");
-    assert!(stderr.contains("Erf `/Tanh`: the operator `Erf` is not supported (nanograd's `gelu` is the tanh approximation"), "{stderr}");
+    assert!(stderr.contains("Erf `/Tanh`: the operator `Erf` is not supported outside a GELU (x·Φ(x), which becomes `gelu(x, approximate = \"none\")`)"), "{stderr}");
     assert!(stderr.contains("Celu `/Sigmoid`"), "{stderr}");
     assert!(!out.exists(), "nothing is written");
 
@@ -232,6 +232,113 @@ fn the_command_line_exits_1_and_writes_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The `Constant` node named `name` of a TorchScript export, holding a float scalar.
+fn set_float_constant(m: &mut ModelProto, name: &str, value: f32) {
+    let node = m
+        .graph
+        .as_mut()
+        .unwrap()
+        .node
+        .iter_mut()
+        .find(|n| n.name.as_deref() == Some(name))
+        .unwrap();
+    let t = node.attribute[0].t.as_mut().unwrap();
+    t.raw_data = Some(value.to_le_bytes().to_vec());
+    t.float_data.clear();
+}
+
+#[test]
+fn a_gelu_chain_with_another_constant_is_not_a_gelu() {
+    // x·0.5·(1 + erf(x/√2)) with 0.6 in place of 0.5 (TorchScript's `/h.0/Constant_3`
+    // scales the product): no GELU, so its Erf is reported, in each block that has it
+    let mut m = fixture("gpt_ts17");
+    let graph = m.graph.as_ref().unwrap();
+    let half = graph
+        .node
+        .iter()
+        .filter(|n| {
+            n.name
+                .as_deref()
+                .is_some_and(|s| s.starts_with("/h.0/Constant"))
+        })
+        .find(|n| {
+            n.attribute[0]
+                .t
+                .as_ref()
+                .is_some_and(|t| t.raw_data.as_deref() == Some(&0.5f32.to_le_bytes()[..]))
+        })
+        .and_then(|n| n.name.clone())
+        .expect("the GELU's 0.5");
+    set_float_constant(&mut m, &half, 0.6);
+    let p = problems(&m);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        p[0].to_string(),
+        "Erf `/h.0/Erf`: the operator `Erf` is not supported outside a GELU (x·Φ(x), which becomes `gelu(x, approximate = \"none\")`)"
+    );
+}
+
+#[test]
+fn an_attention_mask_other_than_the_causal_one_is_reported() {
+    // Trilu with upper = 0 masks the lower triangle instead: the attention is not taken as
+    // `MultiHeadAttention`, its batch-merging ops are reported, and why it was not taken
+    for stem in ["gpt_ts17", "gpt_tanh_ts18"] {
+        let mut m = fixture(stem);
+        let trilu = node_mut(&mut m, "Trilu");
+        trilu.attribute[0].i = Some(0);
+        let p = problems(&m);
+        let why: Vec<String> = p
+            .iter()
+            .map(|p| p.to_string())
+            .filter(|s| s.contains("not converted as `nn.MultiheadAttention`"))
+            .collect();
+        assert_eq!(
+            why,
+            ["Transpose `/h.0/attn/Transpose`: not converted as `nn.MultiheadAttention`: the attention mask is neither absent nor the causal one (-inf above the diagonal)"],
+            "{stem}: {p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.node == "/h.0/attn/Transpose" && p.message.contains("perm [1, 0, 2]")),
+            "{stem}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn scaled_dot_product_attention_with_another_scale_is_reported() {
+    // the TorchScript export scales q and k by √(1/√d) each, computed from the shape; the
+    // numerator 1 of 1/√d made 2: the scores are scaled by 2/√8, which is not attention,
+    // so the problems the nodes had on their own are reported, with why
+    let mut m = fixture("sdpa_ts17");
+    let graph = m.graph.as_ref().unwrap();
+    let div = graph
+        .node
+        .iter()
+        .find(|n| n.name.as_deref() == Some("/Div"))
+        .unwrap();
+    let one = div.input[0].clone();
+    let name = graph
+        .node
+        .iter()
+        .find(|n| n.output.first() == Some(&one))
+        .and_then(|n| n.name.clone())
+        .unwrap();
+    set_float_constant(&mut m, &name, 2.0);
+    let p = problems(&m);
+    let text: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter().any(|t| t
+            .contains("not converted as scaled dot-product attention: the scores are scaled by")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("Transpose `/Transpose_3`: perm [0, 2, 3, 1]")),
+        "{text:?}"
+    );
+}
+
 #[test]
 fn corrupted_models_never_panic() {
     // a few bytes changed at random in real models: many still decode, into graphs with odd
@@ -250,6 +357,9 @@ fn corrupted_models_never_panic() {
         "cnn_dynamo18",
         "mlp_ts17",
         "cnn_bn_ts17",
+        "gpt_ts17",
+        "gpt_tanh_dynamo18",
+        "sdpa_dynamo17",
     ] {
         let original = fixture_bytes(stem);
         for _ in 0..600 {

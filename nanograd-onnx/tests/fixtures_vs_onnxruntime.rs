@@ -5,7 +5,11 @@
 //! the converter's safetensors, reproduces ONNX Runtime's outputs to a relative error
 //! below 1e-4. The `seq` fixtures take token ids (`u32[B, 4]`) through an embedding, layer
 //! norm, a dense layer on `[B, 4, 6]` (MatMul + Add), batched matmuls, a transpose and a
-//! softmax.
+//! softmax. The `gpt` and `gpt_tanh` fixtures are a two-block GPT (token and position
+//! embeddings, `nn.MultiheadAttention` with the causal mask, the exact or the tanh GELU,
+//! residual adds, `lm_head` without bias), `u32[B, 8]` to `[B, 8, 11]`; the `sdpa`
+//! fixtures a hand-written `F.scaled_dot_product_attention(q, k, v, is_causal=True)` over
+//! two heads, which becomes `attention(q, k, v, causal = true)`.
 
 use std::path::PathBuf;
 
@@ -147,4 +151,8 @@ fixture_tests! {
     "cnn_flat": cnn_flat_ts17 => CnnFlatTs17, cnn_flat_ts18 => CnnFlatTs18,
         cnn_flat_dynamo17 => CnnFlatDynamo17, cnn_flat_dynamo18 => CnnFlatDynamo18;
     "seq": seq_ts17 => SeqTs17, seq_ts18 => SeqTs18, seq_dynamo17 => SeqDynamo17, seq_dynamo18 => SeqDynamo18;
+    "gpt": gpt_ts17 => GptTs17, gpt_ts18 => GptTs18, gpt_dynamo17 => GptDynamo17, gpt_dynamo18 => GptDynamo18;
+    "gpt_tanh": gpt_tanh_ts17 => GptTanhTs17, gpt_tanh_ts18 => GptTanhTs18,
+        gpt_tanh_dynamo17 => GptTanhDynamo17, gpt_tanh_dynamo18 => GptTanhDynamo18;
+    "sdpa": sdpa_ts17 => SdpaTs17, sdpa_ts18 => SdpaTs18, sdpa_dynamo17 => SdpaDynamo17, sdpa_dynamo18 => SdpaDynamo18;
 }

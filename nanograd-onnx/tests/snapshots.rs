@@ -138,3 +138,125 @@ fn a_views_shape_arithmetic_folds_to_flatten() {
         "{source}"
     );
 }
+
+/// The generated GPT, whole: both exporters give the same `model!` block, with
+/// `nn.MultiheadAttention` as one `MultiHeadAttention` layer per block, the Erf chain as
+/// `gelu(.., approximate = "none")` (the Tanh chain as `gelu(..)`), and the layers named
+/// after PyTorch's modules.
+const GPT: &[&str] = &[
+    "pub struct Gpt {",
+    "wte: Embedding(11 -> 16),",
+    "wpe: Param([8, 16]),",
+    "h_0_ln_1: LayerNorm(16),",
+    "h_0_attn: MultiHeadAttention(16, heads = 2, causal = true),",
+    "h_0_ln_2: LayerNorm(16),",
+    "h_0_fc: Dense(16 -> 32),",
+    "h_0_proj: Dense(32 -> 16),",
+    "h_1_ln_1: LayerNorm(16),",
+    "h_1_attn: MultiHeadAttention(16, heads = 2, causal = true),",
+    "h_1_ln_2: LayerNorm(16),",
+    "h_1_fc: Dense(16 -> 32),",
+    "h_1_proj: Dense(32 -> 16),",
+    "ln_f: LayerNorm(16),",
+    "lm_head: Dense(16 -> 11, bias = false),",
+    "}",
+    "",
+    "fn forward(x: u32[B, 8]) -> [B, 8, 11] {",
+    "let h1: [B, 8, 16] = wte(x) + wpe;",
+    "let h2: [B, 8, 16] = h_0_ln_1(h1);",
+    "let h3: [B, 8, 16] = h1 + h_0_attn(h2);",
+    "let h4: [B, 8, 16] = h_0_ln_2(h3);",
+    "let h5: [B, 8, 32] = h_0_fc(h4);",
+    "let h6: [B, 8, 32] = GELU(h5);",
+    "let h7: [B, 8, 16] = h3 + h_0_proj(h6);",
+    "let h8: [B, 8, 16] = h_1_ln_1(h7);",
+    "let h9: [B, 8, 16] = h7 + h_1_attn(h8);",
+    "let h10: [B, 8, 16] = h_1_ln_2(h9);",
+    "let h11: [B, 8, 32] = h_1_fc(h10);",
+    "let h12: [B, 8, 32] = GELU(h11);",
+    "let h13: [B, 8, 16] = ln_f(h9 + h_1_proj(h12));",
+    "lm_head(h13)",
+    "}",
+    "}",
+];
+
+#[test]
+fn gpt_source_and_weights() {
+    for (model, gelu) in [
+        ("gpt", "gelu(h5, approximate = \"none\")"),
+        ("gpt_tanh", "gelu(h5)"),
+    ] {
+        for exporter in ["ts17", "ts18", "dynamo17", "dynamo18"] {
+            let stem = format!("{model}_{exporter}");
+            let c = convert(&stem, "Gpt");
+            let l = lines(&c.source);
+            let body: Vec<&str> = l
+                .iter()
+                .skip_while(|s| !s.starts_with("pub struct"))
+                .copied()
+                .collect();
+            // the default exporter's conversion to opset 17 drops the nodes' metadata (their
+            // module paths), and `lm_head` has no named parameter: the name says `fc`
+            let head = if exporter == "dynamo17" {
+                "fc"
+            } else {
+                "lm_head"
+            };
+            let want: Vec<String> = GPT
+                .iter()
+                .map(|s| {
+                    s.replace("GELU(h5)", gelu)
+                        .replace("GELU(h11)", &gelu.replace("h5", "h11"))
+                        .replace("lm_head", head)
+                })
+                .collect();
+            assert_eq!(body, want, "{stem}");
+            let names = tensor_names(&c.safetensors);
+            let block: Vec<(String, Vec<usize>)> = names
+                .iter()
+                .filter(|(n, _)| n.starts_with("h_0_attn."))
+                .cloned()
+                .collect();
+            assert_eq!(
+                block,
+                [
+                    ("h_0_attn.in_proj_bias".to_string(), vec![48]),
+                    ("h_0_attn.in_proj_weight".to_string(), vec![48, 16]),
+                    ("h_0_attn.out_proj.bias".to_string(), vec![16]),
+                    ("h_0_attn.out_proj.weight".to_string(), vec![16, 16]),
+                ],
+                "{stem}"
+            );
+            assert_eq!(names.len(), 2 + 2 * 12 + 2 + 1, "{stem}: {names:?}");
+        }
+    }
+}
+
+#[test]
+fn scaled_dot_product_attention_source() {
+    // q, k and v split into two heads by `view` + `transpose(1, 2)`: the exporters reach kᵀ
+    // through a transpose of three dimensions (TorchScript) or reshapes merging the batch
+    // into the heads (dynamo); both become one `attention` call on [B, 2, 8, 8]
+    for stem in ["sdpa_ts17", "sdpa_ts18", "sdpa_dynamo17", "sdpa_dynamo18"] {
+        let source = convert(stem, "Sdpa").source;
+        let l = lines(&source);
+        let k = if stem.starts_with("sdpa_ts") {
+            "transpose(h2, 1, 2)"
+        } else {
+            "transpose(reshape(k(h1), [B, 8, 2, 8]), 1, 2)"
+        };
+        let out = if stem.starts_with("sdpa_ts") {
+            "h3"
+        } else {
+            "h2"
+        };
+        let want = format!(
+            "let {out}: [B, 8, 16] = reshape(transpose(attention(transpose(reshape(q(h1), [B, 8, 2, 8]), 1, 2), {k}, transpose(reshape(v(h1), [B, 8, 2, 8]), 1, 2), causal = true), 1, 2), [B, 8, 16]);"
+        );
+        assert!(
+            l.contains(&want.as_str()),
+            "{stem}: missing `{want}` in\n{source}"
+        );
+        assert!(!source.contains("softmax"), "{source}");
+    }
+}

@@ -308,7 +308,7 @@ impl<'a> GraphGen<'a> {
         }
         let (user, j) = self.first_user(id)?;
         let can = match self.g.nodes[user].op {
-            Op::Unary(Unary::Relu | Unary::Gelu)
+            Op::Unary(Unary::Relu | Unary::Gelu | Unary::GeluErf)
             | Op::GlobalAvgPool2d
             | Op::Conv2d { .. }
             | Op::Dense { .. } => j == 0,

@@ -112,6 +112,31 @@ pub(super) fn eval_bool(e: &Expr, errs: &mut Errors) -> Option<bool> {
     None
 }
 
+/// `gelu`'s `approximate`: `"none"` (the exact GELU: `true`) or `"tanh"` (the
+/// approximation: `false`), PyTorch's two spellings.
+pub(super) fn eval_gelu_approximate(e: &Expr, errs: &mut Errors) -> Option<bool> {
+    if let Expr::Lit(l) = e {
+        if let Lit::Str(s) = &l.lit {
+            return match s.value().as_str() {
+                "none" => Some(true),
+                "tanh" => Some(false),
+                other => {
+                    errs.at(
+                        s,
+                        format!("`approximate` is \"none\" (the exact GELU) or \"tanh\" (its tanh approximation), not {other:?}"),
+                    );
+                    None
+                }
+            };
+        }
+    }
+    errs.at(
+        e,
+        "`approximate` takes a string: \"none\" (the exact GELU) or \"tanh\" (its tanh approximation)",
+    );
+    None
+}
+
 /// Kernel, stride and padding stay below 2^16, so window arithmetic cannot overflow.
 pub(super) fn window_limit(e: &Expr, what: &str, v: usize, errs: &mut Errors) -> Option<usize> {
     if v > 1 << 16 {

@@ -69,6 +69,20 @@ impl Lower<'_> {
         } else {
             false
         };
+        // `gelu(x, approximate = "none")` is the exact GELU; "tanh" (the default) the
+        // approximation
+        let exact_gelu = if op == "gelu" {
+            match kw
+                .take("approximate")
+                .map(|a| eval_gelu_approximate(a, self.errs))
+            {
+                Some(None) => return None,
+                Some(Some(exact)) => exact,
+                None => false,
+            }
+        } else {
+            false
+        };
         let known: Vec<&str> = spec.kwargs.iter().map(|(k, _)| *k).collect();
         let result = match op.as_str() {
             "reduce" => {
@@ -101,6 +115,9 @@ impl Lower<'_> {
                     .collect::<Option<_>>()?;
                 if causal {
                     nums.insert("causal", 1.0);
+                }
+                if exact_gelu {
+                    nums.insert("approximate", 1.0);
                 }
                 self.op_shape(e, &op, name, &pos, &args, &nums)
             }
@@ -148,6 +165,7 @@ impl Lower<'_> {
                     "tanh" => Unary::Tanh,
                     "sigmoid" => Unary::Sigmoid,
                     "sigmoid_stable" => Unary::SigmoidStable,
+                    "gelu" if nums["approximate"] != 0.0 => Unary::GeluErf,
                     "gelu" => Unary::Gelu,
                     _ => Unary::Silu,
                 };

@@ -40,6 +40,9 @@ use crate::{check_len, Float, Result};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+// the exact (erf) GELU: `gelu_erf`, `gelu_erf_backward`, `gelu_erf_backward_overwrite`
+mod erf;
+pub use erf::*;
 
 /// `√(2/π)`.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
