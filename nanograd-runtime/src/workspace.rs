@@ -96,12 +96,15 @@ impl<T: Float> Workspace<T> {
 #[cfg(feature = "std")]
 const THREAD_CACHE: usize = 8;
 
+/// One workspace of the thread cache: its owner's address, its `Workspace<T>` type, and the
+/// workspace itself unless a call has it.
+#[cfg(feature = "std")]
+type CacheSlot = (usize, core::any::TypeId, Option<Box<dyn core::any::Any>>);
+
 #[cfg(feature = "std")]
 std::thread_local! {
-    /// The workspaces of this thread's allocating calls, most recently used first, each with
-    /// the address of the model it served.
-    static CACHED: std::cell::RefCell<Vec<(usize, Box<dyn std::any::Any>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// The workspaces of this thread's allocating calls, most recently used first.
+    static CACHED: std::cell::RefCell<Vec<CacheSlot>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<T: Float> Workspace<T> {
@@ -120,13 +123,14 @@ impl<T: Float> Workspace<T> {
     #[cfg(feature = "std")]
     pub fn with_thread_cache<R>(owner: *const (), f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
         let key = owner as usize;
+        let ty = core::any::TypeId::of::<Workspace<T>>();
+        // the slot stays where it is while its workspace is lent: a model called again and
+        // again finds it first and puts it back without moving anything
         let taken = CACHED
             .try_with(|c| {
                 let mut c = c.try_borrow_mut().ok()?;
-                let at = c
-                    .iter()
-                    .position(|(k, w)| *k == key && w.is::<Workspace<T>>())?;
-                Some(c.remove(at).1)
+                let slot = c.iter_mut().find(|(k, t, _)| *k == key && *t == ty)?;
+                slot.2.take()
             })
             .ok()
             .flatten();
@@ -136,9 +140,17 @@ impl<T: Float> Workspace<T> {
         let r = f(&mut ws);
         let _ = CACHED.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
-                c.retain(|(k, w)| !(*k == key && w.is::<Workspace<T>>()));
-                c.insert(0, (key, ws));
-                c.truncate(THREAD_CACHE);
+                match c.iter().position(|(k, t, _)| *k == key && *t == ty) {
+                    Some(0) => c[0].2 = Some(ws),
+                    Some(at) => {
+                        c.remove(at);
+                        c.insert(0, (key, ty, Some(ws)));
+                    }
+                    None => {
+                        c.insert(0, (key, ty, Some(ws)));
+                        c.truncate(THREAD_CACHE);
+                    }
+                }
             }
         });
         r

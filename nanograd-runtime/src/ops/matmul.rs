@@ -29,6 +29,7 @@ pub(super) fn numel(op: &'static str, rows: usize, cols: usize) -> Result<usize>
 /// Checks that buffer `what` of `len` elements holds a `[rows, cols]` matrix. The error
 /// names both shapes, e.g. ``shape mismatch in dense: expected `x` of [4, 784], got [4, 783]``
 /// (or the bare element count when `len` is not a whole number of rows).
+#[inline]
 pub(super) fn check_matrix(
     op: &'static str,
     what: &'static str,
@@ -36,9 +37,25 @@ pub(super) fn check_matrix(
     cols: usize,
     len: usize,
 ) -> Result<()> {
-    if numel(op, rows, cols)? == len {
-        return Ok(());
+    if rows.checked_mul(cols) == Some(len) {
+        Ok(())
+    } else {
+        matrix_mismatch(op, what, rows, cols, len)
     }
+}
+
+/// The error of [`check_matrix`], kept out of line: the check runs on every call of every
+/// kernel, the error almost never.
+#[cold]
+#[inline(never)]
+fn matrix_mismatch(
+    op: &'static str,
+    what: &'static str,
+    rows: usize,
+    cols: usize,
+    len: usize,
+) -> Result<()> {
+    numel(op, rows, cols)?;
     let got = if rows > 0 && len.is_multiple_of(rows) {
         fmt_shape(&[rows, len / rows])
     } else {
