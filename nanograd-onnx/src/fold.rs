@@ -484,13 +484,30 @@ pub fn binary(op: &str, a: &Const, b: &Const) -> Folded {
     for i in 0..n {
         let (x, y) = (va[index(i, &da, &sa)], vb[index(i, &db, &sb)]);
         out.push(match (op, x, y) {
-            ("Add", Int::Known(x), Int::Known(y)) => Int::Known(x + y),
-            ("Sub", Int::Known(x), Int::Known(y)) => Int::Known(x - y),
-            ("Mul", Int::Known(x), Int::Known(y)) => Int::Known(x * y),
-            ("Div", Int::Known(x), Int::Known(y)) if y != 0 => Int::Known(x.div_euclid(y)),
+            ("Add" | "Sub" | "Mul" | "Div", Int::Known(x), Int::Known(y)) => {
+                let v = match op {
+                    "Add" => x.checked_add(y),
+                    "Sub" => x.checked_sub(y),
+                    "Mul" => x.checked_mul(y),
+                    _ => x.checked_div_euclid(y),
+                };
+                Int::Known(v.ok_or_else(|| {
+                    format!("{op} of the integer constants {x} and {y} overflows or divides by 0")
+                })?)
+            }
             // ONNX's integer `Mod` (fmod = 0) takes the divisor's sign, as Python's `%`
             ("Mod", Int::Known(x), Int::Known(y)) if y != 0 => {
-                Int::Known(x.wrapping_rem(y).wrapping_add(y).wrapping_rem(y))
+                // `wrapping_rem` only wraps for i64::MIN % -1, whose remainder is 0; adding
+                // y to a remainder of the other sign cannot overflow
+                let r = x.wrapping_rem(y);
+                Int::Known(if r != 0 && (r < 0) != (y < 0) {
+                    r + y
+                } else {
+                    r
+                })
+            }
+            ("Mod", Int::Known(x), Int::Known(0)) => {
+                return Err(format!("Mod of the integer constant {x} by 0"))
             }
             ("Equal", Int::Known(x), Int::Known(y)) => Int::Known(i64::from(x == y)),
             ("Mul" | "Div", Int::Batch, Int::Known(1)) | ("Mul", Int::Known(1), Int::Batch) => {
@@ -521,6 +538,28 @@ mod tests {
 
     fn ints(dims: Vec<usize>, v: &[i64]) -> Const {
         Const::ints(dims, v.iter().map(|&i| Int::Known(i)).collect())
+    }
+
+    #[test]
+    fn integer_overflow_is_an_error_not_a_panic() {
+        let big = ints(vec![], &[i64::MAX]);
+        for op in ["Add", "Mul"] {
+            let e = binary(op, &big, &ints(vec![], &[2])).unwrap_err();
+            assert!(e.contains("overflows"), "{e}");
+        }
+        let e = binary("Sub", &ints(vec![], &[i64::MIN]), &ints(vec![], &[1])).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
+        assert!(binary("Div", &ints(vec![], &[i64::MIN]), &ints(vec![], &[-1])).is_err());
+        assert!(binary("Div", &ints(vec![], &[7]), &ints(vec![], &[0])).is_err());
+        let e = binary("Mod", &ints(vec![], &[7]), &ints(vec![], &[0])).unwrap_err();
+        assert!(e.contains("by 0"), "{e}");
+        // Python's %: the divisor's sign, and no overflow at the extremes
+        let m = |x: i64, y: i64| binary("Mod", &ints(vec![], &[x]), &ints(vec![], &[y])).unwrap();
+        assert_eq!(m(-7, 3), ints(vec![], &[2]));
+        assert_eq!(m(7, -3), ints(vec![], &[-2]));
+        assert_eq!(m(-6, 3), ints(vec![], &[0]));
+        assert_eq!(m(i64::MIN, -1), ints(vec![], &[0]));
+        assert_eq!(m(-1, i64::MAX), ints(vec![], &[i64::MAX - 1]));
     }
 
     #[test]
