@@ -283,7 +283,7 @@ fn backward<T: Float>(
         if ok {
             return Ok(());
         }
-        // find the window to name, with the plain pass below
+        // a NaN maximum, or a window to name in the error: the plain pass below
     }
     if how != Dx::Add {
         dx.fill(T::zero());
@@ -368,7 +368,8 @@ impl<T: Float> Kernel for Pool2x2<'_, T> {
 /// The 2x2, stride-2 backward pass that overwrites `dx` (through relu's derivative when
 /// `RELU`): each window's gradient to its first input equal to its output, zeros elsewhere
 /// (and in the row and column that no window covers when `h` or `w` is odd). Returns
-/// whether every window found its output among its inputs.
+/// whether every window found its output among its inputs by `==`: false for a NaN
+/// maximum too, which the general pass then handles.
 struct Pool2x2Backward<'a, T, const RELU: bool> {
     g: &'a Pool2dGeom,
     x: &'a [T],
@@ -400,26 +401,23 @@ impl<T: Float, const RELU: bool> Kernel for Pool2x2Backward<'_, T, RELU> {
                 let (r0, r1) = (&xp[2 * i * w..][..w], &xp[(2 * i + 1) * w..][..w]);
                 d0[2 * ow..].fill(T::zero());
                 d1[2 * ow..].fill(T::zero());
-                let outs = yp[i * ow..][..ow].iter().zip(&dyp[i * ow..][..ow]);
-                let ins = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-                let grads = d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2));
-                for ((a, b), ((da, db), (&t, &gy))) in ins.zip(grads.zip(outs)) {
-                    let nan = t.is_nan();
-                    let is = |v: T| v == t || (nan && v.is_nan());
-                    let (e0, e1, e2, e3) = (is(a[0]), is(a[1]), is(b[0]), is(b[1]));
-                    let (m0, m1) = (e0, !e0 && e1);
-                    let m2 = !e0 && !e1 && e2;
-                    let m3 = !e0 && !e1 && !e2 && e3;
-                    found_all &= e0 || e1 || e2 || e3;
-                    let pass = |m: bool, v: T| {
-                        if m && (!RELU || v > T::zero()) {
-                            gy
-                        } else {
-                            T::zero()
-                        }
-                    };
-                    (da[0], da[1]) = (pass(m0, a[0]), pass(m1, a[1]));
-                    (db[0], db[1]) = (pass(m2, b[0]), pass(m3, b[1]));
+                let (yr, gr) = (&yp[i * ow..][..ow], &dyp[i * ow..][..ow]);
+                for j in 0..ow {
+                    let (t, gy) = (yr[j], gr[j]);
+                    let (a0, a1, b0, b1) = (r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
+                    // bitwise on bools: no branches in the loop
+                    let (e0, e1, e2, e3) = (a0 == t, a1 == t, b0 == t, b1 == t);
+                    let (m0, m1) = (e0, !e0 & e1);
+                    let m2 = !e0 & !e1 & e2;
+                    let m3 = !e0 & !e1 & !e2 & e3;
+                    let pos = |v: T| !RELU | (v > T::zero());
+                    let z = T::zero();
+                    d0[2 * j] = if m0 & pos(a0) { gy } else { z };
+                    d0[2 * j + 1] = if m1 & pos(a1) { gy } else { z };
+                    d1[2 * j] = if m2 & pos(b0) { gy } else { z };
+                    d1[2 * j + 1] = if m3 & pos(b1) { gy } else { z };
+                    // a NaN maximum equals none of its window: the general pass handles it
+                    found_all &= e0 | e1 | e2 | e3;
                 }
             }
         }
