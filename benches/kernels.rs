@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{images, one_hot, rows, Cnn, Mlp, Tiny};
+use common::{images, one_hot, rows, Cnn, CnnBn, Mlp, Tiny};
 use criterion::{BenchmarkGroup, Criterion};
 use nanograd::ops::{self, Conv2dGeom};
 use nanograd::prelude::*;
@@ -395,6 +395,242 @@ fn cnn(c: &mut Criterion) {
     group.finish();
 }
 
+/// `len` values in `[-1, 1)` from `seed`.
+fn uniform(seed: u64, len: usize) -> Vec<f32> {
+    nanograd::testing::random_vec(seed, len, -1.0, 1.0)
+}
+
+/// The network of `examples/mnist_cnn.rs` (`models.rs`' `cnn_bn_train/64`): its training
+/// step's kernels at batch 64, in the order the generated code calls them (read from the
+/// expansion of `model!`: batch norm's, max pooling's and the dense layer's first gradient
+/// overwrite, the relus' backward passes are done by the poolings'). Each kernel's name
+/// says what it moves or computes per call, for the GFLOP/s or GB/s of BENCHMARKS.md.
+fn cnn_bn(c: &mut Criterion) {
+    let b = 64;
+    let model = CnnBn::<f32>::new(&mut StdRng::seed_from_u64(5));
+    let g1 = Conv2dGeom::new(1, 28, 28, 16, 3, 3, 1, 1).unwrap();
+    let g2 = Conv2dGeom::new(16, 14, 14, 32, 3, 3, 1, 1).unwrap();
+    let p1 = ops::Pool2dGeom::new(16, 28, 28, 2, 2, 0).unwrap();
+    let p2 = ops::Pool2dGeom::new(32, 14, 14, 2, 2, 0).unwrap();
+    let x = uniform(6, b * 784);
+    let t = one_hot(b);
+    let t = t.as_flattened();
+    let (w1, c1b) = (model.conv1.weight.value(), model.conv1.bias.value());
+    let (w2, c2b) = (model.conv2.weight.value(), model.conv2.bias.value());
+    let (wf, bf) = (model.fc.weight.value(), model.fc.bias.value());
+    let (gamma1, beta1) = (vec![1.0f32; 16], vec![0.0f32; 16]);
+    let (gamma2, beta2) = (vec![1.0f32; 32], vec![0.0f32; 32]);
+    let (mut rm1, mut rv1, mut sm1, mut si1) = (zeros(16), vec![1.0; 16], zeros(16), zeros(16));
+    let (mut rm2, mut rv2, mut sm2, mut si2) = (zeros(32), vec![1.0; 32], zeros(32), zeros(32));
+    let (mut cols1, mut cols2) = (zeros(g1.workspace_len(b)), zeros(g2.workspace_len(b)));
+    let (n1, n2) = (b * 16 * 784, b * 32 * 196);
+    let (mut h1, mut z1, mut a1, mut q1) = (zeros(n1), zeros(n1), zeros(n1), zeros(n1 / 4));
+    let (mut h2, mut z2, mut a2, mut q2) = (zeros(n2), zeros(n2), zeros(n2), zeros(n2 / 4));
+    let mut logits = zeros(b * 10);
+
+    let mut group = c.benchmark_group(format!("kernels:cnn_bn_train/{b}"));
+    let mut model_z = model.clone();
+    kernel(&mut group, 0, "zero_grad (82 KB)", || model_z.zero_grad());
+    kernel(&mut group, 1, "conv1 conv2d (14.5 MFLOP)", || {
+        ops::conv2d(&g1, black_box(&x), w1, Some(c1b), b, &mut cols1, &mut h1).unwrap()
+    });
+    kernel(&mut group, 2, "bn1 batch_norm2d_train (12.8 MB)", || {
+        let stats = (&mut rm1[..], &mut rv1[..], &mut sm1[..], &mut si1[..]);
+        ops::batch_norm2d_train(
+            black_box(&h1),
+            b,
+            16,
+            784,
+            &gamma1,
+            &beta1,
+            1e-5,
+            0.1,
+            stats.0,
+            stats.1,
+            stats.2,
+            stats.3,
+            &mut z1,
+        )
+        .unwrap()
+    });
+    kernel(&mut group, 3, "relu (6.4 MB)", || {
+        ops::relu(black_box(&z1), &mut a1).unwrap()
+    });
+    kernel(&mut group, 4, "pool1 max_pool2d (4.0 MB)", || {
+        ops::max_pool2d(&p1, black_box(&a1), b, &mut q1).unwrap()
+    });
+    kernel(&mut group, 5, "conv2 conv2d (116 MFLOP)", || {
+        ops::conv2d(&g2, black_box(&q1), w2, Some(c2b), b, &mut cols2, &mut h2).unwrap()
+    });
+    kernel(&mut group, 6, "bn2 batch_norm2d_train (6.4 MB)", || {
+        let stats = (&mut rm2[..], &mut rv2[..], &mut sm2[..], &mut si2[..]);
+        ops::batch_norm2d_train(
+            black_box(&h2),
+            b,
+            32,
+            196,
+            &gamma2,
+            &beta2,
+            1e-5,
+            0.1,
+            stats.0,
+            stats.1,
+            stats.2,
+            stats.3,
+            &mut z2,
+        )
+        .unwrap()
+    });
+    kernel(&mut group, 7, "relu (3.2 MB)", || {
+        ops::relu(black_box(&z2), &mut a2).unwrap()
+    });
+    kernel(&mut group, 8, "pool2 max_pool2d (2.0 MB)", || {
+        ops::max_pool2d(&p2, black_box(&a2), b, &mut q2).unwrap()
+    });
+    kernel(&mut group, 9, "fc dense (2.0 MFLOP)", || {
+        ops::dense(black_box(&q2), wf, Some(bf), b, 1568, 10, &mut logits).unwrap()
+    });
+    kernel(&mut group, 10, "softmax_cross_entropy", || {
+        black_box(ops::softmax_cross_entropy(black_box(&logits), t, 10).unwrap());
+    });
+    let mut dlogits = zeros(b * 10);
+    kernel(&mut group, 11, "softmax_cross_entropy_backward", || {
+        let l = black_box(&logits);
+        ops::softmax_cross_entropy_backward(l, t, 10, 1.0, Some(&mut dlogits), None).unwrap()
+    });
+    let (mut dq2, mut dwf, mut dbf) = (zeros(q2.len()), zeros(wf.len()), zeros(10));
+    kernel(
+        &mut group,
+        12,
+        "fc dense_backward_overwrite (4.0 MFLOP)",
+        || {
+            let (dx, dw, db) = (Some(&mut dq2[..]), Some(&mut dwf[..]), Some(&mut dbf[..]));
+            ops::dense_backward_overwrite(black_box(&q2), wf, &dlogits, b, 1568, 10, dx, dw, db)
+                .unwrap()
+        },
+    );
+    let mut dz2 = zeros(n2);
+    kernel(
+        &mut group,
+        13,
+        "pool2 max_pool2d_backward_through_relu (4.0 MB)",
+        || {
+            ops::max_pool2d_backward_through_relu(&p2, black_box(&a2), &q2, &dq2, b, &mut dz2)
+                .unwrap()
+        },
+    );
+    let (mut dh2, mut dg2, mut db2) = (zeros(n2), zeros(32), zeros(32));
+    kernel(
+        &mut group,
+        14,
+        "bn2 batch_norm2d_train_backward_overwrite (8.0 MB)",
+        || {
+            let g = (Some(&mut dh2[..]), Some(&mut dg2[..]), Some(&mut db2[..]));
+            ops::batch_norm2d_train_backward_overwrite(
+                black_box(&h2),
+                b,
+                32,
+                196,
+                &gamma2,
+                &sm2,
+                &si2,
+                &dz2,
+                g.0,
+                g.1,
+                g.2,
+            )
+            .unwrap()
+        },
+    );
+    // with dx the columns do not survive a repetition: laid out again each time, which the
+    // generated code (Kept) does not do
+    let (mut dq1, mut dw2, mut dc2b) = (zeros(q1.len()), zeros(w2.len()), zeros(32));
+    kernel(
+        &mut group,
+        15,
+        "conv2 conv2d_backward_overwrite (231 MFLOP)",
+        || {
+            ops::conv2d_backward_overwrite(
+                &g2,
+                black_box(&q1),
+                w2,
+                &dh2,
+                b,
+                &mut cols2,
+                ops::Conv2dCols::Recompute,
+                Some(&mut dq1),
+                Some(&mut dw2),
+                Some(&mut dc2b),
+            )
+            .unwrap()
+        },
+    );
+    let mut dz1 = zeros(n1);
+    kernel(
+        &mut group,
+        16,
+        "pool1 max_pool2d_backward_through_relu (8.0 MB)",
+        || {
+            ops::max_pool2d_backward_through_relu(&p1, black_box(&a1), &q1, &dq1, b, &mut dz1)
+                .unwrap()
+        },
+    );
+    let (mut dh1, mut dg1, mut db1) = (zeros(n1), zeros(16), zeros(16));
+    kernel(
+        &mut group,
+        17,
+        "bn1 batch_norm2d_train_backward_overwrite (16.1 MB)",
+        || {
+            let g = (Some(&mut dh1[..]), Some(&mut dg1[..]), Some(&mut db1[..]));
+            ops::batch_norm2d_train_backward_overwrite(
+                black_box(&h1),
+                b,
+                16,
+                784,
+                &gamma1,
+                &sm1,
+                &si1,
+                &dz1,
+                g.0,
+                g.1,
+                g.2,
+            )
+            .unwrap()
+        },
+    );
+    // conv1's columns kept from its forward pass: its backward pass computes no dx
+    ops::conv2d(&g1, &x, w1, Some(c1b), b, &mut cols1, &mut h1).unwrap();
+    let (mut dw1, mut dc1b) = (zeros(w1.len()), zeros(16));
+    kernel(
+        &mut group,
+        18,
+        "conv1 conv2d_backward, no dx (14.5 MFLOP)",
+        || {
+            ops::conv2d_backward(
+                &g1,
+                black_box(&x),
+                w1,
+                &dh1,
+                b,
+                &mut cols1,
+                ops::Conv2dCols::Kept,
+                None,
+                Some(&mut dw1),
+                Some(&mut dc1b),
+            )
+            .unwrap()
+        },
+    );
+    let mut stepped = model.clone();
+    let xs = images(6, b);
+    stepped.loss_backward(&xs, &one_hot(b)).unwrap();
+    let mut opt = Sgd::new(0.05).momentum(0.9);
+    kernel(&mut group, 19, "Sgd::step (20,586 parameters)", || {
+        opt.step(&mut stepped).unwrap()
+    });
+    group.finish();
+}
+
 fn tiny(c: &mut Criterion) {
     let m = Tiny::<f32>::new(&mut StdRng::seed_from_u64(2));
     let x = [0.3f32, -0.7];
@@ -414,5 +650,5 @@ fn tiny(c: &mut Criterion) {
     group.finish();
 }
 
-criterion::criterion_group!(benches, mlp, cnn, tiny);
+criterion::criterion_group!(benches, mlp, cnn, cnn_bn, tiny);
 criterion::criterion_main!(benches);

@@ -12,6 +12,9 @@
 //! - `cnn_infer/1`: conv 1→8 3×3 pad 1, ReLU, conv 8→16 3×3 stride 2 pad 1, ReLU, global
 //!   average pool, dense 16→10 on 1×28×28;
 //! - `cnn_train_sgd/32`: one training step of that CNN, SGD lr 0.01 momentum 0.9;
+//! - `cnn_bn_train/64`: one training step of the network of `examples/mnist_cnn.rs` (conv
+//!   1→16, batch norm, ReLU, 2×2 max pool, conv 16→32, batch norm, ReLU, 2×2 max pool, dense
+//!   1568→10; batch norm in training mode), SGD lr 0.05 momentum 0.9, at batch 64;
 //! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1 (the per-call overhead);
 //! - `tiny_forward/1`: the tiny model through `forward`, the call a user makes first (it
 //!   returns a new `Vec` and computes in the workspace the model keeps for the calling thread);
@@ -37,7 +40,10 @@ mod common;
 #[path = "../examples/shared/gpt.rs"]
 mod gpt;
 
-use common::{images, one_hot, rows, Cnn, Mlp, Tiny, CNN_FLOPS, MLP_FLOPS, MLP_TRAIN_FLOPS};
+use common::{
+    images, one_hot, rows, Cnn, CnnBn, Mlp, Tiny, CNN_BN_TRAIN_FLOPS, CNN_FLOPS, MLP_FLOPS,
+    MLP_TRAIN_FLOPS,
+};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
@@ -167,6 +173,24 @@ fn cnn(c: &mut Criterion) {
     let b = 32;
     let (x, t) = (images(4, b), one_hot(b));
     let mut opt = Sgd::new(0.01).momentum(0.9);
+    group.bench_function(BenchmarkId::from_parameter(b), |bench| {
+        bench.iter(|| {
+            model.zero_grad();
+            let loss = model.loss_backward(black_box(&x), &t).unwrap();
+            opt.step(&mut model).unwrap();
+            black_box(loss)
+        })
+    });
+    group.finish();
+
+    // the network of examples/mnist_cnn.rs, batch norm in training mode, SGD as there
+    let mut model = CnnBn::<f32>::new(&mut StdRng::seed_from_u64(5));
+    let mut group = c.benchmark_group("cnn_bn_train");
+    group.sampling_mode(SamplingMode::Flat).sample_size(30);
+    let b = 64;
+    group.throughput(Throughput::Elements(b as u64 * CNN_BN_TRAIN_FLOPS));
+    let (x, t) = (images(6, b), one_hot(b));
+    let mut opt = Sgd::new(0.05).momentum(0.9);
     group.bench_function(BenchmarkId::from_parameter(b), |bench| {
         bench.iter(|| {
             model.zero_grad();

@@ -8,6 +8,9 @@
 # on a shared machine contention only ever slows a run down), ratios (reference or candle /
 # nanograd, > 1 means nanograd is faster), GFLOP/s and the targets
 # (benches/reference/compare_table.py). The script stops if candle fails to build or run.
+# The workloads include cnn_bn_train/64, the training step of examples/mnist_cnn.rs's network
+# (batch norm in training mode, max pooling) at batch 64, beside PyTorch eager; candle has no
+# such row yet, so its cell stays empty (ONLY=cnn_bn runs that row alone).
 # With KERNELS=1 it then runs benches/kernels.rs and prints where each workload's time goes
 # (benches/reference/kernel_table.py).
 # Raw outputs go to target/bench-compare/ (criterion's logs, medians and reference JSONs,

@@ -43,6 +43,30 @@ model! {
 }
 
 model! {
+    /// The network of `examples/mnist_cnn.rs` (`cnn_bn_train`): conv 1→16, batch norm, relu,
+    /// 2x2 max pool, conv 16→32, batch norm, relu, 2x2 max pool, dense 1568→10.
+    pub struct CnnBn {
+        conv1: Conv2d(1 -> 16, kernel = 3, padding = 1),
+        bn1: BatchNorm2d(16),
+        pool1: MaxPool2d(kernel = 2),
+        conv2: Conv2d(16 -> 32, kernel = 3, padding = 1),
+        bn2: BatchNorm2d(32),
+        pool2: MaxPool2d(kernel = 2),
+        fc: Dense(1568 -> 10),
+    }
+
+    fn forward(x: [B, 1, 28, 28]) -> [B, 10] {
+        let h: [B, 16, 14, 14] = pool1(relu(bn1(conv1(x))));
+        let h: [B, 32, 7, 7] = pool2(relu(bn2(conv2(h))));
+        fc(flatten(h))
+    }
+
+    fn loss(x: [B, 1, 28, 28], target: [B, 10]) -> [] {
+        softmax_cross_entropy(forward(x), target)
+    }
+}
+
+model! {
     /// The seed's regression network: dense 2→8, ReLU, dense 8→1.
     pub struct Tiny {
         hidden: Dense(2 -> 8),
@@ -66,6 +90,15 @@ pub const MLP_TRAIN_FLOPS: u64 = 2 * (3 * MLP_MACS - 784 * 128);
 /// Useful flops of one CNN sample's forward pass: conv1 (8·28·28 outputs of 1·3·3
 /// multiply-adds), conv2 (16·14·14 outputs of 8·3·3) and the dense layer.
 pub const CNN_FLOPS: u64 = 2 * (8 * 28 * 28 * 9 + 16 * 14 * 14 * 8 * 9 + 16 * 10);
+
+/// Multiply-adds of one `CnnBn` sample's forward pass: conv1 (16·28·28 outputs of 1·3·3),
+/// conv2 (32·14·14 outputs of 16·3·3) and the dense layer 1568→10.
+pub const CNN_BN_MACS: u64 = 16 * 28 * 28 * 9 + 32 * 14 * 14 * 16 * 9 + 1568 * 10;
+/// Useful flops of one `CnnBn` training sample: the forward products, then the backward
+/// ones (conv1's weight gradient only, its input is the data; conv2's and the dense layer's
+/// weight and input gradients). Batch norm, relu and pooling are not counted.
+pub const CNN_BN_TRAIN_FLOPS: u64 =
+    2 * (CNN_BN_MACS + 16 * 28 * 28 * 9 + 2 * (32 * 14 * 14 * 16 * 9 + 1568 * 10));
 
 /// `b` rows of seeded inputs in [-1, 1).
 pub fn rows<const N: usize>(seed: u64, b: usize) -> Vec<[f32; N]> {

@@ -9,6 +9,9 @@ float32, one thread, the same models and batch sizes as the criterion benchmarks
   cnn_infer/1         conv 1->8 3x3 pad 1, ReLU, conv 8->16 3x3 stride 2 pad 1, ReLU,
                       global average pool, dense 16->10, on 1x28x28
   cnn_train_sgd/32    one training step of that CNN, SGD lr 0.01 momentum 0.9
+  cnn_bn_train/64     one training step of the network of examples/mnist_cnn.rs (conv 1->16,
+                      batch norm, ReLU, 2x2 max pool, conv 16->32, batch norm, ReLU, 2x2 max
+                      pool, dense 1568->10; training mode), SGD lr 0.05 momentum 0.9, batch 64
   tiny_infer/1        dense 2->8, ReLU, dense 8->1
   gpt/train_step/12   the character-level GPT of examples/shared/gpt.rs (4 pre-norm blocks of
                       width 128, 4 causal heads, context 64, vocabulary 75, feed-forward 512,
@@ -417,6 +420,21 @@ def sgemm(n):
     return {"torch_eager": mm}
 
 
+def cnn_bn():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.BatchNorm2d(32),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 7 * 7, 10),
+    )
+
+
 def workloads():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
@@ -436,6 +454,12 @@ def workloads():
         rand(32, 1, 28, 28),
         one_hot(32),
         lambda p, **kw: torch.optim.SGD(p, lr=0.01, momentum=0.9, **kw),
+    )
+    yield "cnn_bn_train/64", lambda: training(
+        cnn_bn(),
+        rand(64, 1, 28, 28),
+        one_hot(64),
+        lambda p, **kw: torch.optim.SGD(p, lr=0.05, momentum=0.9, **kw),
     )
     yield "tiny_infer/1", lambda: inference(the_tiny, rand(1, 2))
     for n in (64, 256, 1024):

@@ -395,8 +395,6 @@ impl<T: ::nanograd::Float> Cnn<T> {
             Some(__d) => __d,
             None => __dx_scratch,
         };
-        __g3.fill(T::zero());
-        __g7.fill(T::zero());
         (&mut *__g12).copy_from_slice(__dy);
         {
             let (__pv10, __pg10) = self.fc.weight.value_and_grad_mut();
@@ -414,7 +412,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
             )?;
         }
         {
-            ::nanograd::ops::max_pool2d_backward(
+            ::nanograd::ops::max_pool2d_backward_through_relu(
                 &::nanograd::ops::Pool2dGeom {
                     c: 4usize,
                     h: 8usize,
@@ -427,14 +425,6 @@ impl<T: ::nanograd::Float> Cnn<T> {
                 &*__v8,
                 &*__g8,
                 __b,
-                &mut *__g7,
-            )?;
-        }
-        {
-            ::nanograd::ops::relu_backward_overwrite(
-                &*__v6,
-                &*__v7,
-                &*__g7,
                 &mut *__g6,
             )?;
         }
@@ -442,7 +432,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
             let (__pv4, __pg4) = self.bn1.weight.value_and_grad_mut();
             let (__pv5, __pg5) = self.bn1.bias.value_and_grad_mut();
             if self.__training {
-                ::nanograd::ops::batch_norm2d_train_backward(
+                ::nanograd::ops::batch_norm2d_train_backward_overwrite(
                     &*__v3,
                     __b,
                     4usize,
@@ -456,7 +446,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
                     Some(&mut *__pg5),
                 )?;
             } else {
-                ::nanograd::ops::batch_norm2d_eval_backward(
+                ::nanograd::ops::batch_norm2d_eval_backward_overwrite(
                     &*__v3,
                     __b,
                     4usize,

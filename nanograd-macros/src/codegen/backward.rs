@@ -335,7 +335,20 @@ impl GraphGen<'_> {
                 let g = pool_geom(pg);
                 let n = rows(0, pg.c * pg.h * pg.w);
                 let a = x(0);
-                plain(&|gx| quote! { #ops::max_pool2d_backward(&#g, #a, #y, #dy, #n, #gx)?; })
+                match self.through_relu(id, 0) {
+                    Some(r) => {
+                        let gh = self.grad_target(self.g.nodes[r].inputs[0]);
+                        quote! { #ops::max_pool2d_backward_through_relu(&#g, #a, #y, #dy, #n, #gh)?; }
+                    }
+                    None => {
+                        let f = if self.overwrites(id, 0) {
+                            quote!(max_pool2d_backward_overwrite)
+                        } else {
+                            quote!(max_pool2d_backward)
+                        };
+                        plain(&|gx| quote! { #ops::#f(&#g, #a, #y, #dy, #n, #gx)?; })
+                    }
+                }
             }
             Op::AvgPool2d(pg) => {
                 let g = pool_geom(pg);
@@ -374,11 +387,22 @@ impl GraphGen<'_> {
                 let eps = Self::f64_lit(*eps);
                 let rm = Self::bn_stat(layer, "running_mean", false);
                 let rv = Self::bn_stat(layer, "running_var", false);
+                let (train, eval) = if self.overwrites(id, 0) {
+                    (
+                        quote!(batch_norm2d_train_backward_overwrite),
+                        quote!(batch_norm2d_eval_backward_overwrite),
+                    )
+                } else {
+                    (
+                        quote!(batch_norm2d_train_backward),
+                        quote!(batch_norm2d_eval_backward),
+                    )
+                };
                 quote! {
                     if self.__training {
-                        #ops::batch_norm2d_train_backward(#a, #n, #c, #hw, #w, &*#sm, &*#si, #dy, #ga, #gw, #gb)?;
+                        #ops::#train(#a, #n, #c, #hw, #w, &*#sm, &*#si, #dy, #ga, #gw, #gb)?;
                     } else {
-                        #ops::batch_norm2d_eval_backward(#a, #n, #c, #hw, #w, #rm, #rv, #eps, #dy, #ga, #gw, #gb)?;
+                        #ops::#eval(#a, #n, #c, #hw, #w, #rm, #rv, #eps, #dy, #ga, #gw, #gb)?;
                     }
                 }
             }

@@ -251,11 +251,11 @@ impl<'a> GraphGen<'a> {
         (0..self.g.nodes.len()).map(|id| self.slots_of(id)).sum()
     }
 
-    /// Whether relu node `id` leaves its backward pass to its only user, a convolution or a
-    /// global average pooling, which then writes the gradient of the relu's input through
-    /// relu's derivative (`conv2d_backward_through_relu`,
-    /// `global_avg_pool2d_backward_through_relu`): one pass over the gradient instead of
-    /// two. Only when the relu is the first writer of its input's gradient and overwrites it,
+    /// Whether relu node `id` leaves its backward pass to its only user, a convolution, a
+    /// global average pooling or a max pooling, which then writes the gradient of the relu's
+    /// input through relu's derivative (`conv2d_backward_through_relu`,
+    /// `global_avg_pool2d_backward_through_relu`, `max_pool2d_backward_through_relu`): one
+    /// pass over the gradient instead of two. Only when the relu is the first writer of its input's gradient and overwrites it,
     /// and the user's call is the only contribution to the relu's own gradient.
     ///
     /// ```text
@@ -281,7 +281,7 @@ impl<'a> GraphGen<'a> {
             && self.overwritten_by[self.root[input]] == Some((id, 0))
             && matches!(
                 self.g.nodes[user].op,
-                Op::Conv2d { .. } | Op::GlobalAvgPool2d
+                Op::Conv2d { .. } | Op::GlobalAvgPool2d | Op::MaxPool2d(_)
             )
     }
 
@@ -296,8 +296,8 @@ impl<'a> GraphGen<'a> {
     /// node that takes `id` (or a reshape of it) as an input, at its first such input. Not
     /// for the output's gradient (seeded before the backward pass), inputs and parameters
     /// (their gradients belong to the caller and accumulate), or a node whose first writer
-    /// has no overwriting kernel: relu, gelu, global average pooling, and the `dx` of conv2d
-    /// and dense have one.
+    /// has no overwriting kernel: relu, gelu, global average pooling, max pooling, batch norm,
+    /// and the `dx` of conv2d and dense have one.
     ///
     /// ```text
     /// ::nanograd::ops::relu_backward_overwrite(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
@@ -311,7 +311,9 @@ impl<'a> GraphGen<'a> {
             Op::Unary(Unary::Relu | Unary::Gelu | Unary::GeluErf)
             | Op::GlobalAvgPool2d
             | Op::Conv2d { .. }
-            | Op::Dense { .. } => j == 0,
+            | Op::Dense { .. }
+            | Op::MaxPool2d(_)
+            | Op::BatchNorm2d { .. } => j == 0,
             _ => false,
         };
         can.then_some((user, j))

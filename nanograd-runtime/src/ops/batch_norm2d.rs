@@ -26,6 +26,7 @@
 //! training with a single value per channel (`N = 1`) is an error: its variance is
 //! undefined. PyTorch's cumulative average (`momentum=None`) is not offered.
 
+use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, invalid, Float, Result};
 
 /// Checks that `x` holds `[n, c, hw]` and that the per-channel buffers hold `c` values.
@@ -43,6 +44,7 @@ fn check_dims(op: &'static str, x_len: usize, n: usize, c: usize, hw: usize) -> 
 }
 
 /// The `n` contiguous runs of `hw` values that belong to channel `k`, as index ranges.
+#[inline(always)]
 fn channel_runs(
     n: usize,
     c: usize,
@@ -93,32 +95,76 @@ pub fn batch_norm2d_train<T: Float>(
             ),
         ));
     }
-    let nf = T::from_usize(count);
-    for k in 0..c {
-        let mut sum = T::zero();
-        for r in channel_runs(n, c, hw, k) {
-            sum += lanes_sum(&x[r], |v| v);
-        }
-        let mean = sum / nf;
-        let mut sq = T::zero();
-        for r in channel_runs(n, c, hw, k) {
-            sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
-        }
-        let var = sq / nf;
-        let invstd = T::one() / (var + eps).sqrt();
-        let (scale, shift) = (weight[k] * invstd, bias[k]);
-        for r in channel_runs(n, c, hw, k) {
-            for (yi, &xi) in y[r.clone()].iter_mut().zip(&x[r]) {
-                *yi = (xi - mean) * scale + shift;
-            }
-        }
-        let unbiased = sq / T::from_usize(count - 1);
-        running_mean[k] = (T::one() - momentum) * running_mean[k] + momentum * mean;
-        running_var[k] = (T::one() - momentum) * running_var[k] + momentum * unbiased;
-        save_mean[k] = mean;
-        save_invstd[k] = invstd;
-    }
+    let stats = (running_mean, running_var, save_mean, save_invstd);
+    let kernel = TrainForward {
+        x,
+        dims: (n, c, hw),
+        weight,
+        bias,
+        eps,
+        momentum,
+        stats,
+        y,
+    };
+    vectorize_above(x.len(), kernel);
     Ok(())
+}
+
+/// [`batch_norm2d_train`]'s loops, compiled for the CPU's widest vectors: per channel, the
+/// mean, the variance about it, then `y`.
+struct TrainForward<'a, T> {
+    x: &'a [T],
+    dims: (usize, usize, usize),
+    weight: &'a [T],
+    bias: &'a [T],
+    eps: T,
+    momentum: T,
+    /// `running_mean`, `running_var`, `save_mean`, `save_invstd`.
+    stats: (&'a mut [T], &'a mut [T], &'a mut [T], &'a mut [T]),
+    y: &'a mut [T],
+}
+
+impl<T: Float> Kernel for TrainForward<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Self {
+            x,
+            dims: (n, c, hw),
+            weight,
+            bias,
+            eps,
+            momentum,
+            stats: (running_mean, running_var, save_mean, save_invstd),
+            y,
+        } = self;
+        let count = n * hw;
+        let nf = T::from_usize(count);
+        for k in 0..c {
+            let mut sum = T::zero();
+            for r in channel_runs(n, c, hw, k) {
+                sum += lanes_sum(&x[r], |v| v);
+            }
+            let mean = sum / nf;
+            let mut sq = T::zero();
+            for r in channel_runs(n, c, hw, k) {
+                sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
+            }
+            let var = sq / nf;
+            let invstd = T::one() / (var + eps).sqrt();
+            let (scale, shift) = (weight[k] * invstd, bias[k]);
+            for r in channel_runs(n, c, hw, k) {
+                for (yi, &xi) in y[r.clone()].iter_mut().zip(&x[r]) {
+                    *yi = (xi - mean) * scale + shift;
+                }
+            }
+            let unbiased = sq / T::from_usize(count - 1);
+            running_mean[k] = (T::one() - momentum) * running_mean[k] + momentum * mean;
+            running_var[k] = (T::one() - momentum) * running_var[k] + momentum * unbiased;
+            save_mean[k] = mean;
+            save_invstd[k] = invstd;
+        }
+    }
 }
 
 /// Training-mode backward, through the batch statistics: accumulates into `dx`, `dweight`
@@ -134,9 +180,64 @@ pub fn batch_norm2d_train_backward<T: Float>(
     save_mean: &[T],
     save_invstd: &[T],
     dy: &[T],
-    mut dx: Option<&mut [T]>,
-    mut dweight: Option<&mut [T]>,
-    mut dbias: Option<&mut [T]>,
+    dx: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+) -> Result<()> {
+    let stats = (save_mean, save_invstd);
+    train_backward::<T, true>(x, (n, c, hw), weight, stats, dy, (dx, dweight, dbias))
+}
+
+/// [`batch_norm2d_train_backward`] for a `dx` that holds nothing yet (the first
+/// contribution to a gradient, which then needs no zeroing): `dx` is overwritten, whatever
+/// it held; `dweight` and `dbias` are added to.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_train_backward_overwrite<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    weight: &[T],
+    save_mean: &[T],
+    save_invstd: &[T],
+    dy: &[T],
+    dx: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+) -> Result<()> {
+    let stats = (save_mean, save_invstd);
+    train_backward::<T, false>(x, (n, c, hw), weight, stats, dy, (dx, dweight, dbias))
+}
+
+/// The three optional gradients of a backward pass: `dx`, `dweight`, `dbias`.
+type Grads<'a, T> = (
+    Option<&'a mut [T]>,
+    Option<&'a mut [T]>,
+    Option<&'a mut [T]>,
+);
+
+/// Checks the lengths of the gradients that are asked for.
+fn check_grads<T>(op: &'static str, len: usize, c: usize, grads: &Grads<'_, T>) -> Result<()> {
+    if let Some(dx) = grads.0.as_deref() {
+        check_len(op, "dx", len, dx.len())?;
+    }
+    if let Some(dw) = grads.1.as_deref() {
+        check_len(op, "dweight", c, dw.len())?;
+    }
+    if let Some(db) = grads.2.as_deref() {
+        check_len(op, "dbias", c, db.len())?;
+    }
+    Ok(())
+}
+
+/// [`batch_norm2d_train_backward`], adding onto `dx` when `ADD`, else overwriting it.
+fn train_backward<T: Float, const ADD: bool>(
+    x: &[T],
+    (n, c, hw): (usize, usize, usize),
+    weight: &[T],
+    (save_mean, save_invstd): (&[T], &[T]),
+    dy: &[T],
+    grads: Grads<'_, T>,
 ) -> Result<()> {
     const OP: &str = "batch_norm2d_train_backward";
     check_dims(OP, x.len(), n, c, hw)?;
@@ -144,40 +245,71 @@ pub fn batch_norm2d_train_backward<T: Float>(
     check_len(OP, "weight", c, weight.len())?;
     check_len(OP, "save_mean", c, save_mean.len())?;
     check_len(OP, "save_invstd", c, save_invstd.len())?;
-    if let Some(dx) = dx.as_deref() {
-        check_len(OP, "dx", x.len(), dx.len())?;
-    }
-    if let Some(dw) = dweight.as_deref() {
-        check_len(OP, "dweight", c, dw.len())?;
-    }
-    if let Some(db) = dbias.as_deref() {
-        check_len(OP, "dbias", c, db.len())?;
-    }
-    let nf = T::from_usize(n * hw);
-    for k in 0..c {
-        let (mean, invstd) = (save_mean[k], save_invstd[k]);
-        let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
-        for r in channel_runs(n, c, hw, k) {
-            sum_g += lanes_sum(&dy[r.clone()], |g| g);
-            sum_gx += lanes_dot(&dy[r.clone()], &x[r], |g, xi| g * (xi - mean) * invstd);
-        }
-        if let Some(dx) = dx.as_deref_mut() {
-            let a = weight[k] * invstd / nf;
+    check_grads(OP, x.len(), c, &grads)?;
+    let kernel = TrainBackward::<T, ADD> {
+        x,
+        dims: (n, c, hw),
+        weight,
+        stats: (save_mean, save_invstd),
+        dy,
+        grads,
+    };
+    vectorize_above(x.len(), kernel);
+    Ok(())
+}
+
+/// [`train_backward`]'s loops, compiled for the CPU's widest vectors: per channel, `Σ g`
+/// and `Σ g·x̂` in one pass over `dy` and `x`, then `dx`.
+struct TrainBackward<'a, T, const ADD: bool> {
+    x: &'a [T],
+    dims: (usize, usize, usize),
+    weight: &'a [T],
+    stats: (&'a [T], &'a [T]),
+    dy: &'a [T],
+    grads: Grads<'a, T>,
+}
+
+impl<T: Float, const ADD: bool> Kernel for TrainBackward<'_, T, ADD> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Self {
+            x,
+            dims: (n, c, hw),
+            weight,
+            stats: (save_mean, save_invstd),
+            dy,
+            grads: (mut dx, mut dweight, mut dbias),
+        } = self;
+        let nf = T::from_usize(n * hw);
+        for k in 0..c {
+            let (mean, invstd) = (save_mean[k], save_invstd[k]);
+            let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
             for r in channel_runs(n, c, hw, k) {
-                for ((d, &g), &xi) in dx[r.clone()].iter_mut().zip(&dy[r.clone()]).zip(&x[r]) {
-                    let xhat = (xi - mean) * invstd;
-                    *d += a * (nf * g - sum_g - xhat * sum_gx);
+                let (g, gx) =
+                    lanes_sum_and_dot(&dy[r.clone()], &x[r], |g, xi| g * (xi - mean) * invstd);
+                sum_g += g;
+                sum_gx += gx;
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let a = weight[k] * invstd / nf;
+                for r in channel_runs(n, c, hw, k) {
+                    let runs = dx[r.clone()].iter_mut().zip(&dy[r.clone()]).zip(&x[r]);
+                    for ((d, &g), &xi) in runs {
+                        let xhat = (xi - mean) * invstd;
+                        let v = a * (nf * g - sum_g - xhat * sum_gx);
+                        *d = if ADD { *d + v } else { v };
+                    }
                 }
             }
-        }
-        if let Some(dw) = dweight.as_deref_mut() {
-            dw[k] += sum_gx;
-        }
-        if let Some(db) = dbias.as_deref_mut() {
-            db[k] += sum_g;
+            if let Some(dw) = dweight.as_deref_mut() {
+                dw[k] += sum_gx;
+            }
+            if let Some(db) = dbias.as_deref_mut() {
+                db[k] += sum_g;
+            }
         }
     }
-    Ok(())
 }
 
 /// Eval-mode forward: normalises `x` with `running_mean` / `running_var` (length `c`),
@@ -227,9 +359,43 @@ pub fn batch_norm2d_eval_backward<T: Float>(
     running_var: &[T],
     eps: T,
     dy: &[T],
-    mut dx: Option<&mut [T]>,
-    mut dweight: Option<&mut [T]>,
-    mut dbias: Option<&mut [T]>,
+    dx: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+) -> Result<()> {
+    let stats = (running_mean, running_var, eps);
+    eval_backward::<T, true>(x, (n, c, hw), weight, stats, dy, (dx, dweight, dbias))
+}
+
+/// [`batch_norm2d_eval_backward`] for a `dx` that holds nothing yet: `dx` is overwritten,
+/// whatever it held; `dweight` and `dbias` are added to.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_eval_backward_overwrite<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    weight: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    eps: T,
+    dy: &[T],
+    dx: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+) -> Result<()> {
+    let stats = (running_mean, running_var, eps);
+    eval_backward::<T, false>(x, (n, c, hw), weight, stats, dy, (dx, dweight, dbias))
+}
+
+/// [`batch_norm2d_eval_backward`], adding onto `dx` when `ADD`, else overwriting it.
+fn eval_backward<T: Float, const ADD: bool>(
+    x: &[T],
+    (n, c, hw): (usize, usize, usize),
+    weight: &[T],
+    (running_mean, running_var, eps): (&[T], &[T], T),
+    dy: &[T],
+    (mut dx, mut dweight, mut dbias): Grads<'_, T>,
 ) -> Result<()> {
     const OP: &str = "batch_norm2d_eval_backward";
     check_dims(OP, x.len(), n, c, hw)?;
@@ -237,15 +403,16 @@ pub fn batch_norm2d_eval_backward<T: Float>(
     check_len(OP, "weight", c, weight.len())?;
     check_len(OP, "running_mean", c, running_mean.len())?;
     check_len(OP, "running_var", c, running_var.len())?;
-    if let Some(dx) = dx.as_deref() {
-        check_len(OP, "dx", x.len(), dx.len())?;
-    }
-    if let Some(dw) = dweight.as_deref() {
-        check_len(OP, "dweight", c, dw.len())?;
-    }
-    if let Some(db) = dbias.as_deref() {
-        check_len(OP, "dbias", c, db.len())?;
-    }
+    check_grads(
+        OP,
+        x.len(),
+        c,
+        &(
+            dx.as_deref_mut(),
+            dweight.as_deref_mut(),
+            dbias.as_deref_mut(),
+        ),
+    )?;
     for k in 0..c {
         let mean = running_mean[k];
         let invstd = T::one() / (running_var[k] + eps).sqrt();
@@ -258,7 +425,7 @@ pub fn batch_norm2d_eval_backward<T: Float>(
             if let Some(dx) = dx.as_deref_mut() {
                 let a = weight[k] * invstd;
                 for (d, &g) in dx[r.clone()].iter_mut().zip(&dy[r]) {
-                    *d += a * g;
+                    *d = if ADD { *d + a * g } else { a * g };
                 }
             }
         }
@@ -277,7 +444,7 @@ pub fn batch_norm2d_eval_backward<T: Float>(
 const LANES: usize = 16;
 
 /// `Σ f(v)` over a run of one channel.
-#[inline]
+#[inline(always)]
 fn lanes_sum<T: Float>(v: &[T], f: impl Fn(T) -> T) -> T {
     let mut acc = [T::zero(); LANES];
     let chunks = v.chunks_exact(LANES);
@@ -290,23 +457,25 @@ fn lanes_sum<T: Float>(v: &[T], f: impl Fn(T) -> T) -> T {
     acc.iter().copied().sum::<T>() + tail
 }
 
-/// `Σ f(a, b)` over two runs of one channel.
-#[inline]
-fn lanes_dot<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
-    let mut acc = [T::zero(); LANES];
+/// `(Σ a, Σ f(a, b))` over two runs of one channel, in one pass: each sum added up in
+/// the order of [`lanes_sum`].
+#[inline(always)]
+fn lanes_sum_and_dot<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> (T, T) {
+    let (mut acc, mut acc_f) = ([T::zero(); LANES], [T::zero(); LANES]);
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: T = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, &y)| f(x, y))
-        .sum();
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let tail: T = ra.iter().copied().sum();
+    let tail_f: T = ra.iter().zip(rb).map(|(&x, &y)| f(x, y)).sum();
     for (x, y) in ca.zip(cb) {
         for l in 0..LANES {
-            acc[l] += f(x[l], y[l]);
+            acc[l] += x[l];
+            acc_f[l] += f(x[l], y[l]);
         }
     }
-    acc.iter().copied().sum::<T>() + tail
+    (
+        acc.iter().copied().sum::<T>() + tail,
+        acc_f.iter().copied().sum::<T>() + tail_f,
+    )
 }
 
 #[cfg(test)]
@@ -597,5 +766,60 @@ mod tests {
             Some(&mut db)
         )
         .is_err());
+    }
+
+    /// The overwriting backward passes against the accumulating ones onto zeros, on a batch
+    /// whose runs are not whole multiples of the 16 lanes, in f64 and f32.
+    fn overwrite_matches_add<T: Float>() {
+        let (n, c, hw) = (3, 4, 7 * 5);
+        let x: Vec<T> = random_vec(60, n * c * hw, -2.0, 2.0);
+        let dy: Vec<T> = random_vec(61, x.len(), -1.0, 1.0);
+        let w: Vec<T> = random_vec(62, c, 0.5, 1.5);
+        let b: Vec<T> = random_vec(63, c, -0.5, 0.5);
+        let (mut rm, mut rv) = (vec![T::zero(); c], vec![T::one(); c]);
+        let (mut sm, mut si, mut y) = (
+            vec![T::zero(); c],
+            vec![T::zero(); c],
+            vec![T::zero(); x.len()],
+        );
+        let eps = T::from_f64(1e-5);
+        let mom = T::from_f64(0.1);
+        batch_norm2d_train(
+            &x, n, c, hw, &w, &b, eps, mom, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+        )
+        .unwrap();
+        let nan = T::from_f64(f64::NAN);
+        let grads = |overwrite: bool, train: bool| {
+            let mut dx = vec![if overwrite { nan } else { T::zero() }; x.len()];
+            let (mut dw, mut db) = (vec![T::one(); c], vec![T::one(); c]);
+            let g = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
+            match (overwrite, train) {
+                (true, true) => batch_norm2d_train_backward_overwrite(
+                    &x, n, c, hw, &w, &sm, &si, &dy, g.0, g.1, g.2,
+                ),
+                (false, true) => {
+                    batch_norm2d_train_backward(&x, n, c, hw, &w, &sm, &si, &dy, g.0, g.1, g.2)
+                }
+                (true, false) => batch_norm2d_eval_backward_overwrite(
+                    &x, n, c, hw, &w, &rm, &rv, eps, &dy, g.0, g.1, g.2,
+                ),
+                (false, false) => {
+                    batch_norm2d_eval_backward(&x, n, c, hw, &w, &rm, &rv, eps, &dy, g.0, g.1, g.2)
+                }
+            }
+            .unwrap();
+            (dx, dw, db)
+        };
+        for train in [true, false] {
+            let (set, added) = (grads(true, train), grads(false, train));
+            assert_eq!(set, added, "train {train}");
+            assert!(set.0.iter().all(|v| v.is_finite()));
+        }
+    }
+
+    #[test]
+    fn overwriting_backward_equals_adding_onto_zeros() {
+        overwrite_matches_add::<f64>();
+        overwrite_matches_add::<f32>();
     }
 }

@@ -9,6 +9,8 @@
 //! `x` equals `y`, which is PyTorch's choice for ties. Overlapping windows accumulate.
 
 use super::conv2d::{check_dims, out_len};
+use super::relu::keep_where_positive;
+use crate::simd::{vectorize_above, Kernel};
 use crate::{invalid, Float, Result};
 
 /// The shape of a square pooling window over `[c, h, w]` images: one `kernel` size, one
@@ -169,24 +171,7 @@ pub fn max_pool2d<T: Float>(g: &Pool2dGeom, x: &[T], n: usize, y: &mut [T]) -> R
     let (oh, ow) = (g.out_h(), g.out_w());
     if g.is_2x2() {
         // the common 2x2 window, stride 2: two input rows per output row, no window bounds
-        for (xp, yp) in x.chunks_exact(g.h * g.w).zip(y.chunks_exact_mut(oh * ow)) {
-            for (i, yrow) in yp.chunks_exact_mut(ow).enumerate() {
-                let (r0, r1) = (&xp[2 * i * g.w..][..g.w], &xp[(2 * i + 1) * g.w..][..g.w]);
-                for (j, yv) in yrow.iter_mut().enumerate() {
-                    let k = 2 * j;
-                    *yv = [r0[k], r0[k + 1], r1[k], r1[k + 1]].into_iter().fold(
-                        T::NEG_INFINITY,
-                        |best, v| {
-                            if v > best || v.is_nan() {
-                                v
-                            } else {
-                                best
-                            }
-                        },
-                    );
-                }
-            }
-        }
+        vectorize_above(y.len(), Pool2x2 { g, x, y });
         return Ok(());
     }
     for (xp, yp) in x.chunks_exact(g.h * g.w).zip(y.chunks_exact_mut(oh * ow)) {
@@ -220,9 +205,89 @@ pub fn max_pool2d_backward<T: Float>(
     n: usize,
     dx: &mut [T],
 ) -> Result<()> {
+    backward(g, x, y, dy, n, dx, Dx::Add)
+}
+
+/// [`max_pool2d_backward`] for a `dx` that holds nothing yet (the first contribution to a
+/// gradient, which then needs no zeroing): `dx = 0` except `dx[argmax] = Σ dy` of the
+/// windows whose maximum it is, whatever `dx` held.
+pub fn max_pool2d_backward_overwrite<T: Float>(
+    g: &Pool2dGeom,
+    x: &[T],
+    y: &[T],
+    dy: &[T],
+    n: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    backward(g, x, y, dy, n, dx, Dx::Overwrite)
+}
+
+/// [`max_pool2d_backward_overwrite`] for a pooling whose input is `x = relu(h)`, giving the
+/// gradient of `h` in `dx`: `dx = [x > 0]·(the pooling's gradient)` (`x > 0` exactly where
+/// `h > 0`, relu's derivative), so that relu's own backward pass, and the zeroing of its
+/// gradient, are not needed. Generated code calls it when the pooling is the only user of
+/// the relu.
+pub fn max_pool2d_backward_through_relu<T: Float>(
+    g: &Pool2dGeom,
+    x: &[T],
+    y: &[T],
+    dy: &[T],
+    n: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    backward(g, x, y, dy, n, dx, Dx::ThroughRelu)
+}
+
+/// How [`backward`] writes `dx`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dx {
+    /// `dx += ..`.
+    Add,
+    /// `dx = ..`.
+    Overwrite,
+    /// `dx = [x > 0]·..`.
+    ThroughRelu,
+}
+
+/// The error for window `(i, j)` of plane `p`, whose output `target` is in none of its
+/// inputs.
+fn not_the_pooling<T: Float>(i: usize, j: usize, p: usize, target: T) -> crate::Error {
+    invalid(
+        "max_pool2d",
+        format!(
+            "`y` is not the max pooling of `x`: window ({i}, {j}) of plane {p} has no element equal to {target}"
+        ),
+    )
+}
+
+/// [`max_pool2d_backward`] with `dx` written as `how` says.
+fn backward<T: Float>(
+    g: &Pool2dGeom,
+    x: &[T],
+    y: &[T],
+    dy: &[T],
+    n: usize,
+    dx: &mut [T],
+    how: Dx,
+) -> Result<()> {
     let op = "max_pool2d";
     g.check(op, n, ("x", x.len()), ("y", y.len()))?;
     g.check(op, n, ("dx", dx.len()), ("dy", dy.len()))?;
+    if g.is_2x2() && how != Dx::Add {
+        // every input in at most one window: each dx written once, in one pass
+        let ok = if how == Dx::Overwrite {
+            vectorize_above(dx.len(), Pool2x2Backward::<T, false> { g, x, y, dy, dx })
+        } else {
+            vectorize_above(dx.len(), Pool2x2Backward::<T, true> { g, x, y, dy, dx })
+        };
+        if ok {
+            return Ok(());
+        }
+        // a NaN maximum, or a window to name in the error: the plain pass below
+    }
+    if how != Dx::Add {
+        dx.fill(T::zero());
+    }
     let (oh, ow, plane) = (g.out_h(), g.out_w(), g.h * g.w);
     let planes = x
         .chunks_exact(plane)
@@ -236,14 +301,7 @@ pub fn max_pool2d_backward<T: Float>(
                     let at = [k, k + 1, k + g.w, k + g.w + 1]
                         .into_iter()
                         .find(|&at| xp[at] == target || (xp[at].is_nan() && target.is_nan()))
-                        .ok_or_else(|| {
-                            invalid(
-                                op,
-                                format!(
-                                    "`y` is not the max pooling of `x`: window ({i}, {j}) of plane {p} has no element equal to {target}"
-                                ),
-                            )
-                        })?;
+                        .ok_or_else(|| not_the_pooling(i, j, p, target))?;
                     dxp[at] += dyp[i * ow + j];
                 }
             }
@@ -265,19 +323,106 @@ pub fn max_pool2d_backward<T: Float>(
                         }
                     }
                 }
-                let at = found.ok_or_else(|| {
-                        invalid(
-                            op,
-                            format!(
-                                "`y` is not the max pooling of `x`: window ({i}, {j}) of plane {p} has no element equal to {target}"
-                            ),
-                        )
-                    })?;
+                let at = found.ok_or_else(|| not_the_pooling(i, j, p, target))?;
                 dxp[at] += dyp[i * ow + j];
             }
         }
     }
+    if how == Dx::ThroughRelu {
+        keep_where_positive(x, dx);
+    }
     Ok(())
+}
+
+/// The 2x2, stride-2 forward pass over whole planes: each output the maximum of its window,
+/// NaN if the window holds one (the first NaN, as the general path keeps it).
+struct Pool2x2<'a, T> {
+    g: &'a Pool2dGeom,
+    x: &'a [T],
+    y: &'a mut [T],
+}
+
+impl<T: Float> Kernel for Pool2x2<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let (w, oh, ow) = (self.g.w, self.g.out_h(), self.g.out_w());
+        let max = |best: T, v: T| if v > best || v.is_nan() { v } else { best };
+        for (xp, yp) in self
+            .x
+            .chunks_exact(self.g.h * w)
+            .zip(self.y.chunks_exact_mut(oh * ow))
+        {
+            for (i, yrow) in yp.chunks_exact_mut(ow).enumerate() {
+                let (r0, r1) = (&xp[2 * i * w..][..2 * ow], &xp[(2 * i + 1) * w..][..2 * ow]);
+                let pairs = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                for (yv, (a, b)) in yrow.iter_mut().zip(pairs) {
+                    let m = max(max(max(T::NEG_INFINITY, a[0]), a[1]), b[0]);
+                    *yv = max(m, b[1]);
+                }
+            }
+        }
+    }
+}
+
+/// The 2x2, stride-2 backward pass that overwrites `dx` (through relu's derivative when
+/// `RELU`): each window's gradient to its first input equal to its output, zeros elsewhere
+/// (and in the row and column that no window covers when `h` or `w` is odd). Returns
+/// whether every window found its output among its inputs by `==`: false for a NaN
+/// maximum too, which the general pass then handles.
+struct Pool2x2Backward<'a, T, const RELU: bool> {
+    g: &'a Pool2dGeom,
+    x: &'a [T],
+    y: &'a [T],
+    dy: &'a [T],
+    dx: &'a mut [T],
+}
+
+impl<T: Float, const RELU: bool> Kernel for Pool2x2Backward<'_, T, RELU> {
+    type Output = bool;
+    #[inline(always)]
+    fn run(self) -> bool {
+        let (h, w, oh, ow) = (self.g.h, self.g.w, self.g.out_h(), self.g.out_w());
+        let mut found_all = true;
+        let planes = self
+            .x
+            .chunks_exact(h * w)
+            .zip(self.dx.chunks_exact_mut(h * w))
+            .zip(
+                self.y
+                    .chunks_exact(oh * ow)
+                    .zip(self.dy.chunks_exact(oh * ow)),
+            );
+        for ((xp, dxp), (yp, dyp)) in planes {
+            let (covered, uncovered) = dxp.split_at_mut(2 * oh * w);
+            uncovered.fill(T::zero());
+            for (i, drows) in covered.chunks_exact_mut(2 * w).enumerate() {
+                let (d0, d1) = drows.split_at_mut(w);
+                let (r0, r1) = (&xp[2 * i * w..][..w], &xp[(2 * i + 1) * w..][..w]);
+                d0[2 * ow..].fill(T::zero());
+                d1[2 * ow..].fill(T::zero());
+                let (yr, gr) = (&yp[i * ow..][..ow], &dyp[i * ow..][..ow]);
+                for j in 0..ow {
+                    let (t, gy) = (yr[j], gr[j]);
+                    let (a0, a1, b0, b1) = (r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
+                    // bitwise on bools: no branches in the loop
+                    let (e0, e1, e2, e3) = (a0 == t, a1 == t, b0 == t, b1 == t);
+                    let (m0, m1) = (e0, !e0 & e1);
+                    let m2 = !e0 & !e1 & e2;
+                    let m3 = !e0 & !e1 & !e2 & e3;
+                    let pos = |v: T| !RELU | (v > T::zero());
+                    let z = T::zero();
+                    d0[2 * j] = if m0 & pos(a0) { gy } else { z };
+                    d0[2 * j + 1] = if m1 & pos(a1) { gy } else { z };
+                    d1[2 * j] = if m2 & pos(b0) { gy } else { z };
+                    d1[2 * j + 1] = if m3 & pos(b1) { gy } else { z };
+                    // a NaN maximum equals none of its window: the general pass handles it
+                    found_all &= e0 | e1 | e2 | e3;
+                }
+            }
+        }
+        found_all
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +498,17 @@ mod tests {
             y.iter().zip(&u).map(|(p, q)| p * q).sum::<f64>()
         };
         assert_gradient("max_pool2d", loss, &x, &dx, 1e-7);
+        // through relu: the gradient of Σ u·max_pool2d(relu(h)) with respect to h
+        let h = &x;
+        let a: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+        max_pool2d(&g, &a, n, &mut y).unwrap();
+        let mut dh = vec![f64::NAN; x.len()];
+        max_pool2d_backward_through_relu(&g, &a, &y, &u, n, &mut dh).unwrap();
+        let loss = |h: &[f64]| {
+            let a: Vec<f64> = h.iter().map(|&v| v.max(0.0)).collect();
+            loss(&a)
+        };
+        assert_gradient("max_pool2d through relu", loss, h, &dh, 1e-7);
     }
 
     #[test]
@@ -438,5 +594,77 @@ mod tests {
             }
         }
         assert_eq!(dx, want_dx);
+    }
+
+    /// `overwrite` and `through_relu` against the accumulating pass onto zeros (and relu's
+    /// own backward pass after it), on the 2x2 path with odd sizes, ties, NaN and zeros, and
+    /// on overlapping, padded and strided windows.
+    fn overwrite_and_through_relu_match_add<T: Float>() {
+        let geoms = [
+            Pool2dGeom::new(2, 5, 7, 2, 2, 0).unwrap(),
+            Pool2dGeom::new(3, 28, 28, 2, 2, 0).unwrap(),
+            Pool2dGeom::new(1, 4, 6, 2, 2, 0).unwrap(),
+            Pool2dGeom::new(2, 5, 5, 3, 2, 1).unwrap(),
+            Pool2dGeom::new(3, 4, 5, 3, 1, 1).unwrap(),
+            Pool2dGeom::new(1, 7, 5, 2, 3, 1).unwrap(),
+        ];
+        for (s, g) in geoms.iter().enumerate() {
+            let n = 3;
+            // relu's output: rounded so that ties and zeros are common
+            let mut x: Vec<T> = random_vec(40 + s as u64, n * g.input_len(), -1.0, 1.0)
+                .into_iter()
+                .map(|v: f64| T::from_f64((v * 4.0).round().max(0.0)))
+                .collect();
+            x[3] = T::from_f64(f64::NAN);
+            let mut y = vec![T::zero(); n * g.output_len()];
+            max_pool2d(g, &x, n, &mut y).unwrap();
+            let dy: Vec<T> = random_vec(50 + s as u64, y.len(), -1.0, 1.0);
+            let mut added = vec![T::zero(); x.len()];
+            max_pool2d_backward(g, &x, &y, &dy, n, &mut added).unwrap();
+            let nan = T::from_f64(f64::NAN);
+            let mut set = vec![nan; x.len()];
+            max_pool2d_backward_overwrite(g, &x, &y, &dy, n, &mut set).unwrap();
+            assert_eq!(set, added, "overwrite, {g:?}");
+            let mut want = vec![nan; x.len()];
+            crate::ops::relu_backward_overwrite(&x, &x, &added, &mut want).unwrap();
+            let mut through = vec![nan; x.len()];
+            max_pool2d_backward_through_relu(g, &x, &y, &dy, n, &mut through).unwrap();
+            assert_eq!(through, want, "through relu, {g:?}");
+            assert!(through.iter().any(|&v| v != T::zero()));
+            assert!(added.iter().zip(&through).any(|(&a, &t)| a != t));
+        }
+    }
+
+    #[test]
+    fn overwriting_and_through_relu_equal_adding_onto_zeros() {
+        overwrite_and_through_relu_match_add::<f64>();
+        overwrite_and_through_relu_match_add::<f32>();
+    }
+
+    #[test]
+    fn literal_through_relu() {
+        // x = relu(h) = [[0, 0, 2, 0, 7], [0, 0, 1, 3, 7], [7, 7, 7, 7, 7]], 2x2 windows: the
+        // first window's maximum is 0 (the first one wins, and relu's derivative is 0
+        // there), the second's 3; the last row and column are in no window.
+        // dx = [[0, 0, 0, 0, 0], [0, 0, 0, 20, 0], [0, 0, 0, 0, 0]]
+        let g = Pool2dGeom::new(1, 3, 5, 2, 2, 0).unwrap();
+        let x = [
+            0.0f32, 0.0, 2.0, 0.0, 7.0, 0.0, 0.0, 1.0, 3.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0,
+        ];
+        let mut y = [0.0f32; 2];
+        max_pool2d(&g, &x, 1, &mut y).unwrap();
+        assert_eq!(y, [0.0, 3.0]);
+        let mut dx = [f32::NAN; 15];
+        max_pool2d_backward_through_relu(&g, &x, &y, &[10.0, 20.0], 1, &mut dx).unwrap();
+        let mut want = [0.0f32; 15];
+        want[8] = 20.0;
+        assert_eq!(dx, want);
+        // a y that is not the pooling of x is caught by the one-pass kernels too
+        let err = max_pool2d_backward_overwrite(&g, &x, &[0.0, 4.0], &[1.0, 1.0], 1, &mut dx)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("window (0, 1) of plane 0"),
+            "{err}"
+        );
     }
 }
