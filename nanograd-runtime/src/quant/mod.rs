@@ -383,33 +383,81 @@ pub fn dense_int8_with(
     gemm::gemm(path, q, rows, &w.packed, &mut |r0, nr, c0, tile| {
         let width = tile.len() / nr;
         let cols = width.min(out_f - c0);
+        let b = bias.map(|b| &b[c0..c0 + cols]);
         for r in 0..nr {
-            let s = sx[r0 + r];
             let yr = &mut y[(r0 + r) * out_f + c0..][..cols];
-            let acc = &tile[r * width..][..cols];
-            match bias {
-                Some(b) => dequant_bias(acc, s, &sw[c0..c0 + cols], &b[c0..c0 + cols], yr),
-                None => dequant(acc, s, &sw[c0..c0 + cols], yr),
-            }
+            dequant(
+                path,
+                &tile[r * width..][..cols],
+                sx[r0 + r],
+                &sw[c0..c0 + cols],
+                b,
+                yr,
+            );
         }
     });
     Ok(())
 }
 
-/// `y = acc · (s · sw) + b`, lane by lane (a multiply then an add, never fused, so that
-/// every path gives the same bits).
+/// `y = acc · (s · sw) + b` lane by lane: a multiply then an add, never fused, so that
+/// every path gives the same bits (`i32 → f32` rounds to nearest on both).
 #[inline]
-fn dequant_bias(acc: &[i32], s: f32, sw: &[f32], b: &[f32], y: &mut [f32]) {
-    for (((yv, &a), &w), &bv) in y.iter_mut().zip(acc).zip(sw).zip(b) {
-        *yv = a as f32 * (s * w) + bv;
+fn dequant(path: Path, acc: &[i32], s: f32, sw: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Path::Vnni` exists only on CPUs with avx512f.
+        Path::Vnni => unsafe { avx512::dequant(acc, s, sw, b, y) },
+        _ => dequant_portable(acc, s, sw, b, y),
     }
 }
 
-/// `y = acc · (s · sw)`.
-#[inline]
-fn dequant(acc: &[i32], s: f32, sw: &[f32], y: &mut [f32]) {
-    for ((yv, &a), &w) in y.iter_mut().zip(acc).zip(sw) {
-        *yv = a as f32 * (s * w);
+fn dequant_portable(acc: &[i32], s: f32, sw: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    match b {
+        Some(b) => {
+            for (((yv, &a), &w), &bv) in y.iter_mut().zip(acc).zip(sw).zip(b) {
+                *yv = a as f32 * (s * w) + bv;
+            }
+        }
+        None => {
+            for ((yv, &a), &w) in y.iter_mut().zip(acc).zip(sw) {
+                *yv = a as f32 * (s * w);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use core::arch::x86_64::*;
+
+    /// [`super::dequant_portable`] 16 lanes at a time, the tail under a mask.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dequant(
+        acc: &[i32],
+        s: f32,
+        sw: &[f32],
+        b: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        let n = y.len();
+        assert!(acc.len() >= n && sw.len() >= n && b.is_none_or(|b| b.len() >= n));
+        let sv = _mm512_set1_ps(s);
+        let mut i = 0;
+        while i < n {
+            let mask: __mmask16 = if n - i >= 16 {
+                0xffff
+            } else {
+                (1u16 << (n - i)) - 1
+            };
+            let a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(i)));
+            let scale = _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(mask, sw.as_ptr().add(i)));
+            let mut v = _mm512_mul_ps(a, scale);
+            if let Some(b) = b {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i)));
+            }
+            _mm512_mask_storeu_ps(y.as_mut_ptr().add(i), mask, v);
+            i += 16;
+        }
     }
 }
 
