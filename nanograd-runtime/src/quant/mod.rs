@@ -576,6 +576,62 @@ fn im2col_u8(g: &Conv2dGeom, img: &[u8], k4: usize, cols: &mut [u8]) {
     }
 }
 
+/// Where one int8 layer of a quantized model is saved, its name prefixed by the path of the
+/// model used as a layer that holds it (`h.0.fc.weight` for `fc` of the first `h: [Block; N]`),
+/// as in the float model's file. What the code of `model!` gathers for the file methods and
+/// `int8_weights`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Name {
+    /// The weight's name: the I8 tensor, and `<weight>_scale`.
+    pub weight: String,
+    /// Where a folded batch norm's bias goes: the convolution's bias name.
+    pub bias: String,
+    /// The weight's shape, output channels first.
+    pub shape: Vec<usize>,
+    /// The batch norm folded into this convolution, if any.
+    pub folded: Option<String>,
+}
+
+impl Int8Name {
+    /// The names under `prefix` (empty, or ending in `.`).
+    pub fn new(
+        prefix: &str,
+        weight: &str,
+        bias: &str,
+        shape: &[usize],
+        folded: Option<&str>,
+    ) -> Self {
+        Int8Name {
+            weight: format!("{prefix}{weight}"),
+            bias: format!("{prefix}{bias}"),
+            shape: shape.to_vec(),
+            folded: folded.map(|f| format!("{prefix}{f}")),
+        }
+    }
+
+    /// `fc1.weight`, or `conv1.weight (with bn1 folded in)`.
+    pub fn summary(&self) -> String {
+        match &self.folded {
+            Some(bn) => format!("{} (with {bn} folded in)", self.weight),
+            None => self.weight.clone(),
+        }
+    }
+}
+
+/// The prefix of the names of a model used as a layer: `blk.`, or `h.2.` for an element of a
+/// layer array, after `prefix`.
+pub fn sub_prefix(prefix: &str, layer: &str, index: Option<usize>) -> String {
+    match index {
+        Some(i) => format!("{prefix}{layer}.{i}."),
+        None => format!("{prefix}{layer}."),
+    }
+}
+
+/// Appends each of `names` under `prefix` to `out`.
+pub fn push_prefixed(out: &mut Vec<String>, prefix: &str, names: &[&str]) {
+    out.extend(names.iter().map(|n| format!("{prefix}{n}")));
+}
+
 /// Copies every parameter and buffer of `from` (any element type) into the f32 model `to`
 /// of the same architecture, by name: how `quantize_int8` starts from an f32 copy.
 pub fn copy_to_f32<
