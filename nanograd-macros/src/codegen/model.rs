@@ -791,7 +791,7 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
         }
     });
     let (methods, int8_methods): (Vec<_>, Vec<_>) = methods.unzip();
-    let qname = format_ident!("{}Int8", name);
+    let qname = format_ident!("{}Int8", name, span = name.span());
     let callback = signature_macro(name, quote!(failed));
     quote! {
         #callback

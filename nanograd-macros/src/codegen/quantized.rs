@@ -758,7 +758,7 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
     let plan = Plan::new(fns);
     let subs = Subs::new(s, &plan);
     let (name, vis) = (&s.name, &s.vis);
-    let qname = format_ident!("{}Int8", name);
+    let qname = format_ident!("{}Int8", name, span = name.span());
     let model_name = qname.to_string();
     let (public, hidden): (Vec<_>, Vec<_>) = fns
         .iter()
