@@ -425,7 +425,12 @@ fn int8_inference_allocates_nothing() {
     let gpt = Gpt::<f32>::new(&mut rng).quantize_int8().unwrap();
     let mut int8 = vec!["lm_head.weight".to_string()];
     for i in 0..2 {
-        for w in ["attn.in_proj_weight", "attn.out_proj.weight", "fc.weight", "proj.weight"] {
+        for w in [
+            "attn.in_proj_weight",
+            "attn.out_proj.weight",
+            "fc.weight",
+            "proj.weight",
+        ] {
             int8.push(format!("h.{i}.{w}"));
         }
     }
