@@ -307,3 +307,102 @@ fn mnist_cnn_int8_within_0_3_points() {
         bytes.len()
     );
 }
+
+model! {
+    /// A residual block of two dense layers, used as a layer by `Stack`.
+    pub struct Res {
+        fc1: Dense(16 -> 32),
+        fc2: Dense(32 -> 16),
+    }
+    fn forward(x: [B, 16]) -> [B, 16] {
+        x + fc2(relu(fc1(x)))
+    }
+}
+
+model! {
+    /// A model of models: one `Res`, an array of three, dense layers around them.
+    pub struct Stack {
+        inp: Dense(8 -> 16),
+        blk: Res,
+        h: [Res; 3],
+        head: Dense(16 -> 4),
+    }
+    fn forward(x: [B, 8]) -> [B, 4] {
+        head(h(blk(relu(inp(x)))))
+    }
+}
+
+/// `dense_int8` on its own: the reference the quantized `Stack` must match bit for bit.
+fn dense_int8_ref(x: &[f32], l: &nanograd::quant::QuantizedLayer, bias: &[f32]) -> Vec<f32> {
+    let (in_f, out_f) = (l.in_features(), l.out_features());
+    let rows = x.len() / in_f;
+    let mut y = vec![0f32; rows * out_f];
+    let mut scratch = vec![0f32; nanograd::quant::dense_int8_scratch_len(rows, in_f)];
+    nanograd::quant::dense_int8(x, l, Some(bias), rows, in_f, out_f, &mut y, &mut scratch).unwrap();
+    y
+}
+
+/// Models used as layers (`blk: Res`, `h: [Res; 3]`) are quantized too: their dense
+/// weights are int8 under the float model's names (`h.1.fc2.weight`), the output is the
+/// int8 pipeline's bit for bit (own layers first, then each model used as a layer in
+/// field order), and the file round-trips without their float weights.
+#[test]
+fn models_used_as_layers_are_quantized_under_their_names() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let model = Stack::<f32>::new(&mut rng);
+    let q = model.quantize_int8().unwrap();
+    let mut names = vec!["inp.weight".to_string(), "head.weight".to_string()];
+    for p in ["blk", "h.0", "h.1", "h.2"] {
+        names.push(format!("{p}.fc1.weight"));
+        names.push(format!("{p}.fc2.weight"));
+    }
+    assert_eq!(q.int8_weights(), names);
+    let blocks = [&model.blk, &model.h[0], &model.h[1], &model.h[2]];
+    let ql = q.quantized_layers();
+    assert_eq!(ql.len(), 10);
+    for (i, b) in blocks.iter().enumerate() {
+        let want = nanograd::quant::QuantizedLayer::new(b.fc2.weight.value(), &[16, 32]).unwrap();
+        assert_eq!(ql[3 + 2 * i], want, "{}", names[3 + 2 * i]);
+    }
+
+    let x: Vec<[f32; 8]> = (0..7)
+        .map(|_| std::array::from_fn(|_| rng.random_range(-2.0..2.0)))
+        .collect();
+    let flat: Vec<f32> = x.iter().flatten().copied().collect();
+    let relu = |v: Vec<f32>| v.into_iter().map(|a| a.max(0.0)).collect::<Vec<_>>();
+    let mut h = relu(dense_int8_ref(&flat, &ql[0], model.inp.bias.value()));
+    for (i, b) in blocks.iter().enumerate() {
+        let t = relu(dense_int8_ref(&h, &ql[2 + 2 * i], b.fc1.bias.value()));
+        let t = dense_int8_ref(&t, &ql[3 + 2 * i], b.fc2.bias.value());
+        h = h.iter().zip(&t).map(|(a, b)| a + b).collect();
+    }
+    let want = dense_int8_ref(&h, &ql[1], model.head.bias.value());
+    let got = q.forward(&x).unwrap();
+    assert_eq!(got.iter().flatten().copied().collect::<Vec<_>>(), want);
+    // and close to the float model, which it is not equal to
+    let yf = model.forward(&x).unwrap();
+    let diff = yf
+        .iter()
+        .flatten()
+        .zip(got.iter().flatten())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff > 0.0 && diff < 0.1, "{diff}");
+
+    let bytes = q.to_safetensors_bytes().unwrap();
+    let st = nanograd_safetensors_names(&bytes);
+    for n in &names {
+        assert!(
+            st.contains(n) && st.contains(&format!("{n}_scale")),
+            "{n}: {st:?}"
+        );
+    }
+    assert!(st.contains(&"h.2.fc1.bias".to_string()), "{st:?}");
+    assert_eq!(st.len(), 3 * names.len(), "{st:?}"); // weight, scale and bias of each
+    let loaded = StackInt8::load_safetensors_bytes(&bytes).unwrap();
+    assert_eq!(loaded.forward(&x).unwrap(), got);
+    assert_eq!(loaded.quantized_layers(), ql);
+    // a file without one block's scales names it
+    let float_file = model.to_safetensors_bytes().unwrap();
+    let err = StackInt8::load_safetensors_bytes(&float_file).unwrap_err();
+    assert!(err.to_string().contains("h.1.fc2.weight"), "{err}");
+}

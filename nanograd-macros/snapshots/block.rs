@@ -646,14 +646,14 @@ macro_rules! __nanograd_layer_Block {
         $($tt)* }
     };
 }
-///`Block` with int8 dense and convolution weights (one scale per output channel), made by [`Block::quantize_int8`] or loaded by `BlockInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Block`'s fns, on f32 inputs and outputs.
+///`Block` with int8 dense and convolution weights (one scale per output channel), those of the models it uses as layers included, made by [`Block::quantize_int8`] or loaded by `BlockInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Block`'s fns, on f32 inputs and outputs.
 #[derive(Clone, Debug)]
 pub struct BlockInt8 {
     __float: Block<f32>,
     __q: ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
 }
 impl<T: ::nanograd::Float> Block<T> {
-    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
+    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), those of the models used as layers too, batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
     #[allow(dead_code)]
     pub fn quantize_int8(&self) -> ::nanograd::Result<BlockInt8> {
         let mut __f = Block::<
@@ -665,14 +665,10 @@ impl<T: ::nanograd::Float> Block<T> {
         );
         ::nanograd::quant::copy_to_f32(self, &mut __f)?;
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-        let __q = ::nanograd::__private::vec![
-            ::nanograd::quant::QuantizedLayer::new(__f.attn.in_proj_weight.value(), &
-            [48usize, 16usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.attn
-            .out_proj.weight.value(), & [16usize, 16usize]) ?,
-            ::nanograd::quant::QuantizedLayer::new(__f.fc.weight.value(), & [64usize,
-            16usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.proj.weight.value(),
-            & [16usize, 64usize]) ?
-        ];
+        let mut __q = ::nanograd::__private::Vec::with_capacity(
+            <Block<f32>>::__INT8_LAYERS,
+        );
+        __f.__int8_quantize(&mut __q)?;
         Ok(BlockInt8 { __float: __f, __q })
     }
 }
@@ -791,6 +787,226 @@ impl Block<f32> {
         (out.as_flattened_mut().as_flattened_mut()).copy_from_slice(&*__v22);
         Ok(())
     }
+    /// The int8 layers of this model and of the models it uses as layers.
+    #[doc(hidden)]
+    pub const __INT8_LAYERS: usize = 4usize;
+    /// Quantizes this model's dense and convolution weights, then those of the
+    /// models it uses as layers, in the order of `__int8_names`.
+    #[doc(hidden)]
+    pub fn __int8_quantize(
+        &self,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
+    ) -> ::nanograd::Result<()> {
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.attn.in_proj_weight.value(),
+                    &[48usize, 16usize],
+                )?,
+            );
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.attn.out_proj.weight.value(),
+                    &[16usize, 16usize],
+                )?,
+            );
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.fc.weight.value(),
+                    &[64usize, 16usize],
+                )?,
+            );
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.proj.weight.value(),
+                    &[16usize, 64usize],
+                )?,
+            );
+        Ok(())
+    }
+    /// The file names of the int8 layers, under `__prefix`.
+    #[doc(hidden)]
+    pub fn __int8_names(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::Int8Name>,
+    ) {
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "attn.in_proj_weight",
+                    "attn.in_proj_weight_bias",
+                    &[48usize, 16usize],
+                    None,
+                ),
+            );
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "attn.out_proj.weight",
+                    "attn.out_proj.bias",
+                    &[16usize, 16usize],
+                    None,
+                ),
+            );
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "fc.weight",
+                    "fc.bias",
+                    &[64usize, 16usize],
+                    None,
+                ),
+            );
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "proj.weight",
+                    "proj.bias",
+                    &[16usize, 64usize],
+                    None,
+                ),
+            );
+    }
+    /// The tensors that stay f32 and are not saved, under `__prefix`: the float
+    /// weights replaced by int8 ones, and the batch norms folded into convolutions.
+    #[doc(hidden)]
+    pub fn __int8_unread(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::__private::String>,
+    ) {
+        ::nanograd::quant::push_prefixed(
+            __out,
+            __prefix,
+            &["attn.in_proj_weight", "attn.out_proj.weight", "fc.weight", "proj.weight"],
+        );
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_forward_int8(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        __b: usize,
+        __x0: &[f32],
+        __y: &mut [f32],
+        __ws: &mut [f32],
+        __rng: &mut impl ::nanograd::rand::Rng,
+        __packs: &mut [::nanograd::blas::PackedWeight<f32>],
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        ::nanograd::check_len(
+            stringify!(Block),
+            "workspace",
+            Self::__int8_layer_ws_len(__b),
+            __ws.len(),
+        )?;
+        let (__ws, __qws) = __ws.split_at_mut(__b * 2320usize + 648usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 384usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__lse7, __ws) = __ws.split_at_mut(__b * 16usize);
+        let (__scr7, __ws) = __ws.split_at_mut(648usize);
+        let (__v10, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v11, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v14, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v17, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v18, __ws) = __ws.split_at_mut(__b * 512usize);
+        let (__v21, __ws) = __ws.split_at_mut(__b * 128usize);
+        let (__v22, __ws) = __ws.split_at_mut(__b * 128usize);
+        let _ = __ws;
+        let (__qs6, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qs10, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qs17, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qs21, __qws) = __qws.split_at_mut(__b * 136usize);
+        let _ = __qws;
+        ::nanograd::ops::layer_norm(
+            __x0,
+            Some(self.ln_1.weight.value()),
+            Some(self.ln_1.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v3,
+        )?;
+        ::nanograd::quant::dense_int8(
+            &*__v3,
+            &__q[0usize],
+            Some(self.attn.in_proj_bias.value()),
+            __b * 8usize,
+            16usize,
+            48usize,
+            &mut *__v6,
+            &mut *__qs6,
+        )?;
+        ::nanograd::ops::mha_attention(
+            &*__v6,
+            __b,
+            8usize,
+            16usize,
+            2usize,
+            true,
+            &mut *__v7,
+            &mut *__lse7,
+            &mut *__scr7,
+        )?;
+        ::nanograd::quant::dense_int8(
+            &*__v7,
+            &__q[1usize],
+            Some(self.attn.out_proj.bias.value()),
+            __b * 8usize,
+            16usize,
+            16usize,
+            &mut *__v10,
+            &mut *__qs10,
+        )?;
+        ::nanograd::ops::add(__x0, &*__v10, &mut *__v11)?;
+        ::nanograd::ops::layer_norm(
+            &*__v11,
+            Some(self.ln_2.weight.value()),
+            Some(self.ln_2.bias.value()),
+            16usize,
+            T::from_f64(0.00001f64),
+            &mut *__v14,
+        )?;
+        ::nanograd::quant::dense_int8(
+            &*__v14,
+            &__q[2usize],
+            Some(self.fc.bias.value()),
+            __b * 8usize,
+            16usize,
+            64usize,
+            &mut *__v17,
+            &mut *__qs17,
+        )?;
+        ::nanograd::ops::gelu(&*__v17, &mut *__v18)?;
+        ::nanograd::quant::dense_int8(
+            &*__v18,
+            &__q[3usize],
+            Some(self.proj.bias.value()),
+            __b * 8usize,
+            64usize,
+            16usize,
+            &mut *__v21,
+            &mut *__qs21,
+        )?;
+        ::nanograd::ops::add(&*__v11, &*__v21, &mut *__v22)?;
+        ::nanograd::check_len(stringify!(Block), "output", __y.len(), (&*__v22).len())?;
+        __y.copy_from_slice(&*__v22);
+        Ok(())
+    }
+    /// The workspace of `__layer_forward_int8` for `__b` rows, in f32 elements.
+    #[doc(hidden)]
+    #[allow(unused_variables, clippy::all)]
+    pub const fn __int8_layer_ws_len(__b: usize) -> usize {
+        __b * 2576usize + 648usize
+    }
 }
 #[allow(dead_code)]
 impl BlockInt8 {
@@ -821,17 +1037,22 @@ impl BlockInt8 {
     ) -> ::nanograd::Result<()> {
         self.__float.__int8_forward_into(&self.__q, x, out, ws)
     }
-    /// The tensors that stay f32 and are not saved: the float weights replaced by int8
-    /// ones, and the batch norms folded into convolutions.
-    const UNREAD: &'static [&'static str] = &[
-        "attn.in_proj_weight",
-        "attn.out_proj.weight",
-        "fc.weight",
-        "proj.weight",
-    ];
-    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
-    pub fn int8_weights(&self) -> &'static [&'static str] {
-        &["attn.in_proj_weight", "attn.out_proj.weight", "fc.weight", "proj.weight"]
+    fn __names() -> ::nanograd::__private::Vec<::nanograd::quant::Int8Name> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Block<f32>>::__int8_names("", &mut __out);
+        __out
+    }
+    fn __unread() -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Block<f32>>::__int8_unread("", &mut __out);
+        __out
+    }
+    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded
+    /// in)`, `h.0.fc.weight` in a model used as a layer).
+    pub fn int8_weights(
+        &self,
+    ) -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        Self::__names().iter().map(|n| n.summary()).collect()
     }
     /// The quantized layers, in the order of [`Self::int8_weights`].
     pub fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] {
@@ -846,16 +1067,16 @@ impl ::nanograd::quant::QuantizedSafetensors for BlockInt8 {
     fn to_safetensors_bytes(
         &self,
     ) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
         let mut __t = ::nanograd::quant::QuantizedTensors::new();
-        __t.push_float_model(&self.__float, Self::UNREAD);
-        __t.push_layer(
-            "attn.in_proj_weight",
-            "attn.in_proj_weight_bias",
-            &self.__q[0usize],
-        );
-        __t.push_layer("attn.out_proj.weight", "attn.out_proj.bias", &self.__q[1usize]);
-        __t.push_layer("fc.weight", "fc.bias", &self.__q[2usize]);
-        __t.push_layer("proj.weight", "proj.bias", &self.__q[3usize]);
+        __t.push_float_model(&self.__float, &__skip);
+        for (__n, __l) in Self::__names().iter().zip(&self.__q) {
+            __t.push_layer(&__n.weight, &__n.bias, __l);
+        }
         __t.to_bytes()
     }
     fn from_safetensors_bytes_of(
@@ -870,30 +1091,24 @@ impl ::nanograd::quant::QuantizedSafetensors for BlockInt8 {
             ),
         );
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let __names = Self::__names();
         let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
-        let __staged = __file.stage_float_model(&__f, Self::UNREAD);
-        let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; 4usize] = [
-            __file
-                .layer(
-                    "attn.in_proj_weight",
-                    &[48usize, 16usize],
-                    "attn.in_proj_weight_bias",
-                    false,
-                ),
-            __file
-                .layer(
-                    "attn.out_proj.weight",
-                    &[16usize, 16usize],
-                    "attn.out_proj.bias",
-                    false,
-                ),
-            __file.layer("fc.weight", &[64usize, 16usize], "fc.bias", false),
-            __file.layer("proj.weight", &[16usize, 64usize], "proj.bias", false),
-        ];
+        let __staged = __file.stage_float_model(&__f, &__skip);
+        let __q: ::nanograd::__private::Vec<_> = __names
+            .iter()
+            .map(|__n| {
+                __file.layer(&__n.weight, &__n.shape, &__n.bias, __n.folded.is_some())
+            })
+            .collect();
         __file.finish()?;
         ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
         let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
-        ::nanograd::check_len("BlockInt8", "int8 layers", 4usize, __q.len())?;
+        ::nanograd::check_len("BlockInt8", "int8 layers", __names.len(), __q.len())?;
         Ok(Self { __float: __f, __q })
     }
 }

@@ -601,14 +601,14 @@ macro_rules! __nanograd_layer_Cnn {
         ::nanograd::model! { @ layer Cnn[B, 1, 8, 8] -> [B, 3] (2310, 4148, 0); $($tt)* }
     };
 }
-///`Cnn` with int8 dense and convolution weights (one scale per output channel), made by [`Cnn::quantize_int8`] or loaded by `CnnInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Cnn`'s fns, on f32 inputs and outputs.
+///`Cnn` with int8 dense and convolution weights (one scale per output channel), those of the models it uses as layers included, made by [`Cnn::quantize_int8`] or loaded by `CnnInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Cnn`'s fns, on f32 inputs and outputs.
 #[derive(Clone, Debug)]
 pub struct CnnInt8 {
     __float: Cnn<f32>,
     __q: ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
 }
 impl<T: ::nanograd::Float> Cnn<T> {
-    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
+    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), those of the models used as layers too, batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
     #[allow(dead_code)]
     pub fn quantize_int8(&self) -> ::nanograd::Result<CnnInt8> {
         let mut __f = Cnn::<
@@ -620,14 +620,10 @@ impl<T: ::nanograd::Float> Cnn<T> {
         );
         ::nanograd::quant::copy_to_f32(self, &mut __f)?;
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-        let __q = ::nanograd::__private::vec![
-            ::nanograd::quant::QuantizedLayer::conv2d_folding_bn(__f.conv1.weight
-            .value(), & [4usize, 1usize, 3usize, 3usize], Some(__f.conv1.bias.value()),
-            __f.bn1.weight.value(), __f.bn1.bias.value(), __f.bn1.running_mean.data(),
-            __f.bn1.running_var.data(), 0.00001f32) ?,
-            ::nanograd::quant::QuantizedLayer::new(__f.fc.weight.value(), & [3usize,
-            64usize]) ?
-        ];
+        let mut __q = ::nanograd::__private::Vec::with_capacity(
+            <Cnn<f32>>::__INT8_LAYERS,
+        );
+        __f.__int8_quantize(&mut __q)?;
         Ok(CnnInt8 { __float: __f, __q })
     }
 }
@@ -714,6 +710,174 @@ impl Cnn<f32> {
         (out.as_flattened_mut()).copy_from_slice(&*__v12);
         Ok(())
     }
+    /// The int8 layers of this model and of the models it uses as layers.
+    #[doc(hidden)]
+    pub const __INT8_LAYERS: usize = 2usize;
+    /// Quantizes this model's dense and convolution weights, then those of the
+    /// models it uses as layers, in the order of `__int8_names`.
+    #[doc(hidden)]
+    pub fn __int8_quantize(
+        &self,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
+    ) -> ::nanograd::Result<()> {
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::conv2d_folding_bn(
+                    self.conv1.weight.value(),
+                    &[4usize, 1usize, 3usize, 3usize],
+                    Some(self.conv1.bias.value()),
+                    self.bn1.weight.value(),
+                    self.bn1.bias.value(),
+                    self.bn1.running_mean.data(),
+                    self.bn1.running_var.data(),
+                    0.00001f32,
+                )?,
+            );
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.fc.weight.value(),
+                    &[3usize, 64usize],
+                )?,
+            );
+        Ok(())
+    }
+    /// The file names of the int8 layers, under `__prefix`.
+    #[doc(hidden)]
+    pub fn __int8_names(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::Int8Name>,
+    ) {
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "conv1.weight",
+                    "conv1.bias",
+                    &[4usize, 1usize, 3usize, 3usize],
+                    Some("bn1"),
+                ),
+            );
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "fc.weight",
+                    "fc.bias",
+                    &[3usize, 64usize],
+                    None,
+                ),
+            );
+    }
+    /// The tensors that stay f32 and are not saved, under `__prefix`: the float
+    /// weights replaced by int8 ones, and the batch norms folded into convolutions.
+    #[doc(hidden)]
+    pub fn __int8_unread(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::__private::String>,
+    ) {
+        ::nanograd::quant::push_prefixed(
+            __out,
+            __prefix,
+            &[
+                "conv1.weight",
+                "conv1.bias",
+                "bn1.weight",
+                "bn1.bias",
+                "fc.weight",
+                "bn1.running_mean",
+                "bn1.running_var",
+            ],
+        );
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_forward_int8(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        __b: usize,
+        __x0: &[f32],
+        __y: &mut [f32],
+        __ws: &mut [f32],
+        __rng: &mut impl ::nanograd::rand::Rng,
+        __packs: &mut [::nanograd::blas::PackedWeight<f32>],
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        ::nanograd::check_len(
+            stringify!(Cnn),
+            "workspace",
+            Self::__int8_layer_ws_len(__b),
+            __ws.len(),
+        )?;
+        let (__ws, __qws) = __ws.split_at_mut(__b * 1411usize + 4148usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 256usize);
+        let (__cols3, __ws) = __ws.split_at_mut(__b * 576usize + 4132usize);
+        let (__v6, __ws) = __ws.split_at_mut(__b * 256usize);
+        let (__mean6, __ws) = __ws.split_at_mut(4usize);
+        let (__invstd6, __ws) = __ws.split_at_mut(4usize);
+        let (__rmean6, __ws) = __ws.split_at_mut(4usize);
+        let (__rvar6, __ws) = __ws.split_at_mut(4usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 256usize);
+        let (__v8, __ws) = __ws.split_at_mut(__b * 64usize);
+        let (__v12, __ws) = __ws.split_at_mut(__b * 3usize);
+        let _ = __ws;
+        let (__qs3, __qws) = __qws.split_at_mut(208usize);
+        let (__qs12, __qws) = __qws.split_at_mut(__b * 17usize);
+        let _ = __qws;
+        ::nanograd::quant::conv2d_int8(
+            &::nanograd::ops::Conv2dGeom {
+                c_in: 1usize,
+                h: 8usize,
+                w: 8usize,
+                c_out: 4usize,
+                kh: 3usize,
+                kw: 3usize,
+                stride: 1usize,
+                padding: 1usize,
+            },
+            __x0,
+            &__q[0usize],
+            __q[0usize].folded_bias(),
+            __b,
+            &mut *__qs3,
+            &mut *__v6,
+        )?;
+        ::nanograd::ops::relu(&*__v6, &mut *__v7)?;
+        ::nanograd::ops::max_pool2d(
+            &::nanograd::ops::Pool2dGeom {
+                c: 4usize,
+                h: 8usize,
+                w: 8usize,
+                kernel: 2usize,
+                stride: 2usize,
+                padding: 0usize,
+            },
+            &*__v7,
+            __b,
+            &mut *__v8,
+        )?;
+        ::nanograd::quant::dense_int8(
+            &*__v8,
+            &__q[1usize],
+            Some(self.fc.bias.value()),
+            __b,
+            64usize,
+            3usize,
+            &mut *__v12,
+            &mut *__qs12,
+        )?;
+        ::nanograd::check_len(stringify!(Cnn), "output", __y.len(), (&*__v12).len())?;
+        __y.copy_from_slice(&*__v12);
+        Ok(())
+    }
+    /// The workspace of `__layer_forward_int8` for `__b` rows, in f32 elements.
+    #[doc(hidden)]
+    #[allow(unused_variables, clippy::all)]
+    pub const fn __int8_layer_ws_len(__b: usize) -> usize {
+        __b * 1428usize + 4356usize
+    }
 }
 #[allow(dead_code)]
 impl CnnInt8 {
@@ -742,20 +906,22 @@ impl CnnInt8 {
     ) -> ::nanograd::Result<()> {
         self.__float.__int8_forward_into(&self.__q, x, out, ws)
     }
-    /// The tensors that stay f32 and are not saved: the float weights replaced by int8
-    /// ones, and the batch norms folded into convolutions.
-    const UNREAD: &'static [&'static str] = &[
-        "conv1.weight",
-        "conv1.bias",
-        "bn1.weight",
-        "bn1.bias",
-        "fc.weight",
-        "bn1.running_mean",
-        "bn1.running_var",
-    ];
-    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
-    pub fn int8_weights(&self) -> &'static [&'static str] {
-        &["conv1.weight (with bn1 folded in)", "fc.weight"]
+    fn __names() -> ::nanograd::__private::Vec<::nanograd::quant::Int8Name> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Cnn<f32>>::__int8_names("", &mut __out);
+        __out
+    }
+    fn __unread() -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Cnn<f32>>::__int8_unread("", &mut __out);
+        __out
+    }
+    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded
+    /// in)`, `h.0.fc.weight` in a model used as a layer).
+    pub fn int8_weights(
+        &self,
+    ) -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        Self::__names().iter().map(|n| n.summary()).collect()
     }
     /// The quantized layers, in the order of [`Self::int8_weights`].
     pub fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] {
@@ -770,10 +936,16 @@ impl ::nanograd::quant::QuantizedSafetensors for CnnInt8 {
     fn to_safetensors_bytes(
         &self,
     ) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
         let mut __t = ::nanograd::quant::QuantizedTensors::new();
-        __t.push_float_model(&self.__float, Self::UNREAD);
-        __t.push_layer("conv1.weight", "conv1.bias", &self.__q[0usize]);
-        __t.push_layer("fc.weight", "fc.bias", &self.__q[1usize]);
+        __t.push_float_model(&self.__float, &__skip);
+        for (__n, __l) in Self::__names().iter().zip(&self.__q) {
+            __t.push_layer(&__n.weight, &__n.bias, __l);
+        }
         __t.to_bytes()
     }
     fn from_safetensors_bytes_of(
@@ -788,22 +960,24 @@ impl ::nanograd::quant::QuantizedSafetensors for CnnInt8 {
             ),
         );
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let __names = Self::__names();
         let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
-        let __staged = __file.stage_float_model(&__f, Self::UNREAD);
-        let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; 2usize] = [
-            __file
-                .layer(
-                    "conv1.weight",
-                    &[4usize, 1usize, 3usize, 3usize],
-                    "conv1.bias",
-                    true,
-                ),
-            __file.layer("fc.weight", &[3usize, 64usize], "fc.bias", false),
-        ];
+        let __staged = __file.stage_float_model(&__f, &__skip);
+        let __q: ::nanograd::__private::Vec<_> = __names
+            .iter()
+            .map(|__n| {
+                __file.layer(&__n.weight, &__n.shape, &__n.bias, __n.folded.is_some())
+            })
+            .collect();
         __file.finish()?;
         ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
         let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
-        ::nanograd::check_len("CnnInt8", "int8 layers", 2usize, __q.len())?;
+        ::nanograd::check_len("CnnInt8", "int8 layers", __names.len(), __q.len())?;
         Ok(Self { __float: __f, __q })
     }
 }

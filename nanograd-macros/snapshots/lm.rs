@@ -394,14 +394,14 @@ macro_rules! __nanograd_layer_Lm {
         ::nanograd::model! { @ layer Lm no_forward; $($tt)* }
     };
 }
-///`Lm` with int8 dense and convolution weights (one scale per output channel), made by [`Lm::quantize_int8`] or loaded by `LmInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Lm`'s fns, on f32 inputs and outputs.
+///`Lm` with int8 dense and convolution weights (one scale per output channel), those of the models it uses as layers included, made by [`Lm::quantize_int8`] or loaded by `LmInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Lm`'s fns, on f32 inputs and outputs.
 #[derive(Clone, Debug)]
 pub struct LmInt8 {
     __float: Lm<f32>,
     __q: ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
 }
 impl<T: ::nanograd::Float> Lm<T> {
-    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
+    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), those of the models used as layers too, batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
     #[allow(dead_code)]
     pub fn quantize_int8(&self) -> ::nanograd::Result<LmInt8> {
         let mut __f = Lm::<
@@ -413,10 +413,10 @@ impl<T: ::nanograd::Float> Lm<T> {
         );
         ::nanograd::quant::copy_to_f32(self, &mut __f)?;
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-        let __q = ::nanograd::__private::vec![
-            ::nanograd::quant::QuantizedLayer::new(__f.lm_head.weight.value(), &
-            [11usize, 16usize]) ?
-        ];
+        let mut __q = ::nanograd::__private::Vec::with_capacity(
+            <Lm<f32>>::__INT8_LAYERS,
+        );
+        __f.__int8_quantize(&mut __q)?;
         Ok(LmInt8 { __float: __f, __q })
     }
 }
@@ -436,7 +436,11 @@ impl Lm<f32> {
         type T = f32;
         let __b = idx.len();
         let __x0: &[u32] = idx.as_flattened();
-        let (__ws, __rng) = ws.split(__b * 840usize + 20usize);
+        let (__ws, __rng) = ws
+            .split(
+                __b * 840usize + 20usize + <Block<f32>>::__int8_layer_ws_len(__b)
+                    + <Block<f32>>::__int8_layer_ws_len(__b),
+            );
         let (__ws, __qws) = __ws.split_at_mut(__b * 800usize + 20usize);
         let (__v2, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__v4, __ws) = __ws.split_at_mut(__b * 128usize);
@@ -447,6 +451,10 @@ impl Lm<f32> {
         let (__v8, __ws) = __ws.split_at_mut(__b * 88usize);
         let _ = __ws;
         let (__qs8, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qsub5, __qws) = __qws
+            .split_at_mut(<Block<f32>>::__int8_layer_ws_len(__b));
+        let (__qsub6, __qws) = __qws
+            .split_at_mut(<Block<f32>>::__int8_layer_ws_len(__b));
         let _ = __qws;
         ::nanograd::ops::embedding(
             __x0,
@@ -457,20 +465,26 @@ impl Lm<f32> {
         )?;
         ::nanograd::ops::add(&*__v2, self.wpe.value(), &mut *__v4)?;
         self.h[0usize]
-            .__layer_forward_infer(
+            .__layer_forward_int8(
+                &__q[1usize
+                    + <Block<f32>>::__INT8_LAYERS
+                        * 0usize..][..<Block<f32>>::__INT8_LAYERS],
                 __b,
                 &*__v4,
                 &mut *__v5,
-                &mut *__sub5,
+                &mut *__qsub5,
                 &mut *__rng,
                 &mut [],
             )?;
         self.h[1usize]
-            .__layer_forward_infer(
+            .__layer_forward_int8(
+                &__q[1usize
+                    + <Block<f32>>::__INT8_LAYERS
+                        * 1usize..][..<Block<f32>>::__INT8_LAYERS],
                 __b,
                 &*__v5,
                 &mut *__v6,
-                &mut *__sub6,
+                &mut *__qsub6,
                 &mut *__rng,
                 &mut [],
             )?;
@@ -509,7 +523,11 @@ impl Lm<f32> {
         ::nanograd::check_batch("LmInt8::loss", "t", __b, t.len())?;
         let __x0: &[u32] = idx.as_flattened();
         let __x1: &[u32] = t.as_flattened();
-        let (__ws, __rng) = ws.split(__b * 840usize + 21usize);
+        let (__ws, __rng) = ws
+            .split(
+                __b * 840usize + 21usize + <Block<f32>>::__int8_layer_ws_len(__b)
+                    + <Block<f32>>::__int8_layer_ws_len(__b),
+            );
         let (__ws, __qws) = __ws.split_at_mut(__b * 800usize + 21usize);
         let (__v3, __ws) = __ws.split_at_mut(__b * 128usize);
         let (__v5, __ws) = __ws.split_at_mut(__b * 128usize);
@@ -521,6 +539,10 @@ impl Lm<f32> {
         let (__v10, __ws) = __ws.split_at_mut(1usize);
         let _ = __ws;
         let (__qs9, __qws) = __qws.split_at_mut(__b * 40usize);
+        let (__qsub6, __qws) = __qws
+            .split_at_mut(<Block<f32>>::__int8_layer_ws_len(__b));
+        let (__qsub7, __qws) = __qws
+            .split_at_mut(<Block<f32>>::__int8_layer_ws_len(__b));
         let _ = __qws;
         ::nanograd::ops::embedding(
             __x0,
@@ -531,20 +553,26 @@ impl Lm<f32> {
         )?;
         ::nanograd::ops::add(&*__v3, self.wpe.value(), &mut *__v5)?;
         self.h[0usize]
-            .__layer_forward_infer(
+            .__layer_forward_int8(
+                &__q[1usize
+                    + <Block<f32>>::__INT8_LAYERS
+                        * 0usize..][..<Block<f32>>::__INT8_LAYERS],
                 __b,
                 &*__v5,
                 &mut *__v6,
-                &mut *__sub6,
+                &mut *__qsub6,
                 &mut *__rng,
                 &mut [],
             )?;
         self.h[1usize]
-            .__layer_forward_infer(
+            .__layer_forward_int8(
+                &__q[1usize
+                    + <Block<f32>>::__INT8_LAYERS
+                        * 1usize..][..<Block<f32>>::__INT8_LAYERS],
                 __b,
                 &*__v6,
                 &mut *__v7,
-                &mut *__sub7,
+                &mut *__qsub7,
                 &mut *__rng,
                 &mut [],
             )?;
@@ -564,6 +592,70 @@ impl Lm<f32> {
             11usize,
         )?;
         Ok((&*__v10)[0])
+    }
+    /// The int8 layers of this model and of the models it uses as layers.
+    #[doc(hidden)]
+    pub const __INT8_LAYERS: usize = 1usize + <Block<f32>>::__INT8_LAYERS * 2usize;
+    /// Quantizes this model's dense and convolution weights, then those of the
+    /// models it uses as layers, in the order of `__int8_names`.
+    #[doc(hidden)]
+    pub fn __int8_quantize(
+        &self,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
+    ) -> ::nanograd::Result<()> {
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.lm_head.weight.value(),
+                    &[11usize, 16usize],
+                )?,
+            );
+        for __e in self.h.iter() {
+            __e.__int8_quantize(__out)?;
+        }
+        Ok(())
+    }
+    /// The file names of the int8 layers, under `__prefix`.
+    #[doc(hidden)]
+    pub fn __int8_names(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::Int8Name>,
+    ) {
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "lm_head.weight",
+                    "lm_head.bias",
+                    &[11usize, 16usize],
+                    None,
+                ),
+            );
+        for __i in 0..2usize {
+            <Block<
+                f32,
+            >>::__int8_names(
+                &::nanograd::quant::sub_prefix(__prefix, "h", Some(__i)),
+                __out,
+            );
+        }
+    }
+    /// The tensors that stay f32 and are not saved, under `__prefix`: the float
+    /// weights replaced by int8 ones, and the batch norms folded into convolutions.
+    #[doc(hidden)]
+    pub fn __int8_unread(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::__private::String>,
+    ) {
+        ::nanograd::quant::push_prefixed(__out, __prefix, &["lm_head.weight"]);
+        for __i in 0..2usize {
+            <Block<
+                f32,
+            >>::__int8_unread(
+                &::nanograd::quant::sub_prefix(__prefix, "h", Some(__i)),
+                __out,
+            );
+        }
     }
 }
 #[allow(dead_code)]
@@ -616,12 +708,22 @@ impl LmInt8 {
     ) -> ::nanograd::Result<f32> {
         self.__float.__int8_loss_into(&self.__q, idx, t, ws)
     }
-    /// The tensors that stay f32 and are not saved: the float weights replaced by int8
-    /// ones, and the batch norms folded into convolutions.
-    const UNREAD: &'static [&'static str] = &["lm_head.weight"];
-    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
-    pub fn int8_weights(&self) -> &'static [&'static str] {
-        &["lm_head.weight"]
+    fn __names() -> ::nanograd::__private::Vec<::nanograd::quant::Int8Name> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Lm<f32>>::__int8_names("", &mut __out);
+        __out
+    }
+    fn __unread() -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Lm<f32>>::__int8_unread("", &mut __out);
+        __out
+    }
+    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded
+    /// in)`, `h.0.fc.weight` in a model used as a layer).
+    pub fn int8_weights(
+        &self,
+    ) -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        Self::__names().iter().map(|n| n.summary()).collect()
     }
     /// The quantized layers, in the order of [`Self::int8_weights`].
     pub fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] {
@@ -636,9 +738,16 @@ impl ::nanograd::quant::QuantizedSafetensors for LmInt8 {
     fn to_safetensors_bytes(
         &self,
     ) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
         let mut __t = ::nanograd::quant::QuantizedTensors::new();
-        __t.push_float_model(&self.__float, Self::UNREAD);
-        __t.push_layer("lm_head.weight", "lm_head.bias", &self.__q[0usize]);
+        __t.push_float_model(&self.__float, &__skip);
+        for (__n, __l) in Self::__names().iter().zip(&self.__q) {
+            __t.push_layer(&__n.weight, &__n.bias, __l);
+        }
         __t.to_bytes()
     }
     fn from_safetensors_bytes_of(
@@ -653,15 +762,24 @@ impl ::nanograd::quant::QuantizedSafetensors for LmInt8 {
             ),
         );
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let __names = Self::__names();
         let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
-        let __staged = __file.stage_float_model(&__f, Self::UNREAD);
-        let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; 1usize] = [
-            __file.layer("lm_head.weight", &[11usize, 16usize], "lm_head.bias", false),
-        ];
+        let __staged = __file.stage_float_model(&__f, &__skip);
+        let __q: ::nanograd::__private::Vec<_> = __names
+            .iter()
+            .map(|__n| {
+                __file.layer(&__n.weight, &__n.shape, &__n.bias, __n.folded.is_some())
+            })
+            .collect();
         __file.finish()?;
         ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
         let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
-        ::nanograd::check_len("LmInt8", "int8 layers", 1usize, __q.len())?;
+        ::nanograd::check_len("LmInt8", "int8 layers", __names.len(), __q.len())?;
         Ok(Self { __float: __f, __q })
     }
 }

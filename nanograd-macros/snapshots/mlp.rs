@@ -444,14 +444,14 @@ macro_rules! __nanograd_layer_Mlp {
         ::nanograd::model! { @ layer Mlp[B, 4] -> [B, 2] (20, 0, 0); $($tt)* }
     };
 }
-///`Mlp` with int8 dense and convolution weights (one scale per output channel), made by [`Mlp::quantize_int8`] or loaded by `MlpInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Mlp`'s fns, on f32 inputs and outputs.
+///`Mlp` with int8 dense and convolution weights (one scale per output channel), those of the models it uses as layers included, made by [`Mlp::quantize_int8`] or loaded by `MlpInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Mlp`'s fns, on f32 inputs and outputs.
 #[derive(Clone, Debug)]
 pub struct MlpInt8 {
     __float: Mlp<f32>,
     __q: ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
 }
 impl<T: ::nanograd::Float> Mlp<T> {
-    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
+    ///This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), those of the models used as layers too, batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.
     #[allow(dead_code)]
     pub fn quantize_int8(&self) -> ::nanograd::Result<MlpInt8> {
         let mut __f = Mlp::<
@@ -463,11 +463,10 @@ impl<T: ::nanograd::Float> Mlp<T> {
         );
         ::nanograd::quant::copy_to_f32(self, &mut __f)?;
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-        let __q = ::nanograd::__private::vec![
-            ::nanograd::quant::QuantizedLayer::new(__f.fc1.weight.value(), & [3usize,
-            4usize]) ?, ::nanograd::quant::QuantizedLayer::new(__f.fc2.weight.value(), &
-            [2usize, 3usize]) ?
-        ];
+        let mut __q = ::nanograd::__private::Vec::with_capacity(
+            <Mlp<f32>>::__INT8_LAYERS,
+        );
+        __f.__int8_quantize(&mut __q)?;
         Ok(MlpInt8 { __float: __f, __q })
     }
 }
@@ -576,6 +575,128 @@ impl Mlp<f32> {
         __v9[0] = ::nanograd::ops::mse_loss(&*__v8, __x1)?;
         Ok((&*__v9)[0])
     }
+    /// The int8 layers of this model and of the models it uses as layers.
+    #[doc(hidden)]
+    pub const __INT8_LAYERS: usize = 2usize;
+    /// Quantizes this model's dense and convolution weights, then those of the
+    /// models it uses as layers, in the order of `__int8_names`.
+    #[doc(hidden)]
+    pub fn __int8_quantize(
+        &self,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
+    ) -> ::nanograd::Result<()> {
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.fc1.weight.value(),
+                    &[3usize, 4usize],
+                )?,
+            );
+        __out
+            .push(
+                ::nanograd::quant::QuantizedLayer::new(
+                    self.fc2.weight.value(),
+                    &[2usize, 3usize],
+                )?,
+            );
+        Ok(())
+    }
+    /// The file names of the int8 layers, under `__prefix`.
+    #[doc(hidden)]
+    pub fn __int8_names(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::quant::Int8Name>,
+    ) {
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "fc1.weight",
+                    "fc1.bias",
+                    &[3usize, 4usize],
+                    None,
+                ),
+            );
+        __out
+            .push(
+                ::nanograd::quant::Int8Name::new(
+                    __prefix,
+                    "fc2.weight",
+                    "fc2.bias",
+                    &[2usize, 3usize],
+                    None,
+                ),
+            );
+    }
+    /// The tensors that stay f32 and are not saved, under `__prefix`: the float
+    /// weights replaced by int8 ones, and the batch norms folded into convolutions.
+    #[doc(hidden)]
+    pub fn __int8_unread(
+        __prefix: &str,
+        __out: &mut ::nanograd::__private::Vec<::nanograd::__private::String>,
+    ) {
+        ::nanograd::quant::push_prefixed(__out, __prefix, &["fc1.weight", "fc2.weight"]);
+    }
+    #[doc(hidden)]
+    #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+    pub fn __layer_forward_int8(
+        &self,
+        __q: &[::nanograd::quant::QuantizedLayer],
+        __b: usize,
+        __x0: &[f32],
+        __y: &mut [f32],
+        __ws: &mut [f32],
+        __rng: &mut impl ::nanograd::rand::Rng,
+        __packs: &mut [::nanograd::blas::PackedWeight<f32>],
+    ) -> ::nanograd::Result<()> {
+        #[allow(unused_imports)]
+        use ::nanograd::Float as _;
+        type T = f32;
+        ::nanograd::check_len(
+            stringify!(Mlp),
+            "workspace",
+            Self::__int8_layer_ws_len(__b),
+            __ws.len(),
+        )?;
+        let (__ws, __qws) = __ws.split_at_mut(__b * 8usize);
+        let (__v3, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v4, __ws) = __ws.split_at_mut(__b * 3usize);
+        let (__v7, __ws) = __ws.split_at_mut(__b * 2usize);
+        let _ = __ws;
+        let (__qs3, __qws) = __qws.split_at_mut(__b * 2usize);
+        let (__qs7, __qws) = __qws.split_at_mut(__b * 2usize);
+        let _ = __qws;
+        ::nanograd::quant::dense_int8(
+            __x0,
+            &__q[0usize],
+            Some(self.fc1.bias.value()),
+            __b,
+            4usize,
+            3usize,
+            &mut *__v3,
+            &mut *__qs3,
+        )?;
+        ::nanograd::ops::relu(&*__v3, &mut *__v4)?;
+        ::nanograd::quant::dense_int8(
+            &*__v4,
+            &__q[1usize],
+            Some(self.fc2.bias.value()),
+            __b,
+            3usize,
+            2usize,
+            &mut *__v7,
+            &mut *__qs7,
+        )?;
+        ::nanograd::check_len(stringify!(Mlp), "output", __y.len(), (&*__v7).len())?;
+        __y.copy_from_slice(&*__v7);
+        Ok(())
+    }
+    /// The workspace of `__layer_forward_int8` for `__b` rows, in f32 elements.
+    #[doc(hidden)]
+    #[allow(unused_variables, clippy::all)]
+    pub const fn __int8_layer_ws_len(__b: usize) -> usize {
+        __b * 12usize
+    }
 }
 #[allow(dead_code)]
 impl MlpInt8 {
@@ -625,12 +746,22 @@ impl MlpInt8 {
     ) -> ::nanograd::Result<f32> {
         self.__float.__int8_loss_into(&self.__q, x, t, ws)
     }
-    /// The tensors that stay f32 and are not saved: the float weights replaced by int8
-    /// ones, and the batch norms folded into convolutions.
-    const UNREAD: &'static [&'static str] = &["fc1.weight", "fc2.weight"];
-    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
-    pub fn int8_weights(&self) -> &'static [&'static str] {
-        &["fc1.weight", "fc2.weight"]
+    fn __names() -> ::nanograd::__private::Vec<::nanograd::quant::Int8Name> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Mlp<f32>>::__int8_names("", &mut __out);
+        __out
+    }
+    fn __unread() -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        let mut __out = ::nanograd::__private::Vec::new();
+        <Mlp<f32>>::__int8_unread("", &mut __out);
+        __out
+    }
+    /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded
+    /// in)`, `h.0.fc.weight` in a model used as a layer).
+    pub fn int8_weights(
+        &self,
+    ) -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+        Self::__names().iter().map(|n| n.summary()).collect()
     }
     /// The quantized layers, in the order of [`Self::int8_weights`].
     pub fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] {
@@ -645,10 +776,16 @@ impl ::nanograd::quant::QuantizedSafetensors for MlpInt8 {
     fn to_safetensors_bytes(
         &self,
     ) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
         let mut __t = ::nanograd::quant::QuantizedTensors::new();
-        __t.push_float_model(&self.__float, Self::UNREAD);
-        __t.push_layer("fc1.weight", "fc1.bias", &self.__q[0usize]);
-        __t.push_layer("fc2.weight", "fc2.bias", &self.__q[1usize]);
+        __t.push_float_model(&self.__float, &__skip);
+        for (__n, __l) in Self::__names().iter().zip(&self.__q) {
+            __t.push_layer(&__n.weight, &__n.bias, __l);
+        }
         __t.to_bytes()
     }
     fn from_safetensors_bytes_of(
@@ -663,16 +800,24 @@ impl ::nanograd::quant::QuantizedSafetensors for MlpInt8 {
             ),
         );
         ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+        let __unread = Self::__unread();
+        let __skip: ::nanograd::__private::Vec<&str> = __unread
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let __names = Self::__names();
         let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
-        let __staged = __file.stage_float_model(&__f, Self::UNREAD);
-        let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; 2usize] = [
-            __file.layer("fc1.weight", &[3usize, 4usize], "fc1.bias", false),
-            __file.layer("fc2.weight", &[2usize, 3usize], "fc2.bias", false),
-        ];
+        let __staged = __file.stage_float_model(&__f, &__skip);
+        let __q: ::nanograd::__private::Vec<_> = __names
+            .iter()
+            .map(|__n| {
+                __file.layer(&__n.weight, &__n.shape, &__n.bias, __n.folded.is_some())
+            })
+            .collect();
         __file.finish()?;
         ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
         let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
-        ::nanograd::check_len("MlpInt8", "int8 layers", 2usize, __q.len())?;
+        ::nanograd::check_len("MlpInt8", "int8 layers", __names.len(), __q.len())?;
         Ok(Self { __float: __f, __q })
     }
 }

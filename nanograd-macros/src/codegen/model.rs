@@ -676,8 +676,9 @@ fn signature_macro(name: &Ident, sig: TokenStream) -> TokenStream {
 
 /// What stands in for a struct model that failed to check: the struct with the fields whose
 /// layer kind is known, `new`, the `Module` impl, and the fns with the declared signatures
-/// where those resolve, all with `unimplemented!()` bodies, so that code using the model
-/// reports no errors of its own.
+/// where those resolve, and the same for the quantized model (`quantize_int8`, `<Name>Int8`
+/// with the fns in f32 and its file methods), all with `unimplemented!()` bodies, so that
+/// code using the model reports no errors of its own.
 pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -> TokenStream {
     let StructDef {
         attrs, vis, name, ..
@@ -758,16 +759,39 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
                     });
                     quote! { #vis fn #back(&mut self, #(#args),*) -> ::nanograd::Result<T> { unimplemented!() } }
                 });
-                quote! {
-                    #vis fn #fname(&self, #(#args),*) -> ::nanograd::Result<#rt> { unimplemented!() }
-                    #backward
-                }
+                // the quantized model's method: the same in f32
+                let q_args = inputs.iter().zip(&ins).map(|((n, syn_sh), sh)| {
+                    let t = super::quantized::input_type_f32(sh, syn_sh.index.is_some());
+                    quote!(#n: #t)
+                });
+                let q_sample = super::array_type_of(&sample_dims(&ret), quote!(f32));
+                let q_rt = if ret.is_scalar() {
+                    quote!(f32)
+                } else if ret.is_batched() {
+                    quote!(::nanograd::__private::Vec<#q_sample>)
+                } else {
+                    q_sample
+                };
+                (
+                    quote! {
+                        #vis fn #fname(&self, #(#args),*) -> ::nanograd::Result<#rt> { unimplemented!() }
+                        #backward
+                    },
+                    quote! {
+                        #vis fn #fname(&self, #(#q_args),*) -> ::nanograd::Result<#q_rt> { unimplemented!() }
+                    },
+                )
             }
-            _ => quote! {
-                #vis fn #fname<R>(&self, _: impl ::core::any::Any) -> R { unimplemented!() }
-            },
+            _ => {
+                let any = quote! {
+                    #vis fn #fname<R>(&self, _: impl ::core::any::Any) -> R { unimplemented!() }
+                };
+                (any.clone(), any)
+            }
         }
     });
+    let (methods, int8_methods): (Vec<_>, Vec<_>) = methods.unzip();
+    let qname = format_ident!("{}Int8", name, span = name.span());
     let callback = signature_macro(name, quote!(failed));
     quote! {
         #callback
@@ -787,6 +811,24 @@ pub fn fallback(s: &StructDef, fns: &[FnDef], consts: &HashMap<String, usize>) -
             fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut ::nanograd::Param<T>)) { unimplemented!() }
             fn set_training_mode(&mut self, training: bool) { unimplemented!() }
             fn is_training(&self) -> bool { unimplemented!() }
+        }
+        #[allow(unused_variables, clippy::all)]
+        impl<T: ::nanograd::Float> #name<T> {
+            #vis fn quantize_int8(&self) -> ::nanograd::Result<#qname> { unimplemented!() }
+        }
+        #[derive(Clone, Debug)]
+        #vis struct #qname {}
+        #[allow(unused_variables, clippy::all)]
+        impl #qname {
+            #(#int8_methods)*
+            #vis fn int8_weights(&self) -> &'static [&'static str] { unimplemented!() }
+            #vis fn quantized_layers(&self) -> &[::nanograd::quant::QuantizedLayer] { unimplemented!() }
+            #vis fn float_part(&self) -> &#name<f32> { unimplemented!() }
+        }
+        #[allow(unused_variables, clippy::all)]
+        impl ::nanograd::quant::QuantizedSafetensors for #qname {
+            fn to_safetensors_bytes(&self) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> { unimplemented!() }
+            fn from_safetensors_bytes_of(bytes: &[u8], origin: &::nanograd::quant::Origin) -> ::nanograd::Result<Self> { unimplemented!() }
         }
     }
 }

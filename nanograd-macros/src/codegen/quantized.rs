@@ -9,6 +9,13 @@
 //! #[derive(Clone, Debug)]
 //! pub struct MlpInt8 { __float: Mlp<f32>, __q: Vec<QuantizedLayer> }   // fc1.weight, fc2.weight
 //! impl<T: Float> Mlp<T> { pub fn quantize_int8(&self) -> Result<MlpInt8>; }
+//! impl Mlp<f32> {   // hidden; what a model using this one as a layer calls too
+//!     pub const __INT8_LAYERS: usize = 2;
+//!     pub fn __int8_quantize(&self, out: &mut Vec<QuantizedLayer>) -> Result<()>;
+//!     pub fn __int8_names(prefix: &str, out: &mut Vec<Int8Name>);    // file names
+//!     pub fn __int8_unread(prefix: &str, out: &mut Vec<String>);     // float tensors not saved
+//!     pub fn __layer_forward_int8(&self, q: &[QuantizedLayer], b, x, y, ws, rng, packs) -> Result<()>;
+//! }
 //! impl MlpInt8 {
 //!     pub fn forward(&self, x: &[[f32; 784]]) -> Result<Vec<[f32; 10]>>;
 //!     pub fn forward_into(&self, x: .., out: &mut [[f32; 10]], ws: &mut Workspace<f32>) -> Result<()>;
@@ -29,10 +36,17 @@
 //! model used only as such weights (a `Dense` or `Conv2d` layer, `dense(x, w, b)` on a
 //! `Param`, a `MultiHeadAttention`'s projections). A convolution whose only user is a batch
 //! norm has the batch norm folded in (the batch norm node then runs the convolution). Every
-//! other node runs the float model's kernel in f32, models used as layers included (their
-//! own layers stay f32). The quantized model keeps the float model, in evaluation mode, for
-//! the tensors that stay f32; the float weights that int8 ones replace are neither read nor
-//! saved.
+//! other node runs the float model's kernel in f32. A model used as a layer (`blk: Block`,
+//! `h: [Block; N]`) runs its own int8 forward (`Block::<f32>::__layer_forward_int8`) on its
+//! slice of `__q`: this model's int8 layers come first, then each such field's, element by
+//! element (`Block::<f32>::__INT8_LAYERS` each), named in the file with the field's prefix
+//! (`h.0.fc.weight`) as in the float model's file. The quantized model keeps the float
+//! model, in evaluation mode, for the tensors that stay f32; the float weights that int8
+//! ones replace are neither read nor saved.
+//!
+//! The quantized type's name is the model's with `Int8` appended: a struct of that name
+//! in the same module is rustc's "defined multiple times" error at the model's name
+//! (`tests/ui/names/int8-name-taken.rs`).
 
 use std::collections::HashMap;
 
@@ -40,11 +54,11 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use super::forward::conv_geom;
-use super::graph::{aux, param_path, GraphGen, Mode, Size};
+use super::graph::{aux, layer_path, param_path, GraphGen, Mode, Size};
 use super::model::{bind_inputs, method_vis, sample_dims};
 use super::{array_type_of, array_zero, flatten_mut};
 use crate::ir::{Graph, NodeId, Op};
-use crate::lower::{FnModel, StructModel};
+use crate::lower::{FnModel, LayerKind, StructModel};
 use crate::shape::Shape;
 
 /// A parameter of the model: where it lives and its PyTorch name.
@@ -348,8 +362,65 @@ impl Plan {
     }
 }
 
+/// The models used as layers (`blk: Block`, `h: [Block; N]`): their int8 layers follow this
+/// model's own in `__q`, field by field and element by element, each model's
+/// `__INT8_LAYERS` long.
+struct Subs<'a> {
+    own: usize,
+    layers: Vec<(&'a Ident, &'a Ident, Option<usize>)>,
+}
+
+impl<'a> Subs<'a> {
+    fn new(s: &'a StructModel, plan: &Plan) -> Self {
+        let layers = s
+            .layers
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LayerKind::Struct { ty, count, .. } => Some((&l.name, ty, *count)),
+                _ => None,
+            })
+            .collect();
+        Subs {
+            own: plan.entries.len(),
+            layers,
+        }
+    }
+
+    /// `<Block<f32>>::__INT8_LAYERS`: the int8 layers of one element.
+    fn count(ty: &impl quote::ToTokens) -> TokenStream {
+        quote!(<#ty<f32>>::__INT8_LAYERS)
+    }
+
+    /// The int8 layers of this model and of every model it uses, as a constant expression.
+    fn total(&self) -> TokenStream {
+        let own = self.own;
+        let subs = self.layers.iter().map(|(_, ty, n)| {
+            let (c, n) = (Self::count(ty), n.unwrap_or(1));
+            quote!(+ #c * #n)
+        });
+        quote!(#own #(#subs)*)
+    }
+
+    /// Where the int8 layers of `layer` (element `index`) start in `__q`, and its type.
+    fn offset(&self, layer: &Ident, index: Option<usize>) -> (TokenStream, TokenStream) {
+        let own = self.own;
+        let mut terms = Vec::new();
+        for (name, ty, n) in &self.layers {
+            let c = Self::count(ty);
+            if *name == layer {
+                let i = index.unwrap_or(0);
+                return (quote!(#own #(#terms)* + #c * #i), quote!(#ty));
+            }
+            let n = n.unwrap_or(1);
+            terms.push(quote!(+ #c * #n));
+        }
+        // lowering only makes sub-model nodes of struct layers
+        (quote!(#own), quote!(#layer))
+    }
+}
+
 /// The int8 forward of fn `fi`: the float kernels, with int8 ones at the planned nodes.
-fn int8_forward(gen: &GraphGen, plan: &Plan, fi: usize) -> TokenStream {
+fn int8_forward(gen: &GraphGen, plan: &Plan, subs: &Subs, fi: usize) -> TokenStream {
     let q = quote!(::nanograd::quant);
     let mut out = TokenStream::new();
     for id in 0..gen.g.nodes.len() {
@@ -369,6 +440,28 @@ fn int8_forward(gen: &GraphGen, plan: &Plan, fi: usize) -> TokenStream {
                     #q::conv2d_int8(&#g, #a, &__q[#e], __q[#e].folded_bias(), #n, &mut *#qs, #y)?;
                 });
             }
+            continue;
+        }
+        if let Op::SubModel {
+            layer,
+            index,
+            in_row,
+            ..
+        } = &node.op
+        {
+            // the model used as a layer runs its own int8 forward on its slice of `__q`
+            let (off, ty) = subs.offset(layer, *index);
+            let count = Subs::count(&ty);
+            let nb = Size::of(gen.shape(node.inputs[0])).div(*in_row).tokens();
+            let (a, path, qsub, packs) = (
+                x(0),
+                layer_path(layer, *index),
+                aux("qsub", id),
+                gen.sub_packs(id),
+            );
+            out.extend(quote! {
+                #path.__layer_forward_int8(&__q[#off..][..#count], #nb, #a, #y, &mut *#qsub, &mut *__rng, #packs)?;
+            });
             continue;
         }
         let Some(&e) = plan.quantized.get(&(fi, id)) else {
@@ -446,8 +539,75 @@ fn scratch_regions(gen: &GraphGen, plan: &Plan, fi: usize) -> Vec<(Ident, Size)>
     regions
 }
 
+/// The workspace of models used as layers in fn `fi`'s int8 forward: each gets
+/// `<Block<f32>>::__int8_layer_ws_len(rows)` elements.
+fn sub_regions(gen: &GraphGen, subs: &Subs) -> Vec<(Ident, TokenStream)> {
+    let mut regions = Vec::new();
+    for (id, node) in gen.g.nodes.iter().enumerate() {
+        if let Op::SubModel {
+            layer,
+            index,
+            in_row,
+            ..
+        } = &node.op
+        {
+            let (_, ty) = subs.offset(layer, *index);
+            let nb = Size::of(gen.shape(node.inputs[0])).div(*in_row).tokens();
+            regions.push((
+                aux("qsub", id),
+                quote!(<#ty<f32>>::__int8_layer_ws_len(#nb)),
+            ));
+        }
+    }
+    regions
+}
+
+/// The int8 forward of fn `fi` over a workspace slice `__ws`: its length in elements (an
+/// expression of `__b`), and the code that carves `__ws` (the float regions, then the int8
+/// kernels' scratch, then the workspaces of models used as layers) and runs the graph.
+struct Int8Body {
+    len: TokenStream,
+    code: TokenStream,
+}
+
+fn int8_body(gen: &GraphGen, plan: &Plan, subs: &Subs, fi: usize) -> Int8Body {
+    let float_total = gen.total();
+    let scratch = scratch_regions(gen, plan, fi);
+    let sub_ws = sub_regions(gen, subs);
+    let q_total = scratch.iter().fold(Size::default(), |acc, (_, s)| Size {
+        b: acc.b + s.b,
+        f: acc.f + s.f,
+    });
+    let fixed = Size {
+        b: float_total.b + q_total.b,
+        f: float_total.f + q_total.f,
+    }
+    .tokens();
+    let sub_lens = sub_ws.iter().map(|(_, len)| len);
+    let len = quote!(#fixed #(+ #sub_lens)*);
+    let float_total = float_total.tokens();
+    let q_carve = scratch.iter().map(|(n, size)| {
+        let len = size.tokens();
+        quote! { let (#n, __qws) = __qws.split_at_mut(#len); }
+    });
+    let sub_carve = sub_ws.iter().map(|(n, len)| {
+        quote! { let (#n, __qws) = __qws.split_at_mut(#len); }
+    });
+    let (carve, consts, body) = (gen.carve(), gen.consts(), int8_forward(gen, plan, subs, fi));
+    let code = quote! {
+        let (__ws, __qws) = __ws.split_at_mut(#float_total);
+        #carve
+        #(#q_carve)*
+        #(#sub_carve)*
+        let _ = __qws;
+        #consts
+        #body
+    };
+    Int8Body { len, code }
+}
+
 /// The parameter type of an input, in f32: `&[[f32; 784]]`, `&[f32; 3]`, `f32`.
-fn input_type_f32(s: &Shape, index: bool) -> TokenStream {
+pub(super) fn input_type_f32(s: &Shape, index: bool) -> TokenStream {
     let elem = if index { quote!(u32) } else { quote!(f32) };
     let t = array_type_of(&sample_dims(s), elem);
     if s.is_batched() {
@@ -461,7 +621,13 @@ fn input_type_f32(s: &Shape, index: bool) -> TokenStream {
 
 /// The public methods of fn `fi` on the quantized type, and the hidden int8 body on the
 /// float model that they call.
-fn fn_methods(s: &StructModel, f: &FnModel, fi: usize, plan: &Plan) -> (TokenStream, TokenStream) {
+fn fn_methods(
+    s: &StructModel,
+    f: &FnModel,
+    fi: usize,
+    plan: &Plan,
+    subs: &Subs,
+) -> (TokenStream, TokenStream) {
     let FnModel {
         attrs,
         name,
@@ -487,27 +653,11 @@ fn fn_methods(s: &StructModel, f: &FnModel, fi: usize, plan: &Plan) -> (TokenStr
     let hidden = format_ident!("__int8_{}_into", name);
 
     let fwd = GraphGen::new(graph, Mode::Infer, false, false);
-    let float_total = fwd.total();
-    let scratch = scratch_regions(&fwd, plan, fi);
-    let q_total = scratch.iter().fold(Size::default(), |acc, (_, s)| Size {
-        b: acc.b + s.b,
-        f: acc.f + s.f,
-    });
-    let total = Size {
-        b: float_total.b + q_total.b,
-        f: float_total.f + q_total.f,
-    }
-    .tokens();
-    let float_total = float_total.tokens();
+    let Int8Body { len: total, code } = int8_body(&fwd, plan, subs, fi);
     let split = match fwd.pack_slots() {
         0 => quote! { let (__ws, __rng) = ws.split(#total); },
         n => quote! { let (__ws, __rng, __packs) = ws.split_packed(#total, #n); },
     };
-    let q_carve = scratch.iter().map(|(n, size)| {
-        let len = size.tokens();
-        quote! { let (#n, __qws) = __qws.split_at_mut(#len); }
-    });
-    let (carve, consts, body) = (fwd.carve(), fwd.consts(), int8_forward(&fwd, plan, fi));
     let result = fwd.value(graph.output);
 
     let ws_t = quote!(::nanograd::Workspace<f32>);
@@ -597,12 +747,7 @@ fn fn_methods(s: &StructModel, f: &FnModel, fi: usize, plan: &Plan) -> (TokenStr
             type T = f32;
             #bind
             #split
-            let (__ws, __qws) = __ws.split_at_mut(#float_total);
-            #carve
-            #(#q_carve)*
-            let _ = __qws;
-            #consts
-            #body
+            #code
             #into_tail
         }
     };
@@ -611,12 +756,14 @@ fn fn_methods(s: &StructModel, f: &FnModel, fi: usize, plan: &Plan) -> (TokenStr
 
 pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
     let plan = Plan::new(fns);
+    let subs = Subs::new(s, &plan);
     let (name, vis) = (&s.name, &s.vis);
-    let qname = format_ident!("{}Int8", name);
+    let qname = format_ident!("{}Int8", name, span = name.span());
+    let model_name = qname.to_string();
     let (public, hidden): (Vec<_>, Vec<_>) = fns
         .iter()
         .enumerate()
-        .map(|(fi, f)| fn_methods(s, f, fi, &plan))
+        .map(|(fi, f)| fn_methods(s, f, fi, &plan, &subs))
         .unzip();
 
     let quantize = plan.entries.iter().map(|e| {
@@ -643,37 +790,51 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
             }
         }
     });
-    // `self.fc1.weight` as `__f.fc1.weight`: the paths start at `self`
-    let quantize: Vec<TokenStream> = quantize
-        .map(|t| replace_self(t, &format_ident!("__f")))
-        .collect();
-    let unread = &plan.unread;
-    let push_layers = plan.entries.iter().enumerate().map(|(i, e)| {
-        let (w, b) = (&e.weight.name, e.bias_name());
-        quote! { __t.push_layer(#w, #b, &self.__q[#i]); }
+    let sub_quantize = subs.layers.iter().map(|(l, _, n)| match n {
+        Some(_) => quote! {
+            for __e in self.#l.iter() { __e.__int8_quantize(__out)?; }
+        },
+        None => quote! { self.#l.__int8_quantize(__out)?; },
     });
-    let load_layers = plan.entries.iter().map(|e| {
-        let (w, b, shape, folded) = (
-            &e.weight.name,
-            e.bias_name(),
-            &e.weight.shape,
-            e.fold.is_some(),
-        );
-        quote! { __file.layer(#w, &[#(#shape),*], #b, #folded) }
-    });
-    let n_layers = plan.entries.len();
-    let model_name = qname.to_string();
-    let summary_rows = plan.entries.iter().map(|e| {
-        let what = match &e.fold {
-            Some(f) => format!("{} (with {} folded in)", e.weight.name, f.layer),
-            None => e.weight.name.clone(),
+    let own_names = plan.entries.iter().map(|e| {
+        let (w, b, shape) = (&e.weight.name, e.bias_name(), &e.weight.shape);
+        let folded = match &e.fold {
+            Some(f) => {
+                let l = f.layer.to_string();
+                quote!(Some(#l))
+            }
+            None => quote!(None),
         };
-        quote!(#what)
+        quote! {
+            __out.push(::nanograd::quant::Int8Name::new(__prefix, #w, #b, &[#(#shape),*], #folded));
+        }
     });
+    let sub_walk = |f: TokenStream| {
+        let walks = subs.layers.iter().map(|(l, ty, n)| {
+            let ls = l.to_string();
+            match n {
+                Some(n) => quote! {
+                    for __i in 0..#n {
+                        <#ty<f32>>::#f(&::nanograd::quant::sub_prefix(__prefix, #ls, Some(__i)), __out);
+                    }
+                },
+                None => quote! {
+                    <#ty<f32>>::#f(&::nanograd::quant::sub_prefix(__prefix, #ls, None), __out);
+                },
+            }
+        });
+        quote!(#(#walks)*)
+    };
+    let sub_names = sub_walk(quote!(__int8_names));
+    let sub_unread = sub_walk(quote!(__int8_unread));
+    let unread = &plan.unread;
+    let total = subs.total();
+    let layer_int8 = layer_forward_int8(s, fns, &plan, &subs);
+
     let q_doc = format!(
-        "`{name}` with int8 dense and convolution weights (one scale per output channel), made by [`{name}::quantize_int8`] or loaded by `{qname}::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `{name}`'s fns, on f32 inputs and outputs."
+        "`{name}` with int8 dense and convolution weights (one scale per output channel), those of the models it uses as layers included, made by [`{name}::quantize_int8`] or loaded by `{qname}::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `{name}`'s fns, on f32 inputs and outputs."
     );
-    let quantize_doc = "This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.";
+    let quantize_doc = "This model for int8 inference: dense and convolution weights quantized per output channel (symmetric, `s = max|w| / 127`), those of the models used as layers too, batch norms that follow a convolution folded into it, everything else kept in f32. Errors if a weight is not finite.";
     quote! {
         #[doc = #q_doc]
         #[derive(Clone, Debug)]
@@ -689,7 +850,8 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
                 let mut __f = #name::<f32>::new(&mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(0));
                 ::nanograd::quant::copy_to_f32(self, &mut __f)?;
                 ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
-                let __q = ::nanograd::__private::vec![#(#quantize),*];
+                let mut __q = ::nanograd::__private::Vec::with_capacity(<#name<f32>>::__INT8_LAYERS);
+                __f.__int8_quantize(&mut __q)?;
                 Ok(#qname { __float: __f, __q })
             }
         }
@@ -697,19 +859,67 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
         #[allow(dead_code)]
         impl #name<f32> {
             #(#hidden)*
+
+            /// The int8 layers of this model and of the models it uses as layers.
+            #[doc(hidden)]
+            pub const __INT8_LAYERS: usize = #total;
+
+            /// Quantizes this model's dense and convolution weights, then those of the
+            /// models it uses as layers, in the order of `__int8_names`.
+            #[doc(hidden)]
+            pub fn __int8_quantize(
+                &self,
+                __out: &mut ::nanograd::__private::Vec<::nanograd::quant::QuantizedLayer>,
+            ) -> ::nanograd::Result<()> {
+                #(__out.push(#quantize);)*
+                #(#sub_quantize)*
+                Ok(())
+            }
+
+            /// The file names of the int8 layers, under `__prefix`.
+            #[doc(hidden)]
+            pub fn __int8_names(
+                __prefix: &str,
+                __out: &mut ::nanograd::__private::Vec<::nanograd::quant::Int8Name>,
+            ) {
+                #(#own_names)*
+                #sub_names
+            }
+
+            /// The tensors that stay f32 and are not saved, under `__prefix`: the float
+            /// weights replaced by int8 ones, and the batch norms folded into convolutions.
+            #[doc(hidden)]
+            pub fn __int8_unread(
+                __prefix: &str,
+                __out: &mut ::nanograd::__private::Vec<::nanograd::__private::String>,
+            ) {
+                ::nanograd::quant::push_prefixed(__out, __prefix, &[#(#unread),*]);
+                #sub_unread
+            }
+
+            #layer_int8
         }
 
         #[allow(dead_code)]
         impl #qname {
             #(#public)*
 
-            /// The tensors that stay f32 and are not saved: the float weights replaced by int8
-            /// ones, and the batch norms folded into convolutions.
-            const UNREAD: &'static [&'static str] = &[#(#unread),*];
+            fn __names() -> ::nanograd::__private::Vec<::nanograd::quant::Int8Name> {
+                let mut __out = ::nanograd::__private::Vec::new();
+                <#name<f32>>::__int8_names("", &mut __out);
+                __out
+            }
 
-            /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded in)`).
-            #vis fn int8_weights(&self) -> &'static [&'static str] {
-                &[#(#summary_rows),*]
+            fn __unread() -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+                let mut __out = ::nanograd::__private::Vec::new();
+                <#name<f32>>::__int8_unread("", &mut __out);
+                __out
+            }
+
+            /// The int8 weights, one line each (`fc1.weight`, `conv1.weight (with bn1 folded
+            /// in)`, `h.0.fc.weight` in a model used as a layer).
+            #vis fn int8_weights(&self) -> ::nanograd::__private::Vec<::nanograd::__private::String> {
+                Self::__names().iter().map(|n| n.summary()).collect()
             }
 
             /// The quantized layers, in the order of [`Self::int8_weights`].
@@ -721,46 +931,89 @@ pub fn expand(s: &StructModel, fns: &[FnModel]) -> TokenStream {
             #vis fn float_part(&self) -> &#name<f32> {
                 &self.__float
             }
-
         }
 
         impl ::nanograd::quant::QuantizedSafetensors for #qname {
             fn to_safetensors_bytes(&self) -> ::nanograd::Result<::nanograd::__private::Vec<u8>> {
+                let __unread = Self::__unread();
+                let __skip: ::nanograd::__private::Vec<&str> = __unread.iter().map(|n| n.as_str()).collect();
                 let mut __t = ::nanograd::quant::QuantizedTensors::new();
-                __t.push_float_model(&self.__float, Self::UNREAD);
-                #(#push_layers)*
+                __t.push_float_model(&self.__float, &__skip);
+                for (__n, __l) in Self::__names().iter().zip(&self.__q) {
+                    __t.push_layer(&__n.weight, &__n.bias, __l);
+                }
                 __t.to_bytes()
             }
 
             fn from_safetensors_bytes_of(bytes: &[u8], origin: &::nanograd::quant::Origin) -> ::nanograd::Result<Self> {
                 let mut __f = #name::<f32>::new(&mut <::nanograd::rand::rngs::StdRng as ::nanograd::rand::SeedableRng>::seed_from_u64(0));
                 ::nanograd::Module::<f32>::set_training_mode(&mut __f, false);
+                let __unread = Self::__unread();
+                let __skip: ::nanograd::__private::Vec<&str> = __unread.iter().map(|n| n.as_str()).collect();
+                let __names = Self::__names();
                 let mut __file = ::nanograd::quant::QuantizedFile::parse(bytes, origin)?;
-                let __staged = __file.stage_float_model(&__f, Self::UNREAD);
-                let __q: [::core::option::Option<::nanograd::quant::QuantizedLayer>; #n_layers] = [#(#load_layers),*];
+                let __staged = __file.stage_float_model(&__f, &__skip);
+                let __q: ::nanograd::__private::Vec<_> = __names
+                    .iter()
+                    .map(|__n| __file.layer(&__n.weight, &__n.shape, &__n.bias, __n.folded.is_some()))
+                    .collect();
                 __file.finish()?;
                 ::nanograd::quant::QuantizedFile::commit_float_model(&mut __f, &__staged);
                 let __q = __q.into_iter().flatten().collect::<::nanograd::__private::Vec<_>>();
-                ::nanograd::check_len(#model_name, "int8 layers", #n_layers, __q.len())?;
+                ::nanograd::check_len(#model_name, "int8 layers", __names.len(), __q.len())?;
                 Ok(Self { __float: __f, __q })
             }
         }
     }
 }
 
-/// `tokens` with every `self` identifier replaced by `with`.
-fn replace_self(tokens: TokenStream, with: &Ident) -> TokenStream {
-    use proc_macro2::{Group, TokenTree};
-    tokens
-        .into_iter()
-        .map(|tt| match tt {
-            TokenTree::Ident(i) if i == "self" => TokenTree::Ident(with.clone()),
-            TokenTree::Group(g) => {
-                let mut ng = Group::new(g.delimiter(), replace_self(g.stream(), with));
-                ng.set_span(g.span());
-                TokenTree::Group(ng)
-            }
-            other => other,
-        })
-        .collect()
+/// What lets a model that uses this one as a layer run it in int8, when it has `fn forward`
+/// of one input (as `model::layer_api`): the forward over flat slices with this model's
+/// slice of the int8 layers, and the workspace it needs.
+///
+/// ```text
+/// impl Block<f32> {
+///     pub fn __layer_forward_int8(&self, __q: &[QuantizedLayer], __b: usize, __x0: &[f32],
+///                                 __y: &mut [f32], __ws: &mut [f32], __rng, __packs) -> Result<()>;
+///     pub const fn __int8_layer_ws_len(__b: usize) -> usize;
+/// }
+/// ```
+fn layer_forward_int8(s: &StructModel, fns: &[FnModel], plan: &Plan, subs: &Subs) -> TokenStream {
+    let Some(fi) = fns
+        .iter()
+        .position(|f| f.name == "forward" && f.inputs.len() == 1 && !f.is_index(0))
+    else {
+        return quote!();
+    };
+    let graph = &fns[fi].graph;
+    let gen = GraphGen::new(graph, Mode::Infer, false, false);
+    let Int8Body { len, code } = int8_body(&gen, plan, subs, fi);
+    let out = gen.value(graph.output);
+    let name = &s.name;
+    quote! {
+        #[doc(hidden)]
+        #[allow(dead_code, unused_mut, unused_variables, clippy::all)]
+        pub fn __layer_forward_int8(
+            &self, __q: &[::nanograd::quant::QuantizedLayer], __b: usize, __x0: &[f32],
+            __y: &mut [f32], __ws: &mut [f32],
+            __rng: &mut impl ::nanograd::rand::Rng,
+            __packs: &mut [::nanograd::blas::PackedWeight<f32>],
+        ) -> ::nanograd::Result<()> {
+            #[allow(unused_imports)]
+            use ::nanograd::Float as _;
+            type T = f32;
+            ::nanograd::check_len(stringify!(#name), "workspace", Self::__int8_layer_ws_len(__b), __ws.len())?;
+            #code
+            ::nanograd::check_len(stringify!(#name), "output", __y.len(), (#out).len())?;
+            __y.copy_from_slice(#out);
+            Ok(())
+        }
+
+        /// The workspace of `__layer_forward_int8` for `__b` rows, in f32 elements.
+        #[doc(hidden)]
+        #[allow(unused_variables, clippy::all)]
+        pub const fn __int8_layer_ws_len(__b: usize) -> usize {
+            #len
+        }
+    }
 }

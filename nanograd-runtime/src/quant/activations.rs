@@ -55,15 +55,25 @@ fn quantize_portable(x: &[f32], inv: f32, q: &mut [u8]) {
 mod avx512 {
     use core::arch::x86_64::*;
 
+    /// Four running maxima of 16 lanes each, so that the loads, not the latency of one
+    /// chain of `vmaxps`, set the pace.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn amax(x: &[f32]) -> f32 {
-        let mut m = _mm512_setzero_ps();
-        let chunks = x.chunks_exact(16);
+        let mut m = [_mm512_setzero_ps(); 4];
+        let blocks = x.chunks_exact(64);
+        let rest = blocks.remainder();
+        for c in blocks {
+            for (j, mj) in m.iter_mut().enumerate() {
+                let v = _mm512_abs_ps(_mm512_loadu_ps(c.as_ptr().add(16 * j)));
+                *mj = _mm512_max_ps(*mj, v);
+            }
+        }
+        let chunks = rest.chunks_exact(16);
         let tail = chunks.remainder();
         for c in chunks {
-            let v = _mm512_abs_ps(_mm512_loadu_ps(c.as_ptr()));
-            m = _mm512_max_ps(m, v);
+            m[0] = _mm512_max_ps(m[0], _mm512_abs_ps(_mm512_loadu_ps(c.as_ptr())));
         }
+        let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
         let m = _mm512_reduce_max_ps(m);
         tail.iter()
             .fold(m, |m, &v| if v.abs() > m { v.abs() } else { m })

@@ -383,33 +383,81 @@ pub fn dense_int8_with(
     gemm::gemm(path, q, rows, &w.packed, &mut |r0, nr, c0, tile| {
         let width = tile.len() / nr;
         let cols = width.min(out_f - c0);
+        let b = bias.map(|b| &b[c0..c0 + cols]);
         for r in 0..nr {
-            let s = sx[r0 + r];
             let yr = &mut y[(r0 + r) * out_f + c0..][..cols];
-            let acc = &tile[r * width..][..cols];
-            match bias {
-                Some(b) => dequant_bias(acc, s, &sw[c0..c0 + cols], &b[c0..c0 + cols], yr),
-                None => dequant(acc, s, &sw[c0..c0 + cols], yr),
-            }
+            dequant(
+                path,
+                &tile[r * width..][..cols],
+                sx[r0 + r],
+                &sw[c0..c0 + cols],
+                b,
+                yr,
+            );
         }
     });
     Ok(())
 }
 
-/// `y = acc · (s · sw) + b`, lane by lane (a multiply then an add, never fused, so that
-/// every path gives the same bits).
+/// `y = acc · (s · sw) + b` lane by lane: a multiply then an add, never fused, so that
+/// every path gives the same bits (`i32 → f32` rounds to nearest on both).
 #[inline]
-fn dequant_bias(acc: &[i32], s: f32, sw: &[f32], b: &[f32], y: &mut [f32]) {
-    for (((yv, &a), &w), &bv) in y.iter_mut().zip(acc).zip(sw).zip(b) {
-        *yv = a as f32 * (s * w) + bv;
+fn dequant(path: Path, acc: &[i32], s: f32, sw: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Path::Vnni` exists only on CPUs with avx512f.
+        Path::Vnni => unsafe { avx512::dequant(acc, s, sw, b, y) },
+        _ => dequant_portable(acc, s, sw, b, y),
     }
 }
 
-/// `y = acc · (s · sw)`.
-#[inline]
-fn dequant(acc: &[i32], s: f32, sw: &[f32], y: &mut [f32]) {
-    for ((yv, &a), &w) in y.iter_mut().zip(acc).zip(sw) {
-        *yv = a as f32 * (s * w);
+fn dequant_portable(acc: &[i32], s: f32, sw: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    match b {
+        Some(b) => {
+            for (((yv, &a), &w), &bv) in y.iter_mut().zip(acc).zip(sw).zip(b) {
+                *yv = a as f32 * (s * w) + bv;
+            }
+        }
+        None => {
+            for ((yv, &a), &w) in y.iter_mut().zip(acc).zip(sw) {
+                *yv = a as f32 * (s * w);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use core::arch::x86_64::*;
+
+    /// [`super::dequant_portable`] 16 lanes at a time, the tail under a mask.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dequant(
+        acc: &[i32],
+        s: f32,
+        sw: &[f32],
+        b: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        let n = y.len();
+        assert!(acc.len() >= n && sw.len() >= n && b.is_none_or(|b| b.len() >= n));
+        let sv = _mm512_set1_ps(s);
+        let mut i = 0;
+        while i < n {
+            let mask: __mmask16 = if n - i >= 16 {
+                0xffff
+            } else {
+                (1u16 << (n - i)) - 1
+            };
+            let a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(i)));
+            let scale = _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(mask, sw.as_ptr().add(i)));
+            let mut v = _mm512_mul_ps(a, scale);
+            if let Some(b) = b {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, b.as_ptr().add(i)));
+            }
+            _mm512_mask_storeu_ps(y.as_mut_ptr().add(i), mask, v);
+            i += 16;
+        }
     }
 }
 
@@ -526,6 +574,62 @@ fn im2col_u8(g: &Conv2dGeom, img: &[u8], k4: usize, cols: &mut [u8]) {
             }
         }
     }
+}
+
+/// Where one int8 layer of a quantized model is saved, its name prefixed by the path of the
+/// model used as a layer that holds it (`h.0.fc.weight` for `fc` of the first `h: [Block; N]`),
+/// as in the float model's file. What the code of `model!` gathers for the file methods and
+/// `int8_weights`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Name {
+    /// The weight's name: the I8 tensor, and `<weight>_scale`.
+    pub weight: String,
+    /// Where a folded batch norm's bias goes: the convolution's bias name.
+    pub bias: String,
+    /// The weight's shape, output channels first.
+    pub shape: Vec<usize>,
+    /// The batch norm folded into this convolution, if any.
+    pub folded: Option<String>,
+}
+
+impl Int8Name {
+    /// The names under `prefix` (empty, or ending in `.`).
+    pub fn new(
+        prefix: &str,
+        weight: &str,
+        bias: &str,
+        shape: &[usize],
+        folded: Option<&str>,
+    ) -> Self {
+        Int8Name {
+            weight: format!("{prefix}{weight}"),
+            bias: format!("{prefix}{bias}"),
+            shape: shape.to_vec(),
+            folded: folded.map(|f| format!("{prefix}{f}")),
+        }
+    }
+
+    /// `fc1.weight`, or `conv1.weight (with bn1 folded in)`.
+    pub fn summary(&self) -> String {
+        match &self.folded {
+            Some(bn) => format!("{} (with {bn} folded in)", self.weight),
+            None => self.weight.clone(),
+        }
+    }
+}
+
+/// The prefix of the names of a model used as a layer: `blk.`, or `h.2.` for an element of a
+/// layer array, after `prefix`.
+pub fn sub_prefix(prefix: &str, layer: &str, index: Option<usize>) -> String {
+    match index {
+        Some(i) => format!("{prefix}{layer}.{i}."),
+        None => format!("{prefix}{layer}."),
+    }
+}
+
+/// Appends each of `names` under `prefix` to `out`.
+pub fn push_prefixed(out: &mut Vec<String>, prefix: &str, names: &[&str]) {
+    out.extend(names.iter().map(|n| format!("{prefix}{n}")));
 }
 
 /// Copies every parameter and buffer of `from` (any element type) into the f32 model `to`

@@ -25,14 +25,15 @@ fn rand_f32(rng: &mut StdRng, n: usize, amp: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-amp..amp)).collect()
 }
 
-/// The int32 products of every tile and remainder shape: rows below, at and past the 4-row
-/// tile, columns inside one 16-wide panel, across panels and past the 4- and 8-panel tiles,
+/// The int32 products of every tile and remainder shape: one row (up to 8 panels a tile),
+/// rows below, at and past the 8-row tile, columns inside one 16-wide panel, across panels
+/// and past the 3-panel (many rows) and 8-panel (one row) tiles,
 /// inputs not a multiple of 4, against `Σ_k xq · wq` in i64.
 #[test]
 fn gemm_is_exact_on_every_tile_and_remainder_shape() {
     let mut rng = StdRng::seed_from_u64(1);
-    for &m in &[1, 2, 3, 4, 5, 8, 9, 13] {
-        for &n in &[1, 5, 16, 17, 33, 64, 65, 130, 144] {
+    for &m in &[1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 23, 64] {
+        for &n in &[1, 5, 16, 17, 33, 48, 49, 64, 65, 130, 144] {
             for &k in &[1, 3, 4, 5, 31, 64, 101] {
                 let w = rand_i8(&mut rng, n * k);
                 let xq = rand_i8(&mut rng, m * k);
