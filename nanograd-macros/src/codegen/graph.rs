@@ -296,8 +296,8 @@ impl<'a> GraphGen<'a> {
     /// node that takes `id` (or a reshape of it) as an input, at its first such input. Not
     /// for the output's gradient (seeded before the backward pass), inputs and parameters
     /// (their gradients belong to the caller and accumulate), or a node whose first writer
-    /// has no overwriting kernel: relu, gelu, global average pooling, and the `dx` of conv2d
-    /// and dense have one.
+    /// has no overwriting kernel: relu, gelu, global average pooling, multi-head attention
+    /// (its packed projection's gradient), and the `dx` of conv2d and dense have one.
     ///
     /// ```text
     /// ::nanograd::ops::relu_backward_overwrite(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
@@ -311,7 +311,8 @@ impl<'a> GraphGen<'a> {
             Op::Unary(Unary::Relu | Unary::Gelu)
             | Op::GlobalAvgPool2d
             | Op::Conv2d { .. }
-            | Op::Dense { .. } => j == 0,
+            | Op::Dense { .. }
+            | Op::MhaAttention { .. } => j == 0,
             _ => false,
         };
         can.then_some((user, j))
