@@ -388,8 +388,12 @@ fn transpose(simd: V4, src: &[f32], ld: usize, rows: usize, cols: usize, dst: &m
     let (rb, cb) = (rows / L * L, cols / L * L);
     for j0 in (0..rb).step_by(L) {
         for d0 in (0..cb).step_by(L) {
-            let block: [f32x16; L] = core::array::from_fn(|i| load(&src[(j0 + i) * ld + d0..]));
-            for (d, v) in transpose16(simd, block).into_iter().enumerate() {
+            let mut block = [simd.splat_f32s(0.0); L];
+            for (i, r) in block.iter_mut().enumerate() {
+                *r = load(&src[(j0 + i) * ld + d0..]);
+            }
+            transpose16(simd, &mut block);
+            for (d, &v) in block.iter().enumerate() {
                 let out: &mut [f32; L] =
                     (&mut dst[(d0 + d) * rows + j0..][..L]).try_into().unwrap();
                 *out = pulp::cast(v);
@@ -417,26 +421,47 @@ fn transpose_scalar(
     }
 }
 
+/// The lane indices of [`transpose16`]'s permutes for `b` = 8, 4, 2, 1: lane `k` of the
+/// upper row of a pair takes its own element `k` while `k`'s bit `b` is clear, else element
+/// `k - b` of the lower row (`16 +`: the second source); lane `k` of the lower row takes
+/// element `k + b` of the upper row while the bit is clear, else its own element `k`.
+const PERMUTES: [([u32; L], [u32; L]); 4] = {
+    let mut out = [([0u32; L], [0u32; L]); 4];
+    let mut s = 0;
+    while s < 4 {
+        let b = 8 >> s;
+        let mut k = 0;
+        while k < L {
+            if k & b == 0 {
+                out[s].0[k] = k as u32;
+                out[s].1[k] = (k + b) as u32;
+            } else {
+                out[s].0[k] = (L + k - b) as u32;
+                out[s].1[k] = (L + k) as u32;
+            }
+            k += 1;
+        }
+        s += 1;
+    }
+    out
+};
+
 /// The transpose of the 16 × 16 block whose rows are `m`: four rounds that each swap the
 /// off-diagonal `b × b` sub-blocks of every `2b × 2b` block (`b` = 8, 4, 2, 1), by two
-/// two-source permutes per row pair `(i, i + b)`.
+/// two-source permutes per row pair `(i, i + b)` ([`PERMUTES`]).
 #[inline(always)]
-fn transpose16(simd: V4, mut m: [f32x16; L]) -> [f32x16; L] {
-    for b in [8usize, 4, 2, 1] {
-        // lane k of the upper row: its own element k while k's bit b is clear, else element
-        // k - b of the lower row (16 + : the second source); of the lower row: element
-        // k + b of the upper row while the bit is clear, else its own element k
-        let up: [u32; L] = core::array::from_fn(|k| if k & b == 0 { k } else { L + k - b } as u32);
-        let down: [u32; L] =
-            core::array::from_fn(|k| if k & b == 0 { k + b } else { L + k } as u32);
-        let (up, down) = (pulp::cast(up), pulp::cast(down));
-        for i in (0..L).filter(|i| i & b == 0) {
-            let (x, y) = (pulp::cast(m[i]), pulp::cast(m[i + b]));
-            m[i] = pulp::cast(simd.avx512f._mm512_permutex2var_ps(x, up, y));
-            m[i + b] = pulp::cast(simd.avx512f._mm512_permutex2var_ps(x, down, y));
+fn transpose16(simd: V4, m: &mut [f32x16; L]) {
+    for (s, (up, down)) in PERMUTES.iter().enumerate() {
+        let b = 8 >> s;
+        let (up, down) = (pulp::cast(*up), pulp::cast(*down));
+        for i in 0..L {
+            if i & b == 0 {
+                let (x, y) = (pulp::cast(m[i]), pulp::cast(m[i + b]));
+                m[i] = pulp::cast(simd.avx512f._mm512_permutex2var_ps(x, up, y));
+                m[i + b] = pulp::cast(simd.avx512f._mm512_permutex2var_ps(x, down, y));
+            }
         }
     }
-    m
 }
 
 /// The shape shared by every head of a call.
