@@ -393,7 +393,6 @@ impl<T: ::nanograd::Float> Block<T> {
             Some(__d) => __d,
             None => __dx_scratch,
         };
-        __g6.fill(T::zero());
         __g21.fill(T::zero());
         (&mut *__g22).copy_from_slice(__dy);
         {
@@ -470,7 +469,7 @@ impl<T: ::nanograd::Float> Block<T> {
             )?;
         }
         {
-            ::nanograd::ops::mha_attention_backward(
+            ::nanograd::ops::mha_attention_backward_overwrite(
                 &*__v6,
                 &*__v7,
                 &*__lse7,

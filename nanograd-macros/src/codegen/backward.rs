@@ -209,9 +209,14 @@ impl GraphGen<'_> {
                 let n = n.tokens();
                 let qkv = x(0);
                 let (lse, scr) = (aux("lse", id), aux("scr", id));
+                let f = if self.overwrites(id, 0) {
+                    quote!(mha_attention_backward_overwrite)
+                } else {
+                    quote!(mha_attention_backward)
+                };
                 plain(&|g| {
                     quote! {
-                        #ops::mha_attention_backward(#qkv, #y, &*#lse, #dy, #n, #t, #c, #heads,
+                        #ops::#f(#qkv, #y, &*#lse, #dy, #n, #t, #c, #heads,
                             #causal, #g, &mut *#scr)?;
                     }
                 })

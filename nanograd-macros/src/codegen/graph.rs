@@ -297,7 +297,8 @@ impl<'a> GraphGen<'a> {
     /// for the output's gradient (seeded before the backward pass), inputs and parameters
     /// (their gradients belong to the caller and accumulate), or a node whose first writer
     /// has no overwriting kernel: relu, gelu, global average pooling, max pooling, batch norm,
-    /// and the `dx` of conv2d and dense have one.
+    /// multi-head attention (its packed projection's gradient), and the `dx` of conv2d and
+    /// dense have one.
     ///
     /// ```text
     /// ::nanograd::ops::relu_backward_overwrite(&*__v4, &*__v5, &*__g5, &mut *__g4)?;
@@ -313,7 +314,8 @@ impl<'a> GraphGen<'a> {
             | Op::Conv2d { .. }
             | Op::Dense { .. }
             | Op::MaxPool2d(_)
-            | Op::BatchNorm2d { .. } => j == 0,
+            | Op::BatchNorm2d { .. }
+            | Op::MhaAttention { .. } => j == 0,
             _ => false,
         };
         can.then_some((user, j))

@@ -840,6 +840,44 @@ pub fn mha_attention_backward<T: Float>(
     dqkv: &mut [T],
     scratch: &mut [T],
 ) -> Result<()> {
+    let sizes = (n, t, c, heads, causal);
+    mha_backward(qkv, out, lse, dout, sizes, dqkv, scratch, false)
+}
+
+/// Like [`mha_attention_backward`], but `dqkv` is overwritten (whatever it held, never read)
+/// instead of added to: for the first contribution to the projection's gradient, which then
+/// needs no zeroing. The `f32` AVX-512 heads write their products' sums straight into it;
+/// the other paths zero it first.
+#[allow(clippy::too_many_arguments)]
+pub fn mha_attention_backward_overwrite<T: Float>(
+    qkv: &[T],
+    out: &[T],
+    lse: &[T],
+    dout: &[T],
+    n: usize,
+    t: usize,
+    c: usize,
+    heads: usize,
+    causal: bool,
+    dqkv: &mut [T],
+    scratch: &mut [T],
+) -> Result<()> {
+    let sizes = (n, t, c, heads, causal);
+    mha_backward(qkv, out, lse, dout, sizes, dqkv, scratch, true)
+}
+
+/// Both backward passes of [`mha_attention`]; `overwrite` replaces `dqkv` instead of adding.
+#[allow(clippy::too_many_arguments)]
+fn mha_backward<T: Float>(
+    qkv: &[T],
+    out: &[T],
+    lse: &[T],
+    dout: &[T],
+    (n, t, c, heads, causal): (usize, usize, usize, usize, bool),
+    dqkv: &mut [T],
+    scratch: &mut [T],
+    overwrite: bool,
+) -> Result<()> {
     const OP: &str = "mha_attention_backward";
     let (dh, [nqkv, no, nl, ns]) = mha_sizes(OP, n, t, c, heads)?;
     check_len(OP, "qkv", nqkv, qkv.len())?;
@@ -866,6 +904,7 @@ pub fn mha_attention_backward<T: Float>(
             };
             let op = heads::Backward {
                 s,
+                overwrite,
                 qkv,
                 out,
                 lse,
@@ -886,6 +925,9 @@ pub fn mha_attention_backward<T: Float>(
         dv: dh,
         causal,
     };
+    if overwrite {
+        dqkv.fill(T::zero());
+    }
     let (p, rest) = scratch.split_at_mut(t * t);
     let dp = &mut rest[..t * t];
     for ((((x, o), go), dx), lb) in qkv
@@ -1774,6 +1816,64 @@ mod tests {
                 close("dqkv", &d32, &dqkv);
             }
         }
+    }
+
+    /// The overwriting backward pass equals the accumulating one run onto zeros, on `f64`
+    /// (the portable path, which zeroes first) and `f32` (the AVX-512 heads where the CPU has
+    /// them, writing their products' sums directly), whatever `dqkv` held (NaN here).
+    fn overwrite_matches_accumulate_onto_zeros<T: Float>() {
+        for (t, dh, heads) in [(1, 7, 2), (17, 33, 2), (64, 32, 4), (70, 33, 1)] {
+            let (n, c) = (2, dh * heads);
+            let from = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+            let qkv = from(random_vec(110, n * t * 3 * c, -2.0, 2.0));
+            let dout = from(random_vec(111, n * t * c, -1.0, 1.0));
+            for causal in [false, true] {
+                let mut out = vec![T::zero(); n * t * c];
+                let mut lse = vec![T::zero(); n * heads * t];
+                let mut scratch = vec![T::zero(); mha_attention_scratch_len(t, c, heads)];
+                mha_attention(
+                    &qkv,
+                    n,
+                    t,
+                    c,
+                    heads,
+                    causal,
+                    &mut out,
+                    &mut lse,
+                    &mut scratch,
+                )
+                .unwrap();
+                let mut want = vec![T::zero(); qkv.len()];
+                let (dims, d) = ((n, t, c, heads, causal), &dout);
+                mha_backward(&qkv, &out, &lse, d, dims, &mut want, &mut scratch, false).unwrap();
+                let mut got = vec![T::from_f64(f64::NAN); qkv.len()];
+                mha_attention_backward_overwrite(
+                    &qkv,
+                    &out,
+                    &lse,
+                    &dout,
+                    n,
+                    t,
+                    c,
+                    heads,
+                    causal,
+                    &mut got,
+                    &mut scratch,
+                )
+                .unwrap();
+                assert_eq!(got, want, "t={t} dh={dh} heads={heads} causal={causal}");
+            }
+        }
+    }
+
+    #[test]
+    fn overwrite_matches_accumulate_onto_zeros_f64() {
+        overwrite_matches_accumulate_onto_zeros::<f64>();
+    }
+
+    #[test]
+    fn overwrite_matches_accumulate_onto_zeros_f32() {
+        overwrite_matches_accumulate_onto_zeros::<f32>();
     }
 
     #[test]
