@@ -154,6 +154,26 @@ fn packed_b_width<T: Blocking>(n: usize) -> usize {
     }
 }
 
+/// Whether `gemm` reads a row-major `op(B)` in place instead of packing its panels: when at
+/// most two tiles of rows use each panel, or the depth is at most [`DIRECT_B_DEPTH`] (a
+/// panel's few rows stay in L1 across the row tiles), packing would copy B to read it about
+/// once (the im2col products of a convolution: 8–72 rows, depths of 9–72, 6,000–25,000
+/// columns).
+pub(super) fn reads_b_in_place<T>(b: View<'_, T>, m: usize, k: usize) -> bool {
+    b.cs == 1 && (m <= 2 * MR || k <= DIRECT_B_DEPTH)
+}
+
+/// See [`reads_b_in_place`].
+const DIRECT_B_DEPTH: usize = 16;
+
+/// Whether `gemm` packs `op(A)`: when it is transposed (a depth's elements a whole row
+/// apart), or when its rows lie a multiple of 4 KiB apart, where the twelve rows of a tile
+/// read in place would all map to the same set of the L1 cache (12-way on this Xeon) and
+/// evict each other and the panel of B (an `f64` A with 512 columns).
+pub(super) fn packs_a<T>(a: View<'_, T>) -> bool {
+    a.cs != 1 || (a.rs * core::mem::size_of::<T>()) % 4096 == 0
+}
+
 /// `C = alpha * op(A) * op(B) + beta * C` for `op(A): [m, k]`, `op(B): [k, n]`, `C: [m, n]`
 /// row-major with leading dimension `ldc`, with the micro-kernels of `isa`. The caller has
 /// checked that every addressed element lies inside the slices, and that `m, n, k > 0`.
@@ -171,19 +191,28 @@ pub(super) fn gemm<T: Blocking>(
     ldc: usize,
 ) {
     let kc_max = k.min(T::KC);
-    let a_len = m.min(T::MC) * kc_max;
-    let b_len = packed_b_width::<T>(n.min(T::NC)) * kc_max;
-    // A row-major A is read in place: twelve row streams, each line used for 16 depths. A
-    // transposed one (the depth's elements a whole row apart) is packed, a contiguous copy.
-    let pack = a.cs != 1;
-    let a_len = if pack { a_len } else { 0 };
+    // A row-major A is mostly read in place: twelve row streams, each line used for 16
+    // depths (see `packs_a` for when it is not)
+    let pack = packs_a(a);
+    let direct_b = reads_b_in_place(b, m, k);
+    let a_len = if pack { m.min(T::MC) * kc_max } else { 0 };
+    let b_len = if direct_b {
+        0
+    } else {
+        packed_b_width::<T>(n.min(T::NC)) * kc_max
+    };
     T::with_buffer(a_len + b_len, |buf| {
         let (abuf, bbuf) = buf.split_at_mut(a_len);
         for jc in (0..n).step_by(T::NC) {
             let nc = T::NC.min(n - jc);
             for pc in (0..k).step_by(T::KC) {
                 let kc = T::KC.min(k - pc);
-                pack_b(b, pc, kc, jc, nc, bbuf);
+                let panels = if direct_b {
+                    Panels::InPlace(b, pc, jc)
+                } else {
+                    pack_b(b, pc, kc, jc, nc, bbuf);
+                    Panels::Packed(bbuf)
+                };
                 // the first block of depth applies beta, the others add to it
                 let beta = if pc == 0 { beta } else { T::one() };
                 for ic in (0..m).step_by(T::MC) {
@@ -202,7 +231,7 @@ pub(super) fn gemm<T: Blocking>(
                         alpha,
                         a,
                         abuf,
-                        bbuf,
+                        panels,
                         beta,
                         c,
                         ic * ldc + jc,
@@ -214,7 +243,16 @@ pub(super) fn gemm<T: Blocking>(
     })
 }
 
-/// Every micro-tile of one `mc x nc` block of C (starting at `c[c0]`), from packed panels.
+/// Where the micro-kernels find the panels of `op(B)` for one block of depth and columns.
+#[derive(Clone, Copy)]
+enum Panels<'a, T> {
+    /// Packed by [`pack_b`], one after the other.
+    Packed(&'a [T]),
+    /// A row-major `op(B)` read in place from row `pc`, column `jc` on.
+    InPlace(View<'a, T>, usize, usize),
+}
+
+/// Every micro-tile of one `mc x nc` block of C (starting at `c[c0]`).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn macro_tile<T: Blocking>(
@@ -225,7 +263,7 @@ fn macro_tile<T: Blocking>(
     alpha: T,
     direct: Option<(View<'_, T>, usize, usize)>,
     abuf: &[T],
-    bbuf: &[T],
+    panels: Panels<'_, T>,
     beta: T,
     c: &mut [T],
     c0: usize,
@@ -235,8 +273,13 @@ fn macro_tile<T: Blocking>(
     for j in (0..nc).step_by(T::TILE_COLS) {
         let w = T::TILE_COLS.min(nc - j);
         let s = panel_stride::<T>(w);
-        let panel = &bbuf[b_off..b_off + s * kc];
-        b_off += s * kc;
+        let (panel, b_rs) = match panels {
+            Panels::Packed(bbuf) => {
+                b_off += s * kc;
+                (&bbuf[b_off - s * kc..b_off], s)
+            }
+            Panels::InPlace(b, pc, jc) => (&b.data[pc * b.rs + jc + j..], b.rs),
+        };
         for i in (0..mc).step_by(MR) {
             let r = MR.min(mc - i);
             let (a_panel, a_rs, a_cs) = match direct {
@@ -247,7 +290,7 @@ fn macro_tile<T: Blocking>(
             let start = c0 + i * ldc + j;
             let tile = &mut c[start..start + (r - 1) * ldc + w];
             microkernel::run(
-                isa, r, s, kc, a_panel, a_rs, a_cs, panel, tile, ldc, w, alpha, beta,
+                isa, r, s, kc, a_panel, a_rs, a_cs, panel, b_rs, tile, ldc, w, alpha, beta,
             );
         }
     }
