@@ -304,8 +304,15 @@ fn pack_a<T: Float>(a: View<'_, T>, ic: usize, mc: usize, pc: usize, kc: usize, 
         let r = MR.min(mc - i0);
         let panel = &mut dst[i0 * kc..(i0 + r) * kc];
         let base = (ic + i0) * a.rs + pc * a.cs;
-        if a.rs == 1 {
-            // op(A) = Aᵀ: the `r` elements of one depth are contiguous
+        if a.rs == 1 && r == MR {
+            // op(A) = Aᵀ: the `r` elements of one depth are contiguous (a copy of a constant
+            // length, inlined, where a length known only at run time calls `memcpy`)
+            for (p, out) in panel.chunks_exact_mut(MR).enumerate() {
+                let at = base + p * a.cs;
+                let out: &mut [T; MR] = out.try_into().unwrap();
+                *out = a.data[at..at + MR].try_into().unwrap();
+            }
+        } else if a.rs == 1 {
             for (p, out) in panel.chunks_exact_mut(r).enumerate() {
                 let at = base + p * a.cs;
                 out.copy_from_slice(&a.data[at..at + r]);
@@ -343,6 +350,15 @@ fn pack_rows<T: Copy, const R: usize>(
     }
 }
 
+/// `dst = src` for one whole row of a panel, `TILE_COLS` long: a fixed-length copy the
+/// compiler inlines as two vector moves.
+#[inline(always)]
+fn copy_row<T: Blocking>(src: &[T], dst: &mut [T]) {
+    for (d, s) in dst[..T::TILE_COLS].iter_mut().zip(&src[..T::TILE_COLS]) {
+        *d = *s;
+    }
+}
+
 /// Packs `op(B)[pc..pc + kc, jc..jc + nc]` as panels of `NR` columns (a last panel of at
 /// most `NR / 2` columns as a panel of `NR / 2`), zero-padded: panel `q`, stored with width
 /// `s`, holds the row of depth `p` at `p * s`.
@@ -354,8 +370,14 @@ fn pack_b<T: Blocking>(b: View<'_, T>, pc: usize, kc: usize, jc: usize, nc: usiz
         let panel = &mut dst[off..off + s * kc];
         off += s * kc;
         let base = pc * b.rs + (jc + j0) * b.cs;
-        if b.cs == 1 {
-            // row-major B: each depth's `w` elements are contiguous
+        if b.cs == 1 && w == T::TILE_COLS {
+            // row-major B: each depth's `w` elements are contiguous (a whole panel's row, a
+            // copy of constant length)
+            for (p, out) in panel.chunks_exact_mut(s).enumerate() {
+                let at = base + p * b.rs;
+                copy_row::<T>(&b.data[at..at + w], out);
+            }
+        } else if b.cs == 1 {
             for (p, out) in panel.chunks_exact_mut(s).enumerate() {
                 let at = base + p * b.rs;
                 out[..w].copy_from_slice(&b.data[at..at + w]);

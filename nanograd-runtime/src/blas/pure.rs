@@ -120,9 +120,24 @@ fn dot4<T: Float>(rows: [&[T]; 4], x: &[T]) -> [T; 4] {
             .zip(&x[tail_at..])
             .map(|(&a, &b)| a * b)
             .sum();
-        *o = acc.iter().copied().sum::<T>() + tail;
+        *o = sum_lanes(acc) + tail;
     }
     out
+}
+
+/// The sum of the `N` (a power of two) lanes of an accumulator, halving: `N / 2` additions
+/// of independent pairs, then half of that, ... (vector additions), where an in-order sum
+/// was a chain of `N` dependent scalar additions per row.
+#[inline(always)]
+fn sum_lanes<T: Float, const N: usize>(mut acc: [T; N]) -> T {
+    let mut half = N / 2;
+    while half > 0 {
+        for l in 0..half {
+            acc[l] = acc[l] + acc[l + half];
+        }
+        half /= 2;
+    }
+    acc[0]
 }
 
 #[inline(always)]
@@ -141,7 +156,7 @@ fn dot_lanes<T: Float>(x: &[T], y: &[T]) -> T {
             acc[l] += a[l] * b[l];
         }
     }
-    acc.iter().copied().sum::<T>() + tail
+    sum_lanes(acc) + tail
 }
 
 #[inline(always)]
