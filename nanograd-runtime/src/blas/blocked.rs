@@ -166,6 +166,11 @@ pub(super) fn reads_b_in_place<T>(b: View<'_, T>, m: usize, k: usize) -> bool {
 /// See [`reads_b_in_place`].
 const DIRECT_B_DEPTH: usize = 16;
 
+/// The depth of a block when B is read in place: each row of depth of a panel lies on a
+/// page of its own (an im2col matrix's rows are 25 KB apart), and 72 of them with C's
+/// twelve rows overflowed the 64 entries of the L1 TLB on every tile.
+const DIRECT_B_KC: usize = 32;
+
 /// Whether `gemm` packs `op(A)`: when it is transposed (a depth's elements a whole row
 /// apart), or when its rows lie a multiple of 4 KiB apart, where the twelve rows of a tile
 /// read in place would all map to the same set of the L1 cache (12-way on this Xeon) and
@@ -190,11 +195,13 @@ pub(super) fn gemm<T: Blocking>(
     c: &mut [T],
     ldc: usize,
 ) {
-    let kc_max = k.min(T::KC);
+    let direct_b = reads_b_in_place(b, m, k);
+    // B read in place takes a page of the TLB per row of depth: blocks of DIRECT_B_KC rows
+    let kc_block = if direct_b { DIRECT_B_KC } else { T::KC };
+    let kc_max = k.min(kc_block);
     // A row-major A is mostly read in place: twelve row streams, each line used for 16
     // depths (see `packs_a` for when it is not)
     let pack = packs_a(a);
-    let direct_b = reads_b_in_place(b, m, k);
     let a_len = if pack { m.min(T::MC) * kc_max } else { 0 };
     let b_len = if direct_b {
         0
@@ -205,8 +212,8 @@ pub(super) fn gemm<T: Blocking>(
         let (abuf, bbuf) = buf.split_at_mut(a_len);
         for jc in (0..n).step_by(T::NC) {
             let nc = T::NC.min(n - jc);
-            for pc in (0..k).step_by(T::KC) {
-                let kc = T::KC.min(k - pc);
+            for pc in (0..k).step_by(kc_block) {
+                let kc = kc_block.min(k - pc);
                 let panels = if direct_b {
                     Panels::InPlace(b, pc, jc)
                 } else {
@@ -269,29 +276,43 @@ fn macro_tile<T: Blocking>(
     c0: usize,
     ldc: usize,
 ) {
-    let mut b_off = 0;
-    for j in (0..nc).step_by(T::TILE_COLS) {
+    let tile = |i: usize, j: usize, panel: &[T], b_rs: usize, c: &mut [T]| {
+        let r = MR.min(mc - i);
         let w = T::TILE_COLS.min(nc - j);
-        let s = panel_stride::<T>(w);
-        let (panel, b_rs) = match panels {
-            Panels::Packed(bbuf) => {
-                b_off += s * kc;
-                (&bbuf[b_off - s * kc..b_off], s)
-            }
-            Panels::InPlace(b, pc, jc) => (&b.data[pc * b.rs + jc + j..], b.rs),
+        let (a_panel, a_rs, a_cs) = match direct {
+            None => (&abuf[i * kc..(i + r) * kc], 1, r),
+            Some((a, ic, pc)) => (&a.data[(ic + i) * a.rs + pc * a.cs..], a.rs, a.cs),
         };
-        for i in (0..mc).step_by(MR) {
-            let r = MR.min(mc - i);
-            let (a_panel, a_rs, a_cs) = match direct {
-                None => (&abuf[i * kc..(i + r) * kc], 1, r),
-                Some((a, ic, pc)) => (&a.data[(ic + i) * a.rs + pc * a.cs..], a.rs, a.cs),
-            };
-            // the tile's last element must lie inside `c`: `check_gemm` proved it for C
-            let start = c0 + i * ldc + j;
-            let tile = &mut c[start..start + (r - 1) * ldc + w];
-            microkernel::run(
-                isa, r, s, kc, a_panel, a_rs, a_cs, panel, b_rs, tile, ldc, w, alpha, beta,
-            );
+        // the tile's last element must lie inside `c`: `check_gemm` proved it for C
+        let start = c0 + i * ldc + j;
+        let tile = &mut c[start..start + (r - 1) * ldc + w];
+        let s = panel_stride::<T>(w);
+        microkernel::run(
+            isa, r, s, kc, a_panel, a_rs, a_cs, panel, b_rs, tile, ldc, w, alpha, beta,
+        );
+    };
+    match panels {
+        Panels::Packed(bbuf) => {
+            // each panel stays in L1 while every tile of rows passes it
+            let mut b_off = 0;
+            for j in (0..nc).step_by(T::TILE_COLS) {
+                let s = panel_stride::<T>(T::TILE_COLS.min(nc - j));
+                let panel = &bbuf[b_off..b_off + s * kc];
+                b_off += s * kc;
+                for i in (0..mc).step_by(MR) {
+                    tile(i, j, panel, s, c);
+                }
+            }
+        }
+        Panels::InPlace(b, pc, jc) => {
+            // a tile of rows along every panel: its twelve rows of C and B's few rows are
+            // all the pages touched (a panel's tiles down C's 72 rows, 25 KB apart, took a
+            // page each and missed the TLB's 64 entries)
+            for i in (0..mc).step_by(MR) {
+                for j in (0..nc).step_by(T::TILE_COLS) {
+                    tile(i, j, &b.data[pc * b.rs + jc + j..], b.rs, c);
+                }
+            }
         }
     }
 }

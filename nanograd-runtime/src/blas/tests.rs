@@ -261,7 +261,7 @@ mod blocked_gemm {
     }
 
     /// Every tile height 1..=12 and both tile widths, with and without a masked tail.
-    const SMALL: [(usize, usize, usize); 8] = [
+    const SMALL: [(usize, usize, usize); 9] = [
         (1, 1, 1),
         (5, 7, 3),
         (12, 32, 8),
@@ -270,6 +270,8 @@ mod blocked_gemm {
         (11, 16, 2),
         (7, 65, 70),
         (24, 75, 1),
+        // many tiles of rows over a shallow depth: B in place too
+        (40, 70, 16),
     ];
 
     #[test]
