@@ -293,14 +293,15 @@ fn macro_tile<T: Blocking>(
     };
     match panels {
         Panels::Packed(bbuf) => {
-            // each panel stays in L1 while every tile of rows passes it
-            let mut b_off = 0;
-            for j in (0..nc).step_by(T::TILE_COLS) {
-                let s = panel_stride::<T>(T::TILE_COLS.min(nc - j));
-                let panel = &bbuf[b_off..b_off + s * kc];
-                b_off += s * kc;
-                for i in (0..mc).step_by(MR) {
-                    tile(i, j, panel, s, c);
+            // a tile of rows along every panel, as below: the packed panels are one
+            // contiguous stream from L2, where a panel's tiles down MC rows of C and A
+            // (2 KB rows: 96 pages each) missed the TLB on every tile
+            for i in (0..mc).step_by(MR) {
+                for j in (0..nc).step_by(T::TILE_COLS) {
+                    // every panel before this one is whole
+                    let s = panel_stride::<T>(T::TILE_COLS.min(nc - j));
+                    let off = j * kc;
+                    tile(i, j, &bbuf[off..off + s * kc], s, c);
                 }
             }
         }
