@@ -2,17 +2,22 @@
 //! packed, with the micro-kernels of `microkernel.rs` (AVX-512 chosen at run time, a portable
 //! one elsewhere).
 //!
-//! The loops, outermost first (the classic blocking of GotoBLAS and BLIS):
+//! The loops, outermost first (the blocking of GotoBLAS and BLIS, the two innermost swapped):
 //!
 //! ```text
 //! for jc in 0..n step NC:           columns of B and C
-//!   for pc in 0..k step KC:         depth
-//!     pack B[pc.., jc..] into panels of NR columns, KC deep      (L2/L3)
+//!   for pc in 0..k step KC:         depth (32 when B is read in place)
+//!     pack B[pc.., jc..] into panels of NR columns, KC deep, unless read in place  (L2)
 //!     for ic in 0..m step MC:       rows of A and C
 //!       pack A[ic.., pc..] into micro-panels of MR rows, if op(A) = Aᵀ  (L2)
-//!       for every B panel:          (stays in L1 across the row tiles)
-//!         for every MR rows of A:   micro-kernel: an MR x NR tile of C in registers
+//!       for every MR rows of A:     (A's rows stay in L1 along the panels)
+//!         for every B panel:        micro-kernel: an MR x NR tile of C in registers
 //! ```
+//!
+//! A tile of rows goes along every panel rather than a panel down every tile of rows: the
+//! packed panels are one contiguous stream from L2, and the pages of C and A a tile touches
+//! stay few (down 192 rows of 2 KB, a panel touched 96 pages of each, past the 64 entries of
+//! the L1 TLB, on every tile).
 //!
 //! Packing reads `op(B)` through its strides, so every transpose combination is one code
 //! path, and the micro-kernel streams B's panel contiguously. A row-major `op(A)` is read in
