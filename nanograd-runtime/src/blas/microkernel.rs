@@ -118,7 +118,10 @@ pub(super) fn run<T: MicroKernel>(
     alpha: T,
     beta: T,
 ) {
-    debug_assert!((1..=super::blocked::MR).contains(&r) && w <= s && w > 0 && b_rs >= w);
+    // a depth of one reads a single row of B, whatever its stride (`op(B) = Bᵀ` of a
+    // one-column B has both strides 1)
+    debug_assert!((1..=super::blocked::MR).contains(&r) && w <= s && w > 0);
+    debug_assert!(kc == 1 || b_rs >= w);
     assert!(
         a.len() > (r - 1) * a_rs + (kc - 1) * a_cs
             && b.len() > (kc - 1) * b_rs + w - 1
