@@ -181,7 +181,7 @@ const DIRECT_B_KC: usize = 32;
 /// read in place would all map to the same set of the L1 cache (12-way on this Xeon) and
 /// evict each other and the panel of B (an `f64` A with 512 columns).
 pub(super) fn packs_a<T>(a: View<'_, T>) -> bool {
-    a.cs != 1 || (a.rs * core::mem::size_of::<T>()) % 4096 == 0
+    a.cs != 1 || (a.rs * core::mem::size_of::<T>()).is_multiple_of(4096)
 }
 
 /// `C = alpha * op(A) * op(B) + beta * C` for `op(A): [m, k]`, `op(B): [k, n]`, `C: [m, n]`

@@ -133,7 +133,7 @@ fn sum_lanes<T: Float, const N: usize>(mut acc: [T; N]) -> T {
     let mut half = N / 2;
     while half > 0 {
         for l in 0..half {
-            acc[l] = acc[l] + acc[l + half];
+            acc[l] += acc[l + half];
         }
         half /= 2;
     }
