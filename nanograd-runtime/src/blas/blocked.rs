@@ -2,17 +2,22 @@
 //! packed, with the micro-kernels of `microkernel.rs` (AVX-512 chosen at run time, a portable
 //! one elsewhere).
 //!
-//! The loops, outermost first (the classic blocking of GotoBLAS and BLIS):
+//! The loops, outermost first (the blocking of GotoBLAS and BLIS, the two innermost swapped):
 //!
 //! ```text
 //! for jc in 0..n step NC:           columns of B and C
-//!   for pc in 0..k step KC:         depth
-//!     pack B[pc.., jc..] into panels of NR columns, KC deep      (L2/L3)
+//!   for pc in 0..k step KC:         depth (32 when B is read in place)
+//!     pack B[pc.., jc..] into panels of NR columns, KC deep, unless read in place  (L2)
 //!     for ic in 0..m step MC:       rows of A and C
 //!       pack A[ic.., pc..] into micro-panels of MR rows, if op(A) = Aᵀ  (L2)
-//!       for every B panel:          (stays in L1 across the row tiles)
-//!         for every MR rows of A:   micro-kernel: an MR x NR tile of C in registers
+//!       for every MR rows of A:     (A's rows stay in L1 along the panels)
+//!         for every B panel:        micro-kernel: an MR x NR tile of C in registers
 //! ```
+//!
+//! A tile of rows goes along every panel rather than a panel down every tile of rows: the
+//! packed panels are one contiguous stream from L2, and the pages of C and A a tile touches
+//! stay few (down 192 rows of 2 KB, a panel touched 96 pages of each, past the 64 entries of
+//! the L1 TLB, on every tile).
 //!
 //! Packing reads `op(B)` through its strides, so every transpose combination is one code
 //! path, and the micro-kernel streams B's panel contiguously. A row-major `op(A)` is read in
@@ -154,6 +159,31 @@ fn packed_b_width<T: Blocking>(n: usize) -> usize {
     }
 }
 
+/// Whether `gemm` reads a row-major `op(B)` in place instead of packing its panels: when at
+/// most two tiles of rows use each panel, or the depth is at most [`DIRECT_B_DEPTH`] (a
+/// panel's few rows stay in L1 across the row tiles), packing would copy B to read it about
+/// once (the im2col products of a convolution: 8–72 rows, depths of 9–72, 6,000–25,000
+/// columns).
+pub(super) fn reads_b_in_place<T>(b: View<'_, T>, m: usize, k: usize) -> bool {
+    b.cs == 1 && (m <= 2 * MR || k <= DIRECT_B_DEPTH)
+}
+
+/// See [`reads_b_in_place`].
+const DIRECT_B_DEPTH: usize = 16;
+
+/// The depth of a block when B is read in place: each row of depth of a panel lies on a
+/// page of its own (an im2col matrix's rows are 25 KB apart), and 72 of them with C's
+/// twelve rows overflowed the 64 entries of the L1 TLB on every tile.
+const DIRECT_B_KC: usize = 32;
+
+/// Whether `gemm` packs `op(A)`: when it is transposed (a depth's elements a whole row
+/// apart), or when its rows lie a multiple of 4 KiB apart, where the twelve rows of a tile
+/// read in place would all map to the same set of the L1 cache (12-way on this Xeon) and
+/// evict each other and the panel of B (an `f64` A with 512 columns).
+pub(super) fn packs_a<T>(a: View<'_, T>) -> bool {
+    a.cs != 1 || (a.rs * core::mem::size_of::<T>()).is_multiple_of(4096)
+}
+
 /// `C = alpha * op(A) * op(B) + beta * C` for `op(A): [m, k]`, `op(B): [k, n]`, `C: [m, n]`
 /// row-major with leading dimension `ldc`, with the micro-kernels of `isa`. The caller has
 /// checked that every addressed element lies inside the slices, and that `m, n, k > 0`.
@@ -170,20 +200,31 @@ pub(super) fn gemm<T: Blocking>(
     c: &mut [T],
     ldc: usize,
 ) {
-    let kc_max = k.min(T::KC);
-    let a_len = m.min(T::MC) * kc_max;
-    let b_len = packed_b_width::<T>(n.min(T::NC)) * kc_max;
-    // A row-major A is read in place: twelve row streams, each line used for 16 depths. A
-    // transposed one (the depth's elements a whole row apart) is packed, a contiguous copy.
-    let pack = a.cs != 1;
-    let a_len = if pack { a_len } else { 0 };
+    let direct_b = reads_b_in_place(b, m, k);
+    // B read in place takes a page of the TLB per row of depth: blocks of DIRECT_B_KC rows
+    let kc_block = if direct_b { DIRECT_B_KC } else { T::KC };
+    let kc_max = k.min(kc_block);
+    // A row-major A is mostly read in place: twelve row streams, each line used for 16
+    // depths (see `packs_a` for when it is not)
+    let pack = packs_a(a);
+    let a_len = if pack { m.min(T::MC) * kc_max } else { 0 };
+    let b_len = if direct_b {
+        0
+    } else {
+        packed_b_width::<T>(n.min(T::NC)) * kc_max
+    };
     T::with_buffer(a_len + b_len, |buf| {
         let (abuf, bbuf) = buf.split_at_mut(a_len);
         for jc in (0..n).step_by(T::NC) {
             let nc = T::NC.min(n - jc);
-            for pc in (0..k).step_by(T::KC) {
-                let kc = T::KC.min(k - pc);
-                pack_b(b, pc, kc, jc, nc, bbuf);
+            for pc in (0..k).step_by(kc_block) {
+                let kc = kc_block.min(k - pc);
+                let panels = if direct_b {
+                    Panels::InPlace(b, pc, jc)
+                } else {
+                    pack_b(b, pc, kc, jc, nc, bbuf);
+                    Panels::Packed(bbuf)
+                };
                 // the first block of depth applies beta, the others add to it
                 let beta = if pc == 0 { beta } else { T::one() };
                 for ic in (0..m).step_by(T::MC) {
@@ -202,7 +243,7 @@ pub(super) fn gemm<T: Blocking>(
                         alpha,
                         a,
                         abuf,
-                        bbuf,
+                        panels,
                         beta,
                         c,
                         ic * ldc + jc,
@@ -214,7 +255,16 @@ pub(super) fn gemm<T: Blocking>(
     })
 }
 
-/// Every micro-tile of one `mc x nc` block of C (starting at `c[c0]`), from packed panels.
+/// Where the micro-kernels find the panels of `op(B)` for one block of depth and columns.
+#[derive(Clone, Copy)]
+enum Panels<'a, T> {
+    /// Packed by [`pack_b`], one after the other.
+    Packed(&'a [T]),
+    /// A row-major `op(B)` read in place from row `pc`, column `jc` on.
+    InPlace(View<'a, T>, usize, usize),
+}
+
+/// Every micro-tile of one `mc x nc` block of C (starting at `c[c0]`).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn macro_tile<T: Blocking>(
@@ -225,30 +275,50 @@ fn macro_tile<T: Blocking>(
     alpha: T,
     direct: Option<(View<'_, T>, usize, usize)>,
     abuf: &[T],
-    bbuf: &[T],
+    panels: Panels<'_, T>,
     beta: T,
     c: &mut [T],
     c0: usize,
     ldc: usize,
 ) {
-    let mut b_off = 0;
-    for j in (0..nc).step_by(T::TILE_COLS) {
+    let tile = |i: usize, j: usize, panel: &[T], b_rs: usize, c: &mut [T]| {
+        let r = MR.min(mc - i);
         let w = T::TILE_COLS.min(nc - j);
+        let (a_panel, a_rs, a_cs) = match direct {
+            None => (&abuf[i * kc..(i + r) * kc], 1, r),
+            Some((a, ic, pc)) => (&a.data[(ic + i) * a.rs + pc * a.cs..], a.rs, a.cs),
+        };
+        // the tile's last element must lie inside `c`: `check_gemm` proved it for C
+        let start = c0 + i * ldc + j;
+        let tile = &mut c[start..start + (r - 1) * ldc + w];
         let s = panel_stride::<T>(w);
-        let panel = &bbuf[b_off..b_off + s * kc];
-        b_off += s * kc;
-        for i in (0..mc).step_by(MR) {
-            let r = MR.min(mc - i);
-            let (a_panel, a_rs, a_cs) = match direct {
-                None => (&abuf[i * kc..(i + r) * kc], 1, r),
-                Some((a, ic, pc)) => (&a.data[(ic + i) * a.rs + pc * a.cs..], a.rs, a.cs),
-            };
-            // the tile's last element must lie inside `c`: `check_gemm` proved it for C
-            let start = c0 + i * ldc + j;
-            let tile = &mut c[start..start + (r - 1) * ldc + w];
-            microkernel::run(
-                isa, r, s, kc, a_panel, a_rs, a_cs, panel, tile, ldc, w, alpha, beta,
-            );
+        microkernel::run(
+            isa, r, s, kc, a_panel, a_rs, a_cs, panel, b_rs, tile, ldc, w, alpha, beta,
+        );
+    };
+    match panels {
+        Panels::Packed(bbuf) => {
+            // a tile of rows along every panel, as below: the packed panels are one
+            // contiguous stream from L2, where a panel's tiles down MC rows of C and A
+            // (2 KB rows: 96 pages each) missed the TLB on every tile
+            for i in (0..mc).step_by(MR) {
+                for j in (0..nc).step_by(T::TILE_COLS) {
+                    // every panel before this one is whole
+                    let s = panel_stride::<T>(T::TILE_COLS.min(nc - j));
+                    let off = j * kc;
+                    tile(i, j, &bbuf[off..off + s * kc], s, c);
+                }
+            }
+        }
+        Panels::InPlace(b, pc, jc) => {
+            // a tile of rows along every panel: its twelve rows of C and B's few rows are
+            // all the pages touched (a panel's tiles down C's 72 rows, 25 KB apart, took a
+            // page each and missed the TLB's 64 entries)
+            for i in (0..mc).step_by(MR) {
+                for j in (0..nc).step_by(T::TILE_COLS) {
+                    tile(i, j, &b.data[pc * b.rs + jc + j..], b.rs, c);
+                }
+            }
         }
     }
 }
@@ -261,8 +331,15 @@ fn pack_a<T: Float>(a: View<'_, T>, ic: usize, mc: usize, pc: usize, kc: usize, 
         let r = MR.min(mc - i0);
         let panel = &mut dst[i0 * kc..(i0 + r) * kc];
         let base = (ic + i0) * a.rs + pc * a.cs;
-        if a.rs == 1 {
-            // op(A) = Aᵀ: the `r` elements of one depth are contiguous
+        if a.rs == 1 && r == MR {
+            // op(A) = Aᵀ: the `r` elements of one depth are contiguous (a copy of a constant
+            // length, inlined, where a length known only at run time calls `memcpy`)
+            for (p, out) in panel.chunks_exact_mut(MR).enumerate() {
+                let at = base + p * a.cs;
+                let out: &mut [T; MR] = out.try_into().unwrap();
+                *out = a.data[at..at + MR].try_into().unwrap();
+            }
+        } else if a.rs == 1 {
             for (p, out) in panel.chunks_exact_mut(r).enumerate() {
                 let at = base + p * a.cs;
                 out.copy_from_slice(&a.data[at..at + r]);
@@ -300,6 +377,15 @@ fn pack_rows<T: Copy, const R: usize>(
     }
 }
 
+/// `dst = src` for one whole row of a panel, `TILE_COLS` long: a fixed-length copy the
+/// compiler inlines as two vector moves.
+#[inline(always)]
+fn copy_row<T: Blocking>(src: &[T], dst: &mut [T]) {
+    for (d, s) in dst[..T::TILE_COLS].iter_mut().zip(&src[..T::TILE_COLS]) {
+        *d = *s;
+    }
+}
+
 /// Packs `op(B)[pc..pc + kc, jc..jc + nc]` as panels of `NR` columns (a last panel of at
 /// most `NR / 2` columns as a panel of `NR / 2`), zero-padded: panel `q`, stored with width
 /// `s`, holds the row of depth `p` at `p * s`.
@@ -311,8 +397,14 @@ fn pack_b<T: Blocking>(b: View<'_, T>, pc: usize, kc: usize, jc: usize, nc: usiz
         let panel = &mut dst[off..off + s * kc];
         off += s * kc;
         let base = pc * b.rs + (jc + j0) * b.cs;
-        if b.cs == 1 {
-            // row-major B: each depth's `w` elements are contiguous
+        if b.cs == 1 && w == T::TILE_COLS {
+            // row-major B: each depth's `w` elements are contiguous (a whole panel's row, a
+            // copy of constant length)
+            for (p, out) in panel.chunks_exact_mut(s).enumerate() {
+                let at = base + p * b.rs;
+                copy_row::<T>(&b.data[at..at + w], out);
+            }
+        } else if b.cs == 1 {
             for (p, out) in panel.chunks_exact_mut(s).enumerate() {
                 let at = base + p * b.rs;
                 out[..w].copy_from_slice(&b.data[at..at + w]);

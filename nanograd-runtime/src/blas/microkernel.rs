@@ -1,13 +1,18 @@
 //! The micro-kernels of the blocked GEMM (`blocked.rs`): one `r x w` tile of C (`r <= MR`
 //! rows, `w <= s` columns) from `r` rows of A (element `(i, p)` at `i * a_rs + p * a_cs`:
-//! A in place, or a packed micro-panel) and a packed panel of B (`s` elements per depth,
-//! zero-padded past `w`):
+//! A in place, or a packed micro-panel) and a panel of B (the `w` columns of one depth
+//! contiguous, depths `b_rs` apart: `s` for a packed panel, zero-padded past `w`, or B's
+//! own leading dimension when B is read in place):
 //! `C_tile = alpha * A_panel * B_panel + beta * C_tile`, where `beta == 0` does not read C.
 //!
 //! - [`Isa::Avx512`]: the whole tile in registers, `r` rows by `s / 16` (`f32`) or `s / 8`
 //!   (`f64`) registers, up to 24 accumulators; each depth loads the panel's registers once
-//!   and broadcasts `r` elements of A into fused multiply-adds. The last columns of a tile
-//!   are written through a lane mask.
+//!   and broadcasts `r` elements of A into fused multiply-adds. The panel's last register
+//!   is loaded and the tile's last columns are written through a lane mask, so a panel read
+//!   in place never reads past its `w` columns. The rows of A are addressed from four base
+//!   pointers (rows `3q`, `3q + 1`, `3q + 2` at offsets 0, `a_rs`, `2 a_rs`): computed as
+//!   a running sum, the twelve row addresses made a chain of twelve dependent additions per
+//!   depth, as long as the depth's 24 multiply-adds.
 //! - [`Isa::Portable`]: plain Rust over blocks of 4 rows by 8 columns, compiled for the best
 //!   instruction set the CPU has (AVX2 with FMA, through `crate::simd`), for CPUs without
 //!   AVX-512. [`Isa::Baseline`] is the same code compiled for the baseline target, with a
@@ -82,6 +87,7 @@ pub(super) trait MicroKernel: Float {
         a_rs: usize,
         a_cs: usize,
         b: &[Self],
+        b_rs: usize,
         c: &mut [Self],
         ldc: usize,
         w: usize,
@@ -91,8 +97,9 @@ pub(super) trait MicroKernel: Float {
 }
 
 /// One tile with the micro-kernel of `isa`: `a` starts at the tile's first row and depth and
-/// reaches element `(r - 1, kc - 1)`, `b` holds `s * kc` elements, and `c` starts at the
-/// tile's first element and reaches its last (`(r - 1) * ldc + w`).
+/// reaches element `(r - 1, kc - 1)`, `b` reaches element `(kc - 1) * b_rs + w - 1` (a
+/// packed panel: `b_rs == s`), and `c` starts at the tile's first element and reaches its
+/// last (`(r - 1) * ldc + w`).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(super) fn run<T: MicroKernel>(
@@ -104,26 +111,30 @@ pub(super) fn run<T: MicroKernel>(
     a_rs: usize,
     a_cs: usize,
     b: &[T],
+    b_rs: usize,
     c: &mut [T],
     ldc: usize,
     w: usize,
     alpha: T,
     beta: T,
 ) {
+    // a depth of one reads a single row of B, whatever its stride (`op(B) = Bᵀ` of a
+    // one-column B has both strides 1)
     debug_assert!((1..=super::blocked::MR).contains(&r) && w <= s && w > 0);
+    debug_assert!(kc == 1 || b_rs >= w);
     assert!(
         a.len() > (r - 1) * a_rs + (kc - 1) * a_cs
-            && b.len() >= s * kc
+            && b.len() > (kc - 1) * b_rs + w - 1
             && c.len() > (r - 1) * ldc + w - 1
     );
     let tile = Portable {
         r,
-        s,
         kc,
         a,
         a_rs,
         a_cs,
         b,
+        b_rs,
         c,
         ldc,
         w,
@@ -131,7 +142,9 @@ pub(super) fn run<T: MicroKernel>(
         beta,
     };
     match isa {
-        Isa::Avx512 => T::avx512(r, s, kc, a, a_rs, a_cs, b, tile.c, ldc, w, alpha, beta),
+        Isa::Avx512 => T::avx512(
+            r, s, kc, a, a_rs, a_cs, b, b_rs, tile.c, ldc, w, alpha, beta,
+        ),
         Isa::Portable => vectorize(tile),
         Isa::Baseline => tile.tiles(|x, y, acc| x * y + acc),
     }
@@ -141,12 +154,12 @@ pub(super) fn run<T: MicroKernel>(
 /// small array that the compiler keeps in vector registers.
 struct Portable<'a, T> {
     r: usize,
-    s: usize,
     kc: usize,
     a: &'a [T],
     a_rs: usize,
     a_cs: usize,
     b: &'a [T],
+    b_rs: usize,
     c: &'a mut [T],
     ldc: usize,
     w: usize,
@@ -162,12 +175,12 @@ impl<T: Float> Portable<'_, T> {
     fn tiles(self, fma: impl Fn(T, T, T) -> T) {
         let Portable {
             r,
-            s,
             kc,
             a,
             a_rs,
             a_cs,
             b,
+            b_rs,
             c,
             ldc,
             w,
@@ -176,11 +189,21 @@ impl<T: Float> Portable<'_, T> {
         } = self;
         for i0 in (0..r).step_by(RB) {
             let rb = RB.min(r - i0);
-            // panels are NR or NR / 2 wide, multiples of CB: whole blocks of columns
+            // a packed panel is NR or NR / 2 wide, a multiple of CB; a panel read in place
+            // may end inside a block, whose missing columns are taken as zeros
             for j0 in (0..w).step_by(CB) {
+                let cw = CB.min(w - j0);
                 let mut acc = [[T::zero(); CB]; RB];
+                let mut tail = [T::zero(); CB];
                 for p in 0..kc {
-                    let bp: &[T; CB] = b[p * s + j0..][..CB].try_into().unwrap();
+                    let row = &b[p * b_rs + j0..];
+                    let bp: &[T; CB] = match row.get(..CB) {
+                        Some(full) if cw == CB => full.try_into().unwrap(),
+                        _ => {
+                            tail[..cw].copy_from_slice(&row[..cw]);
+                            &tail
+                        }
+                    };
                     for (i, row) in acc.iter_mut().enumerate().take(rb) {
                         let x = a[(i0 + i) * a_rs + p * a_cs];
                         for (acc, &y) in row.iter_mut().zip(bp) {
@@ -188,7 +211,6 @@ impl<T: Float> Portable<'_, T> {
                         }
                     }
                 }
-                let cw = CB.min(w - j0);
                 for (i, row) in acc.iter().enumerate().take(rb) {
                     let out = &mut c[(i0 + i) * ldc + j0..][..cw];
                     for (o, &v) in out.iter_mut().zip(row) {
@@ -223,6 +245,7 @@ macro_rules! impl_micro_kernel {
                 a_rs: usize,
                 a_cs: usize,
                 b: &[$t],
+                b_rs: usize,
                 c: &mut [$t],
                 ldc: usize,
                 w: usize,
@@ -254,8 +277,8 @@ macro_rules! impl_micro_kernel {
                     let kernel = if s == $lanes { rows!(1) } else { rows!(2) };
                     // SAFETY: `Isa::Avx512` is chosen only when the CPU has AVX-512F; `run`
                     // checked that `a`, `b` and `c` hold the elements the tile reads and
-                    // writes (`(r - 1) * a_rs + (kc - 1) * a_cs + 1`, `s * kc`,
-                    // `(r - 1) * ldc + w`).
+                    // writes (`(r - 1) * a_rs + (kc - 1) * a_cs + 1`,
+                    // `(kc - 1) * b_rs + w`, `(r - 1) * ldc + w`).
                     unsafe {
                         kernel(
                             kc,
@@ -263,6 +286,7 @@ macro_rules! impl_micro_kernel {
                             a_rs,
                             a_cs,
                             b.as_ptr(),
+                            b_rs,
                             c.as_mut_ptr(),
                             ldc,
                             w,
@@ -273,7 +297,7 @@ macro_rules! impl_micro_kernel {
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 {
-                    let _ = (r, s, kc, a, a_rs, a_cs, b, c, ldc, w, alpha, beta);
+                    let _ = (r, s, kc, a, a_rs, a_cs, b, b_rs, c, ldc, w, alpha, beta);
                     unreachable!("Isa::Avx512 is only detected on x86_64")
                 }
             }
@@ -291,13 +315,13 @@ mod avx512 {
     macro_rules! tile {
         (
             $name:ident, $t:ty, $v:ty, $lanes:literal, $mask:ty, $zero:ident, $set1:ident,
-            $load:ident, $fmadd:ident, $mul:ident, $maskz_load:ident, $mask_store:ident
+            $fmadd:ident, $mul:ident, $maskz_load:ident, $mask_store:ident
         ) => {
             /// One `R x (NV * lanes)` tile (`w` live columns) in registers.
             ///
             /// # Safety
-            /// The CPU has AVX-512F; `a` holds `R * kc` elements, `b` holds
-            /// `NV * lanes * kc`, and `c` reaches row `R - 1`'s `w`-th element.
+            /// The CPU has AVX-512F; `a` reaches element `(R - 1) * a_rs + (kc - 1) * a_cs`,
+            /// `b` element `(kc - 1) * b_rs + w - 1`, and `c` row `R - 1`'s `w`-th element.
             #[target_feature(enable = "avx512f")]
             #[allow(clippy::too_many_arguments)]
             pub(super) unsafe fn $name<const R: usize, const NV: usize>(
@@ -306,43 +330,58 @@ mod avx512 {
                 a_rs: usize,
                 a_cs: usize,
                 b: *const $t,
+                b_rs: usize,
                 c: *mut $t,
                 ldc: usize,
                 w: usize,
                 alpha: $t,
                 beta: $t,
             ) {
+                // the lanes of each register of the panel that hold one of its `w` columns
+                let masks: [$mask; NV] = core::array::from_fn(|v| {
+                    let left = w.saturating_sub(v * $lanes);
+                    if left >= $lanes {
+                        !0
+                    } else {
+                        ((1 as $mask) << left).wrapping_sub(1)
+                    }
+                });
+                // rows 3q, 3q + 1 and 3q + 2 from base q at offsets 0, a_rs and 2 a_rs;
+                // wrapping_add: a base past the tile's last row is never read
+                let mut base: [*const $t; 4] =
+                    core::array::from_fn(|q| a.wrapping_add(3 * q * a_rs));
+                let off = [0, a_rs, 2 * a_rs];
                 let mut acc = [[$zero(); NV]; R];
-                let (mut a, mut b) = (a, b);
+                let mut b = b;
                 for _ in 0..kc {
                     let mut bv = [$zero(); NV];
                     for (v, bv) in bv.iter_mut().enumerate() {
-                        *bv = unsafe { $load(b.add(v * $lanes)) };
+                        *bv = unsafe { $maskz_load(masks[v], b.add(v * $lanes)) };
                     }
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let x = $set1(unsafe { *a.add(r * a_rs) });
+                        let x = $set1(unsafe { *base[r / 3].add(off[r % 3]) });
                         for (acc, &y) in acc.iter_mut().zip(&bv) {
                             *acc = $fmadd(x, y, *acc);
                         }
                     }
-                    a = unsafe { a.add(a_cs) };
-                    b = unsafe { b.add(NV * $lanes) };
+                    // wrapping: after the last depth the pointers may pass the operands' ends
+                    for base in base.iter_mut().take(R.div_ceil(3)) {
+                        *base = base.wrapping_add(a_cs);
+                    }
+                    b = b.wrapping_add(b_rs);
                 }
                 let (alpha, beta_v) = ($set1(alpha), $set1(beta));
                 for (r, acc) in acc.iter().enumerate() {
                     for (v, &acc) in acc.iter().enumerate() {
-                        let col = v * $lanes;
-                        if col >= w {
+                        if masks[v] == 0 {
                             break;
                         }
-                        let left = w - col;
-                        let mask: $mask = if left >= $lanes { !0 } else { (1 << left) - 1 };
-                        let at = unsafe { c.add(r * ldc + col) };
+                        let at = unsafe { c.add(r * ldc + v * $lanes) };
                         let mut out = $mul(acc, alpha);
                         if beta != 0.0 {
-                            out = $fmadd(unsafe { $maskz_load(mask, at) }, beta_v, out);
+                            out = $fmadd(unsafe { $maskz_load(masks[v], at) }, beta_v, out);
                         }
-                        unsafe { $mask_store(at, mask, out) };
+                        unsafe { $mask_store(at, masks[v], out) };
                     }
                 }
             }
@@ -357,7 +396,6 @@ mod avx512 {
         __mmask16,
         _mm512_setzero_ps,
         _mm512_set1_ps,
-        _mm512_loadu_ps,
         _mm512_fmadd_ps,
         _mm512_mul_ps,
         _mm512_maskz_loadu_ps,
@@ -371,7 +409,6 @@ mod avx512 {
         __mmask8,
         _mm512_setzero_pd,
         _mm512_set1_pd,
-        _mm512_loadu_pd,
         _mm512_fmadd_pd,
         _mm512_mul_pd,
         _mm512_maskz_loadu_pd,

@@ -6,7 +6,7 @@
 use super::blocked::{self, View};
 use super::microkernel::Isa;
 use super::{check_gemm, check_gemv, check_same_len, Scalar, Trans};
-use crate::simd::{vectorize_above, Kernel};
+use crate::simd::{vectorize, vectorize_above, Kernel};
 use crate::Float;
 
 /// `C = A·Bᵀ` with at most this many rows and at least [`DOT_DEPTH`] depth is computed as
@@ -15,6 +15,76 @@ use crate::Float;
 const DOT_ROWS: usize = 16;
 /// See [`DOT_ROWS`].
 const DOT_DEPTH: usize = 256;
+/// The dot products of [`DOT_ROWS`] go along the depth this many bytes of each row at a
+/// time, every column of C before the next stretch: the stretch of A's rows (at most 16 x
+/// 2 KiB) stays in L1 while every row of B passes it, so that A is read from memory once
+/// rather than once per column of C.
+const DOT_CHUNK_BYTES: usize = 2048;
+
+/// `C = alpha * A·Bᵀ + beta * C` as dot products along the depth, [`DOT_CHUNK_BYTES`] of
+/// it at a time: each stretch's products are added to C, the first applying `beta`.
+struct DotRows<'a, T> {
+    m: usize,
+    n: usize,
+    k: usize,
+    chunk: usize,
+    alpha: T,
+    a: &'a [T],
+    lda: usize,
+    b: &'a [T],
+    ldb: usize,
+    beta: T,
+    c: &'a mut [T],
+    ldc: usize,
+}
+
+impl<T: Float> Kernel for DotRows<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let DotRows {
+            m,
+            n,
+            k,
+            chunk,
+            alpha,
+            a,
+            lda,
+            b,
+            ldb,
+            beta,
+            c,
+            ldc,
+        } = self;
+        for p0 in (0..k).step_by(chunk) {
+            let len = chunk.min(k - p0);
+            let row = |i: usize| &a[i * lda + p0..][..len];
+            let beta = if p0 == 0 { beta } else { T::one() };
+            let mut update = |i: usize, j: usize, d: T| {
+                let cij = &mut c[i * ldc + j];
+                *cij = if beta == T::zero() {
+                    alpha * d
+                } else {
+                    alpha * d + beta * *cij
+                };
+            };
+            for j in 0..n {
+                let x = &b[j * ldb + p0..][..len];
+                let mut i = 0;
+                while i + 4 <= m {
+                    let d = dot4([row(i), row(i + 1), row(i + 2), row(i + 3)], x);
+                    for (r, d) in d.into_iter().enumerate() {
+                        update(i + r, j, d);
+                    }
+                    i += 4;
+                }
+                for i in i..m {
+                    update(i, j, dot_lanes(row(i), x));
+                }
+            }
+        }
+    }
+}
 
 /// Independent accumulators per row in the reductions: two AVX-512 registers of `f32`, so
 /// that the additions of one row do not wait on each other.
@@ -50,9 +120,24 @@ fn dot4<T: Float>(rows: [&[T]; 4], x: &[T]) -> [T; 4] {
             .zip(&x[tail_at..])
             .map(|(&a, &b)| a * b)
             .sum();
-        *o = acc.iter().copied().sum::<T>() + tail;
+        *o = sum_lanes(acc) + tail;
     }
     out
+}
+
+/// The sum of the `N` (a power of two) lanes of an accumulator, halving: `N / 2` additions
+/// of independent pairs, then half of that, ... (vector additions), where an in-order sum
+/// was a chain of `N` dependent scalar additions per row.
+#[inline(always)]
+fn sum_lanes<T: Float, const N: usize>(mut acc: [T; N]) -> T {
+    let mut half = N / 2;
+    while half > 0 {
+        for l in 0..half {
+            acc[l] += acc[l + half];
+        }
+        half /= 2;
+    }
+    acc[0]
 }
 
 #[inline(always)]
@@ -71,7 +156,7 @@ fn dot_lanes<T: Float>(x: &[T], y: &[T]) -> T {
             acc[l] += a[l] * b[l];
         }
     }
-    acc.iter().copied().sum::<T>() + tail
+    sum_lanes(acc) + tail
 }
 
 #[inline(always)]
@@ -270,15 +355,21 @@ macro_rules! impl_scalar {
                 if ta == Trans::No && tb == Trans::Yes && m <= DOT_ROWS && k >= DOT_DEPTH {
                     // a few rows against rows of B, long in the depth (a convolution's
                     // weight gradient): contiguous dot products, no panel of B to pack
-                    let mut col = [0.0; DOT_ROWS];
-                    for j in 0..n {
-                        let bj = &b[j * ldb..j * ldb + k];
-                        gemv_portable(Trans::No, m, k, alpha, a, lda, bj, 0.0, &mut col[..m]);
-                        for (i, &v) in col[..m].iter().enumerate() {
-                            let cij = &mut c[i * ldc + j];
-                            *cij = if beta == 0.0 { v } else { v + beta * *cij };
-                        }
-                    }
+                    let chunk = DOT_CHUNK_BYTES / core::mem::size_of::<$t>();
+                    vectorize(DotRows {
+                        m,
+                        n,
+                        k,
+                        chunk,
+                        alpha,
+                        a,
+                        lda,
+                        b,
+                        ldb,
+                        beta,
+                        c,
+                        ldc,
+                    });
                     return;
                 }
                 blocked::gemm(

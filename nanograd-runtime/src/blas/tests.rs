@@ -27,9 +27,11 @@ fn check_gemm_case<T: Float>(tol: f64) {
         (64, 65, 63),
         (2, 130, 1),
         (5, 3, 0),
-        // few rows, deep: A·Bᵀ as dot products along the depth in the default provider
+        // few rows, deep: A·Bᵀ as dot products along the depth in the default provider,
+        // within one stretch of the depth and over several (512 f32, 256 f64 at a time)
         (16, 9, 300),
         (3, 2, 257),
+        (7, 5, 1100),
     ] {
         for ta in [Trans::No, Trans::Yes] {
             for tb in [Trans::No, Trans::Yes] {
@@ -179,10 +181,21 @@ fn short_slice_panics_with_dimensions() {
 #[cfg(not(any(feature = "openblas", feature = "mkl")))]
 mod blocked_gemm {
     use super::*;
-    use crate::blas::blocked::{gemm, Blocking, View};
+    use crate::blas::blocked::{gemm, packs_a, reads_b_in_place, Blocking, View};
     use crate::blas::microkernel::Isa;
 
     fn check<T: Blocking>(isa: Isa, shapes: &[(usize, usize, usize)], tol: f64) {
+        check_ld::<T>(isa, shapes, None, tol)
+    }
+
+    /// [`check`] with every transpose combination; `a_ld` replaces A's leading dimension
+    /// (one more than a row) when given.
+    fn check_ld<T: Blocking>(
+        isa: Isa,
+        shapes: &[(usize, usize, usize)],
+        a_ld: Option<usize>,
+        tol: f64,
+    ) {
         let mut rng = StdRng::seed_from_u64(3);
         for &(m, n, k) in shapes {
             for (ta, tb) in [
@@ -193,7 +206,8 @@ mod blocked_gemm {
             ] {
                 let (ar, ac) = if ta == Trans::No { (m, k) } else { (k, m) };
                 let (br, bc) = if tb == Trans::No { (k, n) } else { (n, k) };
-                let (lda, ldb, ldc) = (ac + 1, bc + 3, n + 2);
+                let (lda, ldb, ldc) = (a_ld.unwrap_or(ac + 1), bc + 3, n + 2);
+                assert!(lda >= ac);
                 let a: Vec<T> = random(&mut rng, ar * lda);
                 let b: Vec<T> = random(&mut rng, br * ldb);
                 let c0: Vec<T> = random(&mut rng, m * ldc);
@@ -247,7 +261,7 @@ mod blocked_gemm {
     }
 
     /// Every tile height 1..=12 and both tile widths, with and without a masked tail.
-    const SMALL: [(usize, usize, usize); 8] = [
+    const SMALL: [(usize, usize, usize); 9] = [
         (1, 1, 1),
         (5, 7, 3),
         (12, 32, 8),
@@ -256,6 +270,8 @@ mod blocked_gemm {
         (11, 16, 2),
         (7, 65, 70),
         (24, 75, 1),
+        // many tiles of rows over a shallow depth: B in place too
+        (40, 70, 16),
     ];
 
     #[test]
@@ -263,6 +279,57 @@ mod blocked_gemm {
         for isa in Isa::all_available() {
             check::<f32>(isa, &SMALL, 1e-6);
             check::<f64>(isa, &SMALL, 1e-14);
+        }
+    }
+
+    /// Shapes with more than two tiles of rows and a depth past 16: B's panels packed, every
+    /// tile height and both panel widths, masked edges.
+    const PACKED_B: [(usize, usize, usize); 5] = [
+        (25, 17, 17),
+        (37, 70, 33),
+        (35, 48, 20),
+        (26, 16, 19),
+        (47, 75, 24),
+    ];
+
+    #[test]
+    fn every_micro_kernel_matches_the_reference_with_packed_panels_of_b() {
+        for isa in Isa::all_available() {
+            check::<f32>(isa, &PACKED_B, 1e-6);
+            check::<f64>(isa, &PACKED_B, 1e-14);
+        }
+    }
+
+    #[test]
+    fn the_shapes_above_take_the_paths_they_are_meant_to() {
+        let b = |ld| View::new(&[0.0f32][..], Trans::No, ld);
+        // SMALL: at most two tiles of rows, a row-major B read in place
+        assert!(SMALL.iter().all(|&(m, n, k)| reads_b_in_place(b(n), m, k)));
+        // PACKED_B: packed
+        assert!(PACKED_B
+            .iter()
+            .all(|&(m, n, k)| !reads_b_in_place(b(n), m, k)));
+        // a shallow depth is read in place at any height; a transposed B is always packed
+        assert!(reads_b_in_place(b(100), 300, 16));
+        assert!(!reads_b_in_place(
+            View::new(&[0.0f32][..], Trans::Yes, 16),
+            8,
+            9
+        ));
+        // A: packed when transposed, or when its rows are a multiple of 4 KiB apart
+        assert!(!packs_a(View::new(&[0.0f32][..], Trans::No, 129)));
+        assert!(packs_a(View::new(&[0.0f32][..], Trans::Yes, 129)));
+        assert!(packs_a(View::new(&[0.0f32][..], Trans::No, 1024)));
+        assert!(packs_a(View::new(&[0.0f64][..], Trans::No, 512)));
+        assert!(!packs_a(View::new(&[0.0f64][..], Trans::No, 256)));
+    }
+
+    #[test]
+    fn a_row_major_a_whose_rows_are_4_kib_apart_is_packed_and_still_right() {
+        // m past MC, n past a panel, depth past KC for f64
+        for isa in Isa::all_available() {
+            check_ld::<f32>(isa, &[(30, 40, 50), (200, 33, 20)], Some(1024), 1e-6);
+            check_ld::<f64>(isa, &[(30, 40, 300), (100, 17, 9)], Some(512), 1e-14);
         }
     }
 
