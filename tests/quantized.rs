@@ -251,25 +251,9 @@ fn nanograd_safetensors_names(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-model! {
-    /// The network of `examples/mnist_cnn.rs`, declared again here (its weights,
-    /// `examples/weights/mnist_cnn.safetensors`, load only into the same layers and shapes).
-    pub struct MnistCnn {
-        conv1: Conv2d(1 -> 16, kernel = 3, padding = 1),
-        bn1: BatchNorm2d(16),
-        pool1: MaxPool2d(kernel = 2),
-        conv2: Conv2d(16 -> 32, kernel = 3, padding = 1),
-        bn2: BatchNorm2d(32),
-        pool2: MaxPool2d(kernel = 2),
-        fc: Dense(1568 -> 10),
-    }
-
-    fn forward(x: [B, 1, 28, 28]) -> [B, 10] {
-        let h: [B, 16, 14, 14] = pool1(relu(bn1(conv1(x))));
-        let h: [B, 32, 7, 7] = pool2(relu(bn2(conv2(h))));
-        fc(flatten(h))
-    }
-}
+#[path = "../examples/shared/cnn.rs"]
+mod cnn;
+use cnn::Cnn as MnistCnn;
 
 /// The CNN example's trained network (`cargo run --release --example mnist_cnn`, 10 epochs,
 /// 98.20 % on the test digits, weights copied to `examples/weights/`), quantized with its

@@ -42,29 +42,11 @@ model! {
     }
 }
 
-model! {
-    /// The network of `examples/mnist_cnn.rs` (`cnn_bn_train`): conv 1→16, batch norm, relu,
-    /// 2x2 max pool, conv 16→32, batch norm, relu, 2x2 max pool, dense 1568→10.
-    pub struct CnnBn {
-        conv1: Conv2d(1 -> 16, kernel = 3, padding = 1),
-        bn1: BatchNorm2d(16),
-        pool1: MaxPool2d(kernel = 2),
-        conv2: Conv2d(16 -> 32, kernel = 3, padding = 1),
-        bn2: BatchNorm2d(32),
-        pool2: MaxPool2d(kernel = 2),
-        fc: Dense(1568 -> 10),
-    }
-
-    fn forward(x: [B, 1, 28, 28]) -> [B, 10] {
-        let h: [B, 16, 14, 14] = pool1(relu(bn1(conv1(x))));
-        let h: [B, 32, 7, 7] = pool2(relu(bn2(conv2(h))));
-        fc(flatten(h))
-    }
-
-    fn loss(x: [B, 1, 28, 28], target: [B, 10]) -> [] {
-        softmax_cross_entropy(forward(x), target)
-    }
-}
+/// The network of `examples/mnist_cnn.rs` (`cnn_bn_train`): conv 1→16, batch norm, relu,
+/// 2x2 max pool, conv 16→32, batch norm, relu, 2x2 max pool, dense 1568→10.
+#[path = "../../examples/shared/cnn.rs"]
+mod mnist_cnn;
+pub use mnist_cnn::Cnn as CnnBn;
 
 model! {
     /// The seed's regression network: dense 2→8, ReLU, dense 8→1.
