@@ -1,0 +1,390 @@
+//! Named dimensions: every known size of the generated source is a `const` at the top of
+//! the `model!` block, named after the role it plays, as a person would write the model.
+//!
+//! While the graph is walked, each fixed dimension carries a symbol ([`Sym`]). A layer or
+//! an input that introduces a size makes a fresh symbol with a [`Role`] (`fc1`'s output
+//! width, the input's channels); an operation that needs two sizes to be the same one
+//! (a dense layer's input width, the operands of `+`, the inner dimensions of `matmul`)
+//! unites their symbols; a dimension that only moves (transpose, an activation, the leading
+//! dimensions kept by a reshape) keeps its symbol. The source is written with placeholders
+//! (`\u{1}sym:size\u{2}`), and [`Syms::resolve`] turns each into its const's name or, for a
+//! size no role names (a flattened or pooled size), its literal:
+//!
+//! - a class of united symbols takes the role of its best member: the graph's input first,
+//!   then its output (`OUT`), then layers and embeddings, then sizes found by a pattern
+//!   (`HEADS`, `HEAD_DIM`), the earliest made on a tie;
+//! - classes share a const when their short names and values agree (`h_0_fc` and `h_1_fc`,
+//!   both 32, are one `H_FC`); when the values differ, each takes its long name
+//!   (`H_0_FC`, `H_1_FC`); a name still taken (by another const, `B`, the struct) gets
+//!   `_2`, `_3`, ...
+//!
+//! A placeholder whose class has another value (a size built by arithmetic on a dimension)
+//! is written as its literal, so naming can never change a shape.
+
+use std::collections::HashMap;
+
+use crate::convert::Dim;
+
+/// The symbol of a fixed dimension; [`Sym::NONE`] is a size with no role (a literal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Sym(pub u32);
+
+impl Sym {
+    pub const NONE: Sym = Sym(0);
+}
+
+/// What a size is, as a name: `short` when no other class claims it with another value,
+/// else `long` (which qualifies it by its layer or input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// 0: the graph's input, 1: its output, 2: a layer's size, 3: a size a pattern found.
+    pub rank: u8,
+    pub short: String,
+    pub long: String,
+}
+
+impl Role {
+    pub fn input(name: &str) -> Role {
+        Role {
+            rank: 0,
+            short: name.into(),
+            long: name.into(),
+        }
+    }
+
+    pub fn output(name: &str) -> Role {
+        Role {
+            rank: 1,
+            short: name.into(),
+            long: name.into(),
+        }
+    }
+
+    /// The width a layer introduces: `h_0_fc` → `H_FC` (block indices dropped, so
+    /// repeated blocks share it), long `H_0_FC`.
+    pub fn layer(layer: &str) -> Role {
+        let upper = layer.to_ascii_uppercase();
+        let kept: Vec<&str> = upper
+            .split('_')
+            .filter(|w| !w.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        let short = if kept.is_empty() {
+            upper.clone()
+        } else {
+            kept.join("_")
+        };
+        Role {
+            rank: 2,
+            short,
+            long: upper,
+        }
+    }
+
+    /// One of several sizes of a layer: `short` (`VOCAB`), long `WTE_` + `long_suffix`.
+    pub fn layer_part(layer: &str, short: &str, long_suffix: &str) -> Role {
+        Role {
+            rank: 2,
+            short: short.into(),
+            long: format!("{}_{long_suffix}", layer.to_ascii_uppercase()),
+        }
+    }
+
+    /// A size a recognised pattern names (the heads of an attention).
+    pub fn found(short: &str, long: &str) -> Role {
+        Role {
+            rank: 3,
+            short: short.into(),
+            long: long.into(),
+        }
+    }
+}
+
+const OPEN: char = '\u{1}';
+const CLOSE: char = '\u{2}';
+
+/// The source text of one dimension: `B`, a literal, or a placeholder for [`Syms::resolve`].
+pub fn dim_src(d: &Dim) -> String {
+    match d {
+        Dim::Batch => "B".into(),
+        Dim::Fixed(n, Sym::NONE) => n.to_string(),
+        Dim::Fixed(n, s) => format!("{OPEN}{}:{n}{CLOSE}", s.0),
+    }
+}
+
+/// `[B, ⟨fc1⟩]`: a shape in the source, its sizes as placeholders.
+pub fn dims_src(dims: &[Dim]) -> String {
+    let parts: Vec<String> = dims.iter().map(dim_src).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// The symbols of one conversion: a union-find over the dimensions' symbols.
+pub struct Syms {
+    parent: Vec<u32>,
+    value: Vec<usize>,
+    role: Vec<Option<Role>>,
+    /// Reshapes that split one size into several: the parts, and the size split.
+    splits: Vec<(Vec<Sym>, Sym)>,
+}
+
+impl Default for Syms {
+    fn default() -> Self {
+        Syms {
+            parent: vec![0],
+            value: vec![0],
+            role: vec![None],
+            splits: Vec::new(),
+        }
+    }
+}
+
+/// How many names a class may try (`_2` ... ) before it is written as a literal.
+const MAX_SUFFIX: usize = 1000;
+
+impl Syms {
+    /// A new size `n`, with its role if it has one.
+    pub fn fresh(&mut self, n: usize, role: Option<Role>) -> Dim {
+        let id = self.parent.len() as u32;
+        self.parent.push(id);
+        self.value.push(n);
+        self.role.push(role);
+        Dim::Fixed(n, Sym(id))
+    }
+
+    fn find(&self, s: Sym) -> u32 {
+        let mut i = s.0;
+        while let Some(&p) = self.parent.get(i as usize) {
+            if p == i {
+                return i;
+            }
+            i = p;
+        }
+        0
+    }
+
+    fn same_class(&self, a: Sym, b: Sym) -> bool {
+        a != Sym::NONE && b != Sym::NONE && self.find(a) == self.find(b)
+    }
+
+    /// `a` and `b` are one size in one role (their values must agree; else nothing).
+    pub fn unify(&mut self, a: Dim, b: Dim) {
+        let (Dim::Fixed(x, sa), Dim::Fixed(y, sb)) = (a, b) else {
+            return;
+        };
+        if x != y || sa == Sym::NONE || sb == Sym::NONE {
+            return;
+        }
+        let (ra, rb) = (self.find(sa), self.find(sb));
+        if ra != rb {
+            let (lo, hi) = (ra.min(rb), ra.max(rb));
+            self.parent[hi as usize] = lo;
+        }
+    }
+
+    /// Gives `d`'s symbol a role (kept beside the others of its class; the best one wins).
+    pub fn name(&mut self, d: Dim, role: Role) {
+        if let Dim::Fixed(n, s) = d {
+            if s != Sym::NONE && self.value.get(s.0 as usize) == Some(&n) {
+                let id = self.fresh(n, Some(role));
+                self.unify(d, id);
+            }
+        }
+    }
+
+    /// `to`, the dimensions of a reshape of `from`, with the symbols of the dimensions it
+    /// keeps (the leading and trailing ones of the same sizes); a size split in several
+    /// gets fresh symbols, remembered, so that merging those parts back gives the size's
+    /// own symbol again.
+    pub fn reshape(&mut self, from: &[Dim], mut to: Vec<Dim>) -> Vec<Dim> {
+        let mut p = 0;
+        while p < from.len() && p < to.len() && from[p] == to[p] {
+            to[p] = from[p];
+            p += 1;
+        }
+        let mut s = 0;
+        while s < from.len() - p
+            && s < to.len() - p
+            && from[from.len() - 1 - s] == to[to.len() - 1 - s]
+        {
+            let k = to.len() - 1 - s;
+            to[k] = from[from.len() - 1 - s];
+            s += 1;
+        }
+        let (mid_from, mid_to) = (&from[p..from.len() - s], p..to.len() - s);
+        match (mid_from, mid_to.len()) {
+            ([whole @ Dim::Fixed(_, ws)], n) if n > 1 && *ws != Sym::NONE => {
+                let mut parts = Vec::new();
+                for k in mid_to {
+                    if let Dim::Fixed(v, _) = to[k] {
+                        to[k] = self.fresh(v, None);
+                    }
+                    if let Dim::Fixed(_, ps) = to[k] {
+                        parts.push(ps);
+                    }
+                }
+                if let Dim::Fixed(_, ws) = whole {
+                    self.splits.push((parts, *ws));
+                }
+            }
+            (parts, 1) if parts.len() > 1 => {
+                let syms: Vec<Sym> = parts
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(_, s) => *s,
+                        Dim::Batch => Sym::NONE,
+                    })
+                    .collect();
+                let k = mid_to.start;
+                let found = self.splits.iter().find(|(ps, _)| {
+                    ps.len() == syms.len() && ps.iter().zip(&syms).all(|(a, b)| self.same_class(*a, *b))
+                });
+                if let (Some(&(_, whole)), Dim::Fixed(v, _)) = (found, to[k]) {
+                    if self.value.get(whole.0 as usize) == Some(&v) {
+                        to[k] = Dim::Fixed(v, whole);
+                    }
+                }
+            }
+            _ => {}
+        }
+        to
+    }
+
+    /// The sizes split by reshapes whose parts are now one class each are one size too
+    /// (`q`, `k` and `v` split into the same heads).
+    pub fn unite_splits(&mut self) {
+        let splits = self.splits.clone();
+        for (i, (pa, wa)) in splits.iter().enumerate() {
+            for (pb, wb) in &splits[i + 1..] {
+                if pa.len() == pb.len() && pa.iter().zip(pb).all(|(a, b)| self.same_class(*a, *b))
+                {
+                    let (va, vb) = (self.value[wa.0 as usize], self.value[wb.0 as usize]);
+                    self.unify(Dim::Fixed(va, *wa), Dim::Fixed(vb, *wb));
+                }
+            }
+        }
+    }
+
+    /// The best role of every class: (rank, earliest symbol, role).
+    fn class_roles(&self) -> HashMap<u32, (u8, u32, &Role)> {
+        let mut best: HashMap<u32, (u8, u32, &Role)> = HashMap::new();
+        for (i, r) in self.role.iter().enumerate() {
+            let Some(r) = r else { continue };
+            let root = self.find(Sym(i as u32));
+            let cand = (r.rank, i as u32, r);
+            match best.get(&root) {
+                Some(b) if (b.0, b.1) <= (cand.0, cand.1) => {}
+                _ => {
+                    best.insert(root, cand);
+                }
+            }
+        }
+        best
+    }
+
+    /// Names the placeholders of `pieces` (in that order of first appearance) and returns
+    /// the consts to declare (name, value) and the pieces with the names in place.
+    /// `reserved`: names no const may take.
+    pub fn resolve(&self, pieces: &[&str], reserved: &[&str]) -> (Vec<(String, usize)>, Vec<String>) {
+        let roles = self.class_roles();
+        // the classes in order of first appearance, each with its value
+        let mut order: Vec<u32> = Vec::new();
+        for piece in pieces {
+            for (s, n) in placeholders(piece) {
+                let root = self.find(s);
+                if s != Sym::NONE
+                    && self.value.get(root as usize) == Some(&n)
+                    && roles.contains_key(&root)
+                    && !order.contains(&root)
+                {
+                    order.push(root);
+                }
+            }
+        }
+        let value = |r: u32| self.value[r as usize];
+        let mut by_short: HashMap<&str, Vec<usize>> = HashMap::new();
+        for &r in &order {
+            by_short.entry(&roles[&r].2.short).or_default().push(value(r));
+        }
+        let mut taken: HashMap<String, Option<usize>> =
+            reserved.iter().map(|r| (r.to_string(), None)).collect();
+        let mut names: HashMap<u32, String> = HashMap::new();
+        let mut consts = Vec::new();
+        for &r in &order {
+            let role = roles[&r].2;
+            let v = value(r);
+            let shared = by_short[role.short.as_str()].iter().all(|&x| x == v);
+            let base = if shared { &role.short } else { &role.long };
+            let mut name = None;
+            for k in 1..=MAX_SUFFIX {
+                let cand = if k == 1 {
+                    base.clone()
+                } else {
+                    format!("{base}_{k}")
+                };
+                match taken.get(&cand) {
+                    // the same name for the same size in the same role: one const
+                    Some(Some(x)) if *x == v && shared => {
+                        name = Some(cand);
+                        break;
+                    }
+                    Some(_) => continue,
+                    None => {
+                        taken.insert(cand.clone(), Some(v));
+                        consts.push((cand.clone(), v));
+                        name = Some(cand);
+                        break;
+                    }
+                }
+            }
+            if let Some(n) = name {
+                names.insert(r, n);
+            }
+        }
+        let out = pieces
+            .iter()
+            .map(|piece| {
+                substitute(piece, |s, n| {
+                    let root = self.find(s);
+                    match names.get(&root) {
+                        Some(name) if self.value.get(root as usize) == Some(&n) => name.clone(),
+                        _ => n.to_string(),
+                    }
+                })
+            })
+            .collect();
+        (consts, out)
+    }
+}
+
+/// The placeholders of `text`, in order.
+fn placeholders(text: &str) -> Vec<(Sym, usize)> {
+    let mut out = Vec::new();
+    substitute(text, |s, n| {
+        out.push((s, n));
+        String::new()
+    });
+    out
+}
+
+/// `text` with every placeholder replaced by `f(sym, size)`; a malformed one is dropped
+/// to its size (or nothing), never left in.
+fn substitute(text: &str, mut f: impl FnMut(Sym, usize) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(OPEN) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + OPEN.len_utf8()..];
+        let Some(j) = after.find(CLOSE) else {
+            rest = after;
+            continue;
+        };
+        let inner = &after[..j];
+        if let Some((s, n)) = inner.split_once(':') {
+            if let (Ok(s), Ok(n)) = (s.parse::<u32>(), n.parse::<usize>()) {
+                out.push_str(&f(Sym(s), n));
+            }
+        }
+        rest = &after[j + CLOSE.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
+}
