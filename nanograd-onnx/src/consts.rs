@@ -41,6 +41,10 @@ pub struct Role {
     pub rank: u8,
     pub short: String,
     pub long: String,
+    /// Classes whose short names agree share a const only if they come from the same
+    /// group too: the layer's name without its block indices (`h_0_attn` and `h_1_attn`
+    /// are `H_ATTN`), empty for the input, the output and a pattern's sizes.
+    pub group: String,
 }
 
 impl Role {
@@ -49,6 +53,7 @@ impl Role {
             rank: 0,
             short: name.into(),
             long: name.into(),
+            group: String::new(),
         }
     }
 
@@ -57,26 +62,19 @@ impl Role {
             rank: 1,
             short: name.into(),
             long: name.into(),
+            group: String::new(),
         }
     }
 
-    /// The width a layer introduces: `h_0_fc` → `H_FC` (block indices dropped, so
+    /// The width a layer introduces: `h_0_fc` → `H_FC` (inner block indices dropped, so
     /// repeated blocks share it), long `H_0_FC`.
     pub fn layer(layer: &str) -> Role {
-        let upper = layer.to_ascii_uppercase();
-        let kept: Vec<&str> = upper
-            .split('_')
-            .filter(|w| !w.chars().all(|c| c.is_ascii_digit()))
-            .collect();
-        let short = if kept.is_empty() {
-            upper.clone()
-        } else {
-            kept.join("_")
-        };
+        let group = block_free(layer);
         Role {
             rank: 2,
-            short,
-            long: upper,
+            short: group.clone(),
+            long: layer.to_ascii_uppercase(),
+            group,
         }
     }
 
@@ -86,6 +84,7 @@ impl Role {
             rank: 2,
             short: short.into(),
             long: format!("{}_{long_suffix}", layer.to_ascii_uppercase()),
+            group: block_free(layer),
         }
     }
 
@@ -95,8 +94,25 @@ impl Role {
             rank: 3,
             short: short.into(),
             long: long.into(),
+            group: String::new(),
         }
     }
+}
+
+/// `h_0_fc` → `H_FC`: uppercase, the inner words that are block indices dropped. A last
+/// numeric word is kept: it may be the `_2` that told two layers of one name apart
+/// (`fc`, `fc_2`), or an index into a list of layers (`layers_1`), neither a shared role.
+fn block_free(layer: &str) -> String {
+    let upper = layer.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split('_').collect();
+    let last = words.len().saturating_sub(1);
+    let kept: Vec<&str> = words
+        .iter()
+        .enumerate()
+        .filter(|&(i, w)| i == last || !w.chars().all(|c| c.is_ascii_digit()))
+        .map(|(_, w)| *w)
+        .collect();
+    kept.join("_")
 }
 
 const OPEN: char = '\u{1}';
@@ -235,7 +251,8 @@ impl Syms {
                     .collect();
                 let k = mid_to.start;
                 let found = self.splits.iter().find(|(ps, _)| {
-                    ps.len() == syms.len() && ps.iter().zip(&syms).all(|(a, b)| self.same_class(*a, *b))
+                    ps.len() == syms.len()
+                        && ps.iter().zip(&syms).all(|(a, b)| self.same_class(*a, *b))
                 });
                 if let (Some(&(_, whole)), Dim::Fixed(v, _)) = (found, to[k]) {
                     if self.value.get(whole.0 as usize) == Some(&v) {
@@ -254,8 +271,7 @@ impl Syms {
         let splits = self.splits.clone();
         for (i, (pa, wa)) in splits.iter().enumerate() {
             for (pb, wb) in &splits[i + 1..] {
-                if pa.len() == pb.len() && pa.iter().zip(pb).all(|(a, b)| self.same_class(*a, *b))
-                {
+                if pa.len() == pb.len() && pa.iter().zip(pb).all(|(a, b)| self.same_class(*a, *b)) {
                     let (va, vb) = (self.value[wa.0 as usize], self.value[wb.0 as usize]);
                     self.unify(Dim::Fixed(va, *wa), Dim::Fixed(vb, *wb));
                 }
@@ -283,7 +299,11 @@ impl Syms {
     /// Names the placeholders of `pieces` (in that order of first appearance) and returns
     /// the consts to declare (name, value) and the pieces with the names in place.
     /// `reserved`: names no const may take.
-    pub fn resolve(&self, pieces: &[&str], reserved: &[&str]) -> (Vec<(String, usize)>, Vec<String>) {
+    pub fn resolve(
+        &self,
+        pieces: &[&str],
+        reserved: &[&str],
+    ) -> (Vec<(String, usize)>, Vec<String>) {
         let roles = self.class_roles();
         // the classes in order of first appearance, each with its value
         let mut order: Vec<u32> = Vec::new();
@@ -300,18 +320,25 @@ impl Syms {
             }
         }
         let value = |r: u32| self.value[r as usize];
-        let mut by_short: HashMap<&str, Vec<usize>> = HashMap::new();
+        // the classes claiming each short name: (rank, group, value)
+        let mut by_short: HashMap<&str, Vec<(u8, &str, usize)>> = HashMap::new();
         for &r in &order {
-            by_short.entry(&roles[&r].2.short).or_default().push(value(r));
+            let role = roles[&r].2;
+            by_short
+                .entry(&role.short)
+                .or_default()
+                .push((role.rank, &role.group, value(r)));
         }
-        let mut taken: HashMap<String, Option<usize>> =
+        // each name taken, with the claim it was taken for when other classes may share it
+        let mut taken: HashMap<String, Option<(u8, &str, usize)>> =
             reserved.iter().map(|r| (r.to_string(), None)).collect();
         let mut names: HashMap<u32, String> = HashMap::new();
         let mut consts = Vec::new();
         for &r in &order {
             let role = roles[&r].2;
             let v = value(r);
-            let shared = by_short[role.short.as_str()].iter().all(|&x| x == v);
+            let me = (role.rank, role.group.as_str(), v);
+            let shared = by_short[role.short.as_str()].iter().all(|&x| x == me);
             let base = if shared { &role.short } else { &role.long };
             let mut name = None;
             for k in 1..=MAX_SUFFIX {
@@ -322,13 +349,13 @@ impl Syms {
                 };
                 match taken.get(&cand) {
                     // the same name for the same size in the same role: one const
-                    Some(Some(x)) if *x == v && shared => {
+                    Some(Some(x)) if *x == me && shared => {
                         name = Some(cand);
                         break;
                     }
                     Some(_) => continue,
                     None => {
-                        taken.insert(cand.clone(), Some(v));
+                        taken.insert(cand.clone(), (shared && k == 1).then_some(me));
                         consts.push((cand.clone(), v));
                         name = Some(cand);
                         break;
@@ -387,4 +414,103 @@ fn substitute(text: &str, mut f: impl FnMut(Sym, usize) -> String) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(syms: &Syms, text: &str) -> (Vec<(String, usize)>, String) {
+        let (consts, mut out) = syms.resolve(&[text], &["B"]);
+        (consts, out.remove(0))
+    }
+
+    #[test]
+    fn united_sizes_take_the_best_role_and_others_stay_literals() {
+        let mut s = Syms::default();
+        let x = s.fresh(8, Some(Role::input("IN")));
+        let fc = s.fresh(8, Some(Role::layer("fc")));
+        let loose = s.fresh(8, None);
+        s.unify(x, fc); // x + fc(x): one size, the input's name wins
+        let other = s.fresh(3, Some(Role::layer("proj")));
+        s.unify(fc, other); // 8 and 3 are never one size
+        let text = format!(
+            "{} {} {} {} {}",
+            dims_src(&[Dim::Batch, x]),
+            dim_src(&fc),
+            dim_src(&loose),
+            dim_src(&other),
+            dim_src(&Dim::fixed(4))
+        );
+        let (consts, out) = named(&s, &text);
+        assert_eq!(out, "[B, IN] IN 8 PROJ 4");
+        assert_eq!(consts, [("IN".to_string(), 8), ("PROJ".to_string(), 3)]);
+    }
+
+    #[test]
+    fn a_split_merged_back_is_the_size_it_was_split_from() {
+        let mut s = Syms::default();
+        let t = s.fresh(8, Some(Role::input("SEQ")));
+        let c = s.fresh(16, Some(Role::layer("q")));
+        // [B, 8, 16] → [B, 8, 2, 8]: 8 kept (SEQ), 16 split in two fresh sizes
+        let split = s.reshape(
+            &[Dim::Batch, t, c],
+            vec![Dim::Batch, Dim::fixed(8), Dim::fixed(2), Dim::fixed(8)],
+        );
+        assert_eq!(named(&s, &dims_src(&split)).1, "[B, SEQ, 2, 8]");
+        s.name(split[2], Role::found("HEADS", "HEADS"));
+        s.name(split[3], Role::found("HEAD_DIM", "HEAD_DIM"));
+        assert_eq!(named(&s, &dims_src(&split)).1, "[B, SEQ, HEADS, HEAD_DIM]");
+        // and back: [B, 8, 2, 8] → [B, 8, 16] is q's width again
+        let merged = s.reshape(&split, vec![Dim::Batch, Dim::fixed(8), Dim::fixed(16)]);
+        assert_eq!(named(&s, &dims_src(&merged)).1, "[B, SEQ, Q]");
+        // a merge of other sizes is a literal
+        let (p, q) = (s.fresh(4, None), s.fresh(4, None));
+        let other = s.reshape(&[Dim::Batch, p, q], vec![Dim::Batch, Dim::fixed(16)]);
+        assert_eq!(named(&s, &dims_src(&other)).1, "[B, 16]");
+    }
+
+    #[test]
+    fn shared_short_names_need_the_same_value_group_and_rank() {
+        let mut s = Syms::default();
+        let a = s.fresh(32, Some(Role::layer("h_0_fc")));
+        let b = s.fresh(32, Some(Role::layer("h_1_fc")));
+        let (consts, out) = named(&s, &format!("{} {}", dim_src(&a), dim_src(&b)));
+        assert_eq!(out, "H_FC H_FC");
+        assert_eq!(consts, [("H_FC".to_string(), 32)]);
+        let c = s.fresh(64, Some(Role::layer("h_2_fc")));
+        let (consts, out) = named(
+            &s,
+            &format!("{} {} {}", dim_src(&a), dim_src(&b), dim_src(&c)),
+        );
+        assert_eq!(out, "H_0_FC H_1_FC H_2_FC");
+        assert_eq!(consts.len(), 3);
+        // a trailing number is not a block index: `fc` and `fc_2` are two layers
+        let mut s = Syms::default();
+        let f1 = s.fresh(8, Some(Role::layer("fc")));
+        let f2 = s.fresh(8, Some(Role::layer("fc_2")));
+        let (_, out) = named(&s, &format!("{} {}", dim_src(&f1), dim_src(&f2)));
+        assert_eq!(out, "FC FC_2");
+        // two embeddings with one vocabulary size: two tables, two consts
+        let mut s = Syms::default();
+        let v1 = s.fresh(11, Some(Role::layer_part("wte", "VOCAB", "VOCAB")));
+        let v2 = s.fresh(11, Some(Role::layer_part("pte", "VOCAB", "VOCAB")));
+        let (_, out) = named(&s, &format!("{} {}", dim_src(&v1), dim_src(&v2)));
+        assert_eq!(out, "WTE_VOCAB PTE_VOCAB");
+    }
+
+    #[test]
+    fn reserved_names_and_malformed_placeholders() {
+        let mut s = Syms::default();
+        let b = s.fresh(4, Some(Role::input("B")));
+        let (consts, out) = named(
+            &s,
+            &format!("{} \u{1}x:3\u{2} \u{1}99:5\u{2} \u{1}", dim_src(&b)),
+        );
+        assert_eq!(out, "B_2  5 ");
+        assert_eq!(consts, [("B_2".to_string(), 4)]);
+        // a placeholder whose size is not its class's is its literal
+        let (_, out) = named(&s, &format!("\u{1}{}:7\u{2}", 1));
+        assert_eq!(out, "7");
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::consts::{dims_src, dim_src, Role, Sym, Syms};
+use crate::consts::{dim_src, dims_src, Role, Sym, Syms};
 use crate::fold;
 use crate::names::{layer_base, Names};
 
@@ -965,7 +965,11 @@ impl<'a> Converter<'a> {
                     ));
                 }
                 self.syms.unify(x.shape[r1 - 1], y.shape[r2 - 2]);
-                for (a, b) in x.shape[..r1 - 2].iter().rev().zip(y.shape[..r2 - 2].iter().rev()) {
+                for (a, b) in x.shape[..r1 - 2]
+                    .iter()
+                    .rev()
+                    .zip(y.shape[..r2 - 2].iter().rev())
+                {
                     self.syms.unify(*a, *b);
                 }
                 let mut shape = x.shape.clone();

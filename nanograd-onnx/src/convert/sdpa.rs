@@ -485,7 +485,8 @@ impl Converter<'_> {
         self.syms.unify(kd[rank - 2], vd[rank - 2]);
         if rank == 4 {
             self.syms.name(qd[1], Role::found("HEADS", "HEADS"));
-            self.syms.name(qd[3], Role::found("HEAD_DIM", "QK_HEAD_DIM"));
+            self.syms
+                .name(qd[3], Role::found("HEAD_DIM", "QK_HEAD_DIM"));
             self.syms.name(vd[3], Role::found("HEAD_DIM", "V_HEAD_DIM"));
         }
         self.syms.unite_splits();
