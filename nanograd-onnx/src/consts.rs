@@ -13,10 +13,11 @@
 //! - a class of united symbols takes the role of its best member: the graph's input first,
 //!   then its output (`OUT`), then layers and embeddings, then sizes found by a pattern
 //!   (`HEADS`, `HEAD_DIM`), the earliest made on a tie;
-//! - classes share a const when their short names and values agree (`h_0_fc` and `h_1_fc`,
-//!   both 32, are one `H_FC`); when the values differ, each takes its long name
-//!   (`H_0_FC`, `H_1_FC`); a name still taken (by another const, `B`, the struct) gets
-//!   `_2`, `_3`, ...
+//! - classes share a const when their short names, values, kinds and groups agree
+//!   (`h_0_fc` and `h_1_fc`, both 32, are one `H_FC`: the group is the layer's name without
+//!   its inner block indices); otherwise each takes its long name (`H_0_FC`, `H_1_FC`;
+//!   `WTE_VOCAB`, `PTE_VOCAB`); a name still taken (by another const, `B`, the struct)
+//!   gets `_2`, `_3`, ...
 //!
 //! A placeholder whose class has another value (a size built by arithmetic on a dimension)
 //! is written as its literal, so naming can never change a shape.

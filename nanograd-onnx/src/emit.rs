@@ -237,7 +237,6 @@ fn input_roles(prefix: Option<&str>, rank: usize, index: bool) -> Vec<Option<Str
             None => format!("{p}_{k}"),
         }));
     }
-    out.truncate(rank);
     out
 }
 
