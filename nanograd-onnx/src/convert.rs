@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::consts::{dim_src, dims_src, Role, Sym, Syms};
 use crate::fold;
 use crate::names::{layer_base, Names};
 
@@ -12,19 +13,40 @@ use crate::proto::{AttributeProto, NodeProto};
 use crate::tensor::{bounded, Const, Int, MAX_ELEMENTS};
 use crate::Problem;
 
-/// A dimension of a run-time tensor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A dimension of a run-time tensor. A fixed size carries the symbol of its role (see
+/// `consts`); two dimensions are equal when their sizes are, whatever their symbols.
+#[derive(Clone, Copy, Debug)]
 pub enum Dim {
     Batch,
-    Fixed(usize),
+    Fixed(usize, Sym),
 }
 
+impl PartialEq for Dim {
+    fn eq(&self, other: &Dim) -> bool {
+        match (self, other) {
+            (Dim::Batch, Dim::Batch) => true,
+            (Dim::Fixed(a, _), Dim::Fixed(b, _)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Dim {}
+
+impl Dim {
+    /// A size with no role (written as a literal).
+    pub fn fixed(n: usize) -> Dim {
+        Dim::Fixed(n, Sym::NONE)
+    }
+}
+
+/// A shape as numbers, for messages.
 pub fn fmt_dims(dims: &[Dim]) -> String {
     let parts: Vec<String> = dims
         .iter()
         .map(|d| match d {
             Dim::Batch => "B".to_string(),
-            Dim::Fixed(n) => n.to_string(),
+            Dim::Fixed(n, _) => n.to_string(),
         })
         .collect();
     format!("[{}]", parts.join(", "))
@@ -92,6 +114,8 @@ pub struct Converter<'a> {
     pub weights: Vec<Weight>,
     pub lets: Vec<String>,
     pub names: Names,
+    /// The symbols of the fixed dimensions, named as consts at the end.
+    pub syms: Syms,
     next_var: usize,
     /// The ONNX opset of the default domain.
     opset: i64,
@@ -185,7 +209,7 @@ fn only_attrs(node: &NodeProto, allowed: &[&str]) -> Result<(), String> {
 fn fixed(dims: &[Dim], what: &str) -> Result<Vec<usize>, String> {
     dims.iter()
         .map(|d| match d {
-            Dim::Fixed(n) => Ok(*n),
+            Dim::Fixed(n, _) => Ok(*n),
             Dim::Batch => Err(format!(
                 "{what} has the batch dimension where a fixed size is needed"
             )),
@@ -207,6 +231,16 @@ fn module_path(node: &NodeProto) -> Option<String> {
     let module = parts.len().checked_sub(2).map(|k| parts[k])?;
     let name = module.split(':').next()?.trim();
     (!name.is_empty()).then(|| name.to_string())
+}
+
+/// The size a convolution or pool gives a spatial dimension: the input's own (and its
+/// symbol) when kept, else a new size with no role.
+fn kept_size(d: Dim, n: usize) -> Dim {
+    if d == Dim::fixed(n) {
+        d
+    } else {
+        Dim::fixed(n)
+    }
 }
 
 /// A float literal that reads back as the same f32.
@@ -246,6 +280,7 @@ impl<'a> Converter<'a> {
             weights: Vec::new(),
             lets: Vec::new(),
             names: Names::default(),
+            syms: Syms::default(),
             next_var: 0,
             opset,
             graph_outputs: outputs.to_vec(),
@@ -379,7 +414,7 @@ impl<'a> Converter<'a> {
         self.next_var += 1;
         let var = format!("h{}", self.next_var);
         self.lets
-            .push(format!("let {var}: {} = {};", fmt_dims(&a.dsl), a.expr));
+            .push(format!("let {var}: {} = {};", dims_src(&a.dsl), a.expr));
         Act {
             expr: var,
             var: true,
@@ -393,7 +428,7 @@ impl<'a> Converter<'a> {
         if a.dsl == a.shape {
             return a.clone();
         }
-        let expr = format!("reshape({}, {})", a.expr, fmt_dims(&a.shape));
+        let expr = format!("reshape({}, {})", a.expr, dims_src(&a.shape));
         Act {
             expr,
             dsl: a.shape.clone(),
@@ -509,7 +544,7 @@ impl<'a> Converter<'a> {
                         .iter()
                         .map(|d| match d {
                             Dim::Batch => Int::Batch,
-                            Dim::Fixed(n) => Int::Known(*n as i64),
+                            Dim::Fixed(n, _) => Int::Known(*n as i64),
                         })
                         .collect(),
                     Some(Value::Const(c)) => c.dims.iter().map(|&d| Int::Known(d as i64)).collect(),
@@ -765,7 +800,7 @@ impl<'a> Converter<'a> {
             w = fold::transpose(&b, &[1, 0])?.floats().unwrap_or_default();
             (b.dims[1], b.dims[0])
         };
-        if x.shape[1] != Dim::Fixed(inp) {
+        if x.shape[1] != Dim::fixed(inp) {
             return Err(format!(
                 "the input A is {} but the weight takes {inp} features",
                 fmt_dims(&x.shape)
@@ -819,9 +854,18 @@ impl<'a> Converter<'a> {
     ) -> Act {
         let name = self.layer_name(weight_name, node, "fc");
         let no_bias = if bias.is_none() { ", bias = false" } else { "" };
+        let inp_dim = match x.shape.last() {
+            Some(d) if *d == Dim::fixed(inp) => *d,
+            _ => Dim::fixed(inp),
+        };
+        let out_dim = self.syms.fresh(out, Some(Role::layer(&name)));
         self.layers.push(Layer {
             name: name.clone(),
-            decl: format!("Dense({inp} -> {out}{no_bias})"),
+            decl: format!(
+                "Dense({} -> {}{no_bias})",
+                dim_src(&inp_dim),
+                dim_src(&out_dim)
+            ),
         });
         self.weight(format!("{name}.weight"), vec![out, inp], w);
         if let Some(b) = bias {
@@ -830,7 +874,7 @@ impl<'a> Converter<'a> {
         let arg = self.operand(x);
         let mut shape = x.shape.clone();
         if let Some(last) = shape.last_mut() {
-            *last = Dim::Fixed(out);
+            *last = out_dim;
         }
         Act::new(format!("{name}({arg})"), shape)
     }
@@ -849,7 +893,7 @@ impl<'a> Converter<'a> {
                     ));
                 }
                 let (inp, out) = (w.dims[0], w.dims[1]);
-                if x.shape.last() != Some(&Dim::Fixed(inp)) {
+                if x.shape.last() != Some(&Dim::fixed(inp)) {
                     return Err(format!(
                         "the input is {} but the weight takes {inp} features",
                         fmt_dims(&x.shape)
@@ -919,6 +963,14 @@ impl<'a> Converter<'a> {
                         fmt_dims(&x.shape),
                         fmt_dims(&y.shape)
                     ));
+                }
+                self.syms.unify(x.shape[r1 - 1], y.shape[r2 - 2]);
+                for (a, b) in x.shape[..r1 - 2]
+                    .iter()
+                    .rev()
+                    .zip(y.shape[..r2 - 2].iter().rev())
+                {
+                    self.syms.unify(*a, *b);
                 }
                 let mut shape = x.shape.clone();
                 shape[r1 - 1] = y.shape[r2 - 1];
@@ -996,7 +1048,7 @@ impl<'a> Converter<'a> {
             return Err(format!("{} not supported", missing.join(", ")));
         }
         let (s, p) = (strides[0] as usize, pads[0] as usize);
-        if x.shape[1] != Dim::Fixed(c) {
+        if x.shape[1] != Dim::fixed(c) {
             return Err(format!(
                 "the input {} does not have the weight's {c} channels",
                 fmt_dims(&x.shape)
@@ -1015,7 +1067,12 @@ impl<'a> Converter<'a> {
         let (oh, ow) = ((h + 2 * p - kh) / s + 1, (wd + 2 * p - kw) / s + 1);
         let weight_name = node.input.get(1).cloned().unwrap_or_default();
         let name = self.layer_name(&weight_name, node, "conv");
-        let mut decl = format!("Conv2d({c} -> {o}, kernel = {kh}");
+        let out_dim = self.syms.fresh(o, Some(Role::layer(&name)));
+        let mut decl = format!(
+            "Conv2d({} -> {}, kernel = {kh}",
+            dim_src(&x.shape[1]),
+            dim_src(&out_dim)
+        );
         if s != 1 {
             decl += &format!(", stride = {s}");
         }
@@ -1055,7 +1112,12 @@ impl<'a> Converter<'a> {
         let arg = self.operand(&x);
         Ok(vec![Value::Act(Act::new(
             format!("{name}({arg})"),
-            vec![x.shape[0], Dim::Fixed(o), Dim::Fixed(oh), Dim::Fixed(ow)],
+            vec![
+                x.shape[0],
+                out_dim,
+                kept_size(x.shape[2], oh),
+                kept_size(x.shape[3], ow),
+            ],
         ))])
     }
 
@@ -1095,7 +1157,7 @@ impl<'a> Converter<'a> {
         };
         self.layers.push(Layer {
             name: name.clone(),
-            decl: format!("BatchNorm2d({c}{eps_kw})"),
+            decl: format!("BatchNorm2d({}{eps_kw})", dim_src(&x.shape[1])),
         });
         for (what, v) in tensors {
             self.weight(format!("{name}.{what}"), vec![c], v);
@@ -1193,7 +1255,12 @@ impl<'a> Converter<'a> {
         call += ")";
         Ok(vec![Value::Act(Act::new(
             call,
-            vec![x.shape[0], x.shape[1], Dim::Fixed(oh), Dim::Fixed(ow)],
+            vec![
+                x.shape[0],
+                x.shape[1],
+                kept_size(x.shape[2], oh),
+                kept_size(x.shape[3], ow),
+            ],
         ))])
     }
 
@@ -1207,7 +1274,7 @@ impl<'a> Converter<'a> {
         }
         let mut a = Act::new(
             format!("global_avg_pool2d({})", x.expr),
-            vec![x.shape[0], x.shape[1], Dim::Fixed(1), Dim::Fixed(1)],
+            vec![x.shape[0], x.shape[1], Dim::fixed(1), Dim::fixed(1)],
         );
         a.dsl = x.shape[..2].to_vec();
         Ok(vec![Value::Act(a)])
@@ -1264,7 +1331,7 @@ impl<'a> Converter<'a> {
     ) -> Result<Vec<Dim>, String> {
         let sizes = |dims: &[Dim]| -> Vec<usize> {
             dims.iter()
-                .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
+                .map(|d| if let Dim::Fixed(n, _) = d { *n } else { 1 })
                 .collect()
         };
         let per_sample = bounded(&sizes(input))?;
@@ -1279,10 +1346,10 @@ impl<'a> Converter<'a> {
                 }
                 Int::Known(-1) if infer.is_none() => {
                     infer = Some(i);
-                    Dim::Fixed(1)
+                    Dim::fixed(1)
                 }
                 Int::Known(n) if n >= 0 && n as u64 <= MAX_ELEMENTS as u64 => {
-                    Dim::Fixed(n as usize)
+                    Dim::fixed(n as usize)
                 }
                 Int::Known(n) => return Err(format!("target entry {n} is not valid")),
             });
@@ -1293,7 +1360,7 @@ impl<'a> Converter<'a> {
             if batched && !has_batch && known == per_sample {
                 dims[i] = Dim::Batch;
             } else if known > 0 && per_sample.is_multiple_of(known) {
-                dims[i] = Dim::Fixed(per_sample / known);
+                dims[i] = Dim::fixed(per_sample / known);
             } else {
                 return Err(format!(
                     "cannot resolve the target shape {target:?} for {}",
@@ -1320,7 +1387,8 @@ impl<'a> Converter<'a> {
 
     /// `x` viewed with `dims` (the same values per sample): nothing if the DSL already has
     /// that shape, `flatten` to `[B, n]`, else `reshape`.
-    fn reshaped(&self, x: Act, dims: Vec<Dim>) -> Act {
+    fn reshaped(&mut self, x: Act, dims: Vec<Dim>) -> Act {
+        let dims = self.syms.reshape(&x.shape, dims);
         if x.dsl == dims {
             return Act { shape: dims, ..x };
         }
@@ -1328,7 +1396,7 @@ impl<'a> Converter<'a> {
         {
             format!("flatten({})", x.expr)
         } else {
-            format!("reshape({}, {})", x.expr, fmt_dims(&dims))
+            format!("reshape({}, {})", x.expr, dims_src(&dims))
         };
         Act {
             expr,
@@ -1363,7 +1431,7 @@ impl<'a> Converter<'a> {
                 }
                 let n = bounded(&fixed(&x.shape[1..], "the input")?)?;
                 Ok(vec![Value::Act(
-                    self.reshaped(x, vec![Dim::Batch, Dim::Fixed(n)]),
+                    self.reshaped(x, vec![Dim::Batch, Dim::fixed(n)]),
                 )])
             }
         }
@@ -1390,9 +1458,15 @@ impl<'a> Converter<'a> {
         let (v, d) = (table.dims[0], table.dims[1]);
         let weight_name = node.input.first().cloned().unwrap_or_default();
         let name = self.layer_name(&weight_name, node, "embedding");
+        let v_dim = self
+            .syms
+            .fresh(v, Some(Role::layer_part(&name, "VOCAB", "VOCAB")));
+        let d_dim = self
+            .syms
+            .fresh(d, Some(Role::layer_part(&name, "EMB", "DIM")));
         self.layers.push(Layer {
             name: name.clone(),
-            decl: format!("Embedding({v} -> {d})"),
+            decl: format!("Embedding({} -> {})", dim_src(&v_dim), dim_src(&d_dim)),
         });
         self.weight(
             format!("{name}.weight"),
@@ -1400,7 +1474,7 @@ impl<'a> Converter<'a> {
             table.floats().ok_or("the table is not a float tensor")?,
         );
         let mut shape = idx.shape.clone();
-        shape.push(Dim::Fixed(d));
+        shape.push(d_dim);
         Ok(vec![Value::Act(Act::new(
             format!("{name}({})", idx.expr),
             shape,
@@ -1443,7 +1517,7 @@ impl<'a> Converter<'a> {
         };
         self.layers.push(Layer {
             name: name.clone(),
-            decl: format!("LayerNorm({c}{eps_kw})"),
+            decl: format!("LayerNorm({}{eps_kw})", dim_src(&x.shape[rank - 1])),
         });
         self.weight(format!("{name}.weight"), vec![c], weight);
         self.weight(format!("{name}.bias"), vec![c], bias);
@@ -1499,6 +1573,15 @@ impl<'a> Converter<'a> {
         };
         let mut operands = Vec::new();
         let mut shapes = Vec::new();
+        // a constant tensor's dimensions take the roles of the run-time operand's last ones
+        let other: Vec<Dim> = ins
+            .iter()
+            .take(2)
+            .find_map(|v| match v {
+                Some(Value::Act(a)) => Some(a.shape.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
         for (k, operand) in ins.iter().enumerate().take(2) {
             match operand {
                 Some(Value::Act(_)) => {
@@ -1523,13 +1606,21 @@ impl<'a> Converter<'a> {
                             .floats()
                             .ok_or("a constant operand holds the batch size")?;
                         let name = self.names.fresh(&node.input[k]);
-                        let list: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+                        let offset = other.len().saturating_sub(dims.len());
+                        let param: Vec<Dim> = dims
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &d)| match other.get(offset + i) {
+                                Some(o) if other.len() >= dims.len() && *o == Dim::fixed(d) => *o,
+                                _ => Dim::fixed(d),
+                            })
+                            .collect();
                         self.layers.push(Layer {
                             name: name.clone(),
-                            decl: format!("Param([{}])", list.join(", ")),
+                            decl: format!("Param({})", dims_src(&param)),
                         });
                         self.weight(name.clone(), dims.clone(), data);
-                        shapes.push(dims.iter().map(|&d| Dim::Fixed(d)).collect());
+                        shapes.push(param);
                         operands.push(name);
                     }
                 }
@@ -1544,6 +1635,9 @@ impl<'a> Converter<'a> {
                 fmt_dims(a),
                 fmt_dims(b)
             ));
+        }
+        for (x, y) in long.iter().rev().zip(short.iter().rev()) {
+            self.syms.unify(*x, *y);
         }
         let mut act = Act::new(
             format!("{} {sym} {}", operands[0], operands[1]),

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::convert::{fmt_dims, Act, Converter, Dim, Value};
+use crate::consts::{dims_src, Role};
+use crate::convert::{Act, Converter, Dim, Value};
 use crate::names::{camel_case, snake_case};
 use crate::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use crate::{Converted, Error, Problem, Result};
@@ -48,7 +49,7 @@ fn input_shape(v: &ValueInfoProto) -> Result<(Vec<Dim>, bool), String> {
             (_, Some(dimension::Value::DimValue(n)))
                 if *n > 0 && *n as u64 <= crate::tensor::MAX_ELEMENTS as u64 =>
             {
-                Dim::Fixed(*n as usize)
+                Dim::fixed(*n as usize)
             }
             (k, other) => {
                 let what = match other {
@@ -62,7 +63,7 @@ fn input_shape(v: &ValueInfoProto) -> Result<(Vec<Dim>, bool), String> {
     }
     let sizes: Vec<usize> = out
         .iter()
-        .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
+        .map(|d| if let Dim::Fixed(n, _) = d { *n } else { 1 })
         .collect();
     crate::tensor::bounded(&sizes)?;
     Ok((out, index))
@@ -100,6 +101,11 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
         }
     }
     let mut params = Vec::new();
+    let inputs = graph
+        .input
+        .iter()
+        .filter(|v| !c.values.contains_key(v.name.as_deref().unwrap_or_default()))
+        .count();
     for v in &graph.input {
         let n = v.name.clone().unwrap_or_default();
         if c.values.contains_key(&n) {
@@ -108,6 +114,15 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
         match input_shape(v) {
             Ok((shape, index)) => {
                 let var = snake_case(&n);
+                let prefix = (inputs > 1).then(|| var.to_ascii_uppercase());
+                let shape: Vec<Dim> = input_roles(prefix.as_deref(), shape.len(), index)
+                    .into_iter()
+                    .zip(shape)
+                    .map(|(role, d)| match (role, d) {
+                        (Some(r), Dim::Fixed(n, _)) => c.syms.fresh(n, Some(Role::input(&r))),
+                        (_, d) => d,
+                    })
+                    .collect();
                 if !c.names.reserve(&var) {
                     problems.push(problem(
                         "input",
@@ -116,7 +131,7 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
                     ));
                 }
                 let ty = if index { "u32" } else { "" };
-                params.push(format!("{var}: {ty}{}", fmt_dims(&shape)));
+                params.push(format!("{var}: {ty}{}", dims_src(&shape)));
                 let act = Act {
                     expr: var,
                     dsl: shape.clone(),
@@ -156,11 +171,14 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
     } else {
         match c.values.get(&outputs[0]) {
             Some(Value::Act(a)) => {
+                if let Some(&last) = a.shape.last() {
+                    c.syms.name(last, Role::output("OUT"));
+                }
                 let m = if a.dsl == a.shape {
                     a.clone()
                 } else {
                     Act {
-                        expr: format!("reshape({}, {})", a.expr, fmt_dims(&a.shape)),
+                        expr: format!("reshape({}, {})", a.expr, dims_src(&a.shape)),
                         dsl: a.shape.clone(),
                         ..a.clone()
                     }
@@ -194,6 +212,34 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
     })
 }
 
+/// The names of an input's dimensions (`None` for the batch): one input is `IN` (`[B, n]`),
+/// `IN_CHANNELS`, `IN_H`, `IN_W` (`[B, C, H, W]`), `SEQ` and `IN` (`[B, T, n]`), `SEQ` for
+/// token ids (`u32[B, T]`), else `IN_1`, `IN_2`, ... by position; with several inputs each
+/// name starts with the input's (`X`, `X_CHANNELS`, `IDX_SEQ`, ...).
+fn input_roles(prefix: Option<&str>, rank: usize, index: bool) -> Vec<Option<String>> {
+    let words: Vec<&str> = match (rank, index) {
+        (2, true) => vec!["SEQ"],
+        (2, false) => vec![""],
+        (3, false) => vec!["SEQ", ""],
+        (4, false) => vec!["CHANNELS", "H", "W"],
+        _ => Vec::new(),
+    };
+    let p = prefix.unwrap_or("IN");
+    let name = |w: &str| match (w, prefix) {
+        ("", _) => p.to_string(),
+        ("SEQ", None) => "SEQ".to_string(),
+        (w, _) => format!("{p}_{w}"),
+    };
+    let mut out = vec![None];
+    for k in 1..rank {
+        out.push(Some(match words.get(k - 1) {
+            Some(w) => name(w),
+            None => format!("{p}_{k}"),
+        }));
+    }
+    out
+}
+
 fn source(
     struct_name: &str,
     producer: &str,
@@ -203,26 +249,42 @@ fn source(
     tail: &Act,
 ) -> String {
     let file = snake_case(struct_name);
+    let inputs = params.join(", ");
+    let result = dims_src(&tail.shape);
+    let mut layers = String::new();
+    for l in &c.layers {
+        layers += &format!("        {}: {},\n", l.name, l.decl);
+    }
+    let mut body = String::new();
+    for l in &c.lets {
+        body += &format!("        {l}\n");
+    }
+    body += &format!("        {}\n", tail.expr);
+    // the sizes as consts, declared in the order a reader meets them: the inputs', then
+    // the layers' in order, then the rest of the body's and the result's
+    let (consts, named) = c
+        .syms
+        .resolve(&[&inputs, &layers, &body, &result], &["B", struct_name]);
+    let (inputs, layers, body, result) = (&named[0], &named[1], &named[2], &named[3]);
+
     let mut s = String::new();
     s +=
         &format!("// Generated by nanograd-onnx from an ONNX graph ({producer}, opset {opset}).\n");
     s += &format!("// The weights are in `{file}.safetensors`, under the field names below.\n");
     s += "use nanograd::prelude::*;\n\nmodel! {\n";
+    for (name, value) in &consts {
+        s += &format!("    const {name}: usize = {value};\n");
+    }
+    if !consts.is_empty() {
+        s += "\n";
+    }
     s += &format!("    /// Imported from ONNX ({producer}, opset {opset}).\n");
     s += &format!("    pub struct {struct_name} {{\n");
-    for l in &c.layers {
-        s += &format!("        {}: {},\n", l.name, l.decl);
-    }
+    s += layers;
     s += "    }\n\n";
-    s += &format!(
-        "    fn forward({}) -> {} {{\n",
-        params.join(", "),
-        fmt_dims(&tail.shape)
-    );
-    for l in &c.lets {
-        s += &format!("        {l}\n");
-    }
-    s += &format!("        {}\n    }}\n}}\n", tail.expr);
+    s += &format!("    fn forward({inputs}) -> {result} {{\n");
+    s += body;
+    s += "    }\n}\n";
     s
 }
 

@@ -8,7 +8,9 @@
 //! `Conv2d`, `BatchNormalization` → `BatchNorm2d`, pools, activations; whole subgraphs for
 //! `nn.MultiheadAttention` → `MultiHeadAttention`, the `Erf` and `Tanh` GELUs → `gelu`,
 //! scaled dot-product attention → `attention`), and writes one
-//! `model!` block whose `forward` takes the graph's input and returns its output. Every
+//! `model!` block whose `forward` takes the graph's input and returns its output, its
+//! known sizes declared as consts named by their role (`IN`, `FC1`, `VOCAB`, `HEADS`,
+//! `OUT`; see `consts.rs`). Every
 //! problem (an operator, an attribute value, a shape it cannot resolve) is collected and
 //! returned together in [`Error::Unsupported`]; nothing is produced then.
 //!
@@ -20,6 +22,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod consts;
 mod convert;
 mod emit;
 mod fold;

@@ -107,7 +107,33 @@ fn fixture(model: &str, stem: &str, name: &str) -> (Vec<f64>, Vec<f32>, nanograd
         "{stem}: the converter's source differs from {}",
         committed.display()
     );
+    consts_are_used(stem, &converted.source);
     (input, expected, converted)
+}
+
+/// Every const the source declares is used (rustc does not warn about a dead one inside
+/// `model!`, so this is checked here), and no size is left unnamed by a placeholder.
+fn consts_are_used(stem: &str, source: &str) {
+    assert!(
+        !source.contains(['\u{1}', '\u{2}']),
+        "{stem}: a placeholder is left in\n{source}"
+    );
+    let words: Vec<&str> = source
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    for line in source.lines().map(str::trim) {
+        let Some(name) = line
+            .strip_prefix("const ")
+            .and_then(|l| l.split(':').next())
+        else {
+            continue;
+        };
+        let uses = words.iter().filter(|w| **w == name).count();
+        assert!(
+            uses >= 2,
+            "{stem}: `{name}` is declared but never used\n{source}"
+        );
+    }
 }
 
 fn assert_matches(stem: &str, got: &[f32], expected: &[f32]) {

@@ -1,6 +1,7 @@
-//! The generated source of the MLP and the CNN, line by line where it matters: layer
-//! declarations with PyTorch's module names, the inferred shapes, the folded batch norm,
-//! the shape arithmetic of a `view` folded to one `flatten`, and the weights' names.
+//! The generated source of the MLP and the CNN, line by line where it matters: the sizes
+//! as consts named by their role, layer declarations with PyTorch's module names, the
+//! inferred shapes, the folded batch norm, the shape arithmetic of a `view` folded to one
+//! `flatten`, and the weights' names.
 
 use std::path::PathBuf;
 
@@ -34,23 +35,31 @@ fn mlp_source_and_weights() {
         let l = lines(&c.source);
         let body: Vec<&str> = l
             .iter()
-            .skip_while(|s| !s.starts_with("pub struct"))
+            .skip_while(|s| !s.starts_with("const "))
+            .filter(|s| !s.starts_with("///"))
             .copied()
             .collect();
+        // fc2 and fc3 are both 12 wide but in two roles: two consts
         assert_eq!(
             body,
             [
+                "const IN: usize = 8;",
+                "const FC1: usize = 16;",
+                "const FC2: usize = 12;",
+                "const FC3: usize = 12;",
+                "const OUT: usize = 5;",
+                "",
                 "pub struct MlpNet {",
-                "fc1: Dense(8 -> 16),",
-                "fc2: Dense(16 -> 12),",
-                "fc3: Dense(12 -> 12),",
-                "head: Dense(12 -> 5),",
+                "fc1: Dense(IN -> FC1),",
+                "fc2: Dense(FC1 -> FC2),",
+                "fc3: Dense(FC2 -> FC3),",
+                "head: Dense(FC3 -> OUT),",
                 "}",
                 "",
-                "fn forward(x: [B, 8]) -> [B, 5] {",
-                "let h1: [B, 16] = relu(fc1(x));",
-                "let h2: [B, 12] = tanh(fc2(h1));",
-                "let h3: [B, 12] = sigmoid(fc3(h2));",
+                "fn forward(x: [B, IN]) -> [B, OUT] {",
+                "let h1: [B, FC1] = relu(fc1(x));",
+                "let h2: [B, FC2] = tanh(fc2(h1));",
+                "let h3: [B, FC3] = sigmoid(fc3(h2));",
                 "log_softmax(head(h3))",
                 "}",
                 "}",
@@ -85,15 +94,34 @@ fn cnn_source() {
     let dynamo = convert("cnn_dynamo18", "Cnn").source;
     for source in [&ts, &dynamo] {
         let l = lines(source);
+        // the input's channels and size, each convolution's channels and the classes
+        // are consts; the pooled sizes (8, 4) belong to no layer and stay literals
+        let consts: Vec<&str> = l
+            .iter()
+            .copied()
+            .filter(|s| s.starts_with("const "))
+            .collect();
+        assert_eq!(
+            consts,
+            [
+                "const IN_CHANNELS: usize = 1;",
+                "const IN_H: usize = 16;",
+                "const IN_W: usize = 16;",
+                "const CONV1: usize = 4;",
+                "const CONV2: usize = 6;",
+                "const CONV3: usize = 8;",
+                "const OUT: usize = 10;",
+            ]
+        );
         for want in [
-            "conv1: Conv2d(1 -> 4, kernel = 3, padding = 1),",
-            "conv2: Conv2d(4 -> 6, kernel = 3, padding = 1),",
-            "conv3: Conv2d(6 -> 8, kernel = 3, stride = 2, padding = 1),",
-            "fc: Dense(8 -> 10),",
-            "fn forward(x: [B, 1, 16, 16]) -> [B, 10] {",
-            "let h1: [B, 4, 8, 8] = max_pool2d(relu(conv1(x)), kernel = 2);",
-            "let h2: [B, 6, 4, 4] = avg_pool2d(relu(conv2(h1)), kernel = 2);",
-            "let h3: [B, 8] = global_avg_pool2d(relu(conv3(h2)));",
+            "conv1: Conv2d(IN_CHANNELS -> CONV1, kernel = 3, padding = 1),",
+            "conv2: Conv2d(CONV1 -> CONV2, kernel = 3, padding = 1),",
+            "conv3: Conv2d(CONV2 -> CONV3, kernel = 3, stride = 2, padding = 1),",
+            "fc: Dense(CONV3 -> OUT),",
+            "fn forward(x: [B, IN_CHANNELS, IN_H, IN_W]) -> [B, OUT] {",
+            "let h1: [B, CONV1, 8, 8] = max_pool2d(relu(conv1(x)), kernel = 2);",
+            "let h2: [B, CONV2, 4, 4] = avg_pool2d(relu(conv2(h1)), kernel = 2);",
+            "let h3: [B, CONV3] = global_avg_pool2d(relu(conv3(h2)));",
             "fc(h3)",
         ] {
             assert!(l.contains(&want), "missing `{want}` in\n{source}");
@@ -102,9 +130,9 @@ fn cnn_source() {
     let bn = convert("cnn_bn_ts17", "Cnn");
     let l = lines(&bn.source);
     for want in [
-        "bn1: BatchNorm2d(4),",
-        "conv2: Conv2d(4 -> 6, kernel = 3, padding = 1, bias = false),",
-        "let h1: [B, 4, 8, 8] = max_pool2d(relu(bn1(conv1(x))), kernel = 2);",
+        "bn1: BatchNorm2d(CONV1),",
+        "conv2: Conv2d(CONV1 -> CONV2, kernel = 3, padding = 1, bias = false),",
+        "let h1: [B, CONV1, 8, 8] = max_pool2d(relu(bn1(conv1(x))), kernel = 2);",
     ] {
         assert!(l.contains(&want), "missing `{want}` in\n{}", bn.source);
     }
@@ -126,13 +154,15 @@ fn cnn_source() {
 
 #[test]
 fn a_views_shape_arithmetic_folds_to_flatten() {
-    // h.view(h.size(0), -1): Shape, Gather, Unsqueeze, Concat, Reshape in TorchScript
+    // h.view(h.size(0), -1): Shape, Gather, Unsqueeze, Concat, Reshape in TorchScript;
+    // the flattened size (3·3·3) belongs to no layer and stays a literal
     let source = convert("cnn_flat_ts17", "Net").source;
     let l = lines(&source);
     assert!(
         l.contains(&"let h1: [B, 27] = flatten(max_pool2d(relu(conv(x)), kernel = 2));"),
         "{source}"
     );
+    assert!(l.contains(&"fc: Dense(27 -> OUT),"), "{source}");
     assert!(
         !source.contains("Shape") && !source.contains("reshape"),
         "{source}"
@@ -142,39 +172,49 @@ fn a_views_shape_arithmetic_folds_to_flatten() {
 /// The generated GPT, whole: both exporters give the same `model!` block, with
 /// `nn.MultiheadAttention` as one `MultiHeadAttention` layer per block, the Erf chain as
 /// `gelu(.., approximate = "none")` (the Tanh chain as `gelu(..)`), and the layers named
-/// after PyTorch's modules.
+/// after PyTorch's modules. The residual width is one const (`EMB`, the embedding's width,
+/// which every block's `+` and layer norm keep), so is each block's feed-forward width
+/// (`H_FC`: `h_0_fc` and `h_1_fc`, the same 32) and the heads; the vocabulary (11) and the
+/// logits' width (11) are two roles, two consts.
 const GPT: &[&str] = &[
+    "const SEQ: usize = 8;",
+    "const VOCAB: usize = 11;",
+    "const EMB: usize = 16;",
+    "const HEADS: usize = 2;",
+    "const H_FC: usize = 32;",
+    "const OUT: usize = 11;",
+    "",
     "pub struct Gpt {",
-    "wte: Embedding(11 -> 16),",
-    "wpe: Param([8, 16]),",
-    "h_0_ln_1: LayerNorm(16),",
-    "h_0_attn: MultiHeadAttention(16, heads = 2, causal = true),",
-    "h_0_ln_2: LayerNorm(16),",
-    "h_0_fc: Dense(16 -> 32),",
-    "h_0_proj: Dense(32 -> 16),",
-    "h_1_ln_1: LayerNorm(16),",
-    "h_1_attn: MultiHeadAttention(16, heads = 2, causal = true),",
-    "h_1_ln_2: LayerNorm(16),",
-    "h_1_fc: Dense(16 -> 32),",
-    "h_1_proj: Dense(32 -> 16),",
-    "ln_f: LayerNorm(16),",
-    "lm_head: Dense(16 -> 11, bias = false),",
+    "wte: Embedding(VOCAB -> EMB),",
+    "wpe: Param([SEQ, EMB]),",
+    "h_0_ln_1: LayerNorm(EMB),",
+    "h_0_attn: MultiHeadAttention(EMB, heads = HEADS, causal = true),",
+    "h_0_ln_2: LayerNorm(EMB),",
+    "h_0_fc: Dense(EMB -> H_FC),",
+    "h_0_proj: Dense(H_FC -> EMB),",
+    "h_1_ln_1: LayerNorm(EMB),",
+    "h_1_attn: MultiHeadAttention(EMB, heads = HEADS, causal = true),",
+    "h_1_ln_2: LayerNorm(EMB),",
+    "h_1_fc: Dense(EMB -> H_FC),",
+    "h_1_proj: Dense(H_FC -> EMB),",
+    "ln_f: LayerNorm(EMB),",
+    "lm_head: Dense(EMB -> OUT, bias = false),",
     "}",
     "",
-    "fn forward(x: u32[B, 8]) -> [B, 8, 11] {",
-    "let h1: [B, 8, 16] = wte(x) + wpe;",
-    "let h2: [B, 8, 16] = h_0_ln_1(h1);",
-    "let h3: [B, 8, 16] = h1 + h_0_attn(h2);",
-    "let h4: [B, 8, 16] = h_0_ln_2(h3);",
-    "let h5: [B, 8, 32] = h_0_fc(h4);",
-    "let h6: [B, 8, 32] = GELU(h5);",
-    "let h7: [B, 8, 16] = h3 + h_0_proj(h6);",
-    "let h8: [B, 8, 16] = h_1_ln_1(h7);",
-    "let h9: [B, 8, 16] = h7 + h_1_attn(h8);",
-    "let h10: [B, 8, 16] = h_1_ln_2(h9);",
-    "let h11: [B, 8, 32] = h_1_fc(h10);",
-    "let h12: [B, 8, 32] = GELU(h11);",
-    "let h13: [B, 8, 16] = ln_f(h9 + h_1_proj(h12));",
+    "fn forward(x: u32[B, SEQ]) -> [B, SEQ, OUT] {",
+    "let h1: [B, SEQ, EMB] = wte(x) + wpe;",
+    "let h2: [B, SEQ, EMB] = h_0_ln_1(h1);",
+    "let h3: [B, SEQ, EMB] = h1 + h_0_attn(h2);",
+    "let h4: [B, SEQ, EMB] = h_0_ln_2(h3);",
+    "let h5: [B, SEQ, H_FC] = h_0_fc(h4);",
+    "let h6: [B, SEQ, H_FC] = GELU(h5);",
+    "let h7: [B, SEQ, EMB] = h3 + h_0_proj(h6);",
+    "let h8: [B, SEQ, EMB] = h_1_ln_1(h7);",
+    "let h9: [B, SEQ, EMB] = h7 + h_1_attn(h8);",
+    "let h10: [B, SEQ, EMB] = h_1_ln_2(h9);",
+    "let h11: [B, SEQ, H_FC] = h_1_fc(h10);",
+    "let h12: [B, SEQ, H_FC] = GELU(h11);",
+    "let h13: [B, SEQ, EMB] = ln_f(h9 + h_1_proj(h12));",
     "lm_head(h13)",
     "}",
     "}",
@@ -192,7 +232,8 @@ fn gpt_source_and_weights() {
             let l = lines(&c.source);
             let body: Vec<&str> = l
                 .iter()
-                .skip_while(|s| !s.starts_with("pub struct"))
+                .skip_while(|s| !s.starts_with("const "))
+                .filter(|s| !s.starts_with("///"))
                 .copied()
                 .collect();
             // the default exporter's conversion to opset 17 drops the nodes' metadata (their
@@ -236,14 +277,16 @@ fn gpt_source_and_weights() {
 fn scaled_dot_product_attention_source() {
     // q, k and v split into two heads by `view` + `transpose(1, 2)`: the exporters reach kᵀ
     // through a transpose of three dimensions (TorchScript) or reshapes merging the batch
-    // into the heads (dynamo); both become one `attention` call on [B, 2, 8, 8]
+    // into the heads (dynamo); both become one `attention` call on [B, 2, 8, 8]. The
+    // sequence and the head width are both 8 but two roles: `SEQ` and `HEAD_DIM`; the
+    // merge of the heads back gives the width they were split from (`V`)
     for stem in ["sdpa_ts17", "sdpa_ts18", "sdpa_dynamo17", "sdpa_dynamo18"] {
         let source = convert(stem, "Sdpa").source;
         let l = lines(&source);
         let k = if stem.starts_with("sdpa_ts") {
             "transpose(h2, 1, 2)"
         } else {
-            "transpose(reshape(k(h1), [B, 8, 2, 8]), 1, 2)"
+            "transpose(reshape(k(h1), [B, SEQ, HEADS, HEAD_DIM]), 1, 2)"
         };
         let out = if stem.starts_with("sdpa_ts") {
             "h3"
@@ -251,12 +294,23 @@ fn scaled_dot_product_attention_source() {
             "h2"
         };
         let want = format!(
-            "let {out}: [B, 8, 16] = reshape(transpose(attention(transpose(reshape(q(h1), [B, 8, 2, 8]), 1, 2), {k}, transpose(reshape(v(h1), [B, 8, 2, 8]), 1, 2), causal = true), 1, 2), [B, 8, 16]);"
+            "let {out}: [B, SEQ, V] = reshape(transpose(attention(transpose(reshape(q(h1), [B, SEQ, HEADS, HEAD_DIM]), 1, 2), {k}, transpose(reshape(v(h1), [B, SEQ, HEADS, HEAD_DIM]), 1, 2), causal = true), 1, 2), [B, SEQ, V]);"
         );
         assert!(
             l.contains(&want.as_str()),
             "{stem}: missing `{want}` in\n{source}"
         );
         assert!(!source.contains("softmax"), "{source}");
+        for want in [
+            "const SEQ: usize = 8;",
+            "const HEADS: usize = 2;",
+            "const HEAD_DIM: usize = 8;",
+            "q: Dense(EMB -> Q),",
+            "k: Dense(EMB -> Q),",
+            "v: Dense(EMB -> V),",
+            "out: Dense(V -> OUT),",
+        ] {
+            assert!(l.contains(&want), "{stem}: missing `{want}` in\n{source}");
+        }
     }
 }

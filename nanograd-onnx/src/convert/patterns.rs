@@ -26,6 +26,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{attr_f, attr_i, attr_ints, fmt_dims, Act, Converter, Dim, Layer, Value};
+use crate::consts::{dim_src, Role};
 use crate::fold;
 use crate::names::layer_base;
 use crate::proto::NodeProto;
@@ -540,7 +541,7 @@ impl Converter<'_> {
             _ => return Err(None),
         };
         let (t, c) = match x.shape.as_slice() {
-            [Dim::Batch, Dim::Fixed(t), Dim::Fixed(c)] => (*t, *c),
+            [Dim::Batch, Dim::Fixed(t, _), Dim::Fixed(c, _)] => (*t, *c),
             _ => {
                 return fail(format!(
                     "its input is {}, not [B, T, C]",
@@ -701,7 +702,7 @@ impl Converter<'_> {
         let mut local: HashMap<String, Value> = HashMap::new();
         let mut seen = Act::new(
             String::new(),
-            vec![Dim::Fixed(t), Dim::Batch, Dim::Fixed(c)],
+            vec![Dim::fixed(t), Dim::Batch, Dim::fixed(c)],
         );
         seen.dsl = seen.shape.clone();
         local.insert(s.output[0].clone(), Value::Act(seen));
@@ -767,7 +768,14 @@ impl Converter<'_> {
             .or_else(|| layer_base("", self.nodes[end].name.as_deref().unwrap_or("")))
             .unwrap_or_else(|| "attn".into());
         let name = self.names.fresh(&base);
-        let mut decl = format!("MultiHeadAttention({c}, heads = {heads}");
+        let heads_dim = self
+            .syms
+            .fresh(heads, Some(Role::layer_part(&name, "HEADS", "HEADS")));
+        let mut decl = format!(
+            "MultiHeadAttention({}, heads = {}",
+            dim_src(&x.shape[2]),
+            dim_src(&heads_dim)
+        );
         if causal {
             decl += ", causal = true";
         }

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 
 use super::patterns::{Kind, Region};
 use super::{fmt_dims, Act, Converter, Dim, Value};
+use crate::consts::{dims_src, Role};
 use crate::proto::NodeProto;
 use crate::tensor::Int;
 
@@ -44,7 +45,7 @@ impl Layout {
             .enumerate()
             .map(|(i, d)| match d {
                 Dim::Batch => (i, None),
-                Dim::Fixed(n) => (i, Some(*n)),
+                Dim::Fixed(n, _) => (i, Some(*n)),
             })
             .collect();
         Layout {
@@ -171,18 +172,20 @@ impl Layout {
         if self.dims.iter().any(|d| d.len() != 1) {
             return None;
         }
-        let atom_dims: Vec<Dim> = self
-            .atoms
-            .iter()
-            .map(|a| a.1.map_or(Dim::Batch, Dim::Fixed))
-            .collect();
+        // an atom that is a whole dimension of the source keeps that dimension's symbol
+        let dim_of = |id: usize, size: Option<usize>| match (size, shape.get(id)) {
+            (None, _) => Dim::Batch,
+            (Some(n), Some(d)) if *d == Dim::fixed(n) => *d,
+            (Some(n), _) => Dim::fixed(n),
+        };
+        let atom_dims: Vec<Dim> = self.atoms.iter().map(|a| dim_of(a.0, a.1)).collect();
         if atom_dims.first() != Some(&Dim::Batch) || self.dims.first()? != &[self.atoms[0].0] {
             return None;
         }
         let mut expr = if atom_dims == shape {
             src.to_string()
         } else {
-            format!("reshape({src}, {})", fmt_dims(&atom_dims))
+            format!("reshape({src}, {})", dims_src(&atom_dims))
         };
         // the wanted order of the atoms, reached by swaps that never move the batch
         let want: Vec<usize> = self.dims.iter().map(|d| d[0]).collect();
@@ -196,7 +199,7 @@ impl Layout {
         }
         let dims = want
             .iter()
-            .map(|&id| self.size(id).map(|s| s.map_or(Dim::Batch, Dim::Fixed)))
+            .map(|&id| self.size(id).map(|s| dim_of(id, s)))
             .collect::<Option<Vec<Dim>>>()?;
         Some((expr, dims))
     }
@@ -390,7 +393,7 @@ impl Converter<'_> {
         }
         let rank = qd.len();
         let d = match qd.last() {
-            Some(Dim::Fixed(d)) => *d,
+            Some(Dim::Fixed(d, _)) => *d,
             _ => return Err(None),
         };
         if rank < 3
@@ -445,7 +448,7 @@ impl Converter<'_> {
             return fail(&format!("the scores are scaled by {scale}, not 1/√{d}"));
         }
         let (tq, tk) = match (&qd[rank - 2], &kd[rank - 2]) {
-            (Dim::Fixed(a), Dim::Fixed(b)) => (*a, *b),
+            (Dim::Fixed(a, _), Dim::Fixed(b, _)) => (*a, *b),
             _ => return Err(None),
         };
         let mut causal = false;
@@ -472,6 +475,21 @@ impl Converter<'_> {
                 );
             }
         }
+        // q, k and v share their leading dimensions and heads, q and k their width: one
+        // role each; the heads and their width get their names here
+        for i in 0..rank - 2 {
+            self.syms.unify(qd[i], kd[i]);
+            self.syms.unify(kd[i], vd[i]);
+        }
+        self.syms.unify(qd[rank - 1], kd[rank - 1]);
+        self.syms.unify(kd[rank - 2], vd[rank - 2]);
+        if rank == 4 {
+            self.syms.name(qd[1], Role::found("HEADS", "HEADS"));
+            self.syms
+                .name(qd[3], Role::found("HEAD_DIM", "QK_HEAD_DIM"));
+            self.syms.name(vd[3], Role::found("HEAD_DIM", "V_HEAD_DIM"));
+        }
+        self.syms.unite_splits();
         let mut shape = qd.clone();
         shape[rank - 1] = vd[rank - 1];
         let causal = if causal { ", causal = true" } else { "" };
@@ -489,7 +507,7 @@ mod tests {
 
     const B: Dim = Dim::Batch;
     fn f(n: usize) -> Dim {
-        Dim::Fixed(n)
+        Dim::fixed(n)
     }
 
     #[test]

@@ -3,18 +3,26 @@
 use nanograd::prelude::*;
 
 model! {
+    const IN_CHANNELS: usize = 1;
+    const IN_H: usize = 16;
+    const IN_W: usize = 16;
+    const CONV1: usize = 4;
+    const CONV2: usize = 6;
+    const CONV3: usize = 8;
+    const OUT: usize = 10;
+
     /// Imported from ONNX (pytorch 2.15.0+cu132, opset 18).
     pub struct CnnDynamo18 {
-        conv1: Conv2d(1 -> 4, kernel = 3, padding = 1),
-        conv2: Conv2d(4 -> 6, kernel = 3, padding = 1),
-        conv3: Conv2d(6 -> 8, kernel = 3, stride = 2, padding = 1),
-        fc: Dense(8 -> 10),
+        conv1: Conv2d(IN_CHANNELS -> CONV1, kernel = 3, padding = 1),
+        conv2: Conv2d(CONV1 -> CONV2, kernel = 3, padding = 1),
+        conv3: Conv2d(CONV2 -> CONV3, kernel = 3, stride = 2, padding = 1),
+        fc: Dense(CONV3 -> OUT),
     }
 
-    fn forward(x: [B, 1, 16, 16]) -> [B, 10] {
-        let h1: [B, 4, 8, 8] = max_pool2d(relu(conv1(x)), kernel = 2);
-        let h2: [B, 6, 4, 4] = avg_pool2d(relu(conv2(h1)), kernel = 2);
-        let h3: [B, 8] = global_avg_pool2d(relu(conv3(h2)));
+    fn forward(x: [B, IN_CHANNELS, IN_H, IN_W]) -> [B, OUT] {
+        let h1: [B, CONV1, 8, 8] = max_pool2d(relu(conv1(x)), kernel = 2);
+        let h2: [B, CONV2, 4, 4] = avg_pool2d(relu(conv2(h1)), kernel = 2);
+        let h3: [B, CONV3] = global_avg_pool2d(relu(conv3(h2)));
         fc(h3)
     }
 }

@@ -3,13 +3,19 @@
 use nanograd::prelude::*;
 
 model! {
+    const IN_CHANNELS: usize = 2;
+    const IN_H: usize = 8;
+    const IN_W: usize = 8;
+    const CONV: usize = 3;
+    const OUT: usize = 4;
+
     /// Imported from ONNX (pytorch 2.15.0+cu132, opset 18).
     pub struct CnnFlatDynamo18 {
-        conv: Conv2d(2 -> 3, kernel = 3),
-        fc: Dense(27 -> 4),
+        conv: Conv2d(IN_CHANNELS -> CONV, kernel = 3),
+        fc: Dense(27 -> OUT),
     }
 
-    fn forward(x: [B, 2, 8, 8]) -> [B, 4] {
+    fn forward(x: [B, IN_CHANNELS, IN_H, IN_W]) -> [B, OUT] {
         let h1: [B, 27] = flatten(max_pool2d(relu(conv(x)), kernel = 2));
         fc(h1)
     }

@@ -3,38 +3,45 @@
 use nanograd::prelude::*;
 
 model! {
+    const SEQ: usize = 8;
+    const VOCAB: usize = 11;
+    const EMB: usize = 16;
+    const HEADS: usize = 2;
+    const H_FC: usize = 32;
+    const OUT: usize = 11;
+
     /// Imported from ONNX (pytorch 2.15.0+cu132, opset 18).
     pub struct GptDynamo18 {
-        wte: Embedding(11 -> 16),
-        wpe: Param([8, 16]),
-        h_0_ln_1: LayerNorm(16),
-        h_0_attn: MultiHeadAttention(16, heads = 2, causal = true),
-        h_0_ln_2: LayerNorm(16),
-        h_0_fc: Dense(16 -> 32),
-        h_0_proj: Dense(32 -> 16),
-        h_1_ln_1: LayerNorm(16),
-        h_1_attn: MultiHeadAttention(16, heads = 2, causal = true),
-        h_1_ln_2: LayerNorm(16),
-        h_1_fc: Dense(16 -> 32),
-        h_1_proj: Dense(32 -> 16),
-        ln_f: LayerNorm(16),
-        lm_head: Dense(16 -> 11, bias = false),
+        wte: Embedding(VOCAB -> EMB),
+        wpe: Param([SEQ, EMB]),
+        h_0_ln_1: LayerNorm(EMB),
+        h_0_attn: MultiHeadAttention(EMB, heads = HEADS, causal = true),
+        h_0_ln_2: LayerNorm(EMB),
+        h_0_fc: Dense(EMB -> H_FC),
+        h_0_proj: Dense(H_FC -> EMB),
+        h_1_ln_1: LayerNorm(EMB),
+        h_1_attn: MultiHeadAttention(EMB, heads = HEADS, causal = true),
+        h_1_ln_2: LayerNorm(EMB),
+        h_1_fc: Dense(EMB -> H_FC),
+        h_1_proj: Dense(H_FC -> EMB),
+        ln_f: LayerNorm(EMB),
+        lm_head: Dense(EMB -> OUT, bias = false),
     }
 
-    fn forward(x: u32[B, 8]) -> [B, 8, 11] {
-        let h1: [B, 8, 16] = wte(x) + wpe;
-        let h2: [B, 8, 16] = h_0_ln_1(h1);
-        let h3: [B, 8, 16] = h1 + h_0_attn(h2);
-        let h4: [B, 8, 16] = h_0_ln_2(h3);
-        let h5: [B, 8, 32] = h_0_fc(h4);
-        let h6: [B, 8, 32] = gelu(h5, approximate = "none");
-        let h7: [B, 8, 16] = h3 + h_0_proj(h6);
-        let h8: [B, 8, 16] = h_1_ln_1(h7);
-        let h9: [B, 8, 16] = h7 + h_1_attn(h8);
-        let h10: [B, 8, 16] = h_1_ln_2(h9);
-        let h11: [B, 8, 32] = h_1_fc(h10);
-        let h12: [B, 8, 32] = gelu(h11, approximate = "none");
-        let h13: [B, 8, 16] = ln_f(h9 + h_1_proj(h12));
+    fn forward(x: u32[B, SEQ]) -> [B, SEQ, OUT] {
+        let h1: [B, SEQ, EMB] = wte(x) + wpe;
+        let h2: [B, SEQ, EMB] = h_0_ln_1(h1);
+        let h3: [B, SEQ, EMB] = h1 + h_0_attn(h2);
+        let h4: [B, SEQ, EMB] = h_0_ln_2(h3);
+        let h5: [B, SEQ, H_FC] = h_0_fc(h4);
+        let h6: [B, SEQ, H_FC] = gelu(h5, approximate = "none");
+        let h7: [B, SEQ, EMB] = h3 + h_0_proj(h6);
+        let h8: [B, SEQ, EMB] = h_1_ln_1(h7);
+        let h9: [B, SEQ, EMB] = h7 + h_1_attn(h8);
+        let h10: [B, SEQ, EMB] = h_1_ln_2(h9);
+        let h11: [B, SEQ, H_FC] = h_1_fc(h10);
+        let h12: [B, SEQ, H_FC] = gelu(h11, approximate = "none");
+        let h13: [B, SEQ, EMB] = ln_f(h9 + h_1_proj(h12));
         lm_head(h13)
     }
 }

@@ -3,14 +3,18 @@
 use nanograd::prelude::*;
 
 model! {
+    const IN: usize = 6;
+    const FC1: usize = 10;
+    const OUT: usize = 4;
+
     /// Imported from ONNX (pytorch 2.15.0+cu132, opset 18).
     pub struct MlpSoftmaxDynamo18 {
-        fc1: Dense(6 -> 10),
-        fc2: Dense(10 -> 4),
+        fc1: Dense(IN -> FC1),
+        fc2: Dense(FC1 -> OUT),
     }
 
-    fn forward(x: [B, 6]) -> [B, 4] {
-        let h1: [B, 10] = relu(fc1(x));
+    fn forward(x: [B, IN]) -> [B, OUT] {
+        let h1: [B, FC1] = relu(fc1(x));
         softmax(fc2(h1))
     }
 }

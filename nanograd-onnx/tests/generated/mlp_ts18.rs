@@ -3,18 +3,24 @@
 use nanograd::prelude::*;
 
 model! {
+    const IN: usize = 8;
+    const FC1: usize = 16;
+    const FC2: usize = 12;
+    const FC3: usize = 12;
+    const OUT: usize = 5;
+
     /// Imported from ONNX (pytorch 2.15.0, opset 18).
     pub struct MlpTs18 {
-        fc1: Dense(8 -> 16),
-        fc2: Dense(16 -> 12),
-        fc3: Dense(12 -> 12),
-        head: Dense(12 -> 5),
+        fc1: Dense(IN -> FC1),
+        fc2: Dense(FC1 -> FC2),
+        fc3: Dense(FC2 -> FC3),
+        head: Dense(FC3 -> OUT),
     }
 
-    fn forward(x: [B, 8]) -> [B, 5] {
-        let h1: [B, 16] = relu(fc1(x));
-        let h2: [B, 12] = tanh(fc2(h1));
-        let h3: [B, 12] = sigmoid(fc3(h2));
+    fn forward(x: [B, IN]) -> [B, OUT] {
+        let h1: [B, FC1] = relu(fc1(x));
+        let h2: [B, FC2] = tanh(fc2(h1));
+        let h3: [B, FC3] = sigmoid(fc3(h2));
         log_softmax(head(h3))
     }
 }

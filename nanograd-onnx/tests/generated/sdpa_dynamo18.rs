@@ -3,18 +3,27 @@
 use nanograd::prelude::*;
 
 model! {
+    const SEQ: usize = 8;
+    const VOCAB: usize = 11;
+    const EMB: usize = 16;
+    const Q: usize = 16;
+    const V: usize = 16;
+    const OUT: usize = 16;
+    const HEADS: usize = 2;
+    const HEAD_DIM: usize = 8;
+
     /// Imported from ONNX (pytorch 2.15.0+cu132, opset 18).
     pub struct SdpaDynamo18 {
-        wte: Embedding(11 -> 16),
-        q: Dense(16 -> 16),
-        k: Dense(16 -> 16),
-        v: Dense(16 -> 16),
-        out: Dense(16 -> 16),
+        wte: Embedding(VOCAB -> EMB),
+        q: Dense(EMB -> Q),
+        k: Dense(EMB -> Q),
+        v: Dense(EMB -> V),
+        out: Dense(V -> OUT),
     }
 
-    fn forward(x: u32[B, 8]) -> [B, 8, 16] {
-        let h1: [B, 8, 16] = wte(x);
-        let h2: [B, 8, 16] = reshape(transpose(attention(transpose(reshape(q(h1), [B, 8, 2, 8]), 1, 2), transpose(reshape(k(h1), [B, 8, 2, 8]), 1, 2), transpose(reshape(v(h1), [B, 8, 2, 8]), 1, 2), causal = true), 1, 2), [B, 8, 16]);
+    fn forward(x: u32[B, SEQ]) -> [B, SEQ, OUT] {
+        let h1: [B, SEQ, EMB] = wte(x);
+        let h2: [B, SEQ, V] = reshape(transpose(attention(transpose(reshape(q(h1), [B, SEQ, HEADS, HEAD_DIM]), 1, 2), transpose(reshape(k(h1), [B, SEQ, HEADS, HEAD_DIM]), 1, 2), transpose(reshape(v(h1), [B, SEQ, HEADS, HEAD_DIM]), 1, 2), causal = true), 1, 2), [B, SEQ, V]);
         out(h2)
     }
 }

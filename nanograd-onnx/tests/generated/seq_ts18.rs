@@ -3,16 +3,21 @@
 use nanograd::prelude::*;
 
 model! {
+    const SEQ: usize = 4;
+    const VOCAB: usize = 11;
+    const EMB: usize = 6;
+    const OUT: usize = 8;
+
     /// Imported from ONNX (pytorch 2.15.0, opset 18).
     pub struct SeqTs18 {
-        wte: Embedding(11 -> 6),
-        ln: LayerNorm(6),
-        fc: Dense(6 -> 8),
+        wte: Embedding(VOCAB -> EMB),
+        ln: LayerNorm(EMB),
+        fc: Dense(EMB -> OUT),
     }
 
-    fn forward(x: u32[B, 4]) -> [B, 4, 8] {
-        let h1: [B, 4, 6] = ln(wte(x));
-        let h2: [B, 4, 8] = fc(h1);
+    fn forward(x: u32[B, SEQ]) -> [B, SEQ, OUT] {
+        let h1: [B, SEQ, EMB] = ln(wte(x));
+        let h2: [B, SEQ, OUT] = fc(h1);
         tanh(matmul(softmax(matmul(h2, transpose(h2, 1, 2)) * 0.5), h2))
     }
 }
