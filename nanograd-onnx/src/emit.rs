@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::consts::{dims_src, Role};
 use crate::convert::{Act, Converter, Dim, Value};
-use crate::names::{camel_case, snake_case};
+use crate::names::{camel_case, input_var, snake_case};
 use crate::proto::{tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
 use crate::{Converted, Error, Problem, Result};
 
@@ -113,7 +113,7 @@ pub fn model(model: &ModelProto, name: &str) -> Result<Converted> {
         }
         match input_shape(v) {
             Ok((shape, index)) => {
-                let var = snake_case(&n);
+                let var = input_var(&n);
                 let prefix = (inputs > 1).then(|| var.to_ascii_uppercase());
                 let shape: Vec<Dim> = input_roles(prefix.as_deref(), shape.len(), index)
                     .into_iter()

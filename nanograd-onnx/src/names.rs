@@ -146,6 +146,17 @@ const RESERVED: &[&str] = &[
     "scale",
 ];
 
+/// The Rust name of a graph input named `name`: its snake case, with `_in` appended when
+/// that is a keyword or a word of the DSL (`type` → `type_in`); `x`, the usual input, stays.
+pub fn input_var(name: &str) -> String {
+    let var = snake_case(name);
+    if var != "x" && RESERVED.contains(&var.as_str()) {
+        var + "_in"
+    } else {
+        var
+    }
+}
+
 /// Hands out unique snake-case names.
 #[derive(Default)]
 pub struct Names {

@@ -158,6 +158,13 @@ mod consts_two_inputs {
     ));
 }
 
+mod consts_keyword_input {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/generated/consts_keyword_input.rs"
+    ));
+}
+
 mod consts_named_like_a_const {
     include!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -333,4 +340,33 @@ fn repeated_blocks_share_a_width_only_when_it_is_the_same() {
         assert!(l.contains(&want), "missing `{want}` in\n{differ}");
     }
     assert!(!differ.contains("BLOCKS_FC"), "{differ}");
+}
+
+#[test]
+fn an_input_named_like_a_keyword_gets_a_rust_name_of_its_own() {
+    use nanograd::prelude::*;
+    use nanograd::rand::{rngs::StdRng, SeedableRng};
+    // `type` and `relu` cannot be the fn's parameters as they are: `type_in`, `relu_in`
+    let c = Graph::new(&[("type", 4), ("relu", 2)])
+        .linear("fc_t", "type", "yt", 4, 3)
+        .linear("fc_r", "relu", "yr", 2, 3)
+        .op("Add", &["yt", "yr"], "y")
+        .committed("y", "consts_keyword_input");
+    let source = c.source.clone();
+    assert!(
+        source.contains("fn forward(type_in: [B, TYPE_IN], relu_in: [B, RELU_IN]) -> [B, OUT] {"),
+        "{source}"
+    );
+    let mut m = consts_keyword_input::Net::<f32>::new(&mut StdRng::seed_from_u64(0));
+    m.load_safetensors_bytes(&c.safetensors).unwrap();
+    m.set_eval_mode();
+    let t: [f32; 4] = std::array::from_fn(|i| i as f32 * 0.5 - 1.0);
+    let r: [f32; 2] = [0.25, -2.0];
+    let y = m.forward(&[t], &[r]).unwrap();
+    let want: Vec<f32> = linear(&t, 4, 3)
+        .iter()
+        .zip(linear(&r, 2, 3))
+        .map(|(p, q)| p + q)
+        .collect();
+    assert_close(&y[0], &want);
 }
