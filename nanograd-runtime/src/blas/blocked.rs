@@ -327,24 +327,34 @@ fn macro_tile<T: Blocking>(
 /// `mc % MR`): micro-panel `q` holds, for every `p`, its rows' elements at depth `p`
 /// contiguously, at `q * MR * kc + p * r + i`.
 fn pack_a<T: Float>(a: View<'_, T>, ic: usize, mc: usize, pc: usize, kc: usize, dst: &mut [T]) {
+    if a.rs == 1 {
+        // op(A) = Aᵀ: a depth's `mc` elements are contiguous in one row of A. Read the block
+        // row by row, in memory order (its micro-panels one after the other would read a
+        // few elements from each of `kc` rows, then come back to the same rows: a walk the
+        // hardware's prefetchers do not follow, slow when A comes from far away, as a
+        // weight gradient's output gradient does), and deal each row out to the panels.
+        let full = mc / MR * MR;
+        let r = mc - full;
+        for p in 0..kc {
+            let row = &a.data[ic + (pc + p) * a.cs..][..mc];
+            let (whole, last) = row.split_at(full);
+            for (q, src) in whole.chunks_exact(MR).enumerate() {
+                let at = q * MR * kc + p * MR;
+                let out: &mut [T; MR] = (&mut dst[at..at + MR]).try_into().unwrap();
+                *out = src.try_into().unwrap();
+            }
+            if r > 0 {
+                let at = full * kc + p * r;
+                dst[at..at + r].copy_from_slice(last);
+            }
+        }
+        return;
+    }
     for i0 in (0..mc).step_by(MR) {
         let r = MR.min(mc - i0);
         let panel = &mut dst[i0 * kc..(i0 + r) * kc];
         let base = (ic + i0) * a.rs + pc * a.cs;
-        if a.rs == 1 && r == MR {
-            // op(A) = Aᵀ: the `r` elements of one depth are contiguous (a copy of a constant
-            // length, inlined, where a length known only at run time calls `memcpy`)
-            for (p, out) in panel.chunks_exact_mut(MR).enumerate() {
-                let at = base + p * a.cs;
-                let out: &mut [T; MR] = out.try_into().unwrap();
-                *out = a.data[at..at + MR].try_into().unwrap();
-            }
-        } else if a.rs == 1 {
-            for (p, out) in panel.chunks_exact_mut(r).enumerate() {
-                let at = base + p * a.cs;
-                out.copy_from_slice(&a.data[at..at + r]);
-            }
-        } else if a.cs == 1 && r == MR {
+        if a.cs == 1 && r == MR {
             pack_rows::<T, MR>(a.data, base, a.rs, kc, panel);
         } else {
             // read each row along the depth, write every `r`-th element
@@ -390,6 +400,27 @@ fn copy_row<T: Blocking>(src: &[T], dst: &mut [T]) {
 /// most `NR / 2` columns as a panel of `NR / 2`), zero-padded: panel `q`, stored with width
 /// `s`, holds the row of depth `p` at `p * s`.
 fn pack_b<T: Blocking>(b: View<'_, T>, pc: usize, kc: usize, jc: usize, nc: usize, dst: &mut [T]) {
+    if b.cs == 1 {
+        // row-major B: read the block row by row, in memory order, and deal each row out
+        // to the panels (as `pack_a` does for a transposed A)
+        let full = nc / T::TILE_COLS * T::TILE_COLS;
+        let w = nc - full;
+        let s = panel_stride::<T>(w.max(1));
+        for p in 0..kc {
+            let row = &b.data[(pc + p) * b.rs + jc..][..nc];
+            let (whole, last) = row.split_at(full);
+            for (q, src) in whole.chunks_exact(T::TILE_COLS).enumerate() {
+                let at = q * T::TILE_COLS * kc + p * T::TILE_COLS;
+                copy_row::<T>(src, &mut dst[at..at + T::TILE_COLS]);
+            }
+            if w > 0 {
+                let out = &mut dst[full * kc + p * s..][..s];
+                out[..w].copy_from_slice(last);
+                out[w..].fill(T::zero());
+            }
+        }
+        return;
+    }
     let mut off = 0;
     for j0 in (0..nc).step_by(T::TILE_COLS) {
         let w = T::TILE_COLS.min(nc - j0);
@@ -397,29 +428,14 @@ fn pack_b<T: Blocking>(b: View<'_, T>, pc: usize, kc: usize, jc: usize, nc: usiz
         let panel = &mut dst[off..off + s * kc];
         off += s * kc;
         let base = pc * b.rs + (jc + j0) * b.cs;
-        if b.cs == 1 && w == T::TILE_COLS {
-            // row-major B: each depth's `w` elements are contiguous (a whole panel's row, a
-            // copy of constant length)
-            for (p, out) in panel.chunks_exact_mut(s).enumerate() {
-                let at = base + p * b.rs;
-                copy_row::<T>(&b.data[at..at + w], out);
-            }
-        } else if b.cs == 1 {
-            for (p, out) in panel.chunks_exact_mut(s).enumerate() {
-                let at = base + p * b.rs;
-                out[..w].copy_from_slice(&b.data[at..at + w]);
-                out[w..].fill(T::zero());
-            }
-        } else {
-            // op(B) = Bᵀ: read each column of op(B) along the depth
-            if w < s {
-                panel.fill(T::zero());
-            }
-            for j in 0..w {
-                let col = &b.data[base + j * b.cs..][..(kc - 1) * b.rs + 1];
-                for (p, &v) in col.iter().step_by(b.rs).enumerate() {
-                    panel[p * s + j] = v;
-                }
+        // op(B) = Bᵀ: read each column of op(B), a row of B, along the depth
+        if w < s {
+            panel.fill(T::zero());
+        }
+        for j in 0..w {
+            let col = &b.data[base + j * b.cs..][..(kc - 1) * b.rs + 1];
+            for (p, &v) in col.iter().step_by(b.rs).enumerate() {
+                panel[p * s + j] = v;
             }
         }
     }

@@ -336,9 +336,9 @@ mod blocked_gemm {
     #[test]
     fn every_micro_kernel_matches_the_reference_across_blocks() {
         // depth past KC (256), rows past MC (192 f32, 96 f64), columns past NC (1024 f32,
-        // 512 f64)
-        let f32_shapes = [(200, 40, 300), (13, 1030, 20)];
-        let f64_shapes = [(100, 20, 520), (5, 530, 9)];
+        // 512 f64), the last ones with B packed from a column past NC on
+        let f32_shapes = [(200, 40, 300), (13, 1030, 20), (30, 1030, 20)];
+        let f64_shapes = [(100, 20, 520), (5, 530, 9), (27, 537, 18)];
         for isa in Isa::all_available() {
             check::<f32>(isa, &f32_shapes, 1e-6);
             check::<f64>(isa, &f64_shapes, 1e-14);
