@@ -46,9 +46,8 @@ impl<T: ::nanograd::Float> Block<T> {
         &self,
         x: &[[[T; 16usize]; 8usize]],
     ) -> ::nanograd::Result<::nanograd::__private::Vec<[[T; 16usize]; 8usize]>> {
-        let mut __out = ::nanograd::__private::vec![
-            [[T::zero(); 16usize]; 8usize]; x.len()
-        ];
+        let mut __out = ::nanograd::__private::Vec::with_capacity(x.len());
+        __out.resize(x.len(), [[T::zero(); 16usize]; 8usize]);
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },

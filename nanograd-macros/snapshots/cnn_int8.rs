@@ -45,7 +45,8 @@ impl<T: ::nanograd::Float> Cnn<T> {
         &self,
         x: &[[[[T; 8usize]; 8usize]; 1usize]],
     ) -> ::nanograd::Result<::nanograd::__private::Vec<[T; 3usize]>> {
-        let mut __out = ::nanograd::__private::vec![[T::zero(); 3usize]; x.len()];
+        let mut __out = ::nanograd::__private::Vec::with_capacity(x.len());
+        __out.resize(x.len(), [T::zero(); 3usize]);
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },

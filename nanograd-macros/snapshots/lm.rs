@@ -35,9 +35,8 @@ impl<T: ::nanograd::Float> Lm<T> {
         &self,
         idx: &[[u32; 8usize]],
     ) -> ::nanograd::Result<::nanograd::__private::Vec<[[T; 11usize]; 8usize]>> {
-        let mut __out = ::nanograd::__private::vec![
-            [[T::zero(); 11usize]; 8usize]; idx.len()
-        ];
+        let mut __out = ::nanograd::__private::Vec::with_capacity(idx.len());
+        __out.resize(idx.len(), [[T::zero(); 11usize]; 8usize]);
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(idx, &mut __out, __ws) },

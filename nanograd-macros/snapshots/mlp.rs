@@ -25,7 +25,8 @@ impl<T: ::nanograd::Float> Mlp<T> {
         &self,
         x: &[[T; 4usize]],
     ) -> ::nanograd::Result<::nanograd::__private::Vec<[T; 2usize]>> {
-        let mut __out = ::nanograd::__private::vec![[T::zero(); 2usize]; x.len()];
+        let mut __out = ::nanograd::__private::Vec::with_capacity(x.len());
+        __out.resize(x.len(), [T::zero(); 2usize]);
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },

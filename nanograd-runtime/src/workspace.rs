@@ -91,69 +91,108 @@ impl<T: Float> Workspace<T> {
     }
 }
 
-/// How many workspaces a thread keeps for the allocating methods: one per model it served
-/// most recently.
+/// How many workspaces a thread keeps for the allocating methods, per element type: one per
+/// model it served most recently.
 #[cfg(feature = "std")]
 const THREAD_CACHE: usize = 8;
 
-/// One workspace of the thread cache: its owner's address, its `Workspace<T>` type, and the
-/// workspace itself unless a call has it.
+/// One workspace of the thread cache: its owner's address, and the workspace itself unless a
+/// call has it.
 #[cfg(feature = "std")]
-type CacheSlot = (usize, core::any::TypeId, Option<Box<dyn core::any::Any>>);
+type CacheSlot<T> = (usize, Option<Box<Workspace<T>>>);
+
+/// One thread's cache of `Workspace<T>`, most recently used first.
+#[cfg(feature = "std")]
+type Cache<T> = std::cell::RefCell<Vec<CacheSlot<T>>>;
 
 #[cfg(feature = "std")]
 std::thread_local! {
-    /// The workspaces of this thread's allocating calls, most recently used first.
-    static CACHED: std::cell::RefCell<Vec<CacheSlot>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The `f32` workspaces of this thread's allocating calls.
+    static CACHED_F32: Cache<f32> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The `f64` workspaces of this thread's allocating calls.
+    static CACHED_F64: Cache<f64> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `g` on this thread's cache of `Workspace<T>` (`None` while the thread is being torn
+/// down, or inside another `g`). Each element type has a list of its own, so that a lookup
+/// compares owners only: the `Any` cast below names one concrete type on each side and
+/// resolves while compiling, where a cache of `Box<dyn Any>` checked the type of every
+/// workspace it lent.
+#[cfg(feature = "std")]
+fn with_cache<T: Float, R>(g: impl FnOnce(&mut Vec<CacheSlot<T>>) -> R) -> Option<R> {
+    fn on<U: Float, T: Float, R>(
+        cache: &'static std::thread::LocalKey<Cache<U>>,
+        g: impl FnOnce(&mut Vec<CacheSlot<T>>) -> R,
+    ) -> Option<R> {
+        cache
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                let slots: &mut dyn core::any::Any = &mut *c;
+                slots.downcast_mut::<Vec<CacheSlot<T>>>().map(g)
+            })
+            .ok()
+            .flatten()
+    }
+    if core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>() {
+        on(&CACHED_F32, g)
+    } else {
+        on(&CACHED_F64, g)
+    }
 }
 
 impl<T: Float> Workspace<T> {
     /// Runs `f` with the workspace this thread keeps for the model at `owner`: what the
     /// allocating methods of `model!` (`forward`, `loss`, ..) compute in, so that from their
     /// second call on they allocate only their result and read packed weights like the
-    /// `_into` forms. A thread keeps the workspaces of the 8 models it served last (and
-    /// frees the least recently used beyond that); [`Workspace::release_thread_cache`] frees
-    /// them all. Correct whatever the owner: buffers grow as needed, packed weights are
-    /// checked against their parameter's stamp, so a workspace that served another model
-    /// only costs a repack. A call made from inside `f` gets a fresh workspace.
+    /// `_into` forms. A thread keeps, per element type, the workspaces of the 8 models it
+    /// served last (and frees the least recently used beyond that);
+    /// [`Workspace::release_thread_cache`] frees them all. Correct whatever the owner:
+    /// buffers grow as needed, packed weights are checked against their parameter's stamp,
+    /// so a workspace that served another model only costs a repack. A call made from inside
+    /// `f` gets a fresh workspace.
     ///
     /// Without the `std` feature there are no thread-locals: every call gets a fresh
     /// workspace (the allocating methods then allocate their intermediates on each call; the
     /// `_into` forms with a workspace the caller keeps do not).
     #[cfg(feature = "std")]
+    #[inline]
     pub fn with_thread_cache<R>(owner: *const (), f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
+        // inlined, with the cache's work out of line: `f`'s result (a `Result` of a few words
+        // for a generated method) is then checked where `f` wrote it, not copied back through
+        // this call, which on the 2->8->1 network was half of this function's time
         let key = owner as usize;
-        let ty = core::any::TypeId::of::<Workspace<T>>();
-        // the slot stays where it is while its workspace is lent: a model called again and
-        // again finds it first and puts it back without moving anything
-        let taken = CACHED
-            .try_with(|c| {
-                let mut c = c.try_borrow_mut().ok()?;
-                let slot = c.iter_mut().find(|(k, t, _)| *k == key && *t == ty)?;
-                slot.2.take()
-            })
-            .ok()
-            .flatten();
-        let mut ws: Box<Workspace<T>> = taken
-            .and_then(|b| b.downcast().ok())
-            .unwrap_or_else(|| Box::new(Workspace::new()));
+        let mut ws = Self::lend(key);
         let r = f(&mut ws);
-        let _ = CACHED.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                match c.iter().position(|(k, t, _)| *k == key && *t == ty) {
-                    Some(0) => c[0].2 = Some(ws),
-                    Some(at) => {
-                        c.remove(at);
-                        c.insert(0, (key, ty, Some(ws)));
-                    }
-                    None => {
-                        c.insert(0, (key, ty, Some(ws)));
-                        c.truncate(THREAD_CACHE);
-                    }
-                }
+        Self::give_back(key, ws);
+        r
+    }
+
+    /// The workspace the thread keeps for `key`, taken out of its slot (which stays where it
+    /// is: a model called again and again finds it first and puts it back without moving
+    /// anything), or a new one.
+    #[cfg(feature = "std")]
+    fn lend(key: usize) -> Box<Workspace<T>> {
+        let taken = with_cache::<T, _>(|c| c.iter_mut().find(|(k, _)| *k == key)?.1.take());
+        taken
+            .flatten()
+            .unwrap_or_else(|| Box::new(Workspace::new()))
+    }
+
+    /// Puts `ws` back into `key`'s slot, first in the cache, dropping the least recently used
+    /// slot beyond [`THREAD_CACHE`].
+    #[cfg(feature = "std")]
+    fn give_back(key: usize, ws: Box<Workspace<T>>) {
+        with_cache::<T, _>(|c| match c.iter().position(|(k, _)| *k == key) {
+            Some(0) => c[0].1 = Some(ws),
+            Some(at) => {
+                c.remove(at);
+                c.insert(0, (key, Some(ws)));
+            }
+            None => {
+                c.insert(0, (key, Some(ws)));
+                c.truncate(THREAD_CACHE);
             }
         });
-        r
     }
 
     /// Runs `f` with a fresh workspace: without `std` there is no per-thread cache (see the
@@ -169,11 +208,10 @@ impl<T: Float> Workspace<T> {
     /// there is nothing to free.
     pub fn release_thread_cache() {
         #[cfg(feature = "std")]
-        let _ = CACHED.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c.clear();
-            }
-        });
+        {
+            with_cache::<f32, _>(Vec::clear);
+            with_cache::<f64, _>(Vec::clear);
+        }
     }
 }
 

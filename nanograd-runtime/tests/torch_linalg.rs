@@ -171,6 +171,9 @@ fn dense_matches_torch() {
         "dense_batch4_nobias",
         "dense_packed_batch1",
         "dense_packed_batch17_nobias",
+        "dense_small_batch1_bias",
+        "dense_small_batch1_row",
+        "dense_packed_odd_batch1",
     ] {
         dense_case::<f64>(name);
         dense_case::<f32>(name);
@@ -179,7 +182,11 @@ fn dense_matches_torch() {
 
 #[test]
 fn dense_with_packed_weights_matches_torch() {
-    for name in ["dense_packed_batch1", "dense_packed_batch17_nobias"] {
+    for name in [
+        "dense_packed_batch1",
+        "dense_packed_batch17_nobias",
+        "dense_packed_odd_batch1",
+    ] {
         dense_cached_case::<f64>(name);
         dense_cached_case::<f32>(name);
     }

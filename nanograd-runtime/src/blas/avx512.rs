@@ -4,8 +4,9 @@
 //! - tiles of `R` rows of `x` (12, then 8, 4) by one panel, two registers of columns (32
 //!   `f32`, 16 `f64`), in `2·R` accumulators; each `k` loads two registers of the panel and
 //!   broadcasts `R` elements of `x`;
-//! - the `batch % 4` rows left (batch 1 among them): one stream through each panel per row,
-//!   with four accumulator pairs.
+//! - the `batch % 4` rows left (batch 1 among them): one pass over the panels per row, two
+//!   panels at a time (two streams in step, four accumulator pairs), from L2 at batch 1:
+//!   the panels start on a cache line (see `PackedWeight`).
 //!
 //! Packing `f32` weights goes through 16×16 transposes in registers (`transpose` below),
 //! fast enough for a training step to pack its weights on every call
@@ -206,8 +207,66 @@ macro_rules! impl_avx512 {
                 }
             }
 
-            /// The batch-1 product against packed panels: one row of `x` against every
-            /// panel, with four accumulator pairs over `k` (one stream, no tile to fill).
+            /// `P` consecutive panels (`P·NR·in_f` elements from `panels`) against one row of
+            /// `x`, `H` steps of `k` at a time: per `k` one broadcast of `x[k]` and `2·P`
+            /// loads, in `H·2·P` accumulators (eight independent chains for `P·H = 4`). Two
+            /// panels at once read two streams from L2 in step; the batch-1 product is bound
+            /// by that read.
+            #[inline(always)]
+            fn gemv_panels<const P: usize, const H: usize>(
+                simd: V4,
+                x: &[$t],
+                in_f: usize,
+                panels: &[$t],
+                bias: Option<&[$t]>,
+                y: &mut [$t],
+            ) {
+                let zero = splat(simd, 0.0);
+                let mut acc = [[[zero; 2]; P]; H];
+                let streams: [&[$t]; P] =
+                    core::array::from_fn(|p| &panels[p * NR * in_f..][..NR * in_f]);
+                let mut k = 0;
+                while k + H <= in_f {
+                    let blocks: [&[$t]; P] =
+                        core::array::from_fn(|p| &streams[p][k * NR..][..H * NR]);
+                    for h in 0..H {
+                        let a = splat(simd, x[k + h]);
+                        for p in 0..P {
+                            let pk = &blocks[p][h * NR..][..NR];
+                            acc[h][p][0] = simd.$fma(a, load(&pk[..LANES]), acc[h][p][0]);
+                            acc[h][p][1] = simd.$fma(a, load(&pk[LANES..]), acc[h][p][1]);
+                        }
+                    }
+                    k += H;
+                }
+                for k in k..in_f {
+                    let a = splat(simd, x[k]);
+                    for p in 0..P {
+                        let pk = &streams[p][k * NR..][..NR];
+                        acc[0][p][0] = simd.$fma(a, load(&pk[..LANES]), acc[0][p][0]);
+                        acc[0][p][1] = simd.$fma(a, load(&pk[LANES..]), acc[0][p][1]);
+                    }
+                }
+                for p in 0..P {
+                    let col0 = p * NR;
+                    if col0 >= y.len() {
+                        break;
+                    }
+                    let sum = |i: usize| {
+                        let mut s = acc[0][p][i];
+                        for acc in &acc[1..] {
+                            s = simd.$add(s, acc[p][i]);
+                        }
+                        s
+                    };
+                    let w = NR.min(y.len() - col0);
+                    let bias = bias.map(|bias| &bias[col0..col0 + w]);
+                    store(simd, [sum(0), sum(1)], bias, &mut y[col0..col0 + w]);
+                }
+            }
+
+            /// The batch-1 product against packed panels: one row of `x` against the panels
+            /// two at a time, the last one alone if their number is odd.
             #[inline(always)]
             fn gemv(
                 simd: V4,
@@ -217,34 +276,30 @@ macro_rules! impl_avx512 {
                 bias: Option<&[$t]>,
                 y: &mut [$t],
             ) {
-                const PH: usize = 4;
-                let out_f = y.len();
-                for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
-                    let zero = splat(simd, 0.0);
-                    let mut acc = [[zero; 2]; PH];
-                    let mut steps = panel.chunks_exact(PH * NR);
-                    let mut xs = x.chunks_exact(PH);
-                    for (pk, xk) in (&mut steps).zip(&mut xs) {
-                        for h in 0..PH {
-                            let a = splat(simd, xk[h]);
-                            let pk = &pk[h * NR..][..NR];
-                            acc[h][0] = simd.$fma(a, load(&pk[..LANES]), acc[h][0]);
-                            acc[h][1] = simd.$fma(a, load(&pk[LANES..]), acc[h][1]);
-                        }
-                    }
-                    for (pk, &xk) in steps.remainder().chunks_exact(NR).zip(xs.remainder()) {
-                        let a = splat(simd, xk);
-                        acc[0][0] = simd.$fma(a, load(&pk[..LANES]), acc[0][0]);
-                        acc[0][1] = simd.$fma(a, load(&pk[LANES..]), acc[0][1]);
-                    }
-                    let sum = |i: usize| {
-                        let front = simd.$add(acc[0][i], acc[1][i]);
-                        simd.$add(front, simd.$add(acc[2][i], acc[3][i]))
-                    };
+                let count = panels.len().checked_div(NR * in_f).unwrap_or(0);
+                let mut p = 0;
+                while p + 2 <= count {
                     let col0 = p * NR;
-                    let w = NR.min(out_f - col0);
-                    let bias = bias.map(|bias| &bias[col0..col0 + w]);
-                    store(simd, [sum(0), sum(1)], bias, &mut y[col0..col0 + w]);
+                    gemv_panels::<2, 2>(
+                        simd,
+                        x,
+                        in_f,
+                        &panels[col0 * in_f..],
+                        bias.map(|b| &b[col0..]),
+                        &mut y[col0..],
+                    );
+                    p += 2;
+                }
+                if p < count {
+                    let col0 = p * NR;
+                    gemv_panels::<1, 4>(
+                        simd,
+                        x,
+                        in_f,
+                        &panels[col0 * in_f..],
+                        bias.map(|b| &b[col0..]),
+                        &mut y[col0..],
+                    );
                 }
             }
 

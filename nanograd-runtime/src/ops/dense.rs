@@ -3,7 +3,9 @@
 //! vector). Gradients: `dx += dy·W`, `dW += dyᵀ·x`, `db += Σ_batch dy`.
 //!
 //! Batch 1 runs on `gemv`, larger batches on `gemm`. The bias is written into `y` first and
-//! the product added onto it (`beta = 1`), which saves a second pass over `y`.
+//! the product added onto it (`beta = 1`), which saves a second pass over `y`. A small layer
+//! at batch 1 (rows under 32 inputs, under 256 weights) is a dot product per output, in
+//! [`dense`] itself, where the call costs more than the arithmetic.
 
 use super::matmul::{add_outer, check_matrix};
 use crate::blas::{axpy, gemm, gemv, packed_len, PackedWeight, Trans, MIN_PACK};
@@ -20,7 +22,34 @@ use crate::{check_len, Float, Param, Result};
 /// assert_eq!(y, [11.5, -3.5]);
 /// ```
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn dense<T: Float>(
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    batch: usize,
+    in_f: usize,
+    out_f: usize,
+    y: &mut [T],
+) -> Result<()> {
+    // a small layer at batch 1, its lengths right: computed here, inlined where the sizes
+    // are constants (the code `model!` writes), so that its loops are unrolled
+    if batch == 1
+        && is_small(in_f, out_f)
+        && x.len() == in_f
+        && w.len() == out_f * in_f
+        && y.len() == out_f
+        && b.is_none_or(|b| b.len() == out_f)
+    {
+        small_rows(x, w, b, in_f, out_f, y);
+        return Ok(());
+    }
+    dense_checked(x, w, b, batch, in_f, out_f, y)
+}
+
+/// [`dense`] past its small batch-1 case: every length checked, then the product.
+#[allow(clippy::too_many_arguments)]
+fn dense_checked<T: Float>(
     x: &[T],
     w: &[T],
     b: Option<&[T]>,
@@ -36,6 +65,7 @@ pub fn dense<T: Float>(
 
 /// The lengths of a dense forward pass: `x: [batch, in_f]`, `w: [out_f, in_f]`, `b: [out_f]`
 /// and `y: [batch, out_f]`.
+#[inline]
 fn check_forward<T: Float>(
     x: usize,
     w: usize,
@@ -53,7 +83,20 @@ fn check_forward<T: Float>(
     check_matrix("dense", "y", batch, out_f, y)
 }
 
+/// Below this many weight elements, with rows shorter than [`SMALL_IN`], a batch-1 layer is
+/// computed by [`small_rows`] rather than through `gemv`.
+const SMALL_W: usize = 256;
+/// See [`SMALL_W`].
+const SMALL_IN: usize = 32;
+
+/// Whether a weight `[out_f, in_f]` is one for [`small_rows`] (`in_f > 0`).
+#[inline(always)]
+fn is_small(in_f: usize, out_f: usize) -> bool {
+    in_f > 0 && in_f < SMALL_IN && out_f < SMALL_W && out_f * in_f < SMALL_W
+}
+
 /// `y = x·Wᵀ + b` on lengths already checked.
+#[inline]
 fn product<T: Float>(
     x: &[T],
     w: &[T],
@@ -63,6 +106,10 @@ fn product<T: Float>(
     out_f: usize,
     y: &mut [T],
 ) {
+    if batch == 1 && is_small(in_f, out_f) {
+        small_rows(x, w, b, in_f, out_f, y);
+        return;
+    }
     let beta = match b {
         Some(b) if out_f > 0 => {
             for row in y.chunks_exact_mut(out_f) {
@@ -102,6 +149,19 @@ fn product<T: Float>(
             y,
             /* ldc= */ out1,
         );
+    }
+}
+
+/// `y = W·x + b` for one row `x` of `in_f` elements and a small `W` ([`is_small`]): a
+/// dot product per output, each summed in order from zero and added to its bias, the sums
+/// `gemv` forms for such rows, without its bias pass, argument checks and dispatch (for a
+/// 2→8→1 network these were most of a call).
+#[inline(always)]
+fn small_rows<T: Float>(x: &[T], w: &[T], b: Option<&[T]>, in_f: usize, out_f: usize, y: &mut [T]) {
+    let (x, w, y) = (&x[..in_f], &w[..out_f * in_f], &mut y[..out_f]);
+    for (o, (yo, row)) in y.iter_mut().zip(w.chunks_exact(in_f)).enumerate() {
+        let d: T = row.iter().zip(x).map(|(&a, &b)| a * b).sum();
+        *yo = b.map_or(T::zero(), |b| b[o]) + d;
     }
 }
 
@@ -403,6 +463,60 @@ mod tests {
         assert_close!(dx, [1.0f32, 2.0, 3.0, 1.0, 0.0, 5.0]);
         assert_close!(dw, [3.0f32, 1.0, 0.0, 4.0, 0.0, -2.0]);
         assert_close!(db, [3.0f32, 3.0]);
+    }
+
+    /// `dense` at batch 1 for a small weight (its dot products in place) against `gemv`, the
+    /// path such a layer took before: the same sums in the same order, bit for bit.
+    fn small_matches_gemv<T: Float>() {
+        for (in_f, out_f) in [(1, 1), (2, 8), (8, 1), (3, 5), (7, 13), (31, 8), (5, 51)] {
+            assert!(is_small(in_f, out_f), "{in_f}->{out_f}");
+            let x = random_vec::<T>(1, in_f, -1.0, 1.0);
+            let w = random_vec::<T>(2, out_f * in_f, -1.0, 1.0);
+            let b = random_vec::<T>(3, out_f, -1.0, 1.0);
+            for bias in [Some(&b[..]), None] {
+                let mut y = vec![T::from_f64(f64::NAN); out_f];
+                dense(&x, &w, bias, 1, in_f, out_f, &mut y).unwrap();
+                let mut want = bias.map_or(vec![T::zero(); out_f], <[T]>::to_vec);
+                let beta = T::from_f64(if bias.is_some() { 1.0 } else { 0.0 });
+                gemv(
+                    Trans::No,
+                    out_f,
+                    in_f,
+                    T::one(),
+                    &w,
+                    in_f,
+                    &x,
+                    beta,
+                    &mut want,
+                );
+                assert_eq!(y, want, "{in_f}->{out_f}, bias {}", bias.is_some());
+            }
+        }
+        // past the bounds, `gemv` itself
+        assert!(!is_small(32, 1) && !is_small(8, 32) && !is_small(1, 256) && !is_small(0, 4));
+    }
+
+    #[test]
+    fn small_layers_at_batch_1_match_gemv() {
+        small_matches_gemv::<f32>();
+        small_matches_gemv::<f64>();
+    }
+
+    #[test]
+    fn small_layers_with_wrong_lengths_are_errors() {
+        // the in-place path takes only right lengths; the rest get the checks' errors
+        let w = [1.0f32; 16];
+        let mut y = [0.0f32; 8];
+        let e = dense(&[1.0; 3], &w, None, 1, 2, 8, &mut y).unwrap_err();
+        assert!(e.to_string().contains("`x`"), "{e}");
+        let e = dense(&[1.0; 2], &w[1..], None, 1, 2, 8, &mut y).unwrap_err();
+        assert!(e.to_string().contains("`w`"), "{e}");
+        let e = dense(&[1.0; 2], &w, Some(&[0.0; 7]), 1, 2, 8, &mut y).unwrap_err();
+        assert!(e.to_string().contains("`b`"), "{e}");
+        let e = dense(&[1.0; 2], &w, None, 1, 2, 8, &mut y[..7]).unwrap_err();
+        assert!(e.to_string().contains("`y`"), "{e}");
+        dense(&[1.0; 2], &w, Some(&[0.5; 8]), 1, 2, 8, &mut y).unwrap();
+        assert_eq!(y, [2.5; 8]);
     }
 
     #[test]
