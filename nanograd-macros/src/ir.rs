@@ -64,10 +64,12 @@ impl ConvGeom {
             // its gradient by tap
             let pw = self.w + self.padding;
             let plane = self.padded_plane();
+            let width = 1024usize.div_ceil(plane) * plane;
+            let margin = (self.kh - 1) * pw + self.kw - 1;
             let weight = self.c_out * self.c_in * self.kh * self.kw;
             return self.c_in * (self.kh * pw + self.kw)
-                + self.c_out * ((self.kh - 1) * pw + self.kw - 1)
-                + self.c_in.max(self.c_out) * 1024usize.div_ceil(plane) * plane
+                + self.c_out * margin
+                + (self.c_out * width).max(self.c_in * self.kh * self.kw * (width + margin))
                 + 2 * weight;
         }
         let ohw = self.out_h() * self.out_w();

@@ -90,14 +90,17 @@ impl Conv2dGeom {
     /// Fixed workspace of the shifted kernels: `P`'s tails, `dYw`'s margins, one chunk's
     /// product (`Y_wide` or `dP`), the weight by tap and its gradient by tap.
     pub(super) const fn shifted_fixed(&self) -> usize {
-        let widest = if self.c_in > self.c_out {
-            self.c_in
+        let width = self.shifted_chunk() * self.padded_plane();
+        let forward = self.c_out * width;
+        let backward = self.c_in * self.kh * self.kw * (width + self.max_shift());
+        let product = if forward > backward {
+            forward
         } else {
-            self.c_out
+            backward
         };
         self.c_in * self.padded_tail()
             + self.c_out * self.max_shift()
-            + widest * self.shifted_chunk() * self.padded_plane()
+            + product
             + 2 * self.weight_len()
     }
 
@@ -182,7 +185,7 @@ pub(super) fn backward<T: Float>(
     if n == 0 {
         return;
     }
-    let ([p, dyw, chunk, wt, dwt], ld_p, ld_dy) = g.split_shifted(n, workspace);
+    let ([p, dyw, chunk, _, dwt], ld_p, ld_dy) = g.split_shifted(n, workspace);
     if let Some(db) = dbias {
         add_row_sums(dy, g.out_h() * g.out_w(), db);
     }
@@ -191,9 +194,6 @@ pub(super) fn backward<T: Float>(
     }
     if dweight.is_some() && cols_held == Conv2dCols::Recompute {
         vectorize(Pad { g, x, p, ld_p });
-    }
-    if dx.is_some() {
-        by_tap(g, weight, wt);
     }
     vectorize(Widen { g, dy, dyw, ld_dy });
     dwt.fill(T::zero());
@@ -217,33 +217,33 @@ pub(super) fn backward<T: Float>(
         let m = g.shifted_chunk().min(n - k0);
         let (c0, width) = (k0 * plane, m * plane);
         if let Some(dx) = dx.as_deref_mut() {
-            // dP[.., c0..] = Σ_t W_tᵀ · dYw[.., c0 - d_t..]: [c_in, c_out] · [c_out, width]
-            let product = &mut chunk[..g.c_in * width];
-            for t in 0..taps {
-                let shift = t / g.kw * pw + t % g.kw;
-                gemm(
-                    Trans::Yes,
-                    Trans::No,
-                    g.c_in,
-                    width,
-                    g.c_out,
-                    T::one(),
-                    &wt[t * g.c_out * g.c_in..][..g.c_out * g.c_in],
-                    /* lda= */ g.c_in,
-                    &dyw[margin + c0 - shift..],
-                    /* ldb= */ ld_dy,
-                    if t == 0 { T::zero() } else { T::one() },
-                    product,
-                    /* ldc= */ width,
-                );
-            }
+            // Z[(c, t), ..] = Σ_o weight[o, c, t]·dYw[o, c0 - d_max..]: [c_in·taps, c_out] ·
+            // [c_out, width + d_max], every tap's product at once (the weight as stored,
+            // transposed); then dP[c, q] = Σ_t Z[(c, t), q + d_max - d_t]
+            let span = width + margin;
+            let product = &mut chunk[..g.c_in * taps * span];
+            gemm(
+                Trans::Yes,
+                Trans::No,
+                g.c_in * taps,
+                span,
+                g.c_out,
+                T::one(),
+                weight,
+                /* lda= */ g.c_in * taps,
+                &dyw[c0..],
+                /* ldb= */ ld_dy,
+                T::zero(),
+                product,
+                /* ldc= */ span,
+            );
             let images = k0 * g.input_len()..(k0 + m) * g.input_len();
             let dx = &mut dx[images.clone()];
             let add = how == Dx::Add;
             vectorize(Unpad {
                 g,
                 product,
-                width,
+                span,
                 dx,
                 add,
             });
@@ -373,11 +373,12 @@ impl<T: Float> Kernel for Unwide<'_, T> {
     }
 }
 
-/// `dx[k, c, r, s] (+)= dP[c, k·plane + (p + r)·pw + p + s]` for the chunk's images.
+/// `dx[k, c, r, s] (+)= Σ_t Z[(c, t), d_max - d_t + k·plane + (p + r)·pw + p + s]` for the
+/// chunk's images: the taps' products shifted back onto the input and summed.
 struct Unpad<'a, T> {
     g: &'a Conv2dGeom,
     product: &'a [T],
-    width: usize,
+    span: usize,
     dx: &'a mut [T],
     add: bool,
 }
@@ -389,22 +390,26 @@ impl<T: Float> Kernel for Unpad<'_, T> {
         let Unpad {
             g,
             product,
-            width,
+            span,
             dx,
             add,
         } = self;
-        let (pad, pw, plane) = (g.padding, g.padded_w(), g.padded_plane());
+        let (pad, pw, plane, taps) = (g.padding, g.padded_w(), g.padded_plane(), g.kh * g.kw);
+        let margin = g.max_shift();
         for (kc, dx) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
             let (k, c) = (kc / g.c_in, kc % g.c_in);
-            let src = &product[c * width + k * plane + pad * pw..][..g.h * pw];
-            for (dst, src) in dx.chunks_exact_mut(g.w).zip(src.chunks_exact(pw)) {
-                let src = &src[pad..];
-                if add {
-                    for (d, &s) in dst.iter_mut().zip(src) {
-                        *d += s;
+            let z = &product[c * taps * span..][..taps * span];
+            for (r, dst) in dx.chunks_exact_mut(g.w).enumerate() {
+                let q = margin + k * plane + (pad + r) * pw + pad;
+                for t in 0..taps {
+                    let src = &z[t * span + q - (t / g.kw * pw + t % g.kw)..][..g.w];
+                    if t == 0 && !add {
+                        dst.copy_from_slice(src);
+                    } else {
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            *d += s;
+                        }
                     }
-                } else {
-                    dst.copy_from_slice(src);
                 }
             }
         }
@@ -578,7 +583,7 @@ mod tests {
             (225, 5, 32)
         );
         assert_eq!(g.workspace_per_image(), 48 * 225);
-        let fixed = 16 * (3 * 15 + 3) + 32 * 32 + 32 * 5 * 225 + 2 * 32 * 16 * 9;
+        let fixed = 16 * (3 * 15 + 3) + 32 * 32 + 16 * 9 * (5 * 225 + 32) + 2 * 32 * 16 * 9;
         assert_eq!(g.workspace_fixed(), fixed);
         assert_eq!(g.workspace_len(64), 64 * 48 * 225 + fixed);
     }
