@@ -374,10 +374,12 @@ impl<T: Float> Kernel for Unwide<'_, T> {
 }
 
 /// `dx[k, c, r, s] (+)= Σ_t Z[(c, t), d_max - d_t + k·plane + (p + r)·pw + p + s]` for the
-/// chunk's images: the taps' products shifted back onto the input and summed.
+/// chunk's images: the taps' products shifted back onto the input and summed, over each
+/// image's `h` padded rows at once (long vectors, not rows of `w`) into tap 0's row of `Z`
+/// (whose shift is 0), then read out row by row.
 struct Unpad<'a, T> {
     g: &'a Conv2dGeom,
-    product: &'a [T],
+    product: &'a mut [T],
     span: usize,
     dx: &'a mut [T],
     add: bool,
@@ -395,21 +397,28 @@ impl<T: Float> Kernel for Unpad<'_, T> {
             add,
         } = self;
         let (pad, pw, plane, taps) = (g.padding, g.padded_w(), g.padded_plane(), g.kh * g.kw);
-        let margin = g.max_shift();
+        let (margin, rows) = (g.max_shift(), g.h * pw);
         for (kc, dx) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
             let (k, c) = (kc / g.c_in, kc % g.c_in);
-            let z = &product[c * taps * span..][..taps * span];
-            for (r, dst) in dx.chunks_exact_mut(g.w).enumerate() {
-                let q = margin + k * plane + (pad + r) * pw + pad;
-                for t in 0..taps {
-                    let src = &z[t * span + q - (t / g.kw * pw + t % g.kw)..][..g.w];
-                    if t == 0 && !add {
-                        dst.copy_from_slice(src);
-                    } else {
-                        for (d, &s) in dst.iter_mut().zip(src) {
-                            *d += s;
-                        }
+            let z = &mut product[c * taps * span..][..taps * span];
+            let q = margin + k * plane + pad * pw;
+            let (first, others) = z.split_at_mut(span);
+            let sum = &mut first[q..][..rows];
+            for t in 1..taps {
+                let shift = t / g.kw * pw + t % g.kw;
+                let src = &others[(t - 1) * span + q - shift..][..rows];
+                for (d, &s) in sum.iter_mut().zip(src) {
+                    *d += s;
+                }
+            }
+            for (dst, src) in dx.chunks_exact_mut(g.w).zip(sum.chunks_exact(pw)) {
+                let src = &src[pad..];
+                if add {
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d += s;
                     }
+                } else {
+                    dst.copy_from_slice(src);
                 }
             }
         }
