@@ -15,6 +15,11 @@
 //! the reordering between `Y`'s layout `[c_out, images, out_h·out_w]` and `y`'s
 //! `[images, c_out, out_h, out_w]` (none for one image), so that a chunk stays in cache.
 //!
+//! Stride-1 convolutions of 8 input channels or more (padding below the kernel) take
+//! another way, without im2col: one GEMM per tap on shifted views of one zero-padded copy
+//! of the input (`conv2d/shifted.rs`); their workspace holds that copy instead of the
+//! columns, and [`Conv2dCols`] means that copy for them.
+//!
 //! # The workspace
 //!
 //! The caller provides one workspace of [`Conv2dGeom::workspace_len`]`(n)` =
@@ -230,7 +235,9 @@ impl Conv2dGeom {
     }
 
     /// Workspace elements per image: its columns, [`Conv2dGeom::col_len`]
-    /// (`c_in·kh·kw·out_h·out_w`).
+    /// (`c_in·kh·kw·out_h·out_w`); for the shifted GEMMs of a stride-1 convolution of 8
+    /// channels or more (the module's doc), its padded input and output gradient planes,
+    /// `(c_in + c_out)·(h + p)·(w + p)`.
     pub const fn workspace_per_image(&self) -> usize {
         if self.is_shifted() {
             return self.shifted_per_image();
@@ -248,6 +255,10 @@ impl Conv2dGeom {
     ///   else 0, where with `ohw = out_h·out_w`, `m = 1` if `ohw >= 256` and `ohw` is a
     ///   multiple of 16, else `m = ⌈1024 / ohw⌉`: one chunk's output before it is
     ///   reordered.
+    ///
+    /// For the shifted GEMMs (the module's doc) instead: the padded input's tail rows, the
+    /// output gradient's leading zeros, one chunk's product, the weight by tap and its
+    /// gradient by tap (`conv2d/shifted.rs`).
     ///
     /// A `const fn`, like [`Conv2dGeom::workspace_per_image`]: generated code may size its
     /// buffers with them in constants.
