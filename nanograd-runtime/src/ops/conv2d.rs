@@ -925,7 +925,7 @@ mod tests {
         check(Conv2dGeom::new(8, 6, 5, 2, 3, 3, 1, 0).unwrap(), 2, 160);
         check(Conv2dGeom::new(9, 4, 5, 2, 2, 3, 1, 1).unwrap(), 1, 170);
         check(Conv2dGeom::new(8, 3, 4, 2, 5, 5, 1, 2).unwrap(), 2, 180);
-        check(Conv2dGeom::new(8, 14, 14, 2, 3, 3, 1, 1).unwrap(), 6, 190); // chunks of 5 and 1
+        // (chunks of several images: `shifted::tests::shifted_equals_im2col`)
     }
 
     /// The gradients of one backward pass, accumulated onto zeros.
