@@ -17,8 +17,10 @@
 //! - forward: `Y_wide = Σ_t W_t · P[.., d_t..]`, nine GEMMs of depth `c_in` when the kernel
 //!   is 3x3, each reading its shifted view of `P` in place (rows `L` apart);
 //! - input gradient: with `dY` laid out wide (`dYw`, junk columns 0, and a margin of `d_max`
-//!   zeros before column 0), `dP[.., q] = Σ_t W_tᵀ · dYw[.., q - d_t]`, the same products
-//!   with the taps transposed, and `dx` is read out of `dP`;
+//!   zeros before column 0), `dP[.., q] = Σ_t W_tᵀ · dYw[.., q - d_t]`: one GEMM gives
+//!   every tap's `W_tᵀ · dYw` (`[c_in·kh·kw, c_out]`, the weight as stored, transposed),
+//!   whose rows are then shifted back and summed over each image's padded rows, and `dx`
+//!   is read out of the sum;
 //! - weight gradient: `dW_t += dYw · P[.., d_t..]ᵀ`, one product of depth `n·ph·pw` per tap
 //!   over the whole batch, as register-blocked dot products of rows.
 //!
