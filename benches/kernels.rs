@@ -621,6 +621,52 @@ fn cnn_bn(c: &mut Criterion) {
             .unwrap()
         },
     );
+    // row 15 in its two halves, for where conv2's backward time goes (conv2's input is
+    // padded again for dweight, its columns laid out again, on every repetition)
+    kernel(
+        &mut group,
+        20,
+        "conv2 conv2d_backward, dweight only (116 MFLOP)",
+        || {
+            let cols = ops::Conv2dCols::Recompute;
+            let (dx, dw, db) = (None, Some(&mut dw2[..]), None);
+            ops::conv2d_backward(
+                &g2,
+                black_box(&q1),
+                w2,
+                &dh2,
+                b,
+                &mut cols2,
+                cols,
+                dx,
+                dw,
+                db,
+            )
+            .unwrap()
+        },
+    );
+    kernel(
+        &mut group,
+        21,
+        "conv2 conv2d_backward_overwrite, dx only (116 MFLOP)",
+        || {
+            let cols = ops::Conv2dCols::Recompute;
+            let (dx, dw, db) = (Some(&mut dq1[..]), None, None);
+            ops::conv2d_backward_overwrite(
+                &g2,
+                black_box(&q1),
+                w2,
+                &dh2,
+                b,
+                &mut cols2,
+                cols,
+                dx,
+                dw,
+                db,
+            )
+            .unwrap()
+        },
+    );
     let mut stepped = model.clone();
     let xs = images(6, b);
     stepped.loss_backward(&xs, &one_hot(b)).unwrap();

@@ -41,12 +41,37 @@ impl ConvGeom {
     /// `nanograd_runtime::ops::Conv2dGeom::workspace_per_image`; the kernels check the
     /// workspace length exactly, so a difference is an error at once.
     pub fn workspace_per_image(&self) -> usize {
+        if self.is_shifted() {
+            return (self.c_in + self.c_out) * self.padded_plane();
+        }
         self.col_len()
+    }
+    /// Whether the kernels run as GEMMs on shifted views of one padded copy of the input
+    /// (`Conv2dGeom::is_shifted`: stride 1, padding below the kernel, 8 channels or more).
+    fn is_shifted(&self) -> bool {
+        self.stride == 1 && self.padding < self.kh && self.padding < self.kw && self.c_in >= 8
+    }
+    /// One image's padded plane, `(h + p)·(w + p)`.
+    fn padded_plane(&self) -> usize {
+        (self.h + self.padding) * (self.w + self.padding)
     }
     /// The kernels' workspace that does not grow with the batch (the weight's gradient
     /// transposed, stride-phase planes, one chunk's output). Mirrors
     /// `nanograd_runtime::ops::Conv2dGeom::workspace_fixed`.
     pub fn workspace_fixed(&self) -> usize {
+        if self.is_shifted() {
+            // the padded input's tails, dY's margins, one chunk's product, the weight and
+            // its gradient by tap
+            let pw = self.w + self.padding;
+            let plane = self.padded_plane();
+            let width = 1024usize.div_ceil(plane) * plane;
+            let margin = (self.kh - 1) * pw + self.kw - 1;
+            let weight = self.c_out * self.c_in * self.kh * self.kw;
+            return self.c_in * (self.kh * pw + self.kw)
+                + self.c_out * margin
+                + (self.c_out * width).max(self.c_in * self.kh * self.kw * (width + margin))
+                + 2 * weight;
+        }
         let ohw = self.out_h() * self.out_w();
         let chunk = if ohw == 0 || (ohw >= 256 && ohw.is_multiple_of(16)) {
             1

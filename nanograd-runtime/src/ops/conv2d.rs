@@ -15,6 +15,11 @@
 //! the reordering between `Y`'s layout `[c_out, images, out_h·out_w]` and `y`'s
 //! `[images, c_out, out_h, out_w]` (none for one image), so that a chunk stays in cache.
 //!
+//! Stride-1 convolutions of 8 input channels or more (padding below the kernel) take
+//! another way, without im2col: one GEMM per tap on shifted views of one zero-padded copy
+//! of the input (`conv2d/shifted.rs`); their workspace holds that copy instead of the
+//! columns, and [`Conv2dCols`] means that copy for them.
+//!
 //! # The workspace
 //!
 //! The caller provides one workspace of [`Conv2dGeom::workspace_len`]`(n)` =
@@ -28,6 +33,7 @@
 mod im2col;
 mod products;
 mod rows;
+mod shifted;
 
 use super::relu::keep_where_positive;
 use crate::blas::{gemm, Trans};
@@ -229,8 +235,13 @@ impl Conv2dGeom {
     }
 
     /// Workspace elements per image: its columns, [`Conv2dGeom::col_len`]
-    /// (`c_in·kh·kw·out_h·out_w`).
+    /// (`c_in·kh·kw·out_h·out_w`); for the shifted GEMMs of a stride-1 convolution of 8
+    /// channels or more (the module's doc), its padded input and output gradient planes,
+    /// `(c_in + c_out)·(h + p)·(w + p)`.
     pub const fn workspace_per_image(&self) -> usize {
+        if self.is_shifted() {
+            return self.shifted_per_image();
+        }
         self.col_len()
     }
 
@@ -245,9 +256,16 @@ impl Conv2dGeom {
     ///   multiple of 16, else `m = ⌈1024 / ohw⌉`: one chunk's output before it is
     ///   reordered.
     ///
+    /// For the shifted GEMMs (the module's doc) instead: the padded input's tail rows, the
+    /// output gradient's leading zeros, one chunk's product, the weight by tap and its
+    /// gradient by tap (`conv2d/shifted.rs`).
+    ///
     /// A `const fn`, like [`Conv2dGeom::workspace_per_image`]: generated code may size its
     /// buffers with them in constants.
     pub const fn workspace_fixed(&self) -> usize {
+        if self.is_shifted() {
+            return self.shifted_fixed();
+        }
         let chunk = self.chunk_images();
         let chunk_out = if chunk > 1 {
             chunk * self.output_len()
@@ -356,6 +374,10 @@ pub fn conv2d<T: Float>(
     g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("y", y.len()))?;
     if let Some(b) = bias {
         check_len("conv2d", "bias", g.c_out, b.len())?;
+    }
+    if g.is_shifted() {
+        shifted::forward(g, x, weight, bias, n, workspace, y);
+        return Ok(());
     }
     let [cols, _, phases, out] = g.split_workspace(n, workspace);
     for ch in Chunks::new(g, n) {
@@ -522,6 +544,11 @@ fn backward<T: Float>(
     }
     if let Some(db) = &dbias {
         check_len("conv2d", "dbias", g.c_out, db.len())?;
+    }
+    if g.is_shifted() {
+        let grads = (dx, dweight, dbias);
+        shifted::backward(g, x, weight, dy, n, workspace, cols_held, grads, how);
+        return Ok(());
     }
     let [cols, dw_sum, phases, out] = g.split_workspace(n, workspace);
     for ch in Chunks::new(g, n) {
@@ -893,6 +920,12 @@ mod tests {
         check(Conv2dGeom::new(1, 32, 32, 2, 3, 3, 2, 1).unwrap(), 3, 130);
         // 225 outputs per image: chunks of at most 5 images (here 4 and 3)
         check(Conv2dGeom::new(1, 15, 15, 2, 3, 3, 1, 1).unwrap(), 7, 140);
+        // 8 channels or more at stride 1: nine GEMMs on shifted views of the padded input
+        check(Conv2dGeom::new(8, 5, 4, 3, 3, 3, 1, 1).unwrap(), 3, 150);
+        check(Conv2dGeom::new(8, 6, 5, 2, 3, 3, 1, 0).unwrap(), 2, 160);
+        check(Conv2dGeom::new(9, 4, 5, 2, 2, 3, 1, 1).unwrap(), 1, 170);
+        check(Conv2dGeom::new(8, 3, 4, 2, 5, 5, 1, 2).unwrap(), 2, 180);
+        // (chunks of several images: `shifted::tests::shifted_equals_im2col`)
     }
 
     /// The gradients of one backward pass, accumulated onto zeros.
@@ -958,6 +991,8 @@ mod tests {
             Conv2dGeom::new(1, 18, 18, 2, 3, 3, 1, 0).unwrap(), // per image, general im2col
             Conv2dGeom::new(2, 15, 15, 3, 3, 3, 1, 1).unwrap(), // chunks of 5 images
             Conv2dGeom::new(1, 30, 31, 2, 3, 3, 2, 1).unwrap(), // chunks of 5, general
+            Conv2dGeom::new(8, 14, 14, 3, 3, 3, 1, 1).unwrap(), // shifted GEMMs
+            Conv2dGeom::new(9, 5, 7, 2, 2, 3, 1, 0).unwrap(), // shifted, no padding
         ];
         for (i, g) in geoms.iter().enumerate() {
             for n in [1, 5, 7] {
@@ -997,6 +1032,7 @@ mod tests {
             Conv2dGeom::new(2, 6, 9, 2, 3, 3, 3, 0).unwrap(),
             Conv2dGeom::new(1, 5, 6, 2, 2, 3, 2, 0).unwrap(),
             Conv2dGeom::new(1, 15, 15, 2, 3, 3, 1, 1).unwrap(),
+            Conv2dGeom::new(8, 6, 5, 3, 3, 3, 1, 1).unwrap(), // shifted GEMMs
         ]
         .iter()
         .enumerate()
@@ -1034,6 +1070,7 @@ mod tests {
             Conv2dGeom::new(2, 8, 6, 3, 3, 3, 2, 1).unwrap(),
             Conv2dGeom::new(2, 5, 4, 3, 3, 3, 1, 1).unwrap(),
             Conv2dGeom::new(1, 5, 6, 2, 2, 3, 2, 0).unwrap(),
+            Conv2dGeom::new(8, 5, 6, 2, 3, 3, 1, 1).unwrap(), // shifted GEMMs
         ]
         .iter()
         .enumerate()
