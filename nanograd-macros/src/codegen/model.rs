@@ -248,7 +248,11 @@ pub(super) fn returns(
     let out_flat = flatten_mut(quote!(out), ret.rank());
     let call = cached(quote!(&mut __out,));
     if ret.is_batched() {
-        let first = f.inputs.iter().find(|(_, sh)| sh.is_batched()).map(|(n, _)| n);
+        let first = f
+            .inputs
+            .iter()
+            .find(|(_, sh)| sh.is_batched())
+            .map(|(n, _)| n);
         Returns {
             into_sig: quote!(out: &mut [#sample], ws: &mut #ws),
             into_tail: quote! {

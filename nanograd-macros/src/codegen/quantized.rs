@@ -53,10 +53,10 @@ use std::collections::HashMap;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
+use super::array_type_of;
 use super::forward::conv_geom;
 use super::graph::{aux, layer_path, param_path, GraphGen, Mode, Size};
 use super::model::{bind_inputs, method_vis, returns, sample_dims, Returns};
-use super::array_type_of;
 use crate::ir::{Graph, NodeId, Op};
 use crate::lower::{FnModel, LayerKind, StructModel};
 use crate::shape::Shape;
