@@ -304,6 +304,9 @@ mod tests {
             assert_eq!(ws.capacity(), 64);
             assert_eq!(ws.split(64).0.as_ptr() as usize, pa);
         });
+        // and so does the other, served before the last one
+        Workspace::<f32>::with_thread_cache(b, |ws| assert_eq!(ws.capacity(), 8));
+        Workspace::<f32>::with_thread_cache(a, |ws| assert_eq!(ws.capacity(), 64));
         // another element type is another workspace
         Workspace::<f64>::with_thread_cache(a, |ws| assert_eq!(ws.capacity(), 0));
         // a call inside a call gets a fresh one
