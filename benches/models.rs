@@ -18,6 +18,8 @@
 //! - `tiny_infer/1`: dense 2→8, ReLU, dense 8→1 at batch 1 (the per-call overhead);
 //! - `tiny_forward/1`: the tiny model through `forward`, the call a user makes first (it
 //!   returns a new `Vec` and computes in the workspace the model keeps for the calling thread);
+//!   `tiny_forward/result_alloc` allocates, fills and drops that `Vec` alone (what `forward`
+//!   cannot avoid: it sets the floor under `tiny_forward/1 - tiny_infer/1`);
 //! - `gpt/*`: the character-level GPT of `examples/shared/gpt.rs` (4 pre-norm blocks of
 //!   width 128, 4 causal heads, context 64, vocabulary `VOCAB` = 75, feed-forward 512, tanh
 //!   GELU) on seeded random token ids below `VOCAB`: `gpt/train_step/12`, one training step
@@ -221,6 +223,14 @@ fn tiny(c: &mut Criterion) {
     let mut group = c.benchmark_group("tiny_forward");
     group.bench_function(BenchmarkId::from_parameter(1), |bench| {
         bench.iter(|| black_box(model.forward(black_box(&x)).unwrap()))
+    });
+    group.bench_function("result_alloc", |bench| {
+        bench.iter(|| {
+            let x = black_box(&x);
+            let mut out = Vec::with_capacity(x.len());
+            out.resize(x.len(), [0.0f32; 1]);
+            black_box(out)
+        })
     });
     group.finish();
 }

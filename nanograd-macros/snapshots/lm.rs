@@ -667,9 +667,8 @@ impl LmInt8 {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
         type T = f32;
-        let mut __out = ::nanograd::__private::vec![
-            [[T::zero(); 11usize]; 8usize]; idx.len()
-        ];
+        let mut __out = ::nanograd::__private::Vec::with_capacity(idx.len());
+        __out.resize(idx.len(), [[T::zero(); 11usize]; 8usize]);
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(idx, &mut __out, __ws) },

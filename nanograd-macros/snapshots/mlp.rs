@@ -709,7 +709,8 @@ impl MlpInt8 {
         #[allow(unused_imports)]
         use ::nanograd::Float as _;
         type T = f32;
-        let mut __out = ::nanograd::__private::vec![[T::zero(); 2usize]; x.len()];
+        let mut __out = ::nanograd::__private::Vec::with_capacity(x.len());
+        __out.resize(x.len(), [T::zero(); 2usize]);
         ::nanograd::Workspace::with_thread_cache(
             self as *const Self as *const (),
             |__ws| { self.forward_into(x, &mut __out, __ws) },

@@ -96,40 +96,81 @@ impl<T: Float> Workspace<T> {
 #[cfg(feature = "std")]
 const THREAD_CACHE: usize = 8;
 
-/// One workspace of the thread cache: its owner's address, and the workspace itself unless a
-/// call has it.
+/// One thread's workspaces of one element type: the one of the model served last, which a
+/// model called again and again takes and puts back without searching or moving anything,
+/// then up to [`THREAD_CACHE`]` - 1` others, most recently used first. A workspace a call has
+/// is in neither.
 #[cfg(feature = "std")]
-type CacheSlot<T> = (usize, Option<Box<Workspace<T>>>);
+struct Cache<T: Float> {
+    /// The owner served last and its workspace (`(0, None)` while a call has it: no owner's
+    /// address is 0).
+    recent: core::cell::Cell<(usize, Option<Box<Workspace<T>>>)>,
+    older: core::cell::RefCell<Vec<(usize, Box<Workspace<T>>)>>,
+}
 
-/// One thread's cache of `Workspace<T>`, most recently used first.
 #[cfg(feature = "std")]
-type Cache<T> = std::cell::RefCell<Vec<CacheSlot<T>>>;
+impl<T: Float> Cache<T> {
+    const fn new() -> Self {
+        Cache {
+            recent: core::cell::Cell::new((0, None)),
+            older: core::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `key`'s workspace, taken out of the cache.
+    fn take(&self, key: usize) -> Option<Box<Workspace<T>>> {
+        match self.recent.take() {
+            (k, Some(ws)) if k == key => Some(ws),
+            other => {
+                self.recent.set(other);
+                let mut older = self.older.try_borrow_mut().ok()?;
+                let at = older.iter().position(|(k, _)| *k == key)?;
+                Some(older.remove(at).1)
+            }
+        }
+    }
+
+    /// Keeps `ws` as `key`'s workspace, the most recent; the one it displaces moves to the
+    /// front of the older ones (the least recently used beyond [`THREAD_CACHE`] is dropped),
+    /// unless it is `key`'s own (a workspace lent to a call made inside another call).
+    fn put(&self, key: usize, ws: Box<Workspace<T>>) {
+        if let (k, Some(displaced)) = self.recent.replace((key, Some(ws))) {
+            if k != key {
+                if let Ok(mut older) = self.older.try_borrow_mut() {
+                    older.insert(0, (k, displaced));
+                    older.truncate(THREAD_CACHE - 1);
+                }
+            }
+        }
+    }
+
+    fn clear(&self) {
+        self.recent.set((0, None));
+        if let Ok(mut older) = self.older.try_borrow_mut() {
+            older.clear();
+        }
+    }
+}
 
 #[cfg(feature = "std")]
 std::thread_local! {
     /// The `f32` workspaces of this thread's allocating calls.
-    static CACHED_F32: Cache<f32> = const { std::cell::RefCell::new(Vec::new()) };
+    static CACHED_F32: Cache<f32> = const { Cache::new() };
     /// The `f64` workspaces of this thread's allocating calls.
-    static CACHED_F64: Cache<f64> = const { std::cell::RefCell::new(Vec::new()) };
+    static CACHED_F64: Cache<f64> = const { Cache::new() };
 }
 
 /// Runs `g` on this thread's cache of `Workspace<T>` (`None` while the thread is being torn
-/// down, or inside another `g`). Each element type has a list of its own, so that a lookup
-/// compares owners only: the `Any` cast below names one concrete type on each side and
-/// resolves while compiling, where a cache of `Box<dyn Any>` checked the type of every
-/// workspace it lent.
+/// down). Each element type has a cache of its own, so that a lookup compares owners only:
+/// the `Any` cast below names one concrete type on each side and resolves while compiling.
 #[cfg(feature = "std")]
-fn with_cache<T: Float, R>(g: impl FnOnce(&mut Vec<CacheSlot<T>>) -> R) -> Option<R> {
+fn with_cache<T: Float, R>(g: impl FnOnce(&Cache<T>) -> R) -> Option<R> {
     fn on<U: Float, T: Float, R>(
         cache: &'static std::thread::LocalKey<Cache<U>>,
-        g: impl FnOnce(&mut Vec<CacheSlot<T>>) -> R,
+        g: impl FnOnce(&Cache<T>) -> R,
     ) -> Option<R> {
         cache
-            .try_with(|c| {
-                let mut c = c.try_borrow_mut().ok()?;
-                let slots: &mut dyn core::any::Any = &mut *c;
-                slots.downcast_mut::<Vec<CacheSlot<T>>>().map(g)
-            })
+            .try_with(|c| (c as &dyn core::any::Any).downcast_ref::<Cache<T>>().map(g))
             .ok()
             .flatten()
     }
@@ -167,32 +208,18 @@ impl<T: Float> Workspace<T> {
         r
     }
 
-    /// The workspace the thread keeps for `key`, taken out of its slot (which stays where it
-    /// is: a model called again and again finds it first and puts it back without moving
-    /// anything), or a new one.
+    /// The workspace the thread keeps for `key`, taken out of the cache, or a new one.
     #[cfg(feature = "std")]
     fn lend(key: usize) -> Box<Workspace<T>> {
-        let taken = with_cache::<T, _>(|c| c.iter_mut().find(|(k, _)| *k == key)?.1.take());
-        taken
+        with_cache::<T, _>(|c| c.take(key))
             .flatten()
             .unwrap_or_else(|| Box::new(Workspace::new()))
     }
 
-    /// Puts `ws` back into `key`'s slot, first in the cache, dropping the least recently used
-    /// slot beyond [`THREAD_CACHE`].
+    /// Puts `ws` back as `key`'s workspace, the most recently used.
     #[cfg(feature = "std")]
     fn give_back(key: usize, ws: Box<Workspace<T>>) {
-        with_cache::<T, _>(|c| match c.iter().position(|(k, _)| *k == key) {
-            Some(0) => c[0].1 = Some(ws),
-            Some(at) => {
-                c.remove(at);
-                c.insert(0, (key, Some(ws)));
-            }
-            None => {
-                c.insert(0, (key, Some(ws)));
-                c.truncate(THREAD_CACHE);
-            }
-        });
+        with_cache::<T, _>(|c| c.put(key, ws));
     }
 
     /// Runs `f` with a fresh workspace: without `std` there is no per-thread cache (see the
@@ -209,8 +236,8 @@ impl<T: Float> Workspace<T> {
     pub fn release_thread_cache() {
         #[cfg(feature = "std")]
         {
-            with_cache::<f32, _>(Vec::clear);
-            with_cache::<f64, _>(Vec::clear);
+            with_cache::<f32, _>(Cache::clear);
+            with_cache::<f64, _>(Cache::clear);
         }
     }
 }
@@ -277,6 +304,9 @@ mod tests {
             assert_eq!(ws.capacity(), 64);
             assert_eq!(ws.split(64).0.as_ptr() as usize, pa);
         });
+        // and so does the other, served before the last one
+        Workspace::<f32>::with_thread_cache(b, |ws| assert_eq!(ws.capacity(), 8));
+        Workspace::<f32>::with_thread_cache(a, |ws| assert_eq!(ws.capacity(), 64));
         // another element type is another workspace
         Workspace::<f64>::with_thread_cache(a, |ws| assert_eq!(ws.capacity(), 0));
         // a call inside a call gets a fresh one

@@ -204,6 +204,92 @@ pub(super) fn method_vis(f: &FnModel, s: &StructModel) -> Visibility {
     }
 }
 
+/// How a fn's two methods return its result, for models of element type `elem` (`T`, or
+/// `f32` for the int8 form): the `_into` form's trailing parameters, its last statements (which
+/// copy `result`, the value's buffer, out) and its return type; the allocating form's return
+/// type and body, which calls the `_into` form in the thread's workspace for the model
+/// ([`Workspace::with_thread_cache`]) and allocates only what it returns.
+pub(super) struct Returns {
+    pub into_sig: TokenStream,
+    pub into_tail: TokenStream,
+    pub into_ret: TokenStream,
+    pub plain_ret: TokenStream,
+    pub plain_body: TokenStream,
+}
+
+pub(super) fn returns(
+    model: &str,
+    f: &FnModel,
+    into_name: &Ident,
+    elem: TokenStream,
+    result: &TokenStream,
+) -> Returns {
+    let (name, ret) = (&f.name, &f.ret);
+    let arg_names: Vec<&Ident> = f.inputs.iter().map(|(n, _)| n).collect();
+    let ws = quote!(::nanograd::Workspace<#elem>);
+    let cached = |out: TokenStream| {
+        quote! {
+            ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
+                self.#into_name(#(#arg_names,)* #out __ws)
+            })
+        }
+    };
+    if ret.is_scalar() {
+        return Returns {
+            into_sig: quote!(ws: &mut #ws),
+            into_tail: quote!(Ok((#result)[0])),
+            into_ret: elem.clone(),
+            plain_ret: elem,
+            plain_body: cached(quote!()),
+        };
+    }
+    let sample = super::array_type_of(&sample_dims(ret), elem);
+    let zero = array_zero(&sample_dims(ret));
+    let out_flat = flatten_mut(quote!(out), ret.rank());
+    let call = cached(quote!(&mut __out,));
+    if ret.is_batched() {
+        let first = f
+            .inputs
+            .iter()
+            .find(|(_, sh)| sh.is_batched())
+            .map(|(n, _)| n);
+        Returns {
+            into_sig: quote!(out: &mut [#sample], ws: &mut #ws),
+            into_tail: quote! {
+                ::nanograd::check_batch(concat!(#model, "::", stringify!(#name)), "out", __b, out.len())?;
+                (#out_flat).copy_from_slice(#result);
+                Ok(())
+            },
+            into_ret: quote!(()),
+            plain_ret: quote!(::nanograd::__private::Vec<#sample>),
+            // filled rather than `vec![zero; n]`, which asks the allocator for zeroed memory:
+            // glibc serves that outside its per-thread cache, at a cost that was a quarter of
+            // a 2->8->1 network's `forward`
+            plain_body: quote! {
+                let mut __out = ::nanograd::__private::Vec::with_capacity(#first.len());
+                __out.resize(#first.len(), #zero);
+                #call?;
+                Ok(__out)
+            },
+        }
+    } else {
+        Returns {
+            into_sig: quote!(out: &mut #sample, ws: &mut #ws),
+            into_tail: quote! {
+                (#out_flat).copy_from_slice(#result);
+                Ok(())
+            },
+            into_ret: quote!(()),
+            plain_ret: sample,
+            plain_body: quote! {
+                let mut __out = #zero;
+                #call?;
+                Ok(__out)
+            },
+        }
+    }
+}
+
 fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     let FnModel {
         attrs,
@@ -223,9 +309,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
             quote!(#n: #t)
         })
         .collect();
-    let arg_names: Vec<&Ident> = inputs.iter().map(|(n, _)| n).collect();
     let bind = bind_inputs(&model, f);
-    let sample = array_type(&sample_dims(ret));
     let into_name = format_ident!("{}_into", name);
 
     let fwd = GraphGen::new(graph, Mode::Infer, false, false);
@@ -243,70 +327,13 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
     };
 
     // the allocation-free form, then the convenient one
-    let (into_sig, into_tail, plain_ret, plain_body) = if ret.is_scalar() {
-        (
-            quote!(ws: &mut ::nanograd::Workspace<T>),
-            quote!(Ok((#result)[0])),
-            quote!(T),
-            quote! {
-                ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
-                    self.#into_name(#(#arg_names,)* __ws)
-                })
-            },
-        )
-    } else if ret.is_batched() {
-        let out_flat = flatten_mut(quote!(out), ret.rank());
-        (
-            quote!(out: &mut [#sample], ws: &mut ::nanograd::Workspace<T>),
-            quote! {
-                ::nanograd::check_batch(concat!(#model, "::", stringify!(#name)), "out", __b, out.len())?;
-                (#out_flat).copy_from_slice(#result);
-                Ok(())
-            },
-            quote!(::nanograd::__private::Vec<#sample>),
-            {
-                let first = inputs
-                    .iter()
-                    .find(|(_, sh)| sh.is_batched())
-                    .map(|(n, _)| n);
-                let zero = array_zero(&sample_dims(ret));
-                // filled rather than `vec![zero; n]`, which asks the allocator for zeroed
-                // memory: glibc serves that outside its per-thread cache, at a cost that
-                // was a quarter of a 2->8->1 network's `forward`
-                quote! {
-                    let mut __out = ::nanograd::__private::Vec::with_capacity(#first.len());
-                    __out.resize(#first.len(), #zero);
-                    ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
-                        self.#into_name(#(#arg_names,)* &mut __out, __ws)
-                    })?;
-                    Ok(__out)
-                }
-            },
-        )
-    } else {
-        let out_flat = flatten_mut(quote!(out), ret.rank());
-        let zero = array_zero(&sample_dims(ret));
-        (
-            quote!(out: &mut #sample, ws: &mut ::nanograd::Workspace<T>),
-            quote! {
-                (#out_flat).copy_from_slice(#result);
-                Ok(())
-            },
-            quote!(#sample),
-            quote! {
-                let mut __out = #zero;
-                ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
-                    self.#into_name(#(#arg_names,)* &mut __out, __ws)
-                })?;
-                Ok(__out)
-            },
-        )
-    };
-    let into_ret = if ret.is_scalar() {
-        quote!(T)
-    } else {
-        quote!(())
-    };
+    let Returns {
+        into_sig,
+        into_tail,
+        into_ret,
+        plain_ret,
+        plain_body,
+    } = returns(&model, f, &into_name, quote!(T), &result);
     let mut out = quote! {
         #(#attrs)*
         #[allow(clippy::all)]

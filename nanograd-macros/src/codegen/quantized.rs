@@ -53,10 +53,10 @@ use std::collections::HashMap;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
+use super::array_type_of;
 use super::forward::conv_geom;
 use super::graph::{aux, layer_path, param_path, GraphGen, Mode, Size};
-use super::model::{bind_inputs, method_vis, sample_dims};
-use super::{array_type_of, array_zero, flatten_mut};
+use super::model::{bind_inputs, method_vis, returns, sample_dims, Returns};
 use crate::ir::{Graph, NodeId, Op};
 use crate::lower::{FnModel, LayerKind, StructModel};
 use crate::shape::Shape;
@@ -648,7 +648,6 @@ fn fn_methods(
         .collect();
     let arg_names: Vec<&Ident> = inputs.iter().map(|(n, _)| n).collect();
     let bind = bind_inputs(&model, f);
-    let sample = array_type_of(&sample_dims(ret), quote!(f32));
     let into_name = format_ident!("{}_into", name);
     let hidden = format_ident!("__int8_{}_into", name);
 
@@ -660,62 +659,23 @@ fn fn_methods(
     };
     let result = fwd.value(graph.output);
 
-    let ws_t = quote!(::nanograd::Workspace<f32>);
-    let (into_sig, into_tail, plain_ret, plain_body, into_ret) = if ret.is_scalar() {
-        (
-            quote!(ws: &mut #ws_t),
-            quote!(Ok((#result)[0])),
-            quote!(f32),
-            quote! {
-                ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
-                    self.#into_name(#(#arg_names,)* __ws)
-                })
-            },
-            quote!(f32),
-        )
+    let Returns {
+        into_sig,
+        into_tail,
+        into_ret,
+        plain_ret,
+        plain_body,
+    } = returns(&model, f, &into_name, quote!(f32), &result);
+    // the allocating form's zero values are written `T::zero()`
+    let plain_body = if ret.is_scalar() {
+        plain_body
     } else {
-        let out_flat = flatten_mut(quote!(out), ret.rank());
-        let zero = array_zero(&sample_dims(ret));
-        let (out_t, check, alloc) = if ret.is_batched() {
-            let first = inputs
-                .iter()
-                .find(|(_, sh)| sh.is_batched())
-                .map(|(n, _)| n);
-            (
-                quote!(&mut [#sample]),
-                quote! {
-                    ::nanograd::check_batch(concat!(#model, "::", stringify!(#name)), "out", __b, out.len())?;
-                },
-                quote!(::nanograd::__private::vec![#zero; #first.len()]),
-            )
-        } else {
-            (quote!(&mut #sample), quote!(), quote!(#zero))
-        };
-        let plain_ret = if ret.is_batched() {
-            quote!(::nanograd::__private::Vec<#sample>)
-        } else {
-            sample.clone()
-        };
-        (
-            quote!(out: #out_t, ws: &mut #ws_t),
-            quote! {
-                #check
-                (#out_flat).copy_from_slice(#result);
-                Ok(())
-            },
-            plain_ret,
-            quote! {
-                #[allow(unused_imports)]
-                use ::nanograd::Float as _;
-                type T = f32;
-                let mut __out = #alloc;
-                ::nanograd::Workspace::with_thread_cache(self as *const Self as *const (), |__ws| {
-                    self.#into_name(#(#arg_names,)* &mut __out, __ws)
-                })?;
-                Ok(__out)
-            },
-            quote!(()),
-        )
+        quote! {
+            #[allow(unused_imports)]
+            use ::nanograd::Float as _;
+            type T = f32;
+            #plain_body
+        }
     };
     let out_arg = if ret.is_scalar() {
         quote!()
