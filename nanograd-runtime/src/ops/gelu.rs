@@ -497,6 +497,49 @@ mod tests {
     }
 
     #[test]
+    fn f32_exp2_table_holds_its_powers() {
+        // 2^((32 - j)/32) for j ≥ 1, 1 at j = 0: each hi + lo within 2^-47 of the power
+        #[cfg(target_arch = "x86_64")]
+        for (j, (hi, lo)) in avx512::EXP2_HI.iter().zip(avx512::EXP2_LO).enumerate() {
+            let want = 2f64.powf(((32 - j) % 32) as f64 / 32.0);
+            assert_eq!(*hi, want as f32, "j = {j}");
+            let err = (*hi as f64 + lo as f64 - want).abs();
+            assert!(err < 2f64.powi(-47), "j = {j}: {err:e}");
+        }
+    }
+
+    /// Every `f32` in `[-12.5, 12.5]` (2.2 billion of them, about a minute in a release
+    /// build: `cargo test --release -p nanograd-runtime gelu -- --ignored`) through the
+    /// forward passes, against the `f64` formula.
+    #[test]
+    #[ignore]
+    fn f32_forward_every_input_within_an_ulp() {
+        let top = 12.5f32.to_bits();
+        let chunk = 1 << 16;
+        for (path, gelu) in forward_paths() {
+            let (mut worst, mut at) = (0.0, 0.0);
+            let (mut x, mut y) = (vec![0.0f32; chunk], vec![0.0f32; chunk]);
+            for sign in [0u32, 1 << 31] {
+                for start in (0..=top).step_by(chunk) {
+                    let n = chunk.min((top - start) as usize + 1);
+                    for (i, xi) in x[..n].iter_mut().enumerate() {
+                        *xi = f32::from_bits(sign | (start + i as u32));
+                    }
+                    gelu(&x[..n], &mut y[..n]);
+                    for (&xi, &yi) in x[..n].iter().zip(&y[..n]) {
+                        let e = ulps(yi, exact(xi as f64).0);
+                        if e > worst {
+                            (worst, at) = (e, xi);
+                        }
+                    }
+                }
+            }
+            println!("gelu f32 ({path}), every input: max error {worst:.3} ulp at x = {at}");
+            assert!(worst <= 1.0, "gelu f32 ({path}): {worst} ulp at x = {at}");
+        }
+    }
+
+    #[test]
     fn gradcheck() {
         let x: Vec<f64> = random_vec(11, 12, -4.0, 4.0);
         let w: Vec<f64> = random_vec(12, 12, -1.0, 1.0);
