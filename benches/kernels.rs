@@ -696,5 +696,28 @@ fn tiny(c: &mut Criterion) {
     group.finish();
 }
 
-criterion::criterion_group!(benches, mlp, cnn, cnn_bn, tiny);
+/// The GPT's GELU (`benches/models.rs`, `gpt/`) alone, at its two sizes: one 64-token
+/// sequence's `[64, 512]` (`forward`) and a batch of 12's (the training step), on inputs
+/// spread like the block's pre-activations. Group `kernels:gelu/<elements>`; divide the
+/// median by the elements for nanoseconds per element.
+fn gelu(c: &mut Criterion) {
+    for n in [64 * 512, 12 * 64 * 512] {
+        let x: Vec<f32> = uniform(7, n).iter().map(|v| 8.0 * v).collect();
+        let dy = uniform(8, n);
+        let (mut y, mut dx) = (zeros(n), zeros(n));
+        let mut group = c.benchmark_group(format!("kernels:gelu/{n}"));
+        kernel(&mut group, 0, "gelu", || {
+            ops::gelu(black_box(&x), &mut y).unwrap();
+        });
+        kernel(&mut group, 1, "gelu_backward", || {
+            ops::gelu_backward(black_box(&x), &y, &dy, &mut dx).unwrap();
+        });
+        kernel(&mut group, 2, "gelu_backward_overwrite", || {
+            ops::gelu_backward_overwrite(black_box(&x), &y, &dy, &mut dx).unwrap();
+        });
+        group.finish();
+    }
+}
+
+criterion::criterion_group!(benches, mlp, cnn, cnn_bn, tiny, gelu);
 criterion::criterion_main!(benches);

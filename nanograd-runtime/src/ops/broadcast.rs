@@ -40,7 +40,7 @@ pub fn broadcast_len(op: &'static str, la: usize, lb: usize) -> Result<usize> {
 /// Calls `f(i, ia, ib)` for every output index `i` of a broadcast of lengths `la` and `lb`
 /// (already checked by [`broadcast_len`]), with `ia = i % la` and `ib = i % lb`, without a
 /// division per element: the output is walked in chunks of the shorter length.
-#[inline]
+#[cfg(test)]
 fn for_each_index(la: usize, lb: usize, mut f: impl FnMut(usize, usize, usize)) {
     let (n, s) = (la.max(lb), la.min(lb));
     if n == 0 {
@@ -54,7 +54,9 @@ fn for_each_index(la: usize, lb: usize, mut f: impl FnMut(usize, usize, usize)) 
     }
 }
 
-/// `y[i] = f(a[i % la], b[i % lb])`: the forward pass of a broadcast binary op.
+/// `y[i] = f(a[i % la], b[i % lb])`: the forward pass of a broadcast binary op. The loops
+/// zip slices (the output in chunks of the shorter operand against the whole of it), so
+/// they carry no index arithmetic or bounds checks and vectorise.
 #[inline]
 pub(crate) fn binary<T: Float>(
     op: &'static str,
@@ -65,7 +67,26 @@ pub(crate) fn binary<T: Float>(
 ) -> Result<()> {
     let n = broadcast_len(op, a.len(), b.len())?;
     check_len(op, "y", n, y.len())?;
-    for_each_index(a.len(), b.len(), |i, ia, ib| y[i] = f(a[ia], b[ib]));
+    if n == 0 {
+        return Ok(());
+    }
+    if a.len() == b.len() {
+        for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+            *y = f(a, b);
+        }
+    } else if a.len() == n {
+        for (y, a) in y.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
+            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+                *y = f(a, b);
+            }
+        }
+    } else {
+        for (y, b) in y.chunks_exact_mut(a.len()).zip(b.chunks_exact(a.len())) {
+            for ((y, &b), &a) in y.iter_mut().zip(b).zip(a) {
+                *y = f(a, b);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -92,12 +113,42 @@ pub(crate) fn binary_backward<T: Float>(
         check_len(op, "db", lb, db.len())?;
     }
     if let Some(da) = da {
-        for_each_index(la, lb, |i, ia, ib| da[ia] += fa(ia, ib, dy[i]));
+        accumulate((la, lb), dy, da, fa);
     }
     if let Some(db) = db {
-        for_each_index(la, lb, |i, ia, ib| db[ib] += fb(ia, ib, dy[i]));
+        accumulate((la, lb), dy, db, fb);
     }
     Ok(())
+}
+
+/// `d[i % d.len()] += f(i % la, i % lb, dy[i])` for every output index `i`, `d` being the
+/// gradient of one operand (lengths checked by the caller): `dy` in chunks of the shorter
+/// length, each zipped with the matching chunk of `d` (or all of it, when `d` is the shorter),
+/// so that the loop carries no bounds checks.
+#[inline]
+fn accumulate<T: Float>(
+    (la, lb): (usize, usize),
+    dy: &[T],
+    d: &mut [T],
+    f: impl Fn(usize, usize, T) -> T,
+) {
+    let (n, s) = (la.max(lb), la.min(lb));
+    if n == 0 {
+        return;
+    }
+    let full = d.len() == n;
+    for (c, dy) in dy.chunks_exact(s).enumerate() {
+        let start = c * s;
+        let d = if full {
+            &mut d[start..start + s]
+        } else {
+            &mut *d
+        };
+        for (j, (d, &g)) in d.iter_mut().zip(dy).enumerate() {
+            let i = start + j;
+            *d += f(if la == n { i } else { j }, if lb == n { i } else { j }, g);
+        }
+    }
 }
 
 /// The operand lengths of an op whose backward does not need the operands' values (`add`,
@@ -146,6 +197,41 @@ mod tests {
         for_each_index(1, 4, |i, ia, ib| seen.push((i, ia, ib)));
         let want: Vec<_> = (0..4).map(|i| (i, 0, i)).collect();
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn zipped_loops_visit_the_indices_of_the_definition() {
+        // the forward's zips and the backward's chunks against the plain index walk, for
+        // equal lengths, either side shorter, a scalar on either side and nothing
+        for (la, lb) in [(6, 3), (3, 6), (1, 4), (4, 1), (5, 5), (0, 0)] {
+            let a: Vec<f64> = (0..la).map(|i| i as f64).collect();
+            let b: Vec<f64> = (0..lb).map(|i| i as f64).collect();
+            let n = la.max(lb);
+            let mut y = vec![-1.0; n];
+            binary("t", &a, &b, &mut y, |a, b| 1000.0 * a + b).unwrap();
+            let mut want = vec![-1.0; n];
+            let (mut want_da, mut want_db) = (vec![0.0; la], vec![0.0; lb]);
+            for_each_index(la, lb, |i, ia, ib| {
+                want[i] = 1000.0 * ia as f64 + ib as f64;
+                want_da[ia] += (i * ib) as f64;
+                want_db[ib] += (i * ia) as f64 + 0.5;
+            });
+            assert_eq!(y, want, "({la}, {lb})");
+            // dy[i] = i; fa and fb mix in the other operand's index, as mul's do
+            let dy: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let (mut da, mut db) = (vec![0.0; la], vec![0.0; lb]);
+            binary_backward(
+                "t",
+                (la, lb),
+                &dy,
+                Some(&mut da),
+                Some(&mut db),
+                |_, ib, g| g * ib as f64,
+                |ia, _, g| g * ia as f64 + 0.5,
+            )
+            .unwrap();
+            assert_eq!((da, db), (want_da, want_db), "({la}, {lb})");
+        }
     }
 
     #[test]
