@@ -228,8 +228,7 @@ fn bench_model_dense(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("cached", &shape), |bench| {
             bench.iter(|| {
                 let x = black_box(&x);
-                ops::dense_cached(x, &w, b.as_deref(), m, in_f, out_f, &mut y, &mut pack)
-                    .unwrap();
+                ops::dense_cached(x, &w, b.as_deref(), m, in_f, out_f, &mut y, &mut pack).unwrap();
                 black_box(&mut y);
             })
         });
