@@ -17,10 +17,10 @@ pub const MIN_PACK: usize = 4096;
 /// after call. A `PackedWeight` keeps `W` rearranged into panels of
 /// [`Avx512::NR`](crate::blas::Avx512::NR) output columns (two AVX-512 registers wide):
 /// panel `p` holds, for every `k` in `0..in`, the row `W[p·NR .. p·NR + NR][k]`
-/// contiguously, zero-padded past `out`. The products stream each panel once, in order:
-/// tiles of 12 (then 8, 4) rows of `x` against one panel, `x[i][k]` broadcast and two panel
-/// registers loaded per `k`; the `batch % 4` rows left, batch 1 among them, one by one with
-/// four independent accumulator pairs.
+/// contiguously, zero-padded past `out`. The products stream each panel once per block of
+/// 96 rows of `x`, in order: tiles of 12 (then 8, 4) rows against one panel, `x[i][k]`
+/// broadcast and two panel registers loaded per `k`; the `batch % 4` rows left, batch 1
+/// among them, one by one with four independent accumulator pairs.
 ///
 /// The panels start on a 64-byte boundary (a cache line): a heap block of this size is only
 /// 16-byte aligned, and every two-register load of a panel at 16 bytes past a line's start
