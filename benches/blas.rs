@@ -188,6 +188,65 @@ fn bench_packed_dense(c: &mut Criterion) {
     group.finish();
 }
 
+/// The dense layers of the benchmarked models, `(name, rows, in, out, bias)`: the GPT's
+/// forward at one sequence (64 token rows) and its training step at batch 12 (768 rows),
+/// per block the attention's QKV and output projections, the feed-forward `fc` and `proj`,
+/// and the vocabulary head; the MLP 784-128-64-10 at batch 64.
+const MODEL_DENSE: [(&str, usize, usize, usize, bool); 13] = [
+    ("gpt_qkv", 64, 128, 384, true),
+    ("gpt_out", 64, 128, 128, true),
+    ("gpt_fc", 64, 128, 512, true),
+    ("gpt_proj", 64, 512, 128, true),
+    ("gpt_head", 64, 128, 75, false),
+    ("gpt_qkv", 768, 128, 384, true),
+    ("gpt_out", 768, 128, 128, true),
+    ("gpt_fc", 768, 128, 512, true),
+    ("gpt_proj", 768, 512, 128, true),
+    ("gpt_head", 768, 128, 75, false),
+    ("mlp_fc1", 64, 784, 128, true),
+    ("mlp_fc2", 64, 128, 64, true),
+    ("mlp_fc1", 1, 784, 128, true),
+];
+
+/// The models' dense forward products through the packed kernel: `cached` with the weight
+/// packed once (`ops::dense_cached`, inference), `packing` with the weight packed on every
+/// call (`ops::dense_packing`, a training step). Throughput in FLOP/s (`2·rows·in·out`).
+fn bench_model_dense(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dense_models");
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
+    for (name, m, in_f, out_f, bias) in MODEL_DENSE {
+        let w = nanograd::Param::new(&[out_f, in_f], fill::<f32>(out_f * in_f, 7)).unwrap();
+        let b = bias.then(|| fill::<f32>(out_f, 8));
+        let x = fill::<f32>(m * in_f, 9);
+        let mut y = vec![0.0f32; m * out_f];
+        let mut pack = nanograd::blas::PackedWeight::new();
+        for _ in 0..2 {
+            ops::dense_cached(&x, &w, b.as_deref(), m, in_f, out_f, &mut y, &mut pack).unwrap();
+        }
+        let shape = format!("{name}_{m}x{in_f}x{out_f}");
+        group.throughput(Throughput::Elements(2 * (m * in_f * out_f) as u64));
+        group.bench_function(BenchmarkId::new("cached", &shape), |bench| {
+            bench.iter(|| {
+                let x = black_box(&x);
+                ops::dense_cached(x, &w, b.as_deref(), m, in_f, out_f, &mut y, &mut pack).unwrap();
+                black_box(&mut y);
+            })
+        });
+        if m >= 8 {
+            let mut scratch = vec![0.0f32; ops::dense_scratch_len(in_f, out_f)];
+            group.bench_function(BenchmarkId::new("packing", &shape), |bench| {
+                bench.iter(|| {
+                    let (x, w) = (black_box(&x), black_box(w.value()));
+                    ops::dense_packing(x, w, b.as_deref(), m, in_f, out_f, &mut y, &mut scratch)
+                        .unwrap();
+                    black_box(&mut y);
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Single-thread FMA peak: `CHAINS` independent AVX-512 accumulators, enough to hide the
 /// FMA latency on both FMA pipes, so the loop runs at the core's FMA throughput.
 #[cfg(target_arch = "x86_64")]
@@ -445,6 +504,7 @@ fn blas(c: &mut Criterion) {
     bench_sgemv(c);
     bench_model_products(c);
     bench_packed_dense(c);
+    bench_model_dense(c);
 }
 
 criterion_group!(benches, blas);

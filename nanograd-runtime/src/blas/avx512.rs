@@ -1,9 +1,12 @@
 //! The dense layer's inference product in AVX-512, against weights packed once by
 //! [`super::PackedWeight`] into rows of output columns: `y = x·Wᵀ + b`.
 //!
-//! - tiles of `R` rows of `x` (12, then 8, 4) by one panel, two registers of columns (32
-//!   `f32`, 16 `f64`), in `2·R` accumulators; each `k` loads two registers of the panel and
-//!   broadcasts `R` elements of `x`;
+//! - the rows of `x` in blocks of 96; in a block, panel by panel, tiles of `R` rows (12,
+//!   then 8, 4) by one panel, two registers of columns (32 `f32`, 16 `f64`), in `2·R`
+//!   accumulators; each `k` loads two registers of the panel and broadcasts `R` elements
+//!   of `x`. A panel stays in L1 along the block's tiles, the block's rows in L2 along the
+//!   panels. Every tile sums each element as one chain of fused multiply-adds along `k` from
+//!   zero, then adds the bias: a row's result does not depend on the tile or block it is in;
 //! - the `batch % 4` rows left (batch 1 among them): one pass over the panels per row, two
 //!   panels at a time (two streams in step, four accumulator pairs), from L2 at batch 1:
 //!   the panels start on a cache line (see `PackedWeight`).
@@ -111,6 +114,11 @@ macro_rules! impl_avx512 {
 
             const LANES: usize = $lanes;
             const NR: usize = 2 * LANES;
+            /// Rows of `x` per block, eight tiles of 12: at the GPT's 512-wide input 192 KB
+            /// of `x` (48 pages, inside the L1 TLB with a panel's 16) beside all its panels
+            /// in L2. Down all 768 rows of a training step, every panel read 1.5 MB of `x`
+            /// from beyond L2.
+            const MC: usize = 96;
 
             #[inline(always)]
             fn load(s: &[$t]) -> V {
@@ -329,21 +337,31 @@ macro_rules! impl_avx512 {
                         b,
                         y,
                     } = self;
-                    for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
-                        let n0 = p * NR;
-                        let width = NR.min(out_f - n0);
-                        let bias = b.map(|b| &b[n0..n0 + width]);
-                        panel_rows(
-                            simd,
-                            batch,
-                            x,
-                            in_f,
-                            panel,
-                            bias,
-                            &mut y[n0..],
-                            out_f,
-                            width,
-                        );
+                    // blocks of `MC` rows (a rest under `MC + 16` as one block): each panel
+                    // stays in L1 along a block's tiles, the block's rows of `x` in L2 along
+                    // the panels
+                    let full = batch / 4 * 4;
+                    let mut m0 = 0;
+                    while m0 < full {
+                        let mc = if full - m0 < MC + 16 { full - m0 } else { MC };
+                        let (xb, yb) = (&x[m0 * in_f..], &mut y[m0 * out_f..]);
+                        for (p, panel) in panels.chunks_exact(NR * in_f).enumerate() {
+                            let n0 = p * NR;
+                            let width = NR.min(out_f - n0);
+                            let bias = b.map(|b| &b[n0..n0 + width]);
+                            panel_rows(
+                                simd,
+                                mc,
+                                xb,
+                                in_f,
+                                panel,
+                                bias,
+                                &mut yb[n0..],
+                                out_f,
+                                width,
+                            );
+                        }
+                        m0 += mc;
                     }
                     // the rows no tile took, one stream through the panels each
                     for r in batch / 4 * 4..batch {

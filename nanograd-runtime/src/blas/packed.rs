@@ -17,10 +17,10 @@ pub const MIN_PACK: usize = 4096;
 /// after call. A `PackedWeight` keeps `W` rearranged into panels of
 /// [`Avx512::NR`](crate::blas::Avx512::NR) output columns (two AVX-512 registers wide):
 /// panel `p` holds, for every `k` in `0..in`, the row `W[p·NR .. p·NR + NR][k]`
-/// contiguously, zero-padded past `out`. The products stream each panel once, in order:
-/// tiles of 12 (then 8, 4) rows of `x` against one panel, `x[i][k]` broadcast and two panel
-/// registers loaded per `k`; the `batch % 4` rows left, batch 1 among them, one by one with
-/// four independent accumulator pairs.
+/// contiguously, zero-padded past `out`. The products stream each panel once per block of
+/// 96 rows of `x`, in order: tiles of 12 (then 8, 4) rows against one panel, `x[i][k]`
+/// broadcast and two panel registers loaded per `k`; the `batch % 4` rows left, batch 1
+/// among them, one by one with four independent accumulator pairs.
 ///
 /// The panels start on a 64-byte boundary (a cache line): a heap block of this size is only
 /// 16-byte aligned, and every two-register load of a panel at 16 bytes past a line's start
@@ -207,8 +207,9 @@ mod tests {
 
     #[test]
     fn packed_product_matches_dense_for_every_tile_and_panel_shape() {
-        // batches: the one-row GEMV, 12/4/1-row tiles and their mixes; widths: one panel,
-        // a padded panel, several panels; depths: odd, below and above the 4-step unroll
+        // batches: the one-row GEMV, 12/4/1-row tiles and their mixes, blocks of rows;
+        // widths: one panel, a padded panel, several panels; depths: odd, below and above
+        // the 4-step unroll
         for &(batch, in_f, out_f) in &[
             (1, 784, 128),
             (1, 4097, 1),
@@ -219,6 +220,8 @@ mod tests {
             (64, 784, 128),
             (5, 1, 4096),
             (29, 257, 70),
+            // blocks of 96 rows, a last block of 108, three rows left
+            (303, 130, 97),
         ] {
             for bias in [true, false] {
                 agrees::<f64>(batch, in_f, out_f, bias, 1e-12);
@@ -236,6 +239,91 @@ mod tests {
             for &(in_f, out_f) in &[(67, 97), (130, 65), (4096, 1), (33, 128), (41, 130)] {
                 agrees::<f32>(batch, in_f, out_f, batch % 2 == 0, 2e-4);
                 agrees::<f64>(batch, in_f, out_f, batch % 2 == 1, 1e-12);
+            }
+        }
+    }
+
+    /// `y = x·Wᵀ + b` in the packed tiles' order: each element one chain of fused
+    /// multiply-adds along `k` from zero, then its bias added.
+    fn fma_chains<T: Float>(x: &[T], w: &[T], b: Option<&[T]>, in_f: usize) -> Vec<T> {
+        let mut y = Vec::new();
+        for row in x.chunks_exact(in_f) {
+            for (o, wo) in w.chunks_exact(in_f).enumerate() {
+                let s = row
+                    .iter()
+                    .zip(wo)
+                    .fold(T::zero(), |s, (&a, &w)| a.mul_add(w, s));
+                y.push(b.map_or(s, |b| s + b[o]));
+            }
+        }
+        y
+    }
+
+    /// `dense_cached` at `batch` rows (every one a tile's: `batch % 4 == 0`), bit for bit
+    /// against [`fma_chains`].
+    fn tiles_match_fma_chains<T: Float>(batch: usize, in_f: usize, out_f: usize, bias: bool) {
+        let x = random_vec::<T>(21, batch * in_f, -1.0, 1.0);
+        let w = Param::new(&[out_f, in_f], random_vec::<T>(22, out_f * in_f, -1.0, 1.0)).unwrap();
+        let b = bias.then(|| random_vec::<T>(23, out_f, -1.0, 1.0));
+        let want = fma_chains(&x, w.value(), b.as_deref(), in_f);
+        let mut pack = PackedWeight::new();
+        let mut y = vec![T::from_f64(f64::NAN); batch * out_f];
+        for _ in 0..2 {
+            dense_cached(&x, &w, b.as_deref(), batch, in_f, out_f, &mut y, &mut pack).unwrap();
+        }
+        assert!(pack.holds(&w));
+        for (i, (&y, &want)) in y.iter().zip(&want).enumerate() {
+            let (r, o) = (i / out_f, i % out_f);
+            assert!(
+                y == want,
+                "{batch}x{in_f}->{out_f}: y[{r}][{o}] = {y:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn packed_tiles_are_fma_chains_along_k_for_every_batch_and_depth_block() {
+        if !f32::available() {
+            return;
+        }
+        // tiles of 12, 8 and 4 rows; blocks of 96 rows and a last longer one (200 rows: 96
+        // and 104); odd depths; widths of one panel, a partial panel, several
+        for &(batch, in_f, out_f) in &[
+            (4, 64, 64),
+            (8, 129, 75),
+            (12, 255, 33),
+            (16, 256, 97),
+            (20, 257, 64),
+            (28, 600, 45),
+            (64, 784, 128),
+            (64, 128, 384),
+            (200, 70, 65),
+            (768, 128, 75),
+        ] {
+            tiles_match_fma_chains::<f32>(batch, in_f, out_f, true);
+            tiles_match_fma_chains::<f64>(batch, in_f, out_f, false);
+        }
+    }
+
+    #[test]
+    fn a_row_of_a_tile_has_the_same_bits_whatever_the_batch() {
+        // rows 0..4 of a 4-row call, of an 8-row tile (batch 16), of a 12-row tile (batch
+        // 64 and 768: the GPT's shapes), through the k blocks of a 512-deep product
+        let (in_f, out_f) = (512, 128);
+        let x = random_vec::<f32>(31, 768 * in_f, -1.0, 1.0);
+        let w = Param::new(&[out_f, in_f], random_vec(32, out_f * in_f, -1.0, 1.0)).unwrap();
+        let b = random_vec::<f32>(33, out_f, -1.0, 1.0);
+        let mut first: Option<Vec<f32>> = None;
+        for batch in [4, 16, 64, 768] {
+            let (mut y, mut pack) = (vec![0.0; batch * out_f], PackedWeight::new());
+            for _ in 0..2 {
+                let x = &x[..batch * in_f];
+                dense_cached(x, &w, Some(&b), batch, in_f, out_f, &mut y, &mut pack).unwrap();
+            }
+            let rows = y[..4 * out_f].to_vec();
+            match &first {
+                None => first = Some(rows),
+                Some(want) => assert!(rows == *want, "batch {batch}"),
             }
         }
     }
