@@ -909,7 +909,9 @@ mod tests {
                     "n = {n}, c = {c}, hw = {hw}"
                 );
             }
-            assert!(fused[0].iter().any(|&v| v == T::zero()) && fused[0].iter().any(|&v| v > T::zero()));
+            assert!(
+                fused[0].iter().any(|&v| v == T::zero()) && fused[0].iter().any(|&v| v > T::zero())
+            );
         }
         // a NaN input: its channel's statistics and outputs NaN, as batch norm then relu
         let mut x: Vec<T> = random_vec(9, 2 * 3 * 4, -1.0, 1.0);
@@ -945,7 +947,19 @@ mod tests {
         assert_eq!((sm, si), ([5.0, 1.0], [1.0, 0.5]));
         // too few values per channel is an error, as for batch_norm2d_train
         let err = batch_norm2d_train_relu(
-            &x[..2], 1, 2, 1, &w, &b, eps, m, &mut rm, &mut rv, &mut sm, &mut si, &mut y[..2],
+            &x[..2],
+            1,
+            2,
+            1,
+            &w,
+            &b,
+            eps,
+            m,
+            &mut rm,
+            &mut rv,
+            &mut sm,
+            &mut si,
+            &mut y[..2],
         );
         assert!(err.is_err());
     }
@@ -983,5 +997,4 @@ mod tests {
         assert!(y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0));
         assert_gradient("batch_norm2d_train_relu", loss, &x, &dx, 1e-6);
     }
-
 }
