@@ -895,6 +895,8 @@ mod tests {
     }
 
     fn fused_relu_equals_bn_then_relu<T: Float + core::fmt::Debug>() {
+        // relu cut some outputs and kept others
+        let (mut zeros, mut positives) = (false, false);
         for (n, c, hw) in [(1, 1, 2), (2, 3, 5), (3, 2, 17), (5, 4, 33), (4, 16, 49)] {
             let mut x: Vec<T> = random_vec(40 + n as u64, n * c * hw, -2.0, 2.0);
             for (i, v) in x.iter_mut().enumerate().step_by(7) {
@@ -909,10 +911,10 @@ mod tests {
                     "n = {n}, c = {c}, hw = {hw}"
                 );
             }
-            assert!(
-                fused[0].iter().any(|&v| v == T::zero()) && fused[0].iter().any(|&v| v > T::zero())
-            );
+            zeros |= fused[0].iter().any(|&v| v == T::zero());
+            positives |= fused[0].iter().any(|&v| v > T::zero());
         }
+        assert!(zeros && positives);
         // a NaN input: its channel's statistics and outputs NaN, as batch norm then relu
         let mut x: Vec<T> = random_vec(9, 2 * 3 * 4, -1.0, 1.0);
         x[5] = T::from_f64(f64::NAN);
