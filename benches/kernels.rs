@@ -667,6 +667,34 @@ fn cnn_bn(c: &mut Criterion) {
             .unwrap()
         },
     );
+    // rows 2 and 3, and 6 and 7, as the generated code runs them since: one pass
+    let (mut a1f, mut a2f) = (zeros(n1), zeros(n2));
+    kernel(
+        &mut group,
+        22,
+        "bn1 batch_norm2d_train_relu (12.8 MB)",
+        || {
+            let stats = (&mut rm1[..], &mut rv1[..], &mut sm1[..], &mut si1[..]);
+            let (g, bb) = (&gamma1, &beta1);
+            let (h, e, m) = (black_box(&h1), 1e-5, 0.1);
+            let (s0, s1, s2, s3) = stats;
+            ops::batch_norm2d_train_relu(h, b, 16, 784, g, bb, e, m, s0, s1, s2, s3, &mut a1f)
+                .unwrap()
+        },
+    );
+    kernel(
+        &mut group,
+        23,
+        "bn2 batch_norm2d_train_relu (6.4 MB)",
+        || {
+            let stats = (&mut rm2[..], &mut rv2[..], &mut sm2[..], &mut si2[..]);
+            let (g, bb) = (&gamma2, &beta2);
+            let (h, e, m) = (black_box(&h2), 1e-5, 0.1);
+            let (s0, s1, s2, s3) = stats;
+            ops::batch_norm2d_train_relu(h, b, 32, 196, g, bb, e, m, s0, s1, s2, s3, &mut a2f)
+                .unwrap()
+        },
+    );
     let mut stepped = model.clone();
     let xs = images(6, b);
     stepped.loss_backward(&xs, &one_hot(b)).unwrap();

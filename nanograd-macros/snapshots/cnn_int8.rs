@@ -274,7 +274,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
         use ::nanograd::Float as _;
         let (__v3, __ws) = __ws.split_at_mut(__b * 256usize);
         let (__cols3, __ws) = __ws.split_at_mut(__b * 576usize + 4132usize);
-        let (__v6, __ws) = __ws.split_at_mut(__b * 256usize);
+        let (__v6, __ws) = __ws.split_at_mut(0usize);
         let (__mean6, __ws) = __ws.split_at_mut(4usize);
         let (__invstd6, __ws) = __ws.split_at_mut(4usize);
         let (__rmean6, __ws) = __ws.split_at_mut(4usize);
@@ -307,7 +307,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
             &mut *__v3,
         )?;
         if self.__training {
-            ::nanograd::ops::batch_norm2d_train(
+            ::nanograd::ops::batch_norm2d_train_relu(
                 &*__v3,
                 __b,
                 4usize,
@@ -320,7 +320,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
                 self.bn1.running_var.data_mut(),
                 &mut *__mean6,
                 &mut *__invstd6,
-                &mut *__v6,
+                &mut *__v7,
             )?;
         } else {
             ::nanograd::ops::batch_norm2d_eval(
@@ -333,10 +333,10 @@ impl<T: ::nanograd::Float> Cnn<T> {
                 self.bn1.running_mean.data(),
                 self.bn1.running_var.data(),
                 T::from_f64(0.00001f64),
-                &mut *__v6,
+                &mut *__v7,
             )?;
+            ::nanograd::ops::relu_in_place(&mut *__v7);
         }
-        ::nanograd::ops::relu(&*__v6, &mut *__v7)?;
         ::nanograd::ops::max_pool2d(
             &::nanograd::ops::Pool2dGeom {
                 c: 4usize,
@@ -377,7 +377,7 @@ impl<T: ::nanograd::Float> Cnn<T> {
         use ::nanograd::Float as _;
         let (__v3, __ws) = __ws.split_at_mut(__b * 256usize);
         let (__cols3, __ws) = __ws.split_at_mut(__b * 576usize + 4132usize);
-        let (__v6, __ws) = __ws.split_at_mut(__b * 256usize);
+        let (__v6, __ws) = __ws.split_at_mut(0usize);
         let (__mean6, __ws) = __ws.split_at_mut(4usize);
         let (__invstd6, __ws) = __ws.split_at_mut(4usize);
         let (__rmean6, __ws) = __ws.split_at_mut(4usize);
@@ -599,7 +599,7 @@ impl<T: ::nanograd::Float> ::nanograd::Module<T> for Cnn<T> {
 #[allow(unused_macros)]
 macro_rules! __nanograd_layer_Cnn {
     ($($tt:tt)*) => {
-        ::nanograd::model! { @ layer Cnn[B, 1, 8, 8] -> [B, 3] (2310, 4148, 0); $($tt)* }
+        ::nanograd::model! { @ layer Cnn[B, 1, 8, 8] -> [B, 3] (2054, 4148, 0); $($tt)* }
     };
 }
 ///`Cnn` with int8 dense and convolution weights (one scale per output channel), those of the models it uses as layers included, made by [`Cnn::quantize_int8`] or loaded by `CnnInt8::load_safetensors`. Activations entering those layers are quantized on every call, one scale per row (per image for a convolution); every other op runs in f32. Same methods as `Cnn`'s fns, on f32 inputs and outputs.

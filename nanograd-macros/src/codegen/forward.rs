@@ -157,6 +157,8 @@ impl GraphGen<'_> {
                 let a = x(0);
                 quote! { #ops::slice(#a, #row_len, #start, #len, #y)?; }
             }
+            // written by the batch norm before it (codegen/fusion.rs)
+            Op::Unary(_) if self.is_fused_relu(id) => quote!(),
             Op::Unary(u) => {
                 let f = format_ident!("{}", u.name());
                 let a = x(0);
@@ -241,11 +243,18 @@ impl GraphGen<'_> {
                 let (sm, si) = (aux("mean", id), aux("invstd", id));
                 let rm_ro = Self::bn_stat(layer, "running_mean", false);
                 let rv_ro = Self::bn_stat(layer, "running_var", false);
+                // writing the relu after it (codegen/fusion.rs), or its own output
+                let fused = self.fused_relu(id);
+                let (y, train_f) = match fused {
+                    Some(r) => (self.out(r), quote!(batch_norm2d_train_relu)),
+                    None => (y, quote!(batch_norm2d_train)),
+                };
+                let relu_after_eval = fused.map(|_| quote! { #ops::relu_in_place(#y); });
                 let train = if self.mode == Mode::Train {
                     let rm = Self::bn_stat(layer, "running_mean", true);
                     let rv = Self::bn_stat(layer, "running_var", true);
                     quote! {
-                        #ops::batch_norm2d_train(#a, #n, #c, #hw, #w, #b, #eps, #mom,
+                        #ops::#train_f(#a, #n, #c, #hw, #w, #b, #eps, #mom,
                             #rm, #rv, &mut *#sm, &mut *#si, #y)?;
                     }
                 } else {
@@ -263,6 +272,7 @@ impl GraphGen<'_> {
                         #train
                     } else {
                         #ops::batch_norm2d_eval(#a, #n, #c, #hw, #w, #b, #rm_ro, #rv_ro, #eps, #y)?;
+                        #relu_after_eval
                     }
                 }
             }

@@ -182,6 +182,7 @@ impl<'a> GraphGen<'a> {
         if backward {
             gen.overwritten_by = (0..n).map(|id| gen.first_write(id)).collect();
             gen.folded_relu = (0..n).map(|id| gen.folds_relu(id)).collect();
+            gen.empty_fused_regions();
         }
         gen
     }

@@ -4,11 +4,12 @@
 //! - [`model`]: the struct form (`pub struct Mlp { .. }` with its fns as methods);
 //! - [`quantized`]: its int8 form (`Mlp::quantize_int8`, `MlpInt8`);
 //! - [`graph`]: the buffer plan of one fn, shared by both; [`forward`] and [`backward`]: its
-//!   kernel calls.
+//!   kernel calls; [`fusion`]: batch norm writing the relu after it in a training step.
 
 mod backward;
 mod forward;
 mod func;
+mod fusion;
 mod graph;
 mod model;
 mod quantized;

@@ -77,6 +77,51 @@ pub fn batch_norm2d_train<T: Float>(
     save_invstd: &mut [T],
     y: &mut [T],
 ) -> Result<()> {
+    let stats = (running_mean, running_var, save_mean, save_invstd);
+    train_forward::<T, false>(x, (n, c, hw), weight, bias, eps, momentum, stats, y)
+}
+
+/// [`batch_norm2d_train`] followed by relu, in one pass over `y`: `y = max(0, weight·x̂ +
+/// bias)` (NaN stays NaN, as in [`relu`](super::relu())), with the statistics saved and
+/// updated as [`batch_norm2d_train`] does. Generated code calls it for a batch norm whose
+/// only user is a relu whose backward pass is folded into the next op's (which reads the
+/// relu's output, not batch norm's): batch norm's own output is then never written.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm2d_train_relu<T: Float>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    hw: usize,
+    weight: &[T],
+    bias: &[T],
+    eps: T,
+    momentum: T,
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    save_mean: &mut [T],
+    save_invstd: &mut [T],
+    y: &mut [T],
+) -> Result<()> {
+    let stats = (running_mean, running_var, save_mean, save_invstd);
+    train_forward::<T, true>(x, (n, c, hw), weight, bias, eps, momentum, stats, y)
+}
+
+/// The four per-channel buffers of a training forward pass: `running_mean`, `running_var`,
+/// `save_mean`, `save_invstd`.
+type Stats<'a, T> = (&'a mut [T], &'a mut [T], &'a mut [T], &'a mut [T]);
+
+/// [`batch_norm2d_train`], with relu applied to `y` when `RELU`.
+#[allow(clippy::too_many_arguments)]
+fn train_forward<T: Float, const RELU: bool>(
+    x: &[T],
+    (n, c, hw): (usize, usize, usize),
+    weight: &[T],
+    bias: &[T],
+    eps: T,
+    momentum: T,
+    (running_mean, running_var, save_mean, save_invstd): Stats<'_, T>,
+    y: &mut [T],
+) -> Result<()> {
     const OP: &str = "batch_norm2d_train";
     check_dims(OP, x.len(), n, c, hw)?;
     check_len(OP, "y", x.len(), y.len())?;
@@ -96,7 +141,7 @@ pub fn batch_norm2d_train<T: Float>(
         ));
     }
     let stats = (running_mean, running_var, save_mean, save_invstd);
-    let kernel = TrainForward {
+    let kernel = TrainForward::<T, RELU> {
         x,
         dims: (n, c, hw),
         weight,
@@ -111,8 +156,8 @@ pub fn batch_norm2d_train<T: Float>(
 }
 
 /// [`batch_norm2d_train`]'s loops, compiled for the CPU's widest vectors: per channel, the
-/// mean, the variance about it, then `y`.
-struct TrainForward<'a, T> {
+/// mean, the variance about it, then `y` (through relu when `RELU`).
+struct TrainForward<'a, T, const RELU: bool> {
     x: &'a [T],
     dims: (usize, usize, usize),
     weight: &'a [T],
@@ -124,7 +169,7 @@ struct TrainForward<'a, T> {
     y: &'a mut [T],
 }
 
-impl<T: Float> Kernel for TrainForward<'_, T> {
+impl<T: Float, const RELU: bool> Kernel for TrainForward<'_, T, RELU> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
@@ -155,7 +200,9 @@ impl<T: Float> Kernel for TrainForward<'_, T> {
             let (scale, shift) = (weight[k] * invstd, bias[k]);
             for r in channel_runs(n, c, hw, k) {
                 for (yi, &xi) in y[r.clone()].iter_mut().zip(&x[r]) {
-                    *yi = (xi - mean) * scale + shift;
+                    let v = (xi - mean) * scale + shift;
+                    // relu as `ops::relu` computes it, to the bit
+                    *yi = if RELU && v < T::zero() { T::zero() } else { v };
                 }
             }
             let unbiased = sq / T::from_usize(count - 1);
@@ -821,5 +868,135 @@ mod tests {
     fn overwriting_backward_equals_adding_onto_zeros() {
         overwrite_matches_add::<f64>();
         overwrite_matches_add::<f32>();
+    }
+
+    /// One training forward pass of `x: [n, c, hw]` (weight, bias, eps as in
+    /// `gradcheck_train`), by batch norm then relu when `!fused`, else by
+    /// [`batch_norm2d_train_relu`]: the output and the four statistics.
+    fn bn_relu<T: Float>(x: &[T], n: usize, c: usize, fused: bool) -> [Vec<T>; 5] {
+        let hw = x.len() / (n * c);
+        let w: Vec<T> = random_vec(2, c, 0.5, 1.5);
+        let b: Vec<T> = random_vec(3, c, -1.0, 1.0);
+        let (mut rm, mut rv) = (random_vec(5, c, -1.0, 1.0), random_vec(6, c, 0.5, 2.0));
+        let (mut sm, mut si) = (vec![T::zero(); c], vec![T::zero(); c]);
+        let (eps, m) = (T::from_f64(1e-5), T::from_f64(0.1));
+        let mut y = vec![T::from_f64(f64::NAN); x.len()];
+        let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
+        if fused {
+            let (a, b2, c2, d) = stats;
+            batch_norm2d_train_relu(x, n, c, hw, &w, &b, eps, m, a, b2, c2, d, &mut y).unwrap();
+        } else {
+            let mut z = vec![T::zero(); x.len()];
+            let (a, b2, c2, d) = stats;
+            batch_norm2d_train(x, n, c, hw, &w, &b, eps, m, a, b2, c2, d, &mut z).unwrap();
+            crate::ops::relu(&z, &mut y).unwrap();
+        }
+        [y, rm, rv, sm, si]
+    }
+
+    fn fused_relu_equals_bn_then_relu<T: Float + core::fmt::Debug>() {
+        // relu cut some outputs and kept others
+        let (mut zeros, mut positives) = (false, false);
+        for (n, c, hw) in [(1, 1, 2), (2, 3, 5), (3, 2, 17), (5, 4, 33), (4, 16, 49)] {
+            let mut x: Vec<T> = random_vec(40 + n as u64, n * c * hw, -2.0, 2.0);
+            for (i, v) in x.iter_mut().enumerate().step_by(7) {
+                *v = T::from_usize(i % 3); // ties, and values equal to the mean
+            }
+            let (fused, plain) = (bn_relu(&x, n, c, true), bn_relu(&x, n, c, false));
+            // bit for bit: the same sums in the same order, relu as ops::relu
+            for (f, p) in fused.iter().zip(&plain) {
+                assert_eq!(
+                    f.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>(),
+                    p.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>(),
+                    "n = {n}, c = {c}, hw = {hw}"
+                );
+            }
+            zeros |= fused[0].iter().any(|&v| v == T::zero());
+            positives |= fused[0].iter().any(|&v| v > T::zero());
+        }
+        assert!(zeros && positives);
+        // a NaN input: its channel's statistics and outputs NaN, as batch norm then relu
+        let mut x: Vec<T> = random_vec(9, 2 * 3 * 4, -1.0, 1.0);
+        x[5] = T::from_f64(f64::NAN);
+        let (fused, plain) = (bn_relu(&x, 2, 3, true), bn_relu(&x, 2, 3, false));
+        let bits = |v: &[T]| v.iter().map(|v| v.to_f64().to_bits()).collect::<Vec<_>>();
+        assert!(fused[0][4..8].iter().all(|v| v.is_nan()));
+        assert!(fused[0][..4].iter().all(|v| !v.is_nan()));
+        assert_eq!(bits(&fused[0]), bits(&plain[0]));
+    }
+
+    #[test]
+    fn fused_relu_f64_and_f32() {
+        fused_relu_equals_bn_then_relu::<f64>();
+        fused_relu_equals_bn_then_relu::<f32>();
+    }
+
+    #[test]
+    fn fused_relu_literal() {
+        // `train_literal`'s y = [0.5 ×4, -2.5, -2.5, -2.5, 3.5] through relu
+        let x = cast::<f64>(&X);
+        let (w, b) = ([2.0, 3.0], [0.5, -1.0]);
+        let (mut rm, mut rv) = ([1.0, -1.0], [1.0, 1.0]);
+        let (mut sm, mut si, mut y) = ([0.0; 2], [0.0; 2], [f64::NAN; 8]);
+        let (eps, m) = (1.0, 0.1);
+        batch_norm2d_train_relu(
+            &x, 1, 2, 4, &w, &b, eps, m, &mut rm, &mut rv, &mut sm, &mut si, &mut y,
+        )
+        .unwrap();
+        assert_eq!(y, [0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 3.5]);
+        assert_close!(rm, [1.4, -0.8]);
+        assert_close!(rv, [0.9, 1.3]);
+        assert_eq!((sm, si), ([5.0, 1.0], [1.0, 0.5]));
+        // too few values per channel is an error, as for batch_norm2d_train
+        let err = batch_norm2d_train_relu(
+            &x[..2],
+            1,
+            2,
+            1,
+            &w,
+            &b,
+            eps,
+            m,
+            &mut rm,
+            &mut rv,
+            &mut sm,
+            &mut si,
+            &mut y[..2],
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn gradcheck_fused_relu() {
+        // d/dx of Σ up·relu(bn(x)): relu's derivative (from the fused output, as the folded
+        // backward passes read it) then batch norm's backward pass
+        let (n, c, hw) = (2, 3, 5);
+        let x: Vec<f64> = random_vec(11, n * c * hw, -2.0, 2.0);
+        let up: Vec<f64> = random_vec(12, n * c * hw, -1.0, 1.0);
+        let loss = |x: &[f64]| {
+            let y = &bn_relu(x, n, c, true)[0];
+            y.iter().zip(&up).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let [y, _, _, sm, si] = bn_relu(&x, n, c, true);
+        let mut dz = vec![0.0; x.len()];
+        crate::ops::relu_backward_overwrite(&y, &y, &up, &mut dz).unwrap();
+        let w: Vec<f64> = random_vec(2, c, 0.5, 1.5);
+        let mut dx = vec![0.0; x.len()];
+        batch_norm2d_train_backward_overwrite(
+            &x,
+            n,
+            c,
+            hw,
+            &w,
+            &sm,
+            &si,
+            &dz,
+            Some(&mut dx),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+        assert_gradient("batch_norm2d_train_relu", loss, &x, &dx, 1e-6);
     }
 }

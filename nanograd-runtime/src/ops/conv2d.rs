@@ -167,7 +167,8 @@ impl Conv2dGeom {
         let fits = checked_numel(&[self.c_in, self.kh, self.kw, oh, ow]).is_some()
             && checked_numel(&[self.c_in, self.h, self.w]).is_some()
             && checked_numel(&[self.c_out, oh, ow]).is_some()
-            && checked_numel(&[self.c_out, self.c_in, self.kh, self.kw]).is_some();
+            && checked_numel(&[self.c_out, self.c_in, self.kh, self.kw]).is_some()
+            && (!self.is_shifted() || self.shifted_fits());
         if !fits {
             return Err(invalid(
                 op,
@@ -1223,6 +1224,19 @@ mod tests {
         )
         .unwrap();
         assert!(dw.iter().all(|&v| v == 2.0) && db == [3.0; 3]);
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn shifted_workspace_that_overflows_is_an_error() {
+        // 8 -> 2^32 + 1 channels on 65536x65536, 3x3, no padding: the output, 2^32 + 1
+        // planes of 65534², fits in usize (just), the shifted kernels' workspace, 2^32 + 9
+        // planes of 65536², does not
+        let g = |c_out| Conv2dGeom::new(8, 65536, 65536, c_out, 3, 3, 1, 0);
+        let err = g((1 << 32) + 1).unwrap_err().to_string();
+        assert!(err.contains("more elements than fit in memory"), "{err}");
+        let ok = g(1 << 20).unwrap();
+        assert!(ok.is_shifted() && ok.workspace_per_image() == ((1 << 20) + 8) << 32);
     }
 
     #[test]

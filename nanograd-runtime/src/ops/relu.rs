@@ -11,6 +11,12 @@ pub fn relu<T: Float>(x: &[T], y: &mut [T]) -> Result<()> {
     Ok(())
 }
 
+/// `x = max(0, x)` in place, as [`relu`] computes it (generated code calls it after batch
+/// norm's eval pass when batch norm writes the relu's output itself in a training step).
+pub fn relu_in_place<T: Float>(x: &mut [T]) {
+    vectorize_above(x.len(), ReluInPlace { x });
+}
+
 /// `dx += dy * [x > 0]`.
 pub fn relu_backward<T: Float>(x: &[T], y: &[T], dy: &[T], dx: &mut [T]) -> Result<()> {
     backward(x, y, dy, dx, true)
@@ -72,6 +78,21 @@ impl<T: Float> Kernel for Relu<'_, T> {
     }
 }
 
+/// [`relu_in_place`]'s loop.
+struct ReluInPlace<'a, T> {
+    x: &'a mut [T],
+}
+
+impl<T: Float> Kernel for ReluInPlace<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for xi in self.x.iter_mut() {
+            *xi = if *xi < T::zero() { T::zero() } else { *xi };
+        }
+    }
+}
+
 /// [`relu_backward`]'s loop (adding onto `dx` when `ADD`, else overwriting it), compiled
 /// for the CPU's widest vectors.
 struct ReluBackward<'a, T, const ADD: bool> {
@@ -113,6 +134,16 @@ mod tests {
         assert_close!(dx, [0.0f32, 0.0, 10.0, 10.0]);
         relu(&[f32::NAN], &mut y[..1]).unwrap();
         assert!(y[0].is_nan());
+        // in place: the same values, NaN kept
+        let mut z = [-2.0f32, -0.0, 0.5, 3.0, f32::NAN];
+        relu_in_place(&mut z);
+        assert_eq!(z[..4], [0.0f32, -0.0, 0.5, 3.0]);
+        assert!(z[4].is_nan());
+        let x: Vec<f32> = random_vec(3, 1000, -1.0, 1.0);
+        let (mut y, mut z) = (vec![0.0f32; 1000], x.clone());
+        relu(&x, &mut y).unwrap();
+        relu_in_place(&mut z);
+        assert_eq!(y, z);
     }
 
     #[test]

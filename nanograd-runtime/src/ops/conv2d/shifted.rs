@@ -83,6 +83,30 @@ impl Conv2dGeom {
         }
     }
 
+    /// Whether [`Conv2dGeom::shifted_per_image`] and [`Conv2dGeom::shifted_fixed`] fit in
+    /// `usize`: validation checks it for a shifted geometry, whose `c_out` planes of
+    /// `(h + p)·(w + p)` can overflow where the output's `c_out·out_h·out_w` does not.
+    pub(super) fn shifted_fits(&self) -> bool {
+        let sizes = || -> Option<()> {
+            let pw = self.w.checked_add(self.padding)?;
+            let plane = self.h.checked_add(self.padding)?.checked_mul(pw)?;
+            self.c_in.checked_add(self.c_out)?.checked_mul(plane)?;
+            let tail = self.kh.checked_mul(pw)?.checked_add(self.kw)?;
+            let shift = (self.kh - 1).checked_mul(pw)?.checked_add(self.kw - 1)?;
+            let width = CHUNK_COLUMNS.div_ceil(plane).checked_mul(plane)?;
+            let forward = self.c_out.checked_mul(width)?;
+            let taps = self.c_in.checked_mul(self.kh)?.checked_mul(self.kw)?;
+            let backward = taps.checked_mul(width.checked_add(shift)?)?;
+            self.c_in
+                .checked_mul(tail)?
+                .checked_add(self.c_out.checked_mul(shift)?)?
+                .checked_add(forward.max(backward))?
+                .checked_add(self.weight_len().checked_mul(2)?)?;
+            Some(())
+        };
+        sizes().is_some()
+    }
+
     /// Workspace per image of the shifted kernels: its planes of `P` and of `dYw`,
     /// `(c_in + c_out)·(h + p)·(w + p)`.
     pub(super) const fn shifted_per_image(&self) -> usize {
