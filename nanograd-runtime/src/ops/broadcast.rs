@@ -70,11 +70,8 @@ pub(crate) fn binary<T: Float>(
     if n == 0 {
         return Ok(());
     }
-    if a.len() == b.len() {
-        for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
-            *y = f(a, b);
-        }
-    } else if a.len() == n {
+    // equal lengths take the first branch: one chunk, the whole of both
+    if a.len() == n {
         for (y, a) in y.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
             for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
                 *y = f(a, b);
