@@ -5,14 +5,15 @@
 
 #[path = "../examples/shared/classify.rs"]
 mod classify;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../examples/shared/mlp.rs"]
 mod mlp;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use classify::{read_images, Classifier, Prediction, Session, EMBEDDED_WEIGHTS};
+use counting_alloc::allocations;
 use nanograd::data::read_idx;
 use nanograd::prelude::QuantizedSafetensors;
 
@@ -130,39 +131,12 @@ fn weights_from_a_file_classify_as_the_embedded_ones() {
 // ---------------------------------------------------------------------------------------
 // no allocation per image
 
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
 #[test]
 fn classifying_allocates_nothing_after_start_up() {
     let images = read_images(&repo("data/mnist-10k/t10k-images-idx3-ubyte.gz")).unwrap();
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = allocations();
     let mut classifier = Classifier::new(EMBEDDED_WEIGHTS).unwrap();
-    let after_start_up = ALLOCATIONS.with(Cell::get);
+    let after_start_up = allocations();
     assert!(
         after_start_up > before,
         "start-up allocates (the counter counts)"
@@ -174,7 +148,7 @@ fn classifying_allocates_nothing_after_start_up() {
     for (p, x) in predictions.iter_mut().zip(&images) {
         *p = classifier.classify(x).unwrap();
     }
-    let n = ALLOCATIONS.with(Cell::get) - after_start_up;
+    let n = allocations() - after_start_up;
     assert_eq!(n, 0, "100 images allocated {n} times");
     assert!(predictions.iter().any(|p| p.label != predictions[0].label));
 }

@@ -7,9 +7,10 @@
 //! into per-thread buffers that the warm-up grows. `checks/user-alloc/` counts the same in a
 //! crate outside this workspace, as a user's crate depends on nanograd.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
+use counting_alloc::allocations_of;
 use nanograd::assert_close;
 use nanograd::prelude::*;
 use nanograd::rand::{rngs::StdRng, SeedableRng};
@@ -89,50 +90,6 @@ model! {
     fn loss(idx: u32[B, CTX], targets: u32[B, CTX]) -> [] {
         softmax_cross_entropy(forward(idx), targets)
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// the counting allocator
-
-/// Counts the allocations (and reallocations) of the current thread: the test harness runs
-/// tests in parallel threads, each with its own count.
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: the allocator also serves thread-local destructors
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-/// The number of allocations `f` makes on this thread.
-fn allocations_of<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    let before = ALLOCATIONS.with(Cell::get);
-    let r = f();
-    (ALLOCATIONS.with(Cell::get) - before, r)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 //! nothing once the state exists.
 
 mod common;
+#[path = "../../tests/support/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use common::TensorData;
+use counting_alloc::allocations;
 use nanograd_runtime::module::{visit_child_params, visit_child_params_mut};
 use nanograd_runtime::optim::DecayScope;
 use nanograd_runtime::optim::{
@@ -554,30 +555,6 @@ fn schedules_match_torch() {
 
 // ---------------------------------------------------------------------------------------
 // no allocation per step
-
-/// Counts the allocations of the current thread (tests run in parallel threads).
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(|n| n.get())
-}
 
 /// Two dense layers under prefixed names (`fc1.weight`, ...), as a generated model has.
 struct Mlp {

@@ -5,15 +5,16 @@
 //! a small CNN (conv, batch norm, max pool, conv, global average pool, dense) and the GPT of
 //! `examples/gpt_shakespeare.rs`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use nanograd::prelude::*;
 use nanograd::rand::{rngs::StdRng, SeedableRng};
 use nanograd::testing::random_vec;
 
+#[path = "../../../tests/support/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../../../examples/shared/gpt.rs"]
 mod gpt;
+
+use counting_alloc::allocations_of;
 
 model! {
     /// The MLP of the benchmarks: 784-128-64-10.
@@ -56,48 +57,7 @@ model! {
 }
 
 // ---------------------------------------------------------------------------------------
-// the counting allocator
-
-/// Counts the allocations (and reallocations) of the current thread: the test harness runs
-/// tests on threads of their own, each with its own count.
-struct CountingAlloc;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: the allocator also serves thread-local destructors
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-/// The number of allocations `f` makes on this thread, and its result.
-fn allocations_of<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    let before = ALLOCATIONS.with(Cell::get);
-    let r = f();
-    (ALLOCATIONS.with(Cell::get) - before, r)
-}
+// counting
 
 /// Runs `f` twice to warm up (grow the workspace, pack weights, grow the GEMM's packing
 /// buffers, create the optimizer's state), checks that the warm-up allocated (the counter
