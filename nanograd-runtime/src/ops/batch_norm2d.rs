@@ -26,8 +26,61 @@
 //! training with a single value per channel (`N = 1`) is an error: its variance is
 //! undefined. PyTorch's cumulative average (`momentum=None`) is not offered.
 
+#[cfg(target_arch = "x86_64")]
+use crate::float::as_f32;
 use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, invalid, Float, Result};
+
+// the channel sums in sixteen `f32` lanes
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+use avx512::Sum;
+
+/// The CPU's AVX-512 and the two runs as `f32`, when `T` is `f32` and the CPU has it: then
+/// the channel sums run `avx512.rs` (the same bits as the portable sums).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn f32_sums<'a, T: Float>(a: &'a [T], b: &'a [T]) -> Option<(pulp::x86::V4, &'a [f32], &'a [f32])> {
+    Some((avx512::available()?, as_f32(a)?, as_f32(b)?))
+}
+
+/// No AVX-512 sums off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn f32_sums<T: Float>(
+    _: &[T],
+    _: &[T],
+) -> Option<(core::convert::Infallible, &'static [f32], &'static [f32])> {
+    None
+}
+
+/// Off x86-64 the sixteen-lane sums are never called ([`f32_sums`] is `None`).
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    use core::convert::Infallible;
+    type Dims = (usize, usize, usize, usize);
+    // built by the callers, never read: `f32_sums` is `None` here
+    #[allow(dead_code)]
+    pub(super) enum Sum {
+        Values,
+        Squares { mean: f32 },
+    }
+    pub(super) fn channel_sum(simd: Infallible, _: &[f32], _: Dims, _: Sum) -> f32 {
+        match simd {}
+    }
+    pub(super) fn channel_sum_and_dot(
+        simd: Infallible,
+        _: &[f32],
+        _: &[f32],
+        _: Dims,
+        _: (f32, f32),
+    ) -> (f32, f32) {
+        match simd {}
+    }
+}
+#[cfg(not(target_arch = "x86_64"))]
+use avx512::Sum;
 
 /// Checks that `x` holds `[n, c, hw]` and that the per-channel buffers hold `c` values.
 fn check_dims(op: &'static str, x_len: usize, n: usize, c: usize, hw: usize) -> Result<()> {
@@ -185,15 +238,28 @@ impl<T: Float, const RELU: bool> Kernel for TrainForward<'_, T, RELU> {
         } = self;
         let count = n * hw;
         let nf = T::from_usize(count);
+        let fast = f32_sums(x, x);
         for k in 0..c {
+            let dims = (n, c, hw, k);
             let mut sum = T::zero();
-            for r in channel_runs(n, c, hw, k) {
-                sum += lanes_sum(&x[r], |v| v);
+            if let Some((simd, x, _)) = fast {
+                sum = T::from_f64(avx512::channel_sum(simd, x, dims, Sum::Values).into());
+            } else {
+                for r in channel_runs(n, c, hw, k) {
+                    sum += lanes_sum(&x[r], |v| v);
+                }
             }
             let mean = sum / nf;
             let mut sq = T::zero();
-            for r in channel_runs(n, c, hw, k) {
-                sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
+            if let Some((simd, x, _)) = fast {
+                let what = Sum::Squares {
+                    mean: mean.to_f64() as f32,
+                };
+                sq = T::from_f64(avx512::channel_sum(simd, x, dims, what).into());
+            } else {
+                for r in channel_runs(n, c, hw, k) {
+                    sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
+                }
             }
             let var = sq / nf;
             let invstd = T::one() / (var + eps).sqrt();
@@ -329,14 +395,21 @@ impl<T: Float, const ADD: bool> Kernel for TrainBackward<'_, T, ADD> {
             grads: (mut dx, mut dweight, mut dbias),
         } = self;
         let nf = T::from_usize(n * hw);
+        let fast = f32_sums(dy, x);
         for k in 0..c {
             let (mean, invstd) = (save_mean[k], save_invstd[k]);
             let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
-            for r in channel_runs(n, c, hw, k) {
-                let (g, gx) =
-                    lanes_sum_and_dot(&dy[r.clone()], &x[r], |g, xi| g * (xi - mean) * invstd);
-                sum_g += g;
-                sum_gx += gx;
+            if let Some((simd, dy, x)) = fast {
+                let stats = (mean.to_f64() as f32, invstd.to_f64() as f32);
+                let (g, gx) = avx512::channel_sum_and_dot(simd, dy, x, (n, c, hw, k), stats);
+                (sum_g, sum_gx) = (T::from_f64(g.into()), T::from_f64(gx.into()));
+            } else {
+                for r in channel_runs(n, c, hw, k) {
+                    let (g, gx) =
+                        lanes_sum_and_dot(&dy[r.clone()], &x[r], |g, xi| g * (xi - mean) * invstd);
+                    sum_g += g;
+                    sum_gx += gx;
+                }
             }
             if let Some(dx) = dx.as_deref_mut() {
                 let a = weight[k] * invstd / nf;
@@ -998,5 +1071,61 @@ mod tests {
         .unwrap();
         assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
         assert_gradient("batch_norm2d_train_relu", loss, &x, &dx, 1e-6);
+    }
+
+    /// The sixteen-lane channel sums against the portable ones, bit for bit: runs shorter
+    /// than, equal to and longer than sixteen values with tails of every length, batches
+    /// 1-5, and values spread over several orders of magnitude (sums that round).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_sums_match_the_portable_sums() {
+        let Some(simd) = avx512::available() else {
+            return;
+        };
+        let mut cases = 0;
+        for (s, (n, c, hw)) in [
+            (1, 1, 3),
+            (2, 3, 16),
+            (3, 2, 17),
+            (5, 4, 49),
+            (4, 3, 196),
+            (1, 2, 784),
+            (2, 1, 47),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let x: Vec<f32> = random_vec(90 + s as u64, n * c * hw, -3.0, 5.0)
+                .into_iter()
+                .map(|v: f32| v * 1e3f32.powf(v.fract()))
+                .collect();
+            let dy: Vec<f32> = random_vec(100 + s as u64, x.len(), -1.0, 1.0);
+            for k in 0..c {
+                let (mut sum, mut sq, mut sum_g, mut sum_gx) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+                let (mean, invstd) = (0.7f32, 0.3f32);
+                for r in channel_runs(n, c, hw, k) {
+                    sum += lanes_sum(&x[r.clone()], |v| v);
+                    sq += lanes_sum(&x[r.clone()], |v| (v - mean) * (v - mean));
+                    let (g, gx) =
+                        lanes_sum_and_dot(&dy[r.clone()], &x[r], |g, xi| g * (xi - mean) * invstd);
+                    sum_g += g;
+                    sum_gx += gx;
+                }
+                let dims = (n, c, hw, k);
+                let fast = [
+                    avx512::channel_sum(simd, &x, dims, Sum::Values),
+                    avx512::channel_sum(simd, &x, dims, Sum::Squares { mean }),
+                ];
+                let (g, gx) = avx512::channel_sum_and_dot(simd, &dy, &x, dims, (mean, invstd));
+                let bits = |v: [f32; 4]| v.map(f32::to_bits);
+                assert_eq!(
+                    bits([fast[0], fast[1], g, gx]),
+                    bits([sum, sq, sum_g, sum_gx]),
+                    "n = {n}, c = {c}, hw = {hw}, k = {k}"
+                );
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 16);
     }
 }

@@ -10,8 +10,14 @@
 
 use super::conv2d::{check_dims, out_len};
 use super::relu::keep_where_positive;
+#[cfg(target_arch = "x86_64")]
+use crate::float::{as_f32, as_f32_mut};
 use crate::simd::{vectorize_above, Kernel};
 use crate::{invalid, Float, Result};
+
+// the 2x2 backward pass in sixteen `f32` lanes
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// The shape of a square pooling window over `[c, h, w]` images: one `kernel` size, one
 /// `stride` and one `padding` for both spatial dimensions.
@@ -171,6 +177,11 @@ pub fn max_pool2d<T: Float>(g: &Pool2dGeom, x: &[T], n: usize, y: &mut [T]) -> R
     let (oh, ow) = (g.out_h(), g.out_w());
     if g.is_2x2() {
         // the common 2x2 window, stride 2: two input rows per output row, no window bounds
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(simd), Some(x), Some(y)) = (avx512::available(), as_f32(x), as_f32_mut(y)) {
+            avx512::forward_2x2(simd, (g.h, g.w), x, y);
+            return Ok(());
+        }
         vectorize_above(y.len(), Pool2x2 { g, x, y });
         return Ok(());
     }
@@ -275,10 +286,12 @@ fn backward<T: Float>(
     g.check(op, n, ("dx", dx.len()), ("dy", dy.len()))?;
     if g.is_2x2() && how != Dx::Add {
         // every input in at most one window: each dx written once, in one pass
-        let ok = if how == Dx::Overwrite {
-            vectorize_above(dx.len(), Pool2x2Backward::<T, false> { g, x, y, dy, dx })
-        } else {
-            vectorize_above(dx.len(), Pool2x2Backward::<T, true> { g, x, y, dy, dx })
+        let ok = match backward_2x2_f32(g, x, y, dy, dx, how == Dx::ThroughRelu) {
+            Some(ok) => ok,
+            None if how == Dx::Overwrite => {
+                vectorize_above(dx.len(), Pool2x2Backward::<T, false> { g, x, y, dy, dx })
+            }
+            None => vectorize_above(dx.len(), Pool2x2Backward::<T, true> { g, x, y, dy, dx }),
         };
         if ok {
             return Ok(());
@@ -332,6 +345,36 @@ fn backward<T: Float>(
         keep_where_positive(x, dx);
     }
     Ok(())
+}
+
+/// The 2x2 backward pass of [`Pool2x2Backward`] in sixteen `f32` lanes (`avx512.rs`), when
+/// `T` is `f32` and the CPU has AVX-512: whether every window found its output, or `None`
+/// when that pass does not apply.
+fn backward_2x2_f32<T: Float>(
+    g: &Pool2dGeom,
+    x: &[T],
+    y: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    relu: bool,
+) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(simd), Some(x), Some(y), Some(dy), Some(dx)) = (
+        avx512::available(),
+        as_f32(x),
+        as_f32(y),
+        as_f32(dy),
+        as_f32_mut(dx),
+    ) {
+        let hw = (g.h, g.w);
+        return Some(if relu {
+            avx512::backward_2x2::<true>(simd, hw, x, y, dy, dx)
+        } else {
+            avx512::backward_2x2::<false>(simd, hw, x, y, dy, dx)
+        });
+    }
+    let _ = (g, x, y, dy, dx, relu);
+    None
 }
 
 /// The 2x2, stride-2 forward pass over whole planes: each output the maximum of its window,
@@ -666,5 +709,141 @@ mod tests {
             err.to_string().contains("window (0, 1) of plane 0"),
             "{err}"
         );
+    }
+
+    /// The sixteen-lane 2x2 backward pass against the portable one, bit for bit: widths
+    /// with no, one and two full groups of eight windows and a partial one, odd sizes,
+    /// batches 1-5, ties and zeros (relu's outputs) and negative values; and a NaN maximum
+    /// reported as not found, for the general pass.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_2x2_backward_matches_the_portable_pass() {
+        let Some(simd) = avx512::available() else {
+            return;
+        };
+        let mut checked = 0;
+        for (s, (h, w, n)) in [
+            (2, 2, 1),
+            (3, 5, 2),
+            (4, 16, 3),
+            (28, 28, 4),
+            (5, 35, 5),
+            (6, 49, 2),
+            (14, 14, 3),
+            (7, 33, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let g = Pool2dGeom::new(2, h, w, 2, 2, 0).unwrap();
+            for relu in [false, true] {
+                let x: Vec<f32> = random_vec(70 + s as u64, n * g.input_len(), -1.0, 1.0)
+                    .into_iter()
+                    .map(|v: f32| {
+                        let v = (v * 4.0).round();
+                        if relu {
+                            v.max(0.0)
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                let mut y = vec![0.0f32; n * g.output_len()];
+                max_pool2d(&g, &x, n, &mut y).unwrap();
+                let dy: Vec<f32> = random_vec(80 + s as u64, y.len(), -1.0, 1.0);
+                let mut want = vec![f32::NAN; x.len()];
+                let portable = if relu {
+                    Pool2x2Backward::<f32, true> {
+                        g: &g,
+                        x: &x,
+                        y: &y,
+                        dy: &dy,
+                        dx: &mut want,
+                    }
+                    .run()
+                } else {
+                    Pool2x2Backward::<f32, false> {
+                        g: &g,
+                        x: &x,
+                        y: &y,
+                        dy: &dy,
+                        dx: &mut want,
+                    }
+                    .run()
+                };
+                let mut got = vec![f32::NAN; x.len()];
+                let fast = if relu {
+                    avx512::backward_2x2::<true>(simd, (h, w), &x, &y, &dy, &mut got)
+                } else {
+                    avx512::backward_2x2::<false>(simd, (h, w), &x, &y, &dy, &mut got)
+                };
+                assert!(portable && fast, "{h}x{w}, n = {n}");
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{h}x{w}, n = {n}, relu {relu}");
+                assert!(got.iter().any(|&v| v != 0.0));
+                checked += 1;
+                // a NaN maximum is not found, as in the portable pass
+                let mut x = x;
+                // the second input of the last plane's first window
+                let at = x.len() - h * w + 1;
+                x[at] = f32::NAN;
+                max_pool2d(&g, &x, n, &mut y).unwrap();
+                let fast = avx512::backward_2x2::<false>(simd, (h, w), &x, &y, &dy, &mut got);
+                assert!(!fast, "{h}x{w}, n = {n}: NaN found");
+            }
+        }
+        assert_eq!(checked, 16);
+    }
+
+    /// The sixteen-lane 2x2 forward pass against the portable one, bit for bit: widths of
+    /// 1-40 windows (partial and whole groups of sixteen), odd sizes, batches 1-5, ties of
+    /// `0` and `-0`, `-∞`, and NaNs of different payloads (the last one in a window kept).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_2x2_forward_matches_the_portable_pass() {
+        let Some(simd) = avx512::available() else {
+            return;
+        };
+        let specials = [
+            0.0f32,
+            -0.0,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7fc0_0001),
+        ];
+        for (s, (h, w, n)) in [
+            (2, 2, 1),
+            (3, 5, 2),
+            (28, 28, 4),
+            (14, 14, 5),
+            (5, 33, 3),
+            (4, 64, 2),
+            (6, 81, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let g = Pool2dGeom::new(3, h, w, 2, 2, 0).unwrap();
+            let mut x: Vec<f32> = random_vec(110 + s as u64, n * g.input_len(), -1.0, 1.0)
+                .into_iter()
+                .map(|v: f32| (v * 4.0).round())
+                .collect();
+            for (k, v) in x.iter_mut().enumerate().skip(s).step_by(5) {
+                *v = specials[(k / 5) % specials.len()];
+            }
+            let mut want = vec![1.0f32; n * g.output_len()];
+            Pool2x2 {
+                g: &g,
+                x: &x,
+                y: &mut want,
+            }
+            .run();
+            let mut got = vec![1.0f32; want.len()];
+            avx512::forward_2x2(simd, (h, w), &x, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{h}x{w}, n = {n}");
+            assert!(got.iter().any(|v| v.is_nan()) || got.len() < 8);
+        }
     }
 }
