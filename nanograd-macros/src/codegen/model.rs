@@ -217,6 +217,15 @@ pub(super) struct Returns {
     pub plain_body: TokenStream,
 }
 
+/// The statement that takes an `_into` method's scratch (`__ws`), random stream (`__rng`) and,
+/// when the model has `slots` packed dense weights, their slots (`__packs`) from `ws`.
+pub(super) fn split_workspace(total: &TokenStream, slots: usize) -> TokenStream {
+    match slots {
+        0 => quote! { let (__ws, __rng) = ws.split(#total); },
+        n => quote! { let (__ws, __rng, __packs) = ws.split_packed(#total, #n); },
+    }
+}
+
 pub(super) fn returns(
     model: &str,
     f: &FnModel,
@@ -314,10 +323,7 @@ fn fn_methods(s: &StructModel, f: &FnModel) -> TokenStream {
 
     let fwd = GraphGen::new(graph, Mode::Infer, false, false);
     let total = fwd.total().tokens();
-    let split = match fwd.pack_slots() {
-        0 => quote! { let (__ws, __rng) = ws.split(#total); },
-        n => quote! { let (__ws, __rng, __packs) = ws.split_packed(#total, #n); },
-    };
+    let split = split_workspace(&total, fwd.pack_slots());
     let (carve, consts, body) = (fwd.carve(), fwd.consts(), fwd.forward());
     let result = fwd.value(graph.output);
     let ws_doc = if fwd.pack_slots() > 0 {

@@ -56,7 +56,7 @@ use quote::{format_ident, quote};
 use super::array_type_of;
 use super::forward::conv_geom;
 use super::graph::{aux, layer_path, param_path, GraphGen, Mode, Size};
-use super::model::{bind_inputs, method_vis, returns, sample_dims, Returns};
+use super::model::{bind_inputs, method_vis, returns, sample_dims, split_workspace, Returns};
 use crate::ir::{Graph, NodeId, Op};
 use crate::lower::{FnModel, LayerKind, StructModel};
 use crate::shape::Shape;
@@ -653,10 +653,7 @@ fn fn_methods(
 
     let fwd = GraphGen::new(graph, Mode::Infer, false, false);
     let Int8Body { len: total, code } = int8_body(&fwd, plan, subs, fi);
-    let split = match fwd.pack_slots() {
-        0 => quote! { let (__ws, __rng) = ws.split(#total); },
-        n => quote! { let (__ws, __rng, __packs) = ws.split_packed(#total, #n); },
-    };
+    let split = split_workspace(&total, fwd.pack_slots());
     let result = fwd.value(graph.output);
 
     let Returns {
