@@ -752,24 +752,13 @@ mod tests {
                 max_pool2d(&g, &x, n, &mut y).unwrap();
                 let dy: Vec<f32> = random_vec(80 + s as u64, y.len(), -1.0, 1.0);
                 let mut want = vec![f32::NAN; x.len()];
-                let portable = if relu {
-                    Pool2x2Backward::<f32, true> {
-                        g: &g,
-                        x: &x,
-                        y: &y,
-                        dy: &dy,
-                        dx: &mut want,
+                let portable = {
+                    let (g, x, y, dy, dx) = (&g, &x[..], &y[..], &dy[..], &mut want[..]);
+                    if relu {
+                        Pool2x2Backward::<f32, true> { g, x, y, dy, dx }.run()
+                    } else {
+                        Pool2x2Backward::<f32, false> { g, x, y, dy, dx }.run()
                     }
-                    .run()
-                } else {
-                    Pool2x2Backward::<f32, false> {
-                        g: &g,
-                        x: &x,
-                        y: &y,
-                        dy: &dy,
-                        dx: &mut want,
-                    }
-                    .run()
                 };
                 let mut got = vec![f32::NAN; x.len()];
                 let fast = if relu {
