@@ -201,7 +201,9 @@ macro_rules! impl_float {
 impl_float!(f32, "f32");
 impl_float!(f64, "f64");
 
-/// `x` as a slice of `f32` when `T` is `f32`, for kernels with an `f32` path of their own.
+/// `x` as a slice of `f32` when `T` is `f32`, for kernels with an `f32` path of their own
+/// (all of them `x86_64` AVX-512 paths so far: elsewhere nothing calls it).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn as_f32<T: Float>(x: &[T]) -> Option<&[f32]> {
     if core::any::TypeId::of::<T>() != core::any::TypeId::of::<f32>() {
         return None;
@@ -211,6 +213,7 @@ pub(crate) fn as_f32<T: Float>(x: &[T]) -> Option<&[f32]> {
 }
 
 /// [`as_f32`] for a mutable slice.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn as_f32_mut<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
     if core::any::TypeId::of::<T>() != core::any::TypeId::of::<f32>() {
         return None;

@@ -24,8 +24,10 @@
 use crate::simd::{mul_add, vectorize, Kernel};
 use crate::Float;
 
-/// Which micro-kernel serves a GEMM.
+/// Which micro-kernel serves a GEMM. Off `x86_64`, only [`Isa::Portable`] is ever detected
+/// (the others are matched, never built).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) enum Isa {
     /// `core::arch` AVX-512F kernels.
     Avx512,
