@@ -811,7 +811,8 @@ mod tests {
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&got), bits(&want), "len {len}, n {n}");
                     assert_eq!(lg.to_bits(), lw.to_bits(), "len {len}, n {n}");
-                    // a NaN among the visible scores makes the whole row NaN, in both
+                    // a NaN among the visible scores makes the sum NaN, and with it the
+                    // masked lanes of the last live register (0 · NaN), in both
                     if !lw.is_nan() {
                         assert!(got[n..].iter().all(|&x| x == 0.0), "len {len}, n {n}");
                     }
