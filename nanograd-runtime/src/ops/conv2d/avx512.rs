@@ -2,9 +2,9 @@
 //! sums stay in registers instead of GEMMs whose products go through memory once per tap.
 //!
 //! - Forward and input gradient: one direct convolution over padded planes. A block of
-//!   eight output channels by two output rows of sixteen columns keeps its sixteen
-//!   accumulators in registers over every source channel and tap: per tap it loads the two
-//!   source rows, shifted by the tap, broadcasts each channel's weight and adds the
+//!   eight output channels by three output rows of sixteen columns keeps its 24
+//!   accumulators in registers over every source channel and tap: per tap it loads the
+//!   three source rows, shifted by the tap, broadcasts each channel's weight and adds the
 //!   products; the block is then written once (with the bias, or onto `dx`, or through
 //!   relu's mask). The forward pass reads the padded input `P` with the taps' shifts
 //!   `d_t = u·pw + v`; the input gradient is the same loop over the widened `dYw` with the
@@ -34,6 +34,9 @@ use crate::Float;
 const L: usize = 16;
 /// Output channels of one block of accumulators.
 const CHANNELS: usize = 8;
+/// Output rows of one block of accumulators: with [`CHANNELS`], 24 accumulators, three
+/// source rows and a broadcast weight in 32 registers.
+const ROWS: usize = 3;
 /// Wide columns of the weight gradient's blocks between two additions of their lanes.
 const COLUMNS: usize = 1024;
 
@@ -155,17 +158,6 @@ impl Direct<'_> {
             && reach() == Some(true)
     }
 
-    /// The shift of tap `(u, v)`.
-    #[inline(always)]
-    fn shift(&self, u: usize, v: usize) -> usize {
-        let d = u * self.pw + v;
-        if self.flip {
-            self.max_shift - d
-        } else {
-            d
-        }
-    }
-
     /// Runs the convolution over `n` images into `sink` (after [`Direct::fits`]).
     fn run(&self, simd: V4, n: usize, sink: &mut Sink) {
         struct Op<'a, 'b, 'c> {
@@ -210,27 +202,44 @@ impl Direct<'_> {
     fn channels<const C: usize>(&self, simd: V4, k: usize, d0: usize, sink: &mut Sink) -> usize {
         let mut r = 0;
         while r < self.rows {
-            let two = self.rows - r >= 2;
+            let rows = (self.rows - r).min(ROWS);
             for j in (0..self.cols).step_by(L) {
                 let mask = first_lanes(self.cols - j);
                 let base = k * self.plane + self.first + r * self.pw + j;
-                if two {
-                    let acc = self.block::<C, 2>(simd, d0, base, mask);
-                    self.write(simd, sink, (k, d0, r, j), mask, &acc);
-                } else {
-                    let acc = self.block::<C, 1>(simd, d0, base, mask);
-                    self.write(simd, sink, (k, d0, r, j), mask, &acc);
+                let at = (k, d0, r, j);
+                match rows {
+                    3 => self.block_and_write::<C, 3>(simd, sink, at, base, mask),
+                    2 => self.block_and_write::<C, 2>(simd, sink, at, base, mask),
+                    _ => self.block_and_write::<C, 1>(simd, sink, at, base, mask),
                 }
             }
-            r += if two { 2 } else { 1 };
+            r += rows;
         }
         C
+    }
+
+    /// [`Direct::block`] then [`Direct::write`], with the flip a constant of the loops.
+    #[inline(always)]
+    fn block_and_write<const C: usize, const R: usize>(
+        &self,
+        simd: V4,
+        sink: &mut Sink,
+        at: (usize, usize, usize, usize),
+        base: usize,
+        mask: u16,
+    ) {
+        let acc = if self.flip {
+            self.block::<C, R, true>(simd, at.1, base, mask)
+        } else {
+            self.block::<C, R, false>(simd, at.1, base, mask)
+        };
+        self.write(simd, sink, at, mask, &acc);
     }
 
     /// The sums of channels `d0..d0 + C` over `R` rows of the lanes `mask` from source
     /// column `base` (of image plane 0, row 0, no shift).
     #[inline(always)]
-    fn block<const C: usize, const R: usize>(
+    fn block<const C: usize, const R: usize, const FLIP: bool>(
         &self,
         simd: V4,
         d0: usize,
@@ -245,7 +254,8 @@ impl Direct<'_> {
             let w = d0 * self.w_dst + s * self.w_src;
             for u in 0..self.kh {
                 for v in 0..self.kw {
-                    let at = row + self.shift(u, v);
+                    let d = u * self.pw + v;
+                    let at = row + if FLIP { self.max_shift - d } else { d };
                     // SAFETY: AVX-512F is present (under `V4`); the masked lanes are columns
                     // below `cols` of rows below `rows`, inside `src` by `fits`
                     let x: [__m512; R] =
@@ -577,7 +587,17 @@ impl WeightGrad<'_> {
             .p
             .as_ptr()
             .wrapping_add(c * self.ld_p + u * self.pw + v);
-        let mut step = |q: usize, mask: u16| {
+        // one loop, the last vector's mask computed in it: with the whole vectors and the
+        // tail apart (by a closure or a function), LLVM stores the accumulators to the
+        // stack on every step
+        let end = q0 + len;
+        let mut q = q0;
+        while q < end {
+            let mask = if end - q >= L {
+                u16::MAX
+            } else {
+                first_lanes(end - q)
+            };
             // SAFETY: AVX-512F is present (under `V4`); lanes of `mask` are columns below
             // `total`, their shifts by a tap inside `p` and their rows of `dyw` inside it
             // (`fits`)
@@ -588,13 +608,7 @@ impl WeightGrad<'_> {
                     *a = f._mm512_fmadd_ps(d, x, *a);
                 }
             }
-        };
-        let (whole, end) = (len / L * L, q0 + len);
-        for q in (q0..q0 + whole).step_by(L) {
-            step(q, u16::MAX);
-        }
-        if whole < len {
-            step(q0 + whole, first_lanes(end - q0 - whole));
+            q += L;
         }
         let taps = self.kh * self.kw;
         for (o, acc) in acc.iter().enumerate() {
