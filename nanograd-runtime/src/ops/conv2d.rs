@@ -18,7 +18,9 @@
 //! Stride-1 convolutions of 8 input channels or more (padding below the kernel) take
 //! another way, without im2col: one GEMM per tap on shifted views of one zero-padded copy
 //! of the input (`conv2d/shifted.rs`); their workspace holds that copy instead of the
-//! columns, and [`Conv2dCols`] means that copy for them.
+//! columns, and [`Conv2dCols`] means that copy for them. For `f32` on AVX-512 the GEMMs on
+//! that copy give way to direct loops that keep their sums in registers
+//! (`conv2d/avx512.rs`).
 //!
 //! # The workspace
 //!

@@ -24,6 +24,9 @@
 //! - weight gradient: `dW_t += dYw · P[.., d_t..]ᵀ`, one product of depth `n·ph·pw` per tap
 //!   over the whole batch, as register-blocked dot products of rows.
 //!
+//! For `f32` on AVX-512 all three run instead as direct loops over `P` and `dYw` whose sums
+//! stay in registers (`avx512.rs`); the GEMMs remain for other types and CPUs.
+//!
 //! It needs `p < kh` and `p < kw` (so that one row and one image of padding serve both
 //! sides). The columns go in chunks of whole images, about 1024 at a time, so that a
 //! chunk's rows of `P`, `dYw` and the product stay in cache across the taps.
