@@ -107,8 +107,9 @@ fn store_reg(row: &mut [f32], j: usize, v: f32x16) {
 }
 
 /// The softmax of the first `n` (at least 1) elements of `row` in place, the rest set to 0;
-/// returns the log-sum-exp of those `n`. Rows of up to four registers (`t ≤ 64`) go through
-/// [`softmax_regs`].
+/// returns the log-sum-exp of those `n`. A NaN among the `n` makes the whole row NaN, and
+/// with it the masked lanes of its last live register (0 · NaN); the row's output is NaN
+/// either way. Rows of up to four registers (`t ≤ 64`) go through [`softmax_regs`].
 #[inline(always)]
 fn softmax_row(simd: V4, row: &mut [f32], n: usize) -> f32 {
     if row.len() <= 4 * L {
