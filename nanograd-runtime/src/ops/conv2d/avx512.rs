@@ -28,6 +28,7 @@ use pulp::Simd;
 
 use super::{Conv2dGeom, Dx};
 use crate::float::{as_f32, as_f32_mut};
+use crate::simd::first_lanes;
 use crate::Float;
 
 /// `f32` lanes in one register.
@@ -39,12 +40,6 @@ const CHANNELS: usize = 8;
 const ROWS: usize = 3;
 /// Wide columns of the weight gradient's blocks between two additions of their lanes.
 const COLUMNS: usize = 1024;
-
-/// The first `len` lanes (at most 16) of a vector.
-#[inline(always)]
-fn first_lanes(len: usize) -> u16 {
-    (((1u32 << len.min(L)) - 1) & 0xffff) as u16
-}
 
 /// The lanes of `mask` loaded from `p`, zeros in the others.
 ///
