@@ -51,7 +51,7 @@ mod avx512 {
         _: &Conv2dGeom,
         _: &[T],
         _: usize,
-        _: &[T],
+        _: (&[T], &mut [T]),
         _: Option<&[T]>,
         _: usize,
         _: &mut [T],
@@ -64,7 +64,7 @@ mod avx512 {
         _: &Conv2dGeom,
         _: &[T],
         _: usize,
-        _: &[T],
+        _: (&[T], &mut [T]),
         _: usize,
         _: &[T],
         _: &mut [T],
@@ -73,13 +73,15 @@ mod avx512 {
         false
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn add_weight_grad<T: Float>(
         _: &Conv2dGeom,
         _: &[T],
-        _: usize,
         _: &[T],
         _: usize,
         _: usize,
+        _: &mut [T],
+        _: &mut [T],
         _: &mut [T],
     ) -> bool {
         false
