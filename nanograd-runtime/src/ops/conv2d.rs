@@ -73,6 +73,10 @@ mod avx512 {
         false
     }
 
+    pub(super) fn pad_rows<T: Float>(_: &[T], _: usize, _: usize, _: &mut [T], _: usize) -> bool {
+        false
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn add_weight_grad<T: Float>(
         _: &Conv2dGeom,
@@ -80,8 +84,8 @@ mod avx512 {
         _: &[T],
         _: usize,
         _: usize,
-        _: &mut [T],
-        _: &mut [T],
+        _: (&mut [T], &mut [T]),
+        _: Option<&mut [T]>,
         _: &mut [T],
     ) -> bool {
         false

@@ -30,7 +30,8 @@ use crate::Float;
 /// `dweight[o, c, u, v] += Σ dy[k, o, i, j]·p[c, k·plane + (i + u)·pw + j + v]` from the
 /// padded planes `p: [c_in, ld_p]` (`shifted.rs`'s `P`) and `dy: [n, c_out, out_h, out_w]`,
 /// for `f32` on AVX-512, with `scratch` (at least `out_h·out_w·c_out` elements) and `sums`
-/// (`weight_len`) as workspace; `false` (nothing written) otherwise.
+/// (`weight_len`) as workspace, and `dbias[o] += Σ dy[k, o, i, j]` when given, summed from
+/// the transposed planes; `false` (nothing written) otherwise.
 #[allow(clippy::too_many_arguments)]
 pub(in super::super) fn add_weight_grad<T: Float>(
     g: &Conv2dGeom,
@@ -38,8 +39,8 @@ pub(in super::super) fn add_weight_grad<T: Float>(
     p: &[T],
     ld_p: usize,
     n: usize,
-    scratch: &mut [T],
-    sums: &mut [T],
+    (scratch, sums): (&mut [T], &mut [T]),
+    dbias: Option<&mut [T]>,
     dweight: &mut [T],
 ) -> bool {
     let (Some(simd), Some(dy), Some(p), Some(scratch), Some(sums), Some(dweight)) = (
@@ -51,6 +52,11 @@ pub(in super::super) fn add_weight_grad<T: Float>(
         as_f32_mut(dweight),
     ) else {
         return false;
+    };
+    let dbias = match dbias.map(as_f32_mut) {
+        Some(None) => return false,
+        Some(Some(b)) if b.len() != g.c_out => return false,
+        b => b.flatten(),
     };
     let wg = LanesGrad {
         dy,
@@ -69,7 +75,7 @@ pub(in super::super) fn add_weight_grad<T: Float>(
     if !wg.fits(scratch.len(), sums.len(), dweight.len()) {
         return false;
     }
-    wg.run(simd, scratch, sums, dweight);
+    wg.run(simd, (scratch, sums), dbias, dweight);
     true
 }
 
@@ -132,12 +138,19 @@ impl LanesGrad<'_> {
     }
 
     /// Adds the gradient into `dweight` (after [`LanesGrad::fits`]).
-    fn run(&self, simd: V4, scratch: &mut [f32], sums: &mut [f32], dweight: &mut [f32]) {
+    fn run(
+        &self,
+        simd: V4,
+        (scratch, sums): (&mut [f32], &mut [f32]),
+        dbias: Option<&mut [f32]>,
+        dweight: &mut [f32],
+    ) {
         struct Op<'a, 'b> {
             simd: V4,
             wg: &'a LanesGrad<'b>,
             scratch: &'a mut [f32],
             sums: &'a mut [f32],
+            dbias: Option<&'a mut [f32]>,
         }
         impl pulp::WithSimd for Op<'_, '_> {
             type Output = ();
@@ -148,10 +161,12 @@ impl LanesGrad<'_> {
                     wg,
                     scratch,
                     sums,
+                    mut dbias,
                 } = self;
                 let hw = wg.oh * wg.ow;
                 for k in 0..wg.n {
-                    wg.transpose(simd, &wg.dy[k * wg.c_out * hw..][..wg.c_out * hw], scratch);
+                    let plane = &wg.dy[k * wg.c_out * hw..][..wg.c_out * hw];
+                    wg.transpose(simd, plane, scratch, dbias.as_deref_mut());
                     for c in 0..wg.c_in {
                         for o0 in (0..wg.c_out).step_by(2 * L) {
                             if wg.c_out - o0 > L {
@@ -172,6 +187,7 @@ impl LanesGrad<'_> {
                 wg: self,
                 scratch,
                 sums,
+                dbias,
             },
         );
         // dweight[o, c, t] += sums[c, t, o]
@@ -185,14 +201,22 @@ impl LanesGrad<'_> {
     }
 
     /// `scratch[q·c_out + o] = plane[o·hw + q]` for one image's `plane: [c_out, hw]`, by
-    /// 16 × 16 blocks transposed in registers.
+    /// 16 × 16 blocks transposed in registers; `dbias[o] += Σ_q plane[o·hw + q]` when given
+    /// (each lane's positions summed in order, then added).
     #[inline(always)]
-    fn transpose(&self, simd: V4, plane: &[f32], scratch: &mut [f32]) {
+    fn transpose(
+        &self,
+        simd: V4,
+        plane: &[f32],
+        scratch: &mut [f32],
+        mut dbias: Option<&mut [f32]>,
+    ) {
         let f = simd.avx512f;
         let (hw, c_out) = (self.oh * self.ow, self.c_out);
         let (src, dst) = (plane.as_ptr(), scratch.as_mut_ptr());
         for o0 in (0..c_out).step_by(L) {
             let (rows, lanes) = ((c_out - o0).min(L), first_lanes(c_out - o0));
+            let mut total = f._mm512_setzero_ps();
             for q0 in (0..hw).step_by(L) {
                 let (cols, mask) = ((hw - q0).min(L), first_lanes(hw - q0));
                 // SAFETY: AVX-512F is present (under `V4`); row `o0 + r < c_out`, lanes of
@@ -209,6 +233,15 @@ impl LanesGrad<'_> {
                     // SAFETY: position `q0 + l < hw`, lanes of `lanes` are channels below
                     // `c_out`: inside `scratch` of at least `hw·c_out` (`fits`)
                     unsafe { store(lanes, dst.add((q0 + l) * c_out + o0), v) }
+                    total = f._mm512_add_ps(total, v);
+                }
+            }
+            if let Some(db) = dbias.as_deref_mut() {
+                // SAFETY: lanes of `lanes` are channels `o0 + l < c_out`, inside `dbias` of
+                // `c_out` (checked by the entry point)
+                unsafe {
+                    let at = db.as_mut_ptr().add(o0);
+                    store(lanes, at, f._mm512_add_ps(total, load(lanes, at)));
                 }
             }
         }
