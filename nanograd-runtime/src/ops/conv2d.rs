@@ -51,7 +51,7 @@ mod avx512 {
         _: &Conv2dGeom,
         _: &[T],
         _: usize,
-        _: &[T],
+        _: (&[T], &mut [T]),
         _: Option<&[T]>,
         _: usize,
         _: &mut [T],
@@ -64,7 +64,7 @@ mod avx512 {
         _: &Conv2dGeom,
         _: &[T],
         _: usize,
-        _: &[T],
+        _: (&[T], &mut [T]),
         _: usize,
         _: &[T],
         _: &mut [T],
@@ -73,13 +73,19 @@ mod avx512 {
         false
     }
 
+    pub(super) fn pad_rows<T: Float>(_: &[T], _: usize, _: usize, _: &mut [T], _: usize) -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn add_weight_grad<T: Float>(
         _: &Conv2dGeom,
         _: &[T],
-        _: usize,
         _: &[T],
         _: usize,
         _: usize,
+        _: (&mut [T], &mut [T]),
+        _: Option<&mut [T]>,
         _: &mut [T],
     ) -> bool {
         false

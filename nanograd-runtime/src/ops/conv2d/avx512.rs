@@ -9,11 +9,7 @@
 //!   relu's mask). The forward pass reads the padded input `P` with the taps' shifts
 //!   `d_t = u·pw + v`; the input gradient is the same loop over the widened `dYw` with the
 //!   weight's channels swapped and the shifts reversed, `max_shift - d_t`.
-//! - Weight gradient: `dW[o, c, u, v] = Σ_q dYw[o, q]·P[c, q + u·pw + v]` over the batch's
-//!   wide columns `q`. A block of eight output channels by the taps of one kernel row keeps
-//!   its 24 sums in sixteen lanes each over 1024 columns, reading those columns of `dYw`
-//!   (which stay in L1 for every input channel and kernel row) and of `P` once; its lanes
-//!   are added up into `dW` at the end of the columns.
+//! - Weight gradient: with the output channels in the lanes instead (`weight_grad.rs`).
 //!
 //! Every load and store is masked to the columns that exist, so nothing outside a row's
 //! valid lanes is read; the entry points check the buffers' lengths against the furthest
@@ -31,6 +27,9 @@ use crate::float::{as_f32, as_f32_mut};
 use crate::simd::first_lanes;
 use crate::Float;
 
+mod weight_grad;
+pub(super) use weight_grad::add_weight_grad;
+
 /// `f32` lanes in one register.
 const L: usize = 16;
 /// Output channels of one block of accumulators.
@@ -38,8 +37,6 @@ const CHANNELS: usize = 8;
 /// Output rows of one block of accumulators: with [`CHANNELS`], 24 accumulators, three
 /// source rows and a broadcast weight in 32 registers.
 const ROWS: usize = 3;
-/// Wide columns of the weight gradient's blocks between two additions of their lanes.
-const COLUMNS: usize = 1024;
 
 /// The lanes of `mask` loaded from `p`, zeros in the others.
 ///
@@ -85,6 +82,9 @@ struct Direct<'a> {
     kw: usize,
     flip: bool,
     max_shift: usize,
+    /// The weight packed by [`Direct::pack`] when the kernel is 3 × 3: the loops then take
+    /// [`Direct::block3`].
+    packed: Option<&'a [f32]>,
 }
 
 /// Where and how a direct convolution writes its outputs `[n, c_dst, rows, cols]`.
@@ -102,7 +102,7 @@ enum Sink<'a> {
     },
 }
 
-impl Direct<'_> {
+impl<'a> Direct<'a> {
     /// Whether every element the loops reach lies inside the buffers, for `n` images.
     fn fits(&self, n: usize, sink: &Sink) -> bool {
         let reach = || -> Option<bool> {
@@ -153,6 +153,22 @@ impl Direct<'_> {
             && reach() == Some(true)
     }
 
+    /// `self` reading its weight packed in `buffer` when the kernel is 3 × 3 and `buffer`
+    /// holds it (after [`Direct::fits`]), else as it is.
+    fn packed_into<'b>(self, buffer: &'b mut [f32]) -> Direct<'b>
+    where
+        'a: 'b,
+    {
+        if !self.packs_into(buffer.len()) {
+            return self;
+        }
+        self.pack(buffer);
+        Direct {
+            packed: Some(buffer),
+            ..self
+        }
+    }
+
     /// Runs the convolution over `n` images into `sink` (after [`Direct::fits`]).
     fn run(&self, simd: V4, n: usize, sink: &mut Sink) {
         struct Op<'a, 'b, 'c> {
@@ -169,13 +185,10 @@ impl Direct<'_> {
                 for k in 0..n {
                     let mut d0 = 0;
                     while d0 < d.c_dst {
-                        let left = d.c_dst - d0;
-                        d0 += if left >= CHANNELS {
-                            d.channels::<CHANNELS>(simd, k, d0, sink)
-                        } else if left >= 4 {
-                            d.channels::<4>(simd, k, d0, sink)
-                        } else {
-                            d.channels::<1>(simd, k, d0, sink)
+                        d0 += match d.block_width(d0) {
+                            CHANNELS => d.channels::<CHANNELS>(simd, k, d0, sink),
+                            4 => d.channels::<4>(simd, k, d0, sink),
+                            _ => d.channels::<1>(simd, k, d0, sink),
                         };
                     }
                 }
@@ -223,10 +236,11 @@ impl Direct<'_> {
         base: usize,
         mask: u16,
     ) {
-        let acc = if self.flip {
-            self.block::<C, R, true>(simd, at.1, base, mask)
-        } else {
-            self.block::<C, R, false>(simd, at.1, base, mask)
+        let acc = match (self.packed, self.flip) {
+            (Some(w), true) => self.block3::<C, R, true>(simd, w, at.1, base, mask),
+            (Some(w), false) => self.block3::<C, R, false>(simd, w, at.1, base, mask),
+            (None, true) => self.block::<C, R, true>(simd, at.1, base, mask),
+            (None, false) => self.block::<C, R, false>(simd, at.1, base, mask),
         };
         self.write(simd, sink, at, mask, &acc);
     }
@@ -266,6 +280,95 @@ impl Direct<'_> {
                     }
                 }
             }
+        }
+        acc
+    }
+
+    /// The blocks' widths in output channels, as [`Direct::run`] walks them from `d0`.
+    fn block_width(&self, d0: usize) -> usize {
+        match self.c_dst - d0 {
+            left if left >= CHANNELS => CHANNELS,
+            left if left >= 4 => 4,
+            _ => 1,
+        }
+    }
+
+    /// Whether `len` elements hold the weight packed for a 3 × 3 kernel.
+    fn packs_into(&self, len: usize) -> bool {
+        self.kh == 3
+            && self.kw == 3
+            && self
+                .c_dst
+                .checked_mul(self.c_src)
+                .and_then(|v| v.checked_mul(9))
+                .is_some_and(|v| v <= len)
+    }
+
+    /// Packs the 3 × 3 weight for [`Direct::block3`] into `out` (after
+    /// [`Direct::packs_into`]): the block of `C` channels from `d0` (as [`Direct::run`] cuts
+    /// them) at `d0·c_src·9`, within it source channel `s` then tap `t` then channel `c`, so
+    /// that the `C` weights of one tap are one contiguous line:
+    /// `out[d0·c_src·9 + (s·9 + t)·C + c] = weight[(d0 + c)·w_dst + s·w_src + t]`.
+    fn pack(&self, out: &mut [f32]) {
+        let mut d0 = 0;
+        while d0 < self.c_dst {
+            let width = self.block_width(d0);
+            let block = &mut out[d0 * self.c_src * 9..][..width * self.c_src * 9];
+            for (e, o) in block.iter_mut().enumerate() {
+                let (st, c) = (e / width, e % width);
+                let (s, t) = (st / 9, st % 9);
+                *o = self.weight[(d0 + c) * self.w_dst + s * self.w_src + t];
+            }
+            d0 += width;
+        }
+    }
+
+    /// [`Direct::block`] for a 3 × 3 kernel, from the weight `packed` by [`Direct::pack`]:
+    /// for each source channel and kernel column `v`, the `R + 2` source rows that the three
+    /// kernel rows reach are loaded once, and each tap's `C` weights are read from one line.
+    /// Output row `i` and kernel row `u` read source row `m = i + u` (`i + 2 - u` when
+    /// flipped: the shift `max_shift - u·pw - v` is `(2 - u)·pw + 2 - v`).
+    #[inline(always)]
+    fn block3<const C: usize, const R: usize, const FLIP: bool>(
+        &self,
+        simd: V4,
+        packed: &[f32],
+        d0: usize,
+        base: usize,
+        mask: u16,
+    ) -> [[__m512; R]; C] {
+        let f = simd.avx512f;
+        let mut acc = [[f._mm512_setzero_ps(); R]; C];
+        let (pw, ld) = (self.pw, self.ld);
+        let mut src = self.src.as_ptr().wrapping_add(base);
+        let mut w = packed.as_ptr().wrapping_add(d0 * self.c_src * 9);
+        for _ in 0..self.c_src {
+            for v in 0..3 {
+                let at = src.wrapping_add(if FLIP { 2 - v } else { v });
+                // SAFETY: AVX-512F is present (under `V4`); the masked lanes are columns
+                // below `cols` of source rows reached by rows below `rows` and the kernel's
+                // three rows, inside `src` by `fits` (rows past `R + 2` are not loaded)
+                let x: [__m512; ROWS + 2] = core::array::from_fn(|m| {
+                    if m < R + 2 {
+                        unsafe { load(mask, at.add(m * pw)) }
+                    } else {
+                        f._mm512_setzero_ps()
+                    }
+                });
+                for u in 0..3 {
+                    for (c, acc) in acc.iter_mut().enumerate() {
+                        // SAFETY: tap `u·3 + v < 9` of channel `d0 + c < c_dst` and the
+                        // current source channel: inside `packed` by `packs_into`
+                        let wv = f._mm512_set1_ps(unsafe { *w.add((u * 3 + v) * C + c) });
+                        for (i, a) in acc.iter_mut().enumerate() {
+                            let m = if FLIP { i + 2 - u } else { i + u };
+                            *a = f._mm512_fmadd_ps(wv, x[m], *a);
+                        }
+                    }
+                }
+            }
+            src = src.wrapping_add(ld);
+            w = w.wrapping_add(9 * C);
         }
         acc
     }
@@ -322,14 +425,18 @@ pub(super) fn forward<T: Float>(
     g: &Conv2dGeom,
     p: &[T],
     ld_p: usize,
-    weight: &[T],
+    (weight, packed): (&[T], &mut [T]),
     bias: Option<&[T]>,
     n: usize,
     y: &mut [T],
 ) -> bool {
-    let (Some(simd), Some(p), Some(weight), Some(y)) =
-        (V4::try_new(), as_f32(p), as_f32(weight), as_f32_mut(y))
-    else {
+    let (Some(simd), Some(p), Some(weight), Some(packed), Some(y)) = (
+        V4::try_new(),
+        as_f32(p),
+        as_f32(weight),
+        as_f32_mut(packed),
+        as_f32_mut(y),
+    ) else {
         return false;
     };
     let bias = match bias.map(|b| as_f32(b)) {
@@ -355,11 +462,13 @@ pub(super) fn forward<T: Float>(
         kw: g.kw,
         flip: false,
         max_shift: g.max_shift(),
+        packed: None,
     };
     let mut sink = Sink::Forward { y, bias };
     if !d.fits(n, &sink) {
         return false;
     }
+    let d = d.packed_into(packed);
     d.run(simd, n, &mut sink);
     true
 }
@@ -372,16 +481,17 @@ pub(super) fn input_grad<T: Float>(
     g: &Conv2dGeom,
     dyw: &[T],
     ld_dy: usize,
-    weight: &[T],
+    (weight, packed): (&[T], &mut [T]),
     n: usize,
     x: &[T],
     dx: &mut [T],
     how: Dx,
 ) -> bool {
-    let (Some(simd), Some(dyw), Some(weight), Some(x), Some(dx)) = (
+    let (Some(simd), Some(dyw), Some(weight), Some(packed), Some(x), Some(dx)) = (
         V4::try_new(),
         as_f32(dyw),
         as_f32(weight),
+        as_f32_mut(packed),
         as_f32(x),
         as_f32_mut(dx),
     ) else {
@@ -405,215 +515,67 @@ pub(super) fn input_grad<T: Float>(
         kw: g.kw,
         flip: true,
         max_shift: g.max_shift(),
+        packed: None,
     };
     let mut sink = Sink::Input { dx, x, how };
     if !d.fits(n, &sink) {
         return false;
     }
+    let d = d.packed_into(packed);
     d.run(simd, n, &mut sink);
     true
 }
 
-/// `dweight[o, c, u, v] += Σ_q dyw[o, max_shift + q]·p[c, q + u·pw + v]` over the `n`
-/// images' wide columns `q < n·plane` (`shifted.rs`'s `dW_t += dYw·P_tᵀ`), for `f32` on
-/// AVX-512; `false` (nothing written) otherwise.
-pub(super) fn add_weight_grad<T: Float>(
-    g: &Conv2dGeom,
-    dyw: &[T],
-    ld_dy: usize,
-    p: &[T],
-    ld_p: usize,
-    n: usize,
-    dweight: &mut [T],
-) -> bool {
-    let (Some(simd), Some(dyw), Some(p), Some(dweight)) =
-        (V4::try_new(), as_f32(dyw), as_f32(p), as_f32_mut(dweight))
-    else {
+/// `dst[r·pw + j] = src[r·w + j - a]` for `a ≤ j < a + w` and 0 for the other `j < pw`, for
+/// every row `r` of `src` (`w` wide; `dst` holds as many rows of `pw`): the padded planes'
+/// rows (`a` = the padding) and the widened output gradient's (`a` = 0), one masked load
+/// and store per 16 columns instead of a copy and a fill per row, for `f32` on AVX-512;
+/// `false` (nothing written) otherwise.
+pub(super) fn pad_rows<T: Float>(src: &[T], w: usize, a: usize, dst: &mut [T], pw: usize) -> bool {
+    let (Some(simd), Some(src), Some(dst)) = (V4::try_new(), as_f32(src), as_f32_mut(dst)) else {
         return false;
     };
-    let wg = WeightGrad {
-        dyw,
-        ld_dy,
-        p,
-        ld_p,
-        margin: g.max_shift(),
-        total: n * g.padded_plane(),
-        c_out: g.c_out,
-        c_in: g.c_in,
-        kh: g.kh,
-        kw: g.kw,
-        pw: g.padded_w(),
-    };
-    if !wg.fits(dweight.len()) {
+    let fits = w > 0
+        && src.len() % w == 0
+        && a.checked_add(w).is_some_and(|end| end <= pw)
+        && (src.len() / w).checked_mul(pw) == Some(dst.len());
+    if !fits {
         return false;
     }
-    wg.run(simd, dweight);
-    true
-}
-
-/// The weight gradient's operands: `dW[o, c, u, v] += Σ_{q < total} dyw[o·ld_dy + margin +
-/// q]·p[c·ld_p + q + u·pw + v]`.
-struct WeightGrad<'a> {
-    dyw: &'a [f32],
-    ld_dy: usize,
-    p: &'a [f32],
-    ld_p: usize,
-    margin: usize,
-    total: usize,
-    c_out: usize,
-    c_in: usize,
-    kh: usize,
-    kw: usize,
-    pw: usize,
-}
-
-impl WeightGrad<'_> {
-    /// Whether every element the loops reach lies inside the buffers (`dweight` of
-    /// `weight_len` elements).
-    fn fits(&self, weight_len: usize) -> bool {
-        let reach = || -> Option<bool> {
-            let shift = (self.kh - 1)
-                .checked_mul(self.pw)?
-                .checked_add(self.kw - 1)?;
-            let last_dy = (self.c_out - 1)
-                .checked_mul(self.ld_dy)?
-                .checked_add(self.margin)?
-                .checked_add(self.total - 1)?;
-            let last_p = (self.c_in - 1)
-                .checked_mul(self.ld_p)?
-                .checked_add(self.total - 1)?
-                .checked_add(shift)?;
-            let len = self
-                .c_out
-                .checked_mul(self.c_in)?
-                .checked_mul(self.kh)?
-                .checked_mul(self.kw)?;
-            Some(last_dy < self.dyw.len() && last_p < self.p.len() && len == weight_len)
-        };
-        self.total > 0
-            && self.c_out > 0
-            && self.c_in > 0
-            && self.kh > 0
-            && self.kw > 0
-            && reach() == Some(true)
+    struct Op<'a> {
+        src: &'a [f32],
+        w: usize,
+        a: usize,
+        dst: &'a mut [f32],
+        pw: usize,
     }
-
-    /// Adds the gradient into `dweight` (after [`WeightGrad::fits`]).
-    fn run(&self, simd: V4, dweight: &mut [f32]) {
-        struct Op<'a, 'b> {
-            simd: V4,
-            wg: &'a WeightGrad<'b>,
-            dweight: &'a mut [f32],
-        }
-        impl pulp::WithSimd for Op<'_, '_> {
-            type Output = ();
-            #[inline(always)]
-            fn with_simd<S: Simd>(self, _: S) {
-                let Self { simd, wg, dweight } = self;
-                for q0 in (0..wg.total).step_by(COLUMNS) {
-                    let len = COLUMNS.min(wg.total - q0);
-                    let mut o0 = 0;
-                    while o0 < wg.c_out {
-                        let left = wg.c_out - o0;
-                        o0 += if left >= CHANNELS {
-                            wg.channels::<CHANNELS>(simd, o0, (q0, len), dweight)
-                        } else if left >= 4 {
-                            wg.channels::<4>(simd, o0, (q0, len), dweight)
-                        } else {
-                            wg.channels::<1>(simd, o0, (q0, len), dweight)
-                        };
+    impl pulp::WithSimd for Op<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) {
+            let Self { src, w, a, dst, pw } = self;
+            for (from, to) in src.chunks_exact(w).zip(dst.chunks_exact_mut(pw)) {
+                for j0 in (0..pw).step_by(L) {
+                    // lanes of the row's columns `j0 + l < pw`, of which those in `a..a + w`
+                    // come from `from[j0 + l - a]`
+                    let lanes = first_lanes(pw - j0);
+                    let values = lanes
+                        & first_lanes((a + w).saturating_sub(j0))
+                        & !first_lanes(a.saturating_sub(j0));
+                    let at = from.as_ptr().wrapping_add(j0).wrapping_sub(a);
+                    // SAFETY: AVX-512F is present (under `V4`); the lanes of `values` read
+                    // `from[j0 + l - a]` with `0 ≤ j0 + l - a < w`, those of `lanes` write
+                    // `to[j0 + l]` with `j0 + l < pw`
+                    unsafe {
+                        let v = load(values, at);
+                        store(lanes, to.as_mut_ptr().add(j0), v);
                     }
                 }
             }
         }
-        Simd::vectorize(
-            simd,
-            Op {
-                simd,
-                wg: self,
-                dweight,
-            },
-        );
     }
-
-    /// Output channels `o0..o0 + C` over columns `q0..q0 + len`, every input channel and
-    /// tap; returns `C`.
-    #[inline(always)]
-    fn channels<const C: usize>(
-        &self,
-        simd: V4,
-        o0: usize,
-        columns: (usize, usize),
-        dweight: &mut [f32],
-    ) -> usize {
-        for c in 0..self.c_in {
-            for u in 0..self.kh {
-                let mut v = 0;
-                while v < self.kw {
-                    v += if self.kw - v >= 3 {
-                        self.taps::<C, 3>(simd, (o0, c, u, v), columns, dweight)
-                    } else {
-                        self.taps::<C, 1>(simd, (o0, c, u, v), columns, dweight)
-                    };
-                }
-            }
-        }
-        C
-    }
-
-    /// Channels `o0..o0 + C` by taps `(u, v..v + V)` of input channel `c` over columns
-    /// `q0..q0 + len`, in `C·V` accumulators of sixteen lanes, then added into `dweight`;
-    /// returns `V`.
-    #[inline(always)]
-    fn taps<const C: usize, const V: usize>(
-        &self,
-        simd: V4,
-        (o0, c, u, v): (usize, usize, usize, usize),
-        (q0, len): (usize, usize),
-        dweight: &mut [f32],
-    ) -> usize {
-        let f = simd.avx512f;
-        let mut acc = [[f._mm512_setzero_ps(); V]; C];
-        let dy = self
-            .dyw
-            .as_ptr()
-            .wrapping_add(o0 * self.ld_dy + self.margin);
-        let p = self
-            .p
-            .as_ptr()
-            .wrapping_add(c * self.ld_p + u * self.pw + v);
-        // one loop, the last vector's mask computed in it: with the whole vectors and the
-        // tail apart (by a closure or a function), LLVM stores the accumulators to the
-        // stack on every step
-        let end = q0 + len;
-        let mut q = q0;
-        while q < end {
-            let mask = if end - q >= L {
-                u16::MAX
-            } else {
-                first_lanes(end - q)
-            };
-            // SAFETY: AVX-512F is present (under `V4`); lanes of `mask` are columns below
-            // `total`, their shifts by a tap inside `p` and their rows of `dyw` inside it
-            // (`fits`)
-            let x: [__m512; V] = core::array::from_fn(|t| unsafe { load(mask, p.add(q + t)) });
-            for (o, acc) in acc.iter_mut().enumerate() {
-                let d = unsafe { load(mask, dy.add(o * self.ld_dy + q)) };
-                for (a, &x) in acc.iter_mut().zip(&x) {
-                    *a = f._mm512_fmadd_ps(d, x, *a);
-                }
-            }
-            q += L;
-        }
-        let taps = self.kh * self.kw;
-        for (o, acc) in acc.iter().enumerate() {
-            let at = ((o0 + o) * self.c_in + c) * taps + u * self.kw + v;
-            for (d, &a) in dweight[at..at + V].iter_mut().zip(acc) {
-                *d += f._mm512_reduce_add_ps(a);
-            }
-        }
-        V
-    }
+    Simd::vectorize(simd, Op { src, w, a, dst, pw });
+    true
 }
 
 #[cfg(test)]
@@ -776,15 +738,25 @@ mod tests {
                     let mut dx_relu = vec![f32::NAN; x.len()];
                     let args = (&x[..], &w[..], &dy[..], n);
                     let kept = Conv2dCols::Kept;
-                    let grads = (Some(&mut dx[..]), Some(&mut dw[..]), None);
+                    // dbias onto ones
+                    let mut db = vec![1.0f32; g.c_out];
+                    let grads = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
                     backward_on(path, g, args, &mut ws, kept, grads, Dx::Overwrite);
                     let grads = (Some(&mut dx_add[..]), None, None);
                     backward_on(path, g, args, &mut ws, kept, grads, Dx::Add);
                     let grads = (Some(&mut dx_relu[..]), None, None);
                     backward_on(path, g, args, &mut ws, kept, grads, Dx::ThroughRelu);
-                    (y, dx, dx_add, dx_relu, dw)
+                    (y, dx, dx_add, dx_relu, (dw, db))
                 };
-                let (y, dx, dx_add, dx_relu, dw) = run(Path::Direct);
+                let (y, dx, dx_add, dx_relu, (dw, db)) = run(Path::Direct);
+                // dbias[o] = 1 + Σ dy[k, o, ..], with Σ |terms| as its scale
+                let hw = g.out_h() * g.out_w();
+                let mut rdb = (vec![1.0f64; g.c_out], vec![1.0f64; g.c_out]);
+                for (e, &d) in dy.iter().enumerate() {
+                    rdb.0[e / hw % g.c_out] += f64::from(d);
+                    rdb.1[e / hw % g.c_out] += f64::from(d).abs();
+                }
+                assert_within(&format!("dbias, {case}"), &db, &rdb, n * hw + 1);
                 // the plain loops have no bias: take it off again (exact enough: the
                 // tolerance's floor covers the one rounding of the addition)
                 let y_nb: Vec<f32> = y
@@ -812,7 +784,8 @@ mod tests {
                     .collect();
                 assert_eq!(dx_relu, relu, "dx through relu, {case}");
                 assert_within(&format!("dweight, {case}"), &dw, &rdw, depth[2]);
-                let (gy, gdx, gdx_add, _, gdw) = run(Path::Gemm);
+                let (gy, gdx, gdx_add, _, (gdw, gdb)) = run(Path::Gemm);
+                assert_paths(&format!("dbias, {case}"), &db, &gdb, &rdb.1, n * hw + 1);
                 assert_paths(&format!("y, {case}"), &y, &gy, &ry_b.1, depth[0] + 2);
                 assert_paths(&format!("dx, {case}"), &dx, &gdx, &rdx.1, depth[1]);
                 assert_paths(
@@ -850,6 +823,10 @@ mod tests {
                 // one row, one column
                 g(2, 1, 9, 3, 1, 3, 1, 0).unwrap(),
                 g(2, 8, 1, 3, 3, 1, 1, 0).unwrap(),
+                // the weight gradient's blocks of 32 output channels, whole and in part
+                // (40 = 32 + 8, 20 = 16 + 4), 5x5 taps in groups of 3x3, 3x1, 1x3, 1x1
+                g(3, 5, 7, 40, 3, 3, 1, 1).unwrap(),
+                g(2, 6, 6, 20, 5, 5, 1, 2).unwrap(),
             ],
             &[1, 2, 3, 4, 5],
         );
@@ -864,6 +841,108 @@ mod tests {
         // the example's second convolution at its batch and at 1
         let g = Conv2dGeom::new(16, 14, 14, 32, 3, 3, 1, 1).unwrap();
         direct_equals_reference_and_gemms(&[g], &[1, 64]);
+    }
+
+    #[test]
+    fn pad_rows_literal() {
+        if super::V4::try_new().is_none() {
+            eprintln!("no AVX-512: pad_rows declines here");
+            return;
+        }
+        // two rows of 3 into rows of 5 after 1 zero, then (a row 20 wide, padded to 37) 17
+        // zeros before it: the second case spans three vectors, the values two
+        let mut dst = vec![f32::NAN; 10];
+        assert!(super::pad_rows(
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            3,
+            1,
+            &mut dst,
+            5
+        ));
+        assert_eq!(dst, [0.0, 1.0, 2.0, 3.0, 0.0, 0.0, 4.0, 5.0, 6.0, 0.0]);
+        let src: Vec<f32> = (1..=20).map(|v| v as f32).collect();
+        let mut dst = vec![f32::NAN; 37];
+        assert!(super::pad_rows(&src, 20, 17, &mut dst, 37));
+        assert!(dst[..17].iter().all(|&v| v == 0.0));
+        assert_eq!(dst[17..], src[..]);
+        // a row that does not fit is declined, nothing written
+        let mut dst = vec![f32::NAN; 4];
+        assert!(!super::pad_rows(&[1.0, 2.0, 3.0], 3, 2, &mut dst, 4));
+        assert!(dst.iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn mnist_cnn_takes_the_direct_loops() {
+        // the comparisons above would pass as well were the loops to decline and leave the
+        // work to the GEMMs: at the example's conv2, batch 3, all three run (`true`), the
+        // forward pass and the input gradient on the packed 3x3 weight
+        if super::V4::try_new().is_none() {
+            eprintln!("no AVX-512: the direct loops do not run here");
+            return;
+        }
+        let (g, n) = (Conv2dGeom::new(16, 14, 14, 32, 3, 3, 1, 1).unwrap(), 3);
+        let (plane, pw) = (g.padded_plane(), g.padded_w());
+        let ld_p = n * plane + 3 * pw + 3;
+        let ld_dy = n * plane + g.max_shift();
+        let p: Vec<f32> = random_vec(1, g.c_in * ld_p, -1.0, 1.0);
+        let dyw: Vec<f32> = random_vec(2, g.c_out * ld_dy, -1.0, 1.0);
+        let w: Vec<f32> = random_vec(3, g.weight_len(), -1.0, 1.0);
+        let dy: Vec<f32> = random_vec(4, n * g.output_len(), -1.0, 1.0);
+        let x = vec![1.0f32; n * g.input_len()];
+        let mut packed = vec![0.0f32; g.weight_len()];
+        let mut y = vec![0.0f32; n * g.output_len()];
+        assert!(super::forward(
+            &g,
+            &p,
+            ld_p,
+            (&w, &mut packed),
+            None,
+            n,
+            &mut y
+        ));
+        let mut dx = vec![0.0f32; x.len()];
+        let how = Dx::Overwrite;
+        assert!(super::input_grad(
+            &g,
+            &dyw,
+            ld_dy,
+            (&w, &mut packed),
+            n,
+            &x,
+            &mut dx,
+            how
+        ));
+        let (mut scratch, mut sums) = (vec![0.0f32; 196 * 32], vec![0.0f32; g.weight_len()]);
+        let mut dw = vec![0.0f32; g.weight_len()];
+        let ws = (&mut scratch[..], &mut sums[..]);
+        assert!(super::add_weight_grad(
+            &g, &dy, &p, ld_p, n, ws, None, &mut dw
+        ));
+        // and the packed line of tap (u, v) = (1, 2) of source channel 5, first block:
+        // weight[c, 5, 1, 2] for the block's 8 channels c
+        let d = super::Direct {
+            src: &p,
+            ld: ld_p,
+            c_src: 16,
+            weight: &w,
+            w_dst: 144,
+            w_src: 9,
+            c_dst: 32,
+            rows: 14,
+            cols: 14,
+            plane,
+            first: 0,
+            pw,
+            kh: 3,
+            kw: 3,
+            flip: false,
+            max_shift: g.max_shift(),
+            packed: None,
+        };
+        assert!(d.packs_into(packed.len()) && !d.packs_into(packed.len() - 1));
+        d.pack(&mut packed);
+        let line: Vec<f32> = (0..8).map(|c| w[c * 144 + 5 * 9 + 5]).collect();
+        assert_eq!(packed[(5 * 9 + 5) * 8..][..8], line[..]);
     }
 
     #[test]

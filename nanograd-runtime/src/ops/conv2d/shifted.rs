@@ -24,8 +24,10 @@
 //! - weight gradient: `dW_t += dYw · P[.., d_t..]ᵀ`, one product of depth `n·ph·pw` per tap
 //!   over the whole batch, as register-blocked dot products of rows.
 //!
-//! For `f32` on AVX-512 all three run instead as direct loops over `P` and `dYw` whose sums
-//! stay in registers (`avx512.rs`); the GEMMs remain for other types and CPUs.
+//! For `f32` on AVX-512 all three run instead as direct loops whose sums stay in registers
+//! (`avx512.rs`): the forward pass over `P`, the input gradient over `dYw`, the weight
+//! gradient over `P` and `dy` itself, transposed image by image; the GEMMs remain for other
+//! types and CPUs.
 //!
 //! It needs `p < kh` and `p < kw` (so that one row and one image of padding serve both
 //! sides). The columns go in chunks of whole images, about 1024 at a time, so that a
@@ -186,7 +188,7 @@ pub(super) fn forward_on<T: Float>(
 ) {
     let ([p, _, chunk, wt, _], ld_p, _) = g.split_shifted(n, workspace);
     vectorize(Pad { g, x, p, ld_p });
-    if path == Path::Direct && avx512::forward(g, p, ld_p, weight, bias, n, y) {
+    if path == Path::Direct && avx512::forward(g, p, ld_p, (weight, wt), bias, n, y) {
         return;
     }
     by_tap(g, weight, wt);
@@ -258,24 +260,26 @@ pub(super) fn backward_on<T: Float>(
     if n == 0 {
         return;
     }
-    let ([p, dyw, chunk, _, dwt], ld_p, ld_dy) = g.split_shifted(n, workspace);
+    let ([p, dyw, chunk, wt, dwt], ld_p, ld_dy) = g.split_shifted(n, workspace);
+    let mut dbias = dbias;
+    if dweight.is_some() && cols_held == Conv2dCols::Recompute {
+        vectorize(Pad { g, x, p, ld_p });
+    }
+    if let (Path::Direct, Some(dw)) = (path, dweight.as_deref_mut()) {
+        // reads `dy` as it is, with `chunk` and `dwt` as scratch, and sums `dbias` on the way
+        if avx512::add_weight_grad(g, dy, p, ld_p, n, (chunk, dwt), dbias.as_deref_mut(), dw) {
+            (dweight, dbias) = (None, None);
+        }
+    }
     if let Some(db) = dbias {
         add_row_sums(dy, g.out_h() * g.out_w(), db);
     }
     if dweight.is_none() && dx.is_none() {
         return;
     }
-    if dweight.is_some() && cols_held == Conv2dCols::Recompute {
-        vectorize(Pad { g, x, p, ld_p });
-    }
     vectorize(Widen { g, dy, dyw, ld_dy });
-    if let (Path::Direct, Some(dw)) = (path, dweight.as_deref_mut()) {
-        if avx512::add_weight_grad(g, dyw, ld_dy, p, ld_p, n, dw) {
-            dweight = None;
-        }
-    }
     if let (Path::Direct, Some(d)) = (path, dx.as_deref_mut()) {
-        if avx512::input_grad(g, dyw, ld_dy, weight, n, x, d, how) {
+        if avx512::input_grad(g, dyw, ld_dy, (weight, wt), n, x, d, how) {
             dx = None;
         }
     }
@@ -377,10 +381,11 @@ impl<T: Float> Kernel for Pad<'_, T> {
                 let img = &mut p[k * plane..(k + 1) * plane];
                 img[..pad * pw].fill(T::zero());
                 let src = &x[(k * g.c_in + c) * hw..][..hw];
-                for (row, src) in img[pad * pw..]
-                    .chunks_exact_mut(pw)
-                    .zip(src.chunks_exact(g.w))
-                {
+                let rows = &mut img[pad * pw..];
+                if avx512::pad_rows(src, g.w, pad, rows, pw) {
+                    continue;
+                }
+                for (row, src) in rows.chunks_exact_mut(pw).zip(src.chunks_exact(g.w)) {
                     row[..pad].fill(T::zero());
                     row[pad..].copy_from_slice(src);
                 }
@@ -412,11 +417,15 @@ impl<T: Float> Kernel for Widen<'_, T> {
             for k in 0..n {
                 let img = &mut row[margin + k * plane..][..plane];
                 let src = &dy[(k * g.c_out + o) * oh * ow..][..oh * ow];
-                for (dst, src) in img.chunks_exact_mut(pw).zip(src.chunks_exact(ow)) {
+                let (rows, below) = img.split_at_mut(oh * pw);
+                below.fill(T::zero());
+                if avx512::pad_rows(src, ow, 0, rows, pw) {
+                    continue;
+                }
+                for (dst, src) in rows.chunks_exact_mut(pw).zip(src.chunks_exact(ow)) {
                     dst[..ow].copy_from_slice(src);
                     dst[ow..].fill(T::zero());
                 }
-                img[oh * pw..].fill(T::zero());
             }
         }
     }
