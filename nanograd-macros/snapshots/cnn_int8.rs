@@ -413,27 +413,29 @@ impl<T: ::nanograd::Float> Cnn<T> {
             )?;
         }
         {
-            ::nanograd::ops::max_pool2d_backward_through_relu(
-                &::nanograd::ops::Pool2dGeom {
-                    c: 4usize,
-                    h: 8usize,
-                    w: 8usize,
-                    kernel: 2usize,
-                    stride: 2usize,
-                    padding: 0usize,
-                },
-                &*__v7,
-                &*__v8,
-                &*__g8,
-                __b,
-                &mut *__g6,
-            )?;
+            if !self.__training {
+                ::nanograd::ops::max_pool2d_backward_through_relu(
+                    &::nanograd::ops::Pool2dGeom {
+                        c: 4usize,
+                        h: 8usize,
+                        w: 8usize,
+                        kernel: 2usize,
+                        stride: 2usize,
+                        padding: 0usize,
+                    },
+                    &*__v7,
+                    &*__v8,
+                    &*__g8,
+                    __b,
+                    &mut *__g6,
+                )?;
+            }
         }
         {
             let (__pv4, __pg4) = self.bn1.weight.value_and_grad_mut();
             let (__pv5, __pg5) = self.bn1.bias.value_and_grad_mut();
             if self.__training {
-                ::nanograd::ops::batch_norm2d_train_backward_overwrite(
+                ::nanograd::ops::batch_norm2d_train_relu_max_pool2d_backward_overwrite(
                     &*__v3,
                     __b,
                     4usize,
@@ -441,7 +443,16 @@ impl<T: ::nanograd::Float> Cnn<T> {
                     __pv4,
                     &*__mean6,
                     &*__invstd6,
-                    &*__g6,
+                    &::nanograd::ops::Pool2dGeom {
+                        c: 4usize,
+                        h: 8usize,
+                        w: 8usize,
+                        kernel: 2usize,
+                        stride: 2usize,
+                        padding: 0usize,
+                    },
+                    (&*__v7, &*__v8, &*__g8),
+                    &mut *__g6,
                     Some(&mut *__g3),
                     Some(&mut *__pg4),
                     Some(&mut *__pg5),

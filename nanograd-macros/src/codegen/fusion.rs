@@ -16,10 +16,26 @@
 //! ```
 //!
 //! Batch norm's backward pass reads its input, not its output, and the relu's gradient
-//! is written by its user through relu's derivative, so the backward pass is unchanged.
+//! is written by its user through relu's derivative. When that user is a max pooling, the
+//! training step's backward pass does the pooling's part inside batch norm's, channel by
+//! channel (`batch_norm2d_train_relu_max_pool2d_backward`, whose scratch is the first
+//! `n·h·w` values of batch norm's gradient region); eval mode keeps the two calls:
+//!
+//! ```text
+//! if !self.__training {                                        // (the pooling node)
+//!     ::nanograd::ops::max_pool2d_backward_through_relu(&G, &*__v7, &*__v8, &*__g8, __b, &mut *__g5)?;
+//! }
+//! ..
+//! if self.__training {                                         // (the batch norm node)
+//!     ::nanograd::ops::batch_norm2d_train_relu_max_pool2d_backward_overwrite(&*__v4, __b, 16, 784,
+//!         .., &G, (&*__v7, &*__v8, &*__g8), &mut *__g5, Some(&mut *__g4), ..)?;
+//! } else {
+//!     ::nanograd::ops::batch_norm2d_eval_backward_overwrite(.., &*__g5, ..)?;
+//! }
+//! ```
 
 use super::graph::{v, GraphGen, Mode, Size};
-use crate::ir::{NodeId, Op, Unary};
+use crate::ir::{NodeId, Op, PoolGeom, Unary};
 
 impl GraphGen<'_> {
     /// The relu that batch norm node `id` writes in a training step (see the module's doc).
@@ -41,6 +57,27 @@ impl GraphGen<'_> {
             && node.inputs[0] == id
             && self.folded_relu[relu])
             .then_some(relu)
+    }
+
+    /// The max pooling whose backward pass batch norm node `id` does in a training step:
+    /// the user of the relu it writes, when that user is a max pooling (see the module's
+    /// doc).
+    pub(super) fn fused_pool(&self, id: NodeId) -> Option<(NodeId, PoolGeom)> {
+        let relu = self.fused_relu(id)?;
+        (0..self.g.nodes.len()).find_map(|u| match self.g.nodes[u].op {
+            Op::MaxPool2d(pg) if self.through_relu(u, 0) == Some(relu) => Some((u, pg)),
+            _ => None,
+        })
+    }
+
+    /// Whether max pooling node `id` leaves its training-step backward pass to the batch
+    /// norm before its relu.
+    pub(super) fn is_fused_pool(&self, id: NodeId) -> bool {
+        let Some(relu) = self.through_relu(id, 0) else {
+            return false;
+        };
+        let bn = self.g.nodes[relu].inputs[0];
+        self.fused_pool(bn).map(|(p, _)| p) == Some(id)
     }
 
     /// Whether relu node `id` is written by the batch norm before it.

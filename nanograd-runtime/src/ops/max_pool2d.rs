@@ -216,7 +216,7 @@ pub fn max_pool2d_backward<T: Float>(
     n: usize,
     dx: &mut [T],
 ) -> Result<()> {
-    backward(g, x, y, dy, n, dx, Dx::Add)
+    backward(g, x, y, dy, n, dx, Dx::Add, 0)
 }
 
 /// [`max_pool2d_backward`] for a `dx` that holds nothing yet (the first contribution to a
@@ -230,7 +230,7 @@ pub fn max_pool2d_backward_overwrite<T: Float>(
     n: usize,
     dx: &mut [T],
 ) -> Result<()> {
-    backward(g, x, y, dy, n, dx, Dx::Overwrite)
+    backward(g, x, y, dy, n, dx, Dx::Overwrite, 0)
 }
 
 /// [`max_pool2d_backward_overwrite`] for a pooling whose input is `x = relu(h)`, giving the
@@ -246,7 +246,7 @@ pub fn max_pool2d_backward_through_relu<T: Float>(
     n: usize,
     dx: &mut [T],
 ) -> Result<()> {
-    backward(g, x, y, dy, n, dx, Dx::ThroughRelu)
+    backward(g, x, y, dy, n, dx, Dx::ThroughRelu, 0)
 }
 
 /// How [`backward`] writes `dx`.
@@ -271,7 +271,23 @@ fn not_the_pooling<T: Float>(i: usize, j: usize, p: usize, target: T) -> crate::
     )
 }
 
-/// [`max_pool2d_backward`] with `dx` written as `how` says.
+/// [`max_pool2d_backward_through_relu`] of plane `plane` of a larger tensor alone: `x` and
+/// `dx` hold one input plane (`g.c` is 1), `y` and `dy` one output plane; an error names
+/// the window by `plane`. The batch norm before a relu and a pooling calls it channel by
+/// channel (`batch_norm2d::pooled`).
+pub(super) fn max_pool2d_plane_backward_through_relu<T: Float>(
+    g: &Pool2dGeom,
+    (x, y, dy): (&[T], &[T], &[T]),
+    plane: usize,
+    dx: &mut [T],
+) -> Result<()> {
+    debug_assert_eq!(g.c, 1);
+    backward(g, x, y, dy, 1, dx, Dx::ThroughRelu, plane)
+}
+
+/// [`max_pool2d_backward`] with `dx` written as `how` says; an error counts planes from
+/// `first_plane`.
+#[allow(clippy::too_many_arguments)]
 fn backward<T: Float>(
     g: &Pool2dGeom,
     x: &[T],
@@ -280,6 +296,7 @@ fn backward<T: Float>(
     n: usize,
     dx: &mut [T],
     how: Dx,
+    first_plane: usize,
 ) -> Result<()> {
     let op = "max_pool2d";
     g.check(op, n, ("x", x.len()), ("y", y.len()))?;
@@ -306,7 +323,7 @@ fn backward<T: Float>(
         .chunks_exact(plane)
         .zip(dx.chunks_exact_mut(plane))
         .zip(y.chunks_exact(oh * ow).zip(dy.chunks_exact(oh * ow)));
-    for (p, ((xp, dxp), (yp, dyp))) in planes.enumerate() {
+    for (p, ((xp, dxp), (yp, dyp))) in (first_plane..).zip(planes) {
         if g.is_2x2() {
             for i in 0..oh {
                 for j in 0..ow {
