@@ -10,7 +10,7 @@
 //! the same pooling gradient, and batch norm's sums over the same runs in the same order.
 
 use super::{channel_backward, check_dims, check_grads, Grads};
-use crate::ops::max_pool2d::{max_pool2d_plane_backward_through_relu, Pool2dGeom};
+use crate::ops::max_pool2d::{max_pool2d_channel_backward_through_relu, Pool2dGeom};
 use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, invalid, Float, Result};
 
@@ -111,18 +111,8 @@ fn pooled<T: Float, const ADD: bool>(
         ));
     }
     let g = &mut scratch[..need];
-    let plane = Pool2dGeom { c: 1, ..*pool };
-    let out = plane.out_h() * plane.out_w();
     for k in 0..c {
-        for (b, gb) in g.chunks_exact_mut(hw).enumerate() {
-            let p = b * c + k;
-            let values = (
-                &r[p * hw..][..hw],
-                &y[p * out..][..out],
-                &dy[p * out..][..out],
-            );
-            max_pool2d_plane_backward_through_relu(&plane, values, p, gb)?;
-        }
+        max_pool2d_channel_backward_through_relu(pool, (r, y, dy), k, g)?;
         let (dx, dw, db) = &mut grads;
         let kernel = Channel::<T, ADD> {
             x,
