@@ -1,6 +1,9 @@
 //! conv2d forward and backward (`nanograd::ops`) for the two convolutions of the small CNN
 //! training step: conv1 `1 -> 8, 3x3, padding 1` on 28x28 and conv2 `8 -> 16, 3x3, stride 2,
-//! padding 1` on 8x28x28, each at batch 1 and 32, in f32.
+//! padding 1` on 8x28x28; and three stride-1 convolutions of 16 channels or more (the
+//! shifted kernels, `ops/conv2d/shifted.rs`): `mnist_cnn`'s conv2 `16 -> 32` on 14x14, `64 ->
+//! 64` on 14x14 and `32 -> 32` on 28x28, all 3x3 with padding 1; each at batch 1 and 32, in
+//! f32.
 //!
 //! - `forward`: [`conv2d`];
 //! - `forward+backward`: [`conv2d`] then [`conv2d_backward`] with every gradient, the
@@ -23,9 +26,9 @@ fn fill(len: usize, seed: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The two convolutions of the small CNN: (name, geometry, whether the training step asks
-/// for `dx`).
-fn convs() -> [(&'static str, Conv2dGeom, bool); 2] {
+/// The two convolutions of the small CNN and three shifted ones: (name, geometry, whether
+/// the training step asks for `dx`).
+fn convs() -> [(&'static str, Conv2dGeom, bool); 5] {
     [
         (
             "conv1",
@@ -35,6 +38,21 @@ fn convs() -> [(&'static str, Conv2dGeom, bool); 2] {
         (
             "conv2",
             Conv2dGeom::new(8, 28, 28, 16, 3, 3, 2, 1).unwrap(),
+            true,
+        ),
+        (
+            "s16-32-14",
+            Conv2dGeom::new(16, 14, 14, 32, 3, 3, 1, 1).unwrap(),
+            true,
+        ),
+        (
+            "s64-64-14",
+            Conv2dGeom::new(64, 14, 14, 64, 3, 3, 1, 1).unwrap(),
+            true,
+        ),
+        (
+            "s32-32-28",
+            Conv2dGeom::new(32, 28, 28, 32, 3, 3, 1, 1).unwrap(),
             true,
         ),
     ]

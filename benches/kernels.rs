@@ -747,5 +747,69 @@ fn gelu(c: &mut Criterion) {
     }
 }
 
-criterion::criterion_group!(benches, mlp, cnn, cnn_bn, tiny, gelu);
+/// The GPT's causal multi-head attention core (`benches/models.rs`, `gpt/`: `t = 64`,
+/// `c = 128`, 4 heads of 32) alone, forward and overwriting backward, at one sequence and at
+/// the training step's batch of 12, on the `[n, t, 3c]` packed projections the layer hands
+/// it. Group `kernels:gpt_attention/<n>`. Products counted over the visible pairs only
+/// (`t(t+1)/2 = 2080` per head): forward `q·kᵀ` and `P·v`, `2 · 2080 · 32 · 2` = 266,240
+/// FLOP per head; backward `q·kᵀ` again, `dout·vᵀ`, `Pᵀ·dout`, `dS·k`, `dSᵀ·q`, 665,600 FLOP
+/// per head; times `4n` heads.
+fn gpt_attention(c: &mut Criterion) {
+    let (t, ch, heads) = (64, 128, 4);
+    for n in [1, 12] {
+        let qkv = uniform(11, n * t * 3 * ch);
+        let dout = uniform(12, n * t * ch);
+        let (mut out, mut lse) = (zeros(n * t * ch), zeros(n * heads * t));
+        let mut dqkv = zeros(n * t * 3 * ch);
+        let mut scratch = zeros(ops::mha_attention_scratch_len(t, ch, heads));
+        ops::mha_attention(
+            &qkv,
+            n,
+            t,
+            ch,
+            heads,
+            true,
+            &mut out,
+            &mut lse,
+            &mut scratch,
+        )
+        .unwrap();
+        let mut group = c.benchmark_group(format!("kernels:gpt_attention/{n}"));
+        let mut out2 = zeros(n * t * ch);
+        let mut lse2 = zeros(n * heads * t);
+        kernel(&mut group, 0, "mha_attention", || {
+            ops::mha_attention(
+                black_box(&qkv),
+                n,
+                t,
+                ch,
+                heads,
+                true,
+                &mut out2,
+                &mut lse2,
+                &mut scratch,
+            )
+            .unwrap()
+        });
+        kernel(&mut group, 1, "mha_attention_backward_overwrite", || {
+            ops::mha_attention_backward_overwrite(
+                black_box(&qkv),
+                &out,
+                &lse,
+                &dout,
+                n,
+                t,
+                ch,
+                heads,
+                true,
+                &mut dqkv,
+                &mut scratch,
+            )
+            .unwrap()
+        });
+        group.finish();
+    }
+}
+
+criterion::criterion_group!(benches, mlp, cnn, cnn_bn, tiny, gelu, gpt_attention);
 criterion::criterion_main!(benches);

@@ -52,6 +52,14 @@ pub(crate) fn mul_add<T: crate::Float>(x: T, y: T, acc: T) -> T {
     x.mul_add(y, acc)
 }
 
+/// The mask of the first `len` lanes of a sixteen-lane AVX-512 register (all of them for
+/// `len >= 16`): the loads and stores of a row's last, partial register.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn first_lanes(len: usize) -> u16 {
+    (((1u32 << len.min(16)) - 1) & 0xffff) as u16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,21 @@ fn conv2d_matches_torch() {
     assert_eq!(seen, 7, "every conv2d fixture ran");
 }
 
+#[test]
+fn shifted_conv2d_matches_torch() {
+    // stride 1 and 8 input channels or more: the shifted kernels, and for f32 on AVX-512
+    // their direct loops (fixtures: tests/fixtures/gen_conv_shifted.py)
+    let cases = common::load("conv_shifted");
+    for (name, c) in &cases {
+        eprintln!("{name}");
+        let xs = &c.input("x").shape;
+        assert!(xs[1] >= 8 && c.arg("stride") == 1.0, "{name}");
+        conv_case::<f64>(c);
+        conv_case::<f32>(c);
+    }
+    assert_eq!(cases.len(), 3, "every shifted conv2d fixture ran");
+}
+
 fn pool_geom(c: &Case) -> (usize, Pool2dGeom) {
     let s = &c.input("x").shape;
     let arg = |k| c.arg(k) as usize;

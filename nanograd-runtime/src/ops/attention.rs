@@ -45,7 +45,8 @@ use crate::{check_len, invalid, Float, Result};
 mod heads;
 
 /// `x` as `f32` elements when `T` is `f32` and the CPU runs the AVX-512 heads
-/// ([`heads`]), `None` otherwise.
+/// ([`heads`]), `None` otherwise. Off `x86_64` there are no such heads, and no caller.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn f32_heads<T: Float>(x: &[T]) -> Option<&[f32]> {
     if !f32_heads_available::<T>() {
         return None;
@@ -54,6 +55,7 @@ fn f32_heads<T: Float>(x: &[T]) -> Option<&[f32]> {
 }
 
 /// [`f32_heads`] for a mutable slice.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn f32_heads_mut<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
     if !f32_heads_available::<T>() {
         return None;
@@ -62,6 +64,7 @@ fn f32_heads_mut<T: Float>(x: &mut [T]) -> Option<&mut [f32]> {
 }
 
 /// Whether `T` is `f32` and this CPU runs AVX-512.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn f32_heads_available<T: Float>() -> bool {
     #[cfg(target_arch = "x86_64")]
     return core::any::TypeId::of::<T>() == core::any::TypeId::of::<f32>()

@@ -18,7 +18,9 @@
 //! Stride-1 convolutions of 8 input channels or more (padding below the kernel) take
 //! another way, without im2col: one GEMM per tap on shifted views of one zero-padded copy
 //! of the input (`conv2d/shifted.rs`); their workspace holds that copy instead of the
-//! columns, and [`Conv2dCols`] means that copy for them.
+//! columns, and [`Conv2dCols`] means that copy for them. For `f32` on AVX-512 the GEMMs on
+//! that copy give way to direct loops that keep their sums in registers
+//! (`conv2d/avx512.rs`).
 //!
 //! # The workspace
 //!
@@ -30,10 +32,59 @@
 //! from them instead of laying them out again; see [`Conv2dCols`] for the exact contract,
 //! and [`Conv2dCols::Recompute`] for a backward pass on its own.
 
+// the shifted convolutions' direct loops in sixteen `f32` lanes
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod im2col;
 mod products;
 mod rows;
 mod shifted;
+
+/// Off x86-64 the shifted convolutions always run as GEMMs: the direct loops decline.
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    use super::{Conv2dGeom, Dx};
+    use crate::Float;
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: usize,
+        _: &[T],
+        _: Option<&[T]>,
+        _: usize,
+        _: &mut [T],
+    ) -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn input_grad<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: usize,
+        _: &[T],
+        _: usize,
+        _: &[T],
+        _: &mut [T],
+        _: Dx,
+    ) -> bool {
+        false
+    }
+
+    pub(super) fn add_weight_grad<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: usize,
+        _: &[T],
+        _: usize,
+        _: usize,
+        _: &mut [T],
+    ) -> bool {
+        false
+    }
+}
 
 use super::relu::keep_where_positive;
 use crate::blas::{gemm, Trans};

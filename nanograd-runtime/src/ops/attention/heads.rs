@@ -107,9 +107,25 @@ fn store_reg(row: &mut [f32], j: usize, v: f32x16) {
 }
 
 /// The softmax of the first `n` (at least 1) elements of `row` in place, the rest set to 0;
-/// returns the log-sum-exp of those `n`.
+/// returns the log-sum-exp of those `n`. A NaN among the `n` makes the whole row NaN, and
+/// with it the masked lanes of its last live register (0 · NaN); the row's output is NaN
+/// either way. Rows of up to four registers (`t ≤ 64`) go through [`softmax_regs`].
 #[inline(always)]
 fn softmax_row(simd: V4, row: &mut [f32], n: usize) -> f32 {
+    if row.len() <= 4 * L {
+        return match n.div_ceil(L) {
+            1 => softmax_regs::<1>(simd, row, n),
+            2 => softmax_regs::<2>(simd, row, n),
+            3 => softmax_regs::<3>(simd, row, n),
+            _ => softmax_regs::<4>(simd, row, n),
+        };
+    }
+    softmax_loop(simd, row, n)
+}
+
+/// [`softmax_row`] for rows of any length: three passes over the row in memory.
+#[inline(always)]
+fn softmax_loop(simd: V4, row: &mut [f32], n: usize) -> f32 {
     let regs = n.div_ceil(L);
     // NaNs are skipped here (max returns its second operand then) and propagate through e^x
     let mut mx = simd.splat_f32s(f32::NEG_INFINITY);
@@ -143,6 +159,51 @@ fn softmax_row(simd: V4, row: &mut [f32], n: usize) -> f32 {
     m + crate::Float::ln(total)
 }
 
+/// [`softmax_row`] with the row's `R` live registers (`R = ⌈n/16⌉`, `row` at most 64
+/// elements) held in registers across the three steps instead of stored and loaded again
+/// between them, and the masked registers past them stored as zeros instead of by a
+/// `fill` (a call to `memset` per row). The same operations in the same order: the same
+/// bits.
+#[inline(always)]
+fn softmax_regs<const R: usize>(simd: V4, row: &mut [f32], n: usize) -> f32 {
+    let mut x = [simd.splat_f32s(f32::NEG_INFINITY); R];
+    for (j, r) in x.iter_mut().enumerate() {
+        *r = load_live(simd, row, n, j, f32::NEG_INFINITY);
+    }
+    let mut mx = simd.splat_f32s(f32::NEG_INFINITY);
+    for &r in &x {
+        mx = simd.max_f32s(r, mx);
+    }
+    let m = simd.reduce_max_f32s(mx);
+    let ms = simd.splat_f32s(m);
+    let zero = simd.splat_f32s(0.0);
+    let mut sum = zero;
+    for (j, r) in x.iter_mut().enumerate() {
+        let e = exp16(simd, simd.sub_f32s(*r, ms));
+        *r = if (j + 1) * L <= n {
+            e
+        } else {
+            simd.select_f32s(lanes_below(simd, n - j * L), e, zero)
+        };
+        sum = simd.add_f32s(sum, *r);
+    }
+    let total = simd.reduce_sum_f32s(sum);
+    let inv = simd.splat_f32s(1.0 / total);
+    for (j, &e) in x.iter().enumerate() {
+        store_reg(row, j, simd.mul_f32s(e, inv));
+    }
+    zero_regs(simd, row, R);
+    m + crate::Float::ln(total)
+}
+
+/// Registers `from..` of `row` set to 0, by whole stores (a masked one at a partial end).
+#[inline(always)]
+fn zero_regs(simd: V4, row: &mut [f32], from: usize) {
+    for j in from..row.len().div_ceil(L) {
+        store_reg(row, j, simd.splat_f32s(0.0));
+    }
+}
+
 /// `e^(x - l)` for the first `n` elements of `row` in place, the rest set to 0.
 #[inline(always)]
 fn prob_row(simd: V4, row: &mut [f32], n: usize, l: f32) {
@@ -158,8 +219,7 @@ fn prob_row(simd: V4, row: &mut [f32], n: usize, l: f32) {
         };
         store_reg(row, j, e);
     }
-    let end = (regs * L).min(row.len());
-    row[end..].fill(0.0);
+    zero_regs(simd, row, regs);
 }
 
 /// `Σ x_i y_i` over two rows of the same length.
@@ -720,6 +780,49 @@ pub(super) fn run<Op: pulp::WithSimd<Output = ()>>(op: Op) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The softmax with the row held in registers against the three passes over memory, bit
+    /// for bit (row and log-sum-exp): every visible length `n` of rows of 1-64 elements,
+    /// rows of random scores, of equal scores, with large ones (`±80`, where `e^x` alone
+    /// would overflow), a NaN, and scores spread too far for `e^x` to tell most of them from 0;
+    /// the entries past `n` hold scores too, which both must ignore.
+    #[test]
+    fn softmax_in_registers_matches_the_passes_over_memory() {
+        let Some(simd) = V4::try_new() else {
+            return; // no AVX-512 here: nothing to compare
+        };
+        let random = crate::testing::random_vec::<f32>(5, 64, -6.0, 6.0);
+        let rows: [Vec<f32>; 5] = [
+            random.clone(),
+            vec![0.75; 64],
+            random.iter().map(|&x| 80.0 * x.signum()).collect(),
+            (0..64)
+                .map(|i| if i == 5 { f32::NAN } else { random[i] })
+                .collect(),
+            (0..64).map(|i| (i as f32) * 1e4).collect(),
+        ];
+        let mut compared = 0;
+        for base in &rows {
+            for len in 1..=64 {
+                for n in 1..=len {
+                    let mut want = base[..len].to_vec();
+                    let mut got = want.clone();
+                    let lw = softmax_loop(simd, &mut want, n);
+                    let lg = softmax_row(simd, &mut got, n);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "len {len}, n {n}");
+                    assert_eq!(lg.to_bits(), lw.to_bits(), "len {len}, n {n}");
+                    // a NaN among the visible scores makes the sum NaN, and with it the
+                    // masked lanes of the last live register (0 · NaN), in both
+                    if !lw.is_nan() {
+                        assert!(got[n..].iter().all(|&x| x == 0.0), "len {len}, n {n}");
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 5 * 64 * 65 / 2);
+    }
 
     /// The register transpose against the element-by-element one, at the heads' shape and
     /// at shapes with partial blocks in either direction, reading a strided source.

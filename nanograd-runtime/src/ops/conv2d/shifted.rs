@@ -24,10 +24,14 @@
 //! - weight gradient: `dW_t += dYw · P[.., d_t..]ᵀ`, one product of depth `n·ph·pw` per tap
 //!   over the whole batch, as register-blocked dot products of rows.
 //!
+//! For `f32` on AVX-512 all three run instead as direct loops over `P` and `dYw` whose sums
+//! stay in registers (`avx512.rs`); the GEMMs remain for other types and CPUs.
+//!
 //! It needs `p < kh` and `p < kw` (so that one row and one image of padding serve both
 //! sides). The columns go in chunks of whole images, about 1024 at a time, so that a
 //! chunk's rows of `P`, `dYw` and the product stay in cache across the taps.
 
+use super::avx512;
 use super::products::add_row_products;
 use super::rows::add_row_sums;
 use super::{Conv2dCols, Conv2dGeom, Dx};
@@ -54,7 +58,7 @@ impl Conv2dGeom {
     }
 
     /// Width of a padded row, `w + p`.
-    const fn padded_w(&self) -> usize {
+    pub(super) const fn padded_w(&self) -> usize {
         self.w + self.padding
     }
 
@@ -69,7 +73,7 @@ impl Conv2dGeom {
     }
 
     /// The largest shift, `(kh - 1)·pw + kw - 1`: zeros before column 0 of `dYw`.
-    const fn max_shift(&self) -> usize {
+    pub(super) const fn max_shift(&self) -> usize {
         (self.kh - 1) * self.padded_w() + self.kw - 1
     }
 
@@ -144,6 +148,16 @@ impl Conv2dGeom {
     }
 }
 
+/// Which loops the shifted kernels run on `P` and `dYw`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Path {
+    /// The direct loops of `avx512.rs` where they run (`f32` on AVX-512), else the GEMMs.
+    Direct,
+    /// The GEMMs and row products, always (the tests compare the two).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Gemm,
+}
+
 /// [`super::conv2d`] for a geometry with [`Conv2dGeom::is_shifted`] (buffers checked):
 /// leaves `P` in the workspace for [`Conv2dCols::Kept`].
 pub(super) fn forward<T: Float>(
@@ -155,8 +169,26 @@ pub(super) fn forward<T: Float>(
     workspace: &mut [T],
     y: &mut [T],
 ) {
+    forward_on(Path::Direct, g, x, weight, bias, n, workspace, y)
+}
+
+/// [`forward`] on the loops `path` says.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_on<T: Float>(
+    path: Path,
+    g: &Conv2dGeom,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    workspace: &mut [T],
+    y: &mut [T],
+) {
     let ([p, _, chunk, wt, _], ld_p, _) = g.split_shifted(n, workspace);
     vectorize(Pad { g, x, p, ld_p });
+    if path == Path::Direct && avx512::forward(g, p, ld_p, weight, bias, n, y) {
+        return;
+    }
     by_tap(g, weight, wt);
     let (plane, pw, taps) = (g.padded_plane(), g.padded_w(), g.kh * g.kw);
     let mut k0 = 0;
@@ -205,7 +237,22 @@ pub(super) fn backward<T: Float>(
     n: usize,
     workspace: &mut [T],
     cols_held: Conv2dCols,
-    (mut dx, dweight, dbias): (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
+    grads: (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
+    how: Dx,
+) {
+    let args = (x, weight, dy, n);
+    backward_on(Path::Direct, g, args, workspace, cols_held, grads, how)
+}
+
+/// [`backward`] on the loops `path` says.
+#[allow(clippy::type_complexity)]
+pub(super) fn backward_on<T: Float>(
+    path: Path,
+    g: &Conv2dGeom,
+    (x, weight, dy, n): (&[T], &[T], &[T], usize),
+    workspace: &mut [T],
+    cols_held: Conv2dCols,
+    (mut dx, mut dweight, dbias): (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
     how: Dx,
 ) {
     if n == 0 {
@@ -222,6 +269,16 @@ pub(super) fn backward<T: Float>(
         vectorize(Pad { g, x, p, ld_p });
     }
     vectorize(Widen { g, dy, dyw, ld_dy });
+    if let (Path::Direct, Some(dw)) = (path, dweight.as_deref_mut()) {
+        if avx512::add_weight_grad(g, dyw, ld_dy, p, ld_p, n, dw) {
+            dweight = None;
+        }
+    }
+    if let (Path::Direct, Some(d)) = (path, dx.as_deref_mut()) {
+        if avx512::input_grad(g, dyw, ld_dy, weight, n, x, d, how) {
+            dx = None;
+        }
+    }
     dwt.fill(T::zero());
     let (plane, pw, taps, margin) = (g.padded_plane(), g.padded_w(), g.kh * g.kw, g.max_shift());
     if dweight.is_some() {

@@ -17,15 +17,11 @@ use core::arch::x86_64::{_mm512_mask_storeu_ps, _mm512_maskz_loadu_ps};
 use pulp::x86::V4;
 use pulp::{u32x16, Simd};
 
+use crate::simd::first_lanes;
+
 /// Whether this CPU has AVX-512 (the pass below runs only then).
 pub(super) fn available() -> Option<V4> {
     V4::try_new()
-}
-
-/// The first `len` lanes (at most 16) of a vector.
-#[inline(always)]
-fn first_lanes(len: usize) -> u16 {
-    (((1u32 << len) - 1) & 0xffff) as u16
 }
 
 /// The first `s.len()` lanes (at most 16) loaded from `s`, zeros in the others. Called only
