@@ -31,7 +31,7 @@ use crate::float::as_f32;
 use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, invalid, Float, Result};
 
-// the backward pass of batch norm → relu → max pooling, channel by channel
+// batch norm → relu → 2x2 max pooling in a training step, without the relu's plane
 mod pooled;
 pub use pooled::*;
 
@@ -75,7 +75,7 @@ mod avx512 {
     }
     pub(super) fn channel_sum_and_dot(
         simd: Infallible,
-        _: (&[f32], usize, usize),
+        _: &[f32],
         _: &[f32],
         _: Dims,
         _: (f32, f32),
@@ -240,33 +240,8 @@ impl<T: Float, const RELU: bool> Kernel for TrainForward<'_, T, RELU> {
             stats: (running_mean, running_var, save_mean, save_invstd),
             y,
         } = self;
-        let count = n * hw;
-        let nf = T::from_usize(count);
-        let fast = f32_sums(x, x);
         for k in 0..c {
-            let dims = (n, c, hw, k);
-            let mut sum = T::zero();
-            if let Some((simd, x, _)) = fast {
-                sum = T::from_f64(avx512::channel_sum(simd, x, dims, Sum::Values).into());
-            } else {
-                for r in channel_runs(n, c, hw, k) {
-                    sum += lanes_sum(&x[r], |v| v);
-                }
-            }
-            let mean = sum / nf;
-            let mut sq = T::zero();
-            if let Some((simd, x, _)) = fast {
-                let what = Sum::Squares {
-                    mean: mean.to_f64() as f32,
-                };
-                sq = T::from_f64(avx512::channel_sum(simd, x, dims, what).into());
-            } else {
-                for r in channel_runs(n, c, hw, k) {
-                    sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
-                }
-            }
-            let var = sq / nf;
-            let invstd = T::one() / (var + eps).sqrt();
+            let (mean, invstd, sq) = channel_stats(x, (n, c, hw, k), eps);
             let (scale, shift) = (weight[k] * invstd, bias[k]);
             for r in channel_runs(n, c, hw, k) {
                 for (yi, &xi) in y[r.clone()].iter_mut().zip(&x[r]) {
@@ -275,13 +250,62 @@ impl<T: Float, const RELU: bool> Kernel for TrainForward<'_, T, RELU> {
                     *yi = if RELU && v < T::zero() { T::zero() } else { v };
                 }
             }
-            let unbiased = sq / T::from_usize(count - 1);
-            running_mean[k] = (T::one() - momentum) * running_mean[k] + momentum * mean;
-            running_var[k] = (T::one() - momentum) * running_var[k] + momentum * unbiased;
-            save_mean[k] = mean;
-            save_invstd[k] = invstd;
+            let stats = (
+                &mut *running_mean,
+                &mut *running_var,
+                &mut *save_mean,
+                &mut *save_invstd,
+            );
+            save_stats(stats, k, (n * hw, momentum), (mean, invstd, sq));
         }
     }
+}
+
+/// Channel `k`'s batch statistics (dims `(n, c, hw, k)`): `(mean, invstd, Σ (x - mean)²)`,
+/// from a pass for `Σ x` and one for the squares.
+#[inline(always)]
+fn channel_stats<T: Float>(x: &[T], dims: (usize, usize, usize, usize), eps: T) -> (T, T, T) {
+    let (n, c, hw, k) = dims;
+    let nf = T::from_usize(n * hw);
+    let fast = f32_sums(x, x);
+    let mut sum = T::zero();
+    if let Some((simd, x, _)) = fast {
+        sum = T::from_f64(avx512::channel_sum(simd, x, dims, Sum::Values).into());
+    } else {
+        for r in channel_runs(n, c, hw, k) {
+            sum += lanes_sum(&x[r], |v| v);
+        }
+    }
+    let mean = sum / nf;
+    let mut sq = T::zero();
+    if let Some((simd, x, _)) = fast {
+        let what = Sum::Squares {
+            mean: mean.to_f64() as f32,
+        };
+        sq = T::from_f64(avx512::channel_sum(simd, x, dims, what).into());
+    } else {
+        for r in channel_runs(n, c, hw, k) {
+            sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
+        }
+    }
+    let var = sq / nf;
+    (mean, T::one() / (var + eps).sqrt(), sq)
+}
+
+/// Stores channel `k`'s `(mean, invstd)` for the backward pass and moves its running
+/// statistics towards the batch's (`count` values, `Σ (x - mean)² = sq`) by `momentum`.
+#[inline(always)]
+fn save_stats<T: Float>(
+    (running_mean, running_var, save_mean, save_invstd): Stats<'_, T>,
+    k: usize,
+    (count, momentum): (usize, T),
+    (mean, invstd, sq): (T, T, T),
+) {
+    let unbiased = sq / T::from_usize(count - 1);
+    running_mean[k] = (T::one() - momentum) * running_mean[k] + momentum * mean;
+    running_var[k] = (T::one() - momentum) * running_var[k] + momentum * unbiased;
+    save_mean[k] = mean;
+    save_invstd[k] = invstd;
 }
 
 /// Training-mode backward, through the batch statistics: accumulates into `dx`, `dweight`
@@ -376,7 +400,7 @@ fn train_backward<T: Float, const ADD: bool>(
 }
 
 /// [`train_backward`]'s loops, compiled for the CPU's widest vectors: per channel, `Σ g`
-/// and `Σ g·x̂` in one pass over `dy` and `x`, then `dx` ([`channel_backward`]).
+/// and `Σ g·x̂` in one pass over `dy` and `x`, then `dx`.
 struct TrainBackward<'a, T, const ADD: bool> {
     x: &'a [T],
     dims: (usize, usize, usize),
@@ -394,65 +418,45 @@ impl<T: Float, const ADD: bool> Kernel for TrainBackward<'_, T, ADD> {
             x,
             dims: (n, c, hw),
             weight,
-            stats,
+            stats: (save_mean, save_invstd),
             dy,
             grads: (mut dx, mut dweight, mut dbias),
         } = self;
+        let nf = T::from_usize(n * hw);
+        let fast = f32_sums(dy, x);
         for k in 0..c {
-            let grads = (
-                dx.as_deref_mut(),
-                dweight.as_deref_mut(),
-                dbias.as_deref_mut(),
-            );
-            channel_backward::<T, ADD>(x, (n, c, hw, k), weight, stats, (dy, c, k), grads);
-        }
-    }
-}
-
-/// The backward pass of channel `k` (dims `(n, c, hw, k)`): `Σ g` and `Σ g·x̂` over its
-/// runs in one pass, then its runs of `dx`, and `dweight[k]`, `dbias[k]`. `dy` is
-/// `(values, dc, dk)`: the gradient of image `b`'s run at `(b·dc + dk)·hw`, so either laid
-/// out as `x` (`(dy, c, k)`) or one channel's runs alone (`(g, 1, 0)`). The sums go run by
-/// run, in image order, the same bits either way.
-#[inline(always)]
-fn channel_backward<T: Float, const ADD: bool>(
-    x: &[T],
-    (n, c, hw, k): (usize, usize, usize, usize),
-    weight: &[T],
-    (save_mean, save_invstd): (&[T], &[T]),
-    (dy, dc, dk): (&[T], usize, usize),
-    (dx, dweight, dbias): Grads<'_, T>,
-) {
-    let nf = T::from_usize(n * hw);
-    let (mean, invstd) = (save_mean[k], save_invstd[k]);
-    let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
-    if let Some((simd, dy, x)) = f32_sums(dy, x) {
-        let stats = (mean.to_f64() as f32, invstd.to_f64() as f32);
-        let (g, gx) = avx512::channel_sum_and_dot(simd, (dy, dc, dk), x, (n, c, hw, k), stats);
-        (sum_g, sum_gx) = (T::from_f64(g.into()), T::from_f64(gx.into()));
-    } else {
-        for (rd, r) in channel_runs(n, dc, hw, dk).zip(channel_runs(n, c, hw, k)) {
-            let (g, gx) = lanes_sum_and_dot(&dy[rd], &x[r], |g, xi| g * (xi - mean) * invstd);
-            sum_g += g;
-            sum_gx += gx;
-        }
-    }
-    if let Some(dx) = dx {
-        let a = weight[k] * invstd / nf;
-        for (rd, r) in channel_runs(n, dc, hw, dk).zip(channel_runs(n, c, hw, k)) {
-            let runs = dx[r.clone()].iter_mut().zip(&dy[rd]).zip(&x[r]);
-            for ((d, &g), &xi) in runs {
-                let xhat = (xi - mean) * invstd;
-                let v = a * (nf * g - sum_g - xhat * sum_gx);
-                *d = if ADD { *d + v } else { v };
+            let (mean, invstd) = (save_mean[k], save_invstd[k]);
+            let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
+            if let Some((simd, dy, x)) = fast {
+                let stats = (mean.to_f64() as f32, invstd.to_f64() as f32);
+                let (g, gx) = avx512::channel_sum_and_dot(simd, dy, x, (n, c, hw, k), stats);
+                (sum_g, sum_gx) = (T::from_f64(g.into()), T::from_f64(gx.into()));
+            } else {
+                for r in channel_runs(n, c, hw, k) {
+                    let (g, gx) =
+                        lanes_sum_and_dot(&dy[r.clone()], &x[r], |g, xi| g * (xi - mean) * invstd);
+                    sum_g += g;
+                    sum_gx += gx;
+                }
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                let a = weight[k] * invstd / nf;
+                for r in channel_runs(n, c, hw, k) {
+                    let runs = dx[r.clone()].iter_mut().zip(&dy[r.clone()]).zip(&x[r]);
+                    for ((d, &g), &xi) in runs {
+                        let xhat = (xi - mean) * invstd;
+                        let v = a * (nf * g - sum_g - xhat * sum_gx);
+                        *d = if ADD { *d + v } else { v };
+                    }
+                }
+            }
+            if let Some(dw) = dweight.as_deref_mut() {
+                dw[k] += sum_gx;
+            }
+            if let Some(db) = dbias.as_deref_mut() {
+                db[k] += sum_g;
             }
         }
-    }
-    if let Some(dw) = dweight {
-        dw[k] += sum_gx;
-    }
-    if let Some(db) = dbias {
-        db[k] += sum_g;
     }
 }
 
@@ -1140,20 +1144,13 @@ mod tests {
                     avx512::channel_sum(simd, &x, dims, Sum::Values),
                     avx512::channel_sum(simd, &x, dims, Sum::Squares { mean }),
                 ];
-                let stats = (mean, invstd);
-                let (g, gx) = avx512::channel_sum_and_dot(simd, (&dy, c, k), &x, dims, stats);
+                let (g, gx) = avx512::channel_sum_and_dot(simd, &dy, &x, dims, (mean, invstd));
                 let bits = |v: [f32; 4]| v.map(f32::to_bits);
                 assert_eq!(
                     bits([fast[0], fast[1], g, gx]),
                     bits([sum, sq, sum_g, sum_gx]),
                     "n = {n}, c = {c}, hw = {hw}, k = {k}"
                 );
-                // the same gradient as one channel's runs alone
-                let runs: Vec<f32> = channel_runs(n, c, hw, k)
-                    .flat_map(|r| dy[r].to_vec())
-                    .collect();
-                let (g1, gx1) = avx512::channel_sum_and_dot(simd, (&runs, 1, 0), &x, dims, stats);
-                assert_eq!(bits([g1, gx1, 0.0, 0.0]), bits([g, gx, 0.0, 0.0]));
                 cases += 1;
             }
         }

@@ -216,7 +216,7 @@ pub fn max_pool2d_backward<T: Float>(
     n: usize,
     dx: &mut [T],
 ) -> Result<()> {
-    backward(g, x, y, dy, n, dx, Dx::Add, 0)
+    backward(g, x, y, dy, n, dx, Dx::Add)
 }
 
 /// [`max_pool2d_backward`] for a `dx` that holds nothing yet (the first contribution to a
@@ -230,7 +230,7 @@ pub fn max_pool2d_backward_overwrite<T: Float>(
     n: usize,
     dx: &mut [T],
 ) -> Result<()> {
-    backward(g, x, y, dy, n, dx, Dx::Overwrite, 0)
+    backward(g, x, y, dy, n, dx, Dx::Overwrite)
 }
 
 /// [`max_pool2d_backward_overwrite`] for a pooling whose input is `x = relu(h)`, giving the
@@ -246,7 +246,7 @@ pub fn max_pool2d_backward_through_relu<T: Float>(
     n: usize,
     dx: &mut [T],
 ) -> Result<()> {
-    backward(g, x, y, dy, n, dx, Dx::ThroughRelu, 0)
+    backward(g, x, y, dy, n, dx, Dx::ThroughRelu)
 }
 
 /// How [`backward`] writes `dx`.
@@ -271,58 +271,7 @@ fn not_the_pooling<T: Float>(i: usize, j: usize, p: usize, target: T) -> crate::
     )
 }
 
-/// [`max_pool2d_backward_through_relu`] of channel `k` alone: `x`, `y` and `dy` hold the
-/// whole `[n, g.c, ..]` tensors (lengths checked by the caller), `dx` the channel's `n`
-/// input planes one after the other; an error names the window's plane in the whole
-/// tensor. The batch norm before a relu and a pooling calls it channel by channel
-/// (`batch_norm2d::pooled`).
-pub(super) fn max_pool2d_channel_backward_through_relu<T: Float>(
-    g: &Pool2dGeom,
-    (x, y, dy): (&[T], &[T], &[T]),
-    k: usize,
-    dx: &mut [T],
-) -> Result<()> {
-    let (hw, out) = (g.h * g.w, g.out_h() * g.out_w());
-    if g.is_2x2() {
-        let (x, y, dy) = (&x[k * hw..], &y[k * out..], &dy[k * out..]);
-        let ok = match backward_2x2_f32(g, (x, y, dy), g.c, dx, true) {
-            Some(ok) => ok,
-            None => {
-                let (len, step) = (dx.len(), g.c);
-                vectorize_above(
-                    len,
-                    Pool2x2Backward::<T, true> {
-                        g,
-                        x,
-                        y,
-                        dy,
-                        dx,
-                        step,
-                    },
-                )
-            }
-        };
-        if ok {
-            return Ok(());
-        }
-        // a NaN maximum, or a window to name in the error: the plain pass below
-    }
-    let plane = Pool2dGeom { c: 1, ..*g };
-    for (b, dxb) in dx.chunks_exact_mut(hw).enumerate() {
-        let p = b * g.c + k;
-        let (xp, yp, dyp) = (
-            &x[p * hw..][..hw],
-            &y[p * out..][..out],
-            &dy[p * out..][..out],
-        );
-        backward(&plane, xp, yp, dyp, 1, dxb, Dx::ThroughRelu, p)?;
-    }
-    Ok(())
-}
-
-/// [`max_pool2d_backward`] with `dx` written as `how` says; an error counts planes from
-/// `first_plane`.
-#[allow(clippy::too_many_arguments)]
+/// [`max_pool2d_backward`] with `dx` written as `how` says.
 fn backward<T: Float>(
     g: &Pool2dGeom,
     x: &[T],
@@ -331,43 +280,18 @@ fn backward<T: Float>(
     n: usize,
     dx: &mut [T],
     how: Dx,
-    first_plane: usize,
 ) -> Result<()> {
     let op = "max_pool2d";
     g.check(op, n, ("x", x.len()), ("y", y.len()))?;
     g.check(op, n, ("dx", dx.len()), ("dy", dy.len()))?;
     if g.is_2x2() && how != Dx::Add {
         // every input in at most one window: each dx written once, in one pass
-        let ok = match backward_2x2_f32(g, (x, y, dy), 1, dx, how == Dx::ThroughRelu) {
+        let ok = match backward_2x2_f32(g, x, y, dy, dx, how == Dx::ThroughRelu) {
             Some(ok) => ok,
-            None => {
-                let (len, step) = (dx.len(), 1);
-                if how == Dx::Overwrite {
-                    vectorize_above(
-                        len,
-                        Pool2x2Backward::<T, false> {
-                            g,
-                            x,
-                            y,
-                            dy,
-                            dx,
-                            step,
-                        },
-                    )
-                } else {
-                    vectorize_above(
-                        len,
-                        Pool2x2Backward::<T, true> {
-                            g,
-                            x,
-                            y,
-                            dy,
-                            dx,
-                            step,
-                        },
-                    )
-                }
+            None if how == Dx::Overwrite => {
+                vectorize_above(dx.len(), Pool2x2Backward::<T, false> { g, x, y, dy, dx })
             }
+            None => vectorize_above(dx.len(), Pool2x2Backward::<T, true> { g, x, y, dy, dx }),
         };
         if ok {
             return Ok(());
@@ -382,7 +306,7 @@ fn backward<T: Float>(
         .chunks_exact(plane)
         .zip(dx.chunks_exact_mut(plane))
         .zip(y.chunks_exact(oh * ow).zip(dy.chunks_exact(oh * ow)));
-    for (p, ((xp, dxp), (yp, dyp))) in (first_plane..).zip(planes) {
+    for (p, ((xp, dxp), (yp, dyp))) in planes.enumerate() {
         if g.is_2x2() {
             for i in 0..oh {
                 for j in 0..ow {
@@ -428,8 +352,9 @@ fn backward<T: Float>(
 /// when that pass does not apply.
 fn backward_2x2_f32<T: Float>(
     g: &Pool2dGeom,
-    (x, y, dy): (&[T], &[T], &[T]),
-    step: usize,
+    x: &[T],
+    y: &[T],
+    dy: &[T],
     dx: &mut [T],
     relu: bool,
 ) -> Option<bool> {
@@ -443,12 +368,12 @@ fn backward_2x2_f32<T: Float>(
     ) {
         let hw = (g.h, g.w);
         return Some(if relu {
-            avx512::backward_2x2::<true>(simd, hw, step, x, y, dy, dx)
+            avx512::backward_2x2::<true>(simd, hw, x, y, dy, dx)
         } else {
-            avx512::backward_2x2::<false>(simd, hw, step, x, y, dy, dx)
+            avx512::backward_2x2::<false>(simd, hw, x, y, dy, dx)
         });
     }
-    let _ = (g, x, y, dy, step, dx, relu);
+    let _ = (g, x, y, dy, dx, relu);
     None
 }
 
@@ -487,16 +412,13 @@ impl<T: Float> Kernel for Pool2x2<'_, T> {
 /// `RELU`): each window's gradient to its first input equal to its output, zeros elsewhere
 /// (and in the row and column that no window covers when `h` or `w` is odd). Returns
 /// whether every window found its output among its inputs by `==`: false for a NaN
-/// maximum too, which the general pass then handles. The planes of `x`, `y` and `dy` are
-/// `step` planes apart (1: one after the other), those of `dx` one after the other, as
-/// many as `dx` holds.
+/// maximum too, which the general pass then handles.
 struct Pool2x2Backward<'a, T, const RELU: bool> {
     g: &'a Pool2dGeom,
     x: &'a [T],
     y: &'a [T],
     dy: &'a [T],
     dx: &'a mut [T],
-    step: usize,
 }
 
 impl<T: Float, const RELU: bool> Kernel for Pool2x2Backward<'_, T, RELU> {
@@ -505,13 +427,15 @@ impl<T: Float, const RELU: bool> Kernel for Pool2x2Backward<'_, T, RELU> {
     fn run(self) -> bool {
         let (h, w, oh, ow) = (self.g.h, self.g.w, self.g.out_h(), self.g.out_w());
         let mut found_all = true;
-        let (ys, dys) = (self.y.chunks_exact(oh * ow), self.dy.chunks_exact(oh * ow));
         let planes = self
             .x
             .chunks_exact(h * w)
-            .step_by(self.step)
             .zip(self.dx.chunks_exact_mut(h * w))
-            .zip(ys.step_by(self.step).zip(dys.step_by(self.step)));
+            .zip(
+                self.y
+                    .chunks_exact(oh * ow)
+                    .zip(self.dy.chunks_exact(oh * ow)),
+            );
         for ((xp, dxp), (yp, dyp)) in planes {
             let (covered, uncovered) = dxp.split_at_mut(2 * oh * w);
             uncovered.fill(T::zero());
@@ -831,82 +755,21 @@ mod tests {
                 let portable = {
                     let (g, x, y, dy, dx) = (&g, &x[..], &y[..], &dy[..], &mut want[..]);
                     if relu {
-                        Pool2x2Backward::<f32, true> {
-                            g,
-                            x,
-                            y,
-                            dy,
-                            dx,
-                            step: 1,
-                        }
-                        .run()
+                        Pool2x2Backward::<f32, true> { g, x, y, dy, dx }.run()
                     } else {
-                        Pool2x2Backward::<f32, false> {
-                            g,
-                            x,
-                            y,
-                            dy,
-                            dx,
-                            step: 1,
-                        }
-                        .run()
+                        Pool2x2Backward::<f32, false> { g, x, y, dy, dx }.run()
                     }
                 };
                 let mut got = vec![f32::NAN; x.len()];
                 let fast = if relu {
-                    avx512::backward_2x2::<true>(simd, (h, w), 1, &x, &y, &dy, &mut got)
+                    avx512::backward_2x2::<true>(simd, (h, w), &x, &y, &dy, &mut got)
                 } else {
-                    avx512::backward_2x2::<false>(simd, (h, w), 1, &x, &y, &dy, &mut got)
+                    avx512::backward_2x2::<false>(simd, (h, w), &x, &y, &dy, &mut got)
                 };
                 assert!(portable && fast, "{h}x{w}, n = {n}");
                 let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{h}x{w}, n = {n}, relu {relu}");
                 assert!(got.iter().any(|&v| v != 0.0));
-                // channel 1 alone (every second plane), both passes: the planes of `want`
-                let (hw, out) = (h * w, g.output_len() / g.c);
-                let mut one = vec![f32::NAN; n * hw];
-                let (x1, y1, dy1) = (&x[hw..], &y[out..], &dy[out..]);
-                let step = g.c;
-                let fast = if relu {
-                    avx512::backward_2x2::<true>(simd, (h, w), step, x1, y1, dy1, &mut one)
-                } else {
-                    avx512::backward_2x2::<false>(simd, (h, w), step, x1, y1, dy1, &mut one)
-                };
-                let mut two = vec![f32::NAN; n * hw];
-                let portable = {
-                    let (g, x, y, dy, dx) = (&g, x1, y1, dy1, &mut two[..]);
-                    if relu {
-                        Pool2x2Backward::<f32, true> {
-                            g,
-                            x,
-                            y,
-                            dy,
-                            dx,
-                            step,
-                        }
-                        .run()
-                    } else {
-                        Pool2x2Backward::<f32, false> {
-                            g,
-                            x,
-                            y,
-                            dy,
-                            dx,
-                            step,
-                        }
-                        .run()
-                    }
-                };
-                let channel1: Vec<f32> = want
-                    .chunks_exact(hw)
-                    .skip(1)
-                    .step_by(2)
-                    .flatten()
-                    .copied()
-                    .collect();
-                assert!(portable && fast, "{h}x{w}, n = {n}, channel 1");
-                assert_eq!(bits(&one), bits(&channel1), "{h}x{w}, n = {n}, channel 1");
-                assert_eq!(bits(&two), bits(&channel1), "{h}x{w}, n = {n}, channel 1");
                 checked += 1;
                 // a NaN maximum is not found, as in the portable pass
                 let mut x = x;
@@ -914,7 +777,7 @@ mod tests {
                 let at = x.len() - h * w + 1;
                 x[at] = f32::NAN;
                 max_pool2d(&g, &x, n, &mut y).unwrap();
-                let fast = avx512::backward_2x2::<false>(simd, (h, w), 1, &x, &y, &dy, &mut got);
+                let fast = avx512::backward_2x2::<false>(simd, (h, w), &x, &y, &dy, &mut got);
                 assert!(!fast, "{h}x{w}, n = {n}: NaN found");
             }
         }

@@ -92,17 +92,17 @@ pub(super) fn channel_sum(
 
 /// Over the runs of channel `k` (as in [`channel_sum`]), `(Σ g, Σ g·(x - mean)·invstd)` of
 /// `g = dy` in one pass: the sums of `lanes_sum_and_dot` over each run, added up in image
-/// order. `dy` is `(values, dc, dk)`: image `b`'s run of the gradient at `(b·dc + dk)·hw`.
+/// order.
 pub(super) fn channel_sum_and_dot(
     simd: V4,
-    (dy, dc, dk): (&[f32], usize, usize),
+    dy: &[f32],
     x: &[f32],
     (n, c, hw, k): (usize, usize, usize, usize),
     (mean, invstd): (f32, f32),
 ) -> (f32, f32) {
     struct Op<'a> {
         simd: V4,
-        dy: (&'a [f32], usize, usize),
+        dy: &'a [f32],
         x: &'a [f32],
         dims: (usize, usize, usize, usize),
         stats: (f32, f32),
@@ -113,7 +113,7 @@ pub(super) fn channel_sum_and_dot(
         fn with_simd<S: Simd>(self, _: S) -> (f32, f32) {
             let Self {
                 simd,
-                dy: (dy, dc, dk),
+                dy,
                 x,
                 dims: (n, c, hw, k),
                 stats: (mean, invstd),
@@ -122,8 +122,9 @@ pub(super) fn channel_sum_and_dot(
             let (m, s) = (f._mm512_set1_ps(mean), f._mm512_set1_ps(invstd));
             let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
             for b in 0..n {
-                let (gs, gt) = pulp::as_arrays::<L, f32>(&dy[(b * dc + dk) * hw..][..hw]);
-                let (xs, xt) = pulp::as_arrays::<L, f32>(&x[(b * c + k) * hw..][..hw]);
+                let start = (b * c + k) * hw;
+                let (gs, gt) = pulp::as_arrays::<L, f32>(&dy[start..][..hw]);
+                let (xs, xt) = pulp::as_arrays::<L, f32>(&x[start..][..hw]);
                 let (mut acc, mut acc_f) = (f._mm512_setzero_ps(), f._mm512_setzero_ps());
                 for (g, v) in gs.iter().zip(xs) {
                     let g = pulp::cast::<[f32; L], __m512>(*g);
@@ -148,7 +149,7 @@ pub(super) fn channel_sum_and_dot(
         simd,
         Op {
             simd,
-            dy: (dy, dc, dk),
+            dy,
             x,
             dims: (n, c, hw, k),
             stats: (mean, invstd),

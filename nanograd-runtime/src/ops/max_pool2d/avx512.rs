@@ -49,14 +49,11 @@ const EVEN: u32 = 0x5555;
 /// The 2x2, stride-2 backward pass over `[planes, h, w]` (`x`, `dx`) and `[planes, h/2,
 /// w/2]` (`y`, `dy`), lengths checked by the caller: `dx` overwritten with each window's
 /// gradient at its first input equal to its output (only where that input is positive
-/// when `RELU`), zeros elsewhere. The planes of `x`, `y` and `dy` are `step` planes apart
-/// (1: one after the other), those of `dx` one after the other, as many as `dx` holds.
-/// Returns whether every window found its output among its inputs (false for a NaN
-/// maximum, which the caller's general pass then handles).
+/// when `RELU`), zeros elsewhere. Returns whether every window found its output among its
+/// inputs (false for a NaN maximum, which the caller's general pass then handles).
 pub(super) fn backward_2x2<const RELU: bool>(
     simd: V4,
     (h, w): (usize, usize),
-    step: usize,
     x: &[f32],
     y: &[f32],
     dy: &[f32],
@@ -66,7 +63,6 @@ pub(super) fn backward_2x2<const RELU: bool>(
         simd: V4,
         h: usize,
         w: usize,
-        step: usize,
         x: &'a [f32],
         y: &'a [f32],
         dy: &'a [f32],
@@ -80,7 +76,6 @@ pub(super) fn backward_2x2<const RELU: bool>(
                 simd,
                 h,
                 w,
-                step,
                 x,
                 y,
                 dy,
@@ -91,12 +86,10 @@ pub(super) fn backward_2x2<const RELU: bool>(
             let dup: __m512i = pulp::cast(u32x16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
             let zero = f._mm512_setzero_ps();
             let mut found_all = true;
-            let (ys, dys) = (y.chunks_exact(oh * ow), dy.chunks_exact(oh * ow));
             let planes = x
                 .chunks_exact(h * w)
-                .step_by(step)
                 .zip(dx.chunks_exact_mut(h * w))
-                .zip(ys.step_by(step).zip(dys.step_by(step)));
+                .zip(y.chunks_exact(oh * ow).zip(dy.chunks_exact(oh * ow)));
             for ((xp, dxp), (yp, dyp)) in planes {
                 let (covered, uncovered) = dxp.split_at_mut(2 * oh * w);
                 uncovered.fill(0.0);
@@ -146,7 +139,6 @@ pub(super) fn backward_2x2<const RELU: bool>(
             simd,
             h,
             w,
-            step,
             x,
             y,
             dy,
