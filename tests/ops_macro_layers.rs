@@ -409,9 +409,9 @@ fn batch_norm_in_eval_mode() {
 }
 
 model! {
-    /// Batch norm, relu and max pooling in a row: in a training step the pooling's backward
-    /// pass runs inside batch norm's (`batch_norm2d_train_relu_max_pool2d_backward`), in
-    /// eval mode the two ops run one after the other.
+    /// Batch norm, relu and a 2x2 max pooling in a row: in a training step one pass without
+    /// the relu's plane each way (`batch_norm2d_train_relu_max_pool2d` and its backward
+    /// pass), in eval mode the three ops one after the other.
     struct BnPoolNet {
         conv: Conv2d(1 -> 3, kernel = 3, padding = 1),
         bn: BatchNorm2d(3),

@@ -412,7 +412,7 @@ impl GraphGen<'_> {
                     )
                 };
                 let train = match self.fused_pool(id) {
-                    // the pooling's backward pass too, channel by channel (`fusion.rs`)
+                    // the pooling's backward pass too, from the winners (`fusion.rs`)
                     Some((p, pg)) => {
                         let f = if self.overwrites(id, 0) {
                             quote!(batch_norm2d_train_relu_max_pool2d_backward_overwrite)
@@ -420,11 +420,11 @@ impl GraphGen<'_> {
                             quote!(batch_norm2d_train_relu_max_pool2d_backward)
                         };
                         let g = pool_geom(&pg);
-                        let r = self.value(self.g.nodes[p].inputs[0]);
-                        let (py, pdy) = (self.value(p), self.grad_region(p));
+                        let relu = self.value(self.g.nodes[p].inputs[0]);
+                        let pdy = self.grad_region(p);
                         quote! {
-                            #ops::#f(#a, #n, #c, #hw, #w, &*#sm, &*#si, &#g,
-                                (#r, #py, &*#pdy), &mut *#dyn_, #ga, #gw, #gb)?;
+                            #ops::#f(#a, #n, &#g, #w, &*#sm, &*#si,
+                                #ops::workspace_bytes(#relu), &*#pdy, #ga, #gw, #gb)?;
                         }
                     }
                     None => quote! {
