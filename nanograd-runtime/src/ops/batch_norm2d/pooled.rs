@@ -27,6 +27,13 @@
 //! the bit. Only the 2×2 window of stride 2 without padding over even heights and widths;
 //! generated code keeps the three ops for any other pooling, and in eval mode.
 
+#[cfg(target_arch = "x86_64")]
+use crate::float::{as_f32, as_f32_mut};
+
+// the passes in sixteen `f32` lanes
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 use super::{channel_stats, check_dims, check_grads, save_stats, Grads, Stats};
 use crate::ops::max_pool2d::Pool2dGeom;
 use crate::simd::{vectorize_above, Kernel};
@@ -54,6 +61,24 @@ pub fn batch_norm2d_train_relu_max_pool2d<T: Float>(
     running_var: &mut [T],
     save_mean: &mut [T],
     save_invstd: &mut [T],
+    y: &mut [T],
+    winners: &mut [u8],
+) -> Result<()> {
+    let stats = (running_mean, running_var, save_mean, save_invstd);
+    let config = (eps, momentum, true);
+    forward(x, n, pool, (weight, bias), config, stats, y, winners)
+}
+
+/// [`batch_norm2d_train_relu_max_pool2d`], its passes in sixteen lanes (`avx512.rs`) when
+/// `lanes16` (the last of `(eps, momentum, lanes16)`) and `T` is `f32` on AVX-512.
+#[allow(clippy::too_many_arguments)]
+fn forward<T: Float>(
+    x: &[T],
+    n: usize,
+    pool: &Pool2dGeom,
+    (weight, bias): (&[T], &[T]),
+    (eps, momentum, lanes16): (T, T, bool),
+    (running_mean, running_var, save_mean, save_invstd): Stats<'_, T>,
     y: &mut [T],
     winners: &mut [u8],
 ) -> Result<()> {
@@ -85,6 +110,7 @@ pub fn batch_norm2d_train_relu_max_pool2d<T: Float>(
         stats: (running_mean, running_var, save_mean, save_invstd),
         y,
         winners: &mut winners[..out],
+        lanes16,
     };
     vectorize_above(x.len(), kernel);
     Ok(())
@@ -110,7 +136,7 @@ pub fn batch_norm2d_train_relu_max_pool2d_backward<T: Float>(
 ) -> Result<()> {
     let stats = (save_mean, save_invstd);
     let grads = (dx, dweight, dbias);
-    backward::<T, true>(x, n, pool, weight, stats, (winners, dy), grads)
+    backward::<T, true>(x, n, pool, weight, stats, (winners, dy), grads, true)
 }
 
 /// [`batch_norm2d_train_relu_max_pool2d_backward`] for a `dx` that holds nothing yet: `dx` is
@@ -131,7 +157,7 @@ pub fn batch_norm2d_train_relu_max_pool2d_backward_overwrite<T: Float>(
 ) -> Result<()> {
     let stats = (save_mean, save_invstd);
     let grads = (dx, dweight, dbias);
-    backward::<T, false>(x, n, pool, weight, stats, (winners, dy), grads)
+    backward::<T, false>(x, n, pool, weight, stats, (winners, dy), grads, true)
 }
 
 /// The bytes of a workspace region of `T` values, for the winners of
@@ -208,6 +234,8 @@ struct Forward<'a, T> {
     stats: Stats<'a, T>,
     y: &'a mut [T],
     winners: &'a mut [u8],
+    /// Whether `f32` runs `avx512.rs` on a CPU with AVX-512.
+    lanes16: bool,
 }
 
 impl<T: Float> Kernel for Forward<'_, T> {
@@ -224,7 +252,10 @@ impl<T: Float> Kernel for Forward<'_, T> {
             stats: (running_mean, running_var, save_mean, save_invstd),
             y,
             winners,
+            lanes16,
         } = self;
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = lanes16;
         let (c, w, hw) = (pool.c, pool.w, pool.h * pool.w);
         let (ow, out) = (pool.out_w(), pool.out_h() * pool.out_w());
         for k in 0..c {
@@ -239,6 +270,22 @@ impl<T: Float> Kernel for Forward<'_, T> {
                     v
                 }
             };
+            #[cfg(target_arch = "x86_64")]
+            if let (true, Some(simd), Some(x32), Some(y32)) =
+                (lanes16, avx512::available(), as_f32(x), as_f32_mut(y))
+            {
+                let f = |v: T| v.to_f64() as f32;
+                let affine = (f(mean), f(scale), f(shift));
+                avx512::forward(simd, x32, (n, c, pool.h, w, k), affine, y32, winners);
+                let stats = (
+                    &mut *running_mean,
+                    &mut *running_var,
+                    &mut *save_mean,
+                    &mut *save_invstd,
+                );
+                save_stats(stats, k, (n * hw, momentum), (mean, invstd, sq));
+                continue;
+            }
             for p in (0..n).map(|b| b * c + k) {
                 let xp = &x[p * hw..][..hw];
                 let yp = y[p * out..][..out].chunks_exact_mut(ow);
@@ -271,7 +318,9 @@ impl<T: Float> Kernel for Forward<'_, T> {
     }
 }
 
-/// Both forms of the backward pass: `dx` added to when `ADD`, else overwritten.
+/// Both forms of the backward pass: `dx` added to when `ADD`, else overwritten; in sixteen
+/// lanes (`avx512.rs`) when `lanes16` and `T` is `f32` on AVX-512.
+#[allow(clippy::too_many_arguments)]
 fn backward<T: Float, const ADD: bool>(
     x: &[T],
     n: usize,
@@ -280,6 +329,7 @@ fn backward<T: Float, const ADD: bool>(
     (save_mean, save_invstd): (&[T], &[T]),
     (winners, dy): (&[u8], &[T]),
     grads: Grads<'_, T>,
+    lanes16: bool,
 ) -> Result<()> {
     const OP: &str = "batch_norm2d_train_relu_max_pool2d_backward";
     let (c, _) = check_pool(OP, pool, x.len(), n)?;
@@ -297,6 +347,7 @@ fn backward<T: Float, const ADD: bool>(
         winners: &winners[..out],
         dy,
         grads,
+        lanes16,
     };
     vectorize_above(x.len(), kernel);
     Ok(())
@@ -313,6 +364,8 @@ struct Backward<'a, T, const ADD: bool> {
     winners: &'a [u8],
     dy: &'a [T],
     grads: Grads<'a, T>,
+    /// Whether `f32` runs `avx512.rs` on a CPU with AVX-512.
+    lanes16: bool,
 }
 
 /// Independent sums per output row chunk, so that they vectorise.
@@ -331,7 +384,10 @@ impl<T: Float, const ADD: bool> Kernel for Backward<'_, T, ADD> {
             winners,
             dy,
             grads: (mut dx, mut dweight, mut dbias),
+            lanes16,
         } = self;
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = lanes16;
         let (c, w, hw) = (pool.c, pool.w, pool.h * pool.w);
         let (ow, out) = (pool.out_w(), pool.out_h() * pool.out_w());
         let nf = T::from_usize(n * hw);
@@ -344,6 +400,28 @@ impl<T: Float, const ADD: bool> Kernel for Backward<'_, T, ADD> {
                     (p, wp.chunks_exact(ow).zip(gp.chunks_exact(ow)))
                 })
             };
+            #[cfg(target_arch = "x86_64")]
+            if let (true, Some(simd), Some(x32), Some(dy32)) =
+                (lanes16, avx512::available(), as_f32(x), as_f32(dy))
+            {
+                let f = |v: T| v.to_f64() as f32;
+                let dims = (n, c, pool.h, w, k);
+                let stats = (f(mean), f(invstd));
+                let (sg, sgx) = avx512::sums(simd, x32, dims, stats, winners, dy32);
+                let (sum_g, sum_gx) = (T::from_f64(sg.into()), T::from_f64(sgx.into()));
+                if let Some(dx) = dx.as_deref_mut().and_then(as_f32_mut) {
+                    let a = f(weight[k] * invstd / nf);
+                    let consts = [a, f(nf), sg, sgx, f(mean), f(invstd)];
+                    avx512::dx::<ADD>(simd, x32, dims, consts, (winners, dy32), dx);
+                }
+                if let Some(dw) = dweight.as_deref_mut() {
+                    dw[k] += sum_gx;
+                }
+                if let Some(db) = dbias.as_deref_mut() {
+                    db[k] += sum_g;
+                }
+                continue;
+            }
             // Σ g and Σ g·x̂: per window, its gradient and `x` at its winner
             let (mut acc_g, mut acc_gx) = ([T::zero(); LANES], [T::zero(); LANES]);
             for (p, rows) in planes() {
@@ -729,6 +807,58 @@ mod tests {
     #[test]
     fn backward_close_to_two_ops_f64() {
         backward_close_to_two_ops::<f64>();
+    }
+
+    /// The sixteen-lane passes against the portable ones, to the bit: widths of 1-40
+    /// windows (every partial group), ties and zeros, both forms of the backward pass.
+    #[test]
+    fn lanes16_same_as_portable() {
+        for (s, ow) in (1..=40).enumerate() {
+            let (n, oh) = (1 + s % 3, 1 + s % 2);
+            let pool = Pool2dGeom::new(2, 2 * oh, 2 * ow, 2, 2, 0).unwrap();
+            let c = pool.c;
+            let s = s as u64 * 10 + 5;
+            let x: Vec<f32> = tied_x(s, n * pool.input_len());
+            let weight: Vec<f32> = random_vec(s + 1, c, -1.0, 2.0);
+            let bias: Vec<f32> = random_vec(s + 2, c, -0.5, 0.5);
+            let run = |lanes16: bool| {
+                let (mut rm, mut rv) = (vec![0.0f32; c], vec![1.0f32; c]);
+                let (mut sm, mut si) = (vec![0.0f32; c], vec![0.0f32; c]);
+                let mut y = vec![9.0f32; n * pool.output_len()];
+                let mut winners = vec![7u8; y.len()];
+                let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
+                let config = (1e-5, 0.1, lanes16);
+                forward(
+                    &x,
+                    n,
+                    &pool,
+                    (&weight, &bias),
+                    config,
+                    stats,
+                    &mut y,
+                    &mut winners,
+                )
+                .unwrap();
+                let dy: Vec<f32> = random_vec(s + 3, y.len(), -1.0, 1.0);
+                let mut grads = Vec::new();
+                for add in [false, true] {
+                    let mut dx: Vec<f32> = random_vec(s + 4, x.len(), -1.0, 1.0);
+                    let (mut dw, mut db) = (vec![1.0f32; c], vec![0.0f32; c]);
+                    let g = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
+                    let stats = (&sm[..], &si[..]);
+                    let (values, p) = ((&winners[..], &dy[..]), &pool);
+                    if add {
+                        backward::<f32, true>(&x, n, p, &weight, stats, values, g, lanes16)
+                    } else {
+                        backward::<f32, false>(&x, n, p, &weight, stats, values, g, lanes16)
+                    }
+                    .unwrap();
+                    grads.push((bits(&dx), bits(&dw), bits(&db)));
+                }
+                (bits(&y), winners, bits(&sm), bits(&si), bits(&rv), grads)
+            };
+            assert!(run(true) == run(false), "{pool:?}, n = {n}");
+        }
     }
 
     /// Central differences of `Σ u·max_pool2d(relu(batch_norm_train(x)))` in `x`, `weight`
