@@ -37,56 +37,90 @@ const ODD: [u32; L] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
 const LO: [u32; L] = [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23];
 const HI: [u32; L] = [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31];
 
-/// The first `len` lanes (at most 16) loaded from `s`, zeros in the others. Called only
-/// under AVX-512, inside this file's passes.
+/// The lanes of `mask` loaded from `at`, zeros in the others; no load at all for an empty
+/// mask (a masked load whose mask is empty still costs a fault-suppression assist when its
+/// address is not mapped, which made rows of 7 windows 3x slower).
+///
+/// # Safety
+///
+/// AVX-512F is present, and the lanes of `mask` from `at` are readable `f32`s.
 #[inline(always)]
-fn load(s: &[f32], len: usize) -> __m512 {
-    let len = len.min(L).min(s.len());
-    // SAFETY: AVX-512F is present (the caller runs under `V4`), and the mask reads only the
-    // first `len <= s.len()` lanes, `s`'s elements
-    unsafe { _mm512_maskz_loadu_ps(first_lanes(len), s.as_ptr()) }
+unsafe fn load(at: *const f32, mask: u16) -> __m512 {
+    if mask == 0 {
+        return pulp::cast([0.0f32; L]);
+    }
+    // SAFETY: the caller's
+    unsafe { _mm512_maskz_loadu_ps(mask, at) }
 }
 
-/// The first `len` lanes (at most 16) of `v` stored into `s`.
+/// The lanes of `mask` of `v` stored from `at`.
+///
+/// # Safety
+///
+/// AVX-512F is present, and the lanes of `mask` from `at` are writable `f32`s.
 #[inline(always)]
-fn store(s: &mut [f32], len: usize, v: __m512) {
-    let len = len.min(L).min(s.len());
-    // SAFETY: as in `load`: only the first `len <= s.len()` lanes are written
-    unsafe { _mm512_mask_storeu_ps(s.as_mut_ptr(), first_lanes(len), v) }
+unsafe fn store(at: *mut f32, mask: u16, v: __m512) {
+    // SAFETY: the caller's
+    unsafe { _mm512_mask_storeu_ps(at, mask, v) }
 }
 
-/// The first `len` winner bytes (at most 16) of `s` as 32-bit lanes, [`NO_WINNER`] in the
-/// others.
+/// The winner bytes of `mask` from `at` as 32-bit lanes, [`NO_WINNER`] in the others.
+///
+/// # Safety
+///
+/// AVX-512F/BW/VL are present (`V4`), and the bytes of `mask` from `at` are readable.
 #[inline(always)]
-fn load_winners(simd: V4, s: &[u8], len: usize) -> __m512i {
-    let len = len.min(L).min(s.len());
-    // SAFETY: AVX-512F/BW/VL are present (`V4`); the mask reads the first `len` bytes only
-    let bytes: __m128i = unsafe { _mm_maskz_loadu_epi8(first_lanes(len), s.as_ptr().cast()) };
+unsafe fn load_winners(simd: V4, at: *const u8, mask: u16) -> __m512i {
+    // SAFETY: the caller's
+    let bytes: __m128i = unsafe { _mm_maskz_loadu_epi8(mask, at.cast()) };
     // SAFETY: AVX-512F is present
     let v = unsafe { _mm512_cvtepu8_epi32(bytes) };
     let f = simd.avx512f;
-    f._mm512_mask_mov_epi32(
-        f._mm512_set1_epi32(i32::from(NO_WINNER)),
-        first_lanes(len),
-        v,
-    )
+    f._mm512_mask_mov_epi32(f._mm512_set1_epi32(i32::from(NO_WINNER)), mask, v)
 }
 
-/// The first `len` lanes of `v` (each below 256) stored as bytes into `s`.
+/// The lanes of `mask` of `v` (each below 256) stored as bytes from `at`.
+///
+/// # Safety
+///
+/// AVX-512F is present, and the bytes of `mask` from `at` are writable.
 #[inline(always)]
-fn store_winners(s: &mut [u8], len: usize, v: __m512i) {
-    let len = len.min(L).min(s.len());
-    // SAFETY: AVX-512F is present; only the first `len <= s.len()` bytes are written
-    unsafe { _mm512_mask_cvtepi32_storeu_epi8(s.as_mut_ptr().cast(), first_lanes(len), v) }
+unsafe fn store_winners(at: *mut u8, mask: u16, v: __m512i) {
+    // SAFETY: the caller's
+    unsafe { _mm512_mask_cvtepi32_storeu_epi8(at.cast(), mask, v) }
 }
 
-/// The four positions `(a0, a1, b0, b1)` of windows `j .. j + count` of a row pair
-/// (`x0`, `x1`: the rows from column `2j`), each mapped by `f` first.
+/// The masks of a group of `count` windows (1..=16): its windows, and the columns of each
+/// input row in its two registers.
 #[inline(always)]
-fn windows(
+fn group_masks(count: usize) -> [u16; 3] {
+    [
+        first_lanes(count),
+        first_lanes(2 * count),
+        first_lanes(2 * count.saturating_sub(L / 2)),
+    ]
+}
+
+/// The masks of every group of a row of `ow` windows but the last (full), of the last, and
+/// the number of groups.
+#[inline(always)]
+fn row_masks(ow: usize) -> ([u16; 3], [u16; 3], usize) {
+    let groups = ow.div_ceil(L);
+    (group_masks(L), group_masks(ow - (groups - 1) * L), groups)
+}
+
+/// The four positions `(a0, a1, b0, b1)` of a group's windows, from its two input rows
+/// (`x0`, `x1`: the rows from the group's first column), each mapped by `f` first.
+///
+/// # Safety
+///
+/// AVX-512F is present, and the columns of `m0` from each row and of `m1` from 16 further
+/// are readable.
+#[inline(always)]
+unsafe fn windows(
     simd: V4,
-    (x0, x1): (&[f32], &[f32]),
-    count: usize,
+    (x0, x1): (*const f32, *const f32),
+    [_, m0, m1]: [u16; 3],
     f: impl Fn(__m512) -> __m512,
 ) -> [__m512; 4] {
     let s = simd.avx512f;
@@ -94,10 +128,15 @@ fn windows(
         pulp::cast::<_, __m512i>(EVEN),
         pulp::cast::<_, __m512i>(ODD),
     );
-    let cols = 2 * count;
-    let (x0h, x1h) = (x0.get(L..).unwrap_or(&[]), x1.get(L..).unwrap_or(&[]));
-    let (u0, u1) = (f(load(x0, cols)), f(load(x0h, cols.saturating_sub(L))));
-    let (l0, l1) = (f(load(x1, cols)), f(load(x1h, cols.saturating_sub(L))));
+    // SAFETY: the caller's
+    let (u0, u1, l0, l1) = unsafe {
+        (
+            f(load(x0, m0)),
+            f(load(x0.wrapping_add(L), m1)),
+            f(load(x1, m0)),
+            f(load(x1.wrapping_add(L), m1)),
+        )
+    };
     [
         s._mm512_permutex2var_ps(u0, even, u1),
         s._mm512_permutex2var_ps(u0, odd, u1),
@@ -150,14 +189,20 @@ pub(super) fn forward(
                 s._mm512_mask_mov_ps(v, s._mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero)
             };
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
+            let (full, last, groups) = row_masks(ow);
+            let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
             for p in (0..n).map(|b| b * c + k) {
                 let xp = &x[p * h * w..][..h * w];
                 let (yp, wp) = (&mut y[p * out..][..out], &mut winners[p * out..][..out]);
+                let (xp, yp, wp) = (xp.as_ptr(), yp.as_mut_ptr(), wp.as_mut_ptr());
                 for i in 0..h / 2 {
-                    let (x0, x1) = (&xp[2 * i * w..][..w], &xp[(2 * i + 1) * w..][..w]);
-                    for j in (0..ow).step_by(L) {
-                        let count = (ow - j).min(L);
-                        let v = windows(simd, (&x0[2 * j..], &x1[2 * j..]), count, r);
+                    let x0 = xp.wrapping_add(2 * i * w);
+                    for g in 0..groups {
+                        let (j, masks) = (g * L, if g + 1 < groups { full } else { last });
+                        let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
+                        // SAFETY: AVX-512 is present (`V4`); a group's columns are in its
+                        // plane's rows 2i and 2i + 1 (`2j + 2·count <= w`)
+                        let v = unsafe { windows(simd, rows, masks, r) };
                         let (mut best, mut at) = (v[0], s._mm512_setzero_si512());
                         for (pos, &vi) in (1..).zip(&v[1..]) {
                             let win = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(vi, best)
@@ -166,10 +211,13 @@ pub(super) fn forward(
                             at = s._mm512_mask_mov_epi32(at, win, s._mm512_set1_epi32(pos));
                         }
                         let positive = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(best, zero);
-                        let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
                         let code = s._mm512_mask_mov_epi32(none, positive, at);
-                        store(&mut yp[i * ow + j..], count, best);
-                        store_winners(&mut wp[i * ow + j..], count, code);
+                        let o = i * ow + j;
+                        // SAFETY: windows `o .. o + count` are in the plane's `out`
+                        unsafe {
+                            store(yp.wrapping_add(o), masks[0], best);
+                            store_winners(wp.wrapping_add(o), masks[0], code);
+                        }
                     }
                 }
             }
@@ -233,27 +281,37 @@ pub(super) fn sums(
             let (m, is) = (s._mm512_set1_ps(mean), s._mm512_set1_ps(invstd));
             let (mut acc_g, mut acc_gx) = (s._mm512_setzero_ps(), s._mm512_setzero_ps());
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
+            let (full, last, groups) = row_masks(ow);
             let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
             for p in (0..n).map(|b| b * c + k) {
                 let xp = &x[p * h * w..][..h * w];
                 let (wp, gp) = (&winners[p * out..][..out], &dy[p * out..][..out]);
+                let (xp, wp, gp) = (xp.as_ptr(), wp.as_ptr(), gp.as_ptr());
                 for i in 0..h / 2 {
-                    let (x0, x1) = (&xp[2 * i * w..][..w], &xp[(2 * i + 1) * w..][..w]);
-                    for j in (0..ow).step_by(L) {
-                        let count = (ow - j).min(L);
-                        let [a0, a1, b0, b1] =
-                            windows(simd, (&x0[2 * j..], &x1[2 * j..]), count, |v| v);
-                        let code = load_winners(simd, &wp[i * ow + j..], count);
+                    let x0 = xp.wrapping_add(2 * i * w);
+                    for g in 0..groups {
+                        let (j, masks) = (g * L, if g + 1 < groups { full } else { last });
+                        let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
+                        let o = i * ow + j;
+                        // SAFETY: AVX-512 is present (`V4`); a group's columns are in its
+                        // plane's rows 2i and 2i + 1, its windows `o .. o + count` in `out`
+                        let ([a0, a1, b0, b1], code, dyv) = unsafe {
+                            (
+                                windows(simd, rows, masks, |v| v),
+                                load_winners(simd, wp.wrapping_add(o), masks[0]),
+                                load(gp.wrapping_add(o), masks[0]),
+                            )
+                        };
                         let is_at =
                             |p: i32| s._mm512_cmpeq_epi32_mask(code, s._mm512_set1_epi32(p));
+                        let (at0, at1, at2) = (is_at(0), is_at(1), is_at(2));
                         let mut xv = a0;
-                        xv = s._mm512_mask_mov_ps(xv, is_at(1), a1);
-                        xv = s._mm512_mask_mov_ps(xv, is_at(2), b0);
+                        xv = s._mm512_mask_mov_ps(xv, at1, a1);
+                        xv = s._mm512_mask_mov_ps(xv, at2, b0);
                         // anything else, as the portable `match`, reads `b1`
-                        let other = !(is_at(0) | is_at(1) | is_at(2));
-                        xv = s._mm512_mask_mov_ps(xv, other, b1);
+                        xv = s._mm512_mask_mov_ps(xv, !(at0 | at1 | at2), b1);
                         let some = s._mm512_cmplt_epu32_mask(code, none);
-                        let g = s._mm512_maskz_mov_ps(some, load(&gp[i * ow + j..], count));
+                        let g = s._mm512_maskz_mov_ps(some, dyv);
                         acc_g = s._mm512_add_ps(acc_g, g);
                         let xhat = s._mm512_mul_ps(s._mm512_sub_ps(xv, m), is);
                         acc_gx = s._mm512_add_ps(acc_gx, s._mm512_mul_ps(g, xhat));
@@ -322,33 +380,46 @@ pub(super) fn dx<const ADD: bool>(
                 let u = s._mm512_sub_ps(s._mm512_sub_ps(s._mm512_mul_ps(nf, g), sg), t);
                 s._mm512_mul_ps(a, u)
             };
+            let (full, last, groups) = row_masks(ow);
             for p in (0..n).map(|b| b * c + k) {
                 let xp = &x[p * h * w..][..h * w];
                 let dp = &mut dx[p * h * w..][..h * w];
                 let (wp, gp) = (&winners[p * out..][..out], &dy[p * out..][..out]);
+                let (xp, dp) = (xp.as_ptr(), dp.as_mut_ptr());
+                let (wp, gp) = (wp.as_ptr(), gp.as_ptr());
                 for i in 0..h / 2 {
-                    for j in (0..ow).step_by(L) {
-                        let count = (ow - j).min(L);
-                        let code = load_winners(simd, &wp[i * ow + j..], count);
-                        let g = gradients(simd, code, load(&gp[i * ow + j..], count));
-                        let cols = 2 * count;
+                    for gi in 0..groups {
+                        let (j, masks) = (gi * L, if gi + 1 < groups { full } else { last });
+                        let o = i * ow + j;
+                        // SAFETY: AVX-512 is present (`V4`); windows `o .. o + count` are in
+                        // the plane's `out`
+                        let (code, dyv) = unsafe {
+                            (
+                                load_winners(simd, wp.wrapping_add(o), masks[0]),
+                                load(gp.wrapping_add(o), masks[0]),
+                            )
+                        };
+                        let g = gradients(simd, code, dyv);
                         for (t, (ge, go)) in [(g[0], g[1]), (g[2], g[3])].into_iter().enumerate() {
                             let row = (2 * i + t) * w + 2 * j;
                             let halves = [
-                                (0, s._mm512_permutex2var_ps(ge, lo, go)),
-                                (L, s._mm512_permutex2var_ps(ge, hi, go)),
+                                (0, masks[1], s._mm512_permutex2var_ps(ge, lo, go)),
+                                (L, masks[2], s._mm512_permutex2var_ps(ge, hi, go)),
                             ];
-                            for (off, gv) in halves {
-                                let len = cols.saturating_sub(off).min(L);
-                                if len == 0 {
+                            for (off, mask, gv) in halves {
+                                if mask == 0 {
                                     continue;
                                 }
                                 let at = row + off;
-                                let mut v = d(load(&xp[at..], len), gv);
-                                if ADD {
-                                    v = s._mm512_add_ps(load(&dp[at..], len), v);
+                                // SAFETY: the lanes of `mask` from `at` are columns of row
+                                // 2i + t of the plane, in `x` and in `dx`
+                                unsafe {
+                                    let mut v = d(load(xp.wrapping_add(at), mask), gv);
+                                    if ADD {
+                                        v = s._mm512_add_ps(load(dp.wrapping_add(at), mask), v);
+                                    }
+                                    store(dp.wrapping_add(at), mask, v);
                                 }
-                                store(&mut dp[at..], len, v);
                             }
                         }
                     }
