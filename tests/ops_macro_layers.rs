@@ -409,6 +409,63 @@ fn batch_norm_in_eval_mode() {
 }
 
 model! {
+    /// Batch norm, relu and a 2x2 max pooling in a row: in a training step one pass without
+    /// the relu's plane each way (`batch_norm2d_train_relu_max_pool2d` and its backward
+    /// pass), in eval mode the three ops one after the other.
+    struct BnPoolNet {
+        conv: Conv2d(1 -> 3, kernel = 3, padding = 1),
+        bn: BatchNorm2d(3),
+        mp: MaxPool2d(kernel = 2),
+    }
+
+    fn forward(x: [B, 1, 6, 6]) -> [B, 3, 3, 3] { mp(relu(bn(conv(x)))) }
+    fn loss(x: [B, 1, 6, 6], u: [B, 3, 3, 3]) -> [] { sum(forward(x) * u) }
+}
+
+#[test]
+fn batch_norm_relu_max_pool_in_both_modes() {
+    let mut base = BnPoolNet::<f64>::new(&mut StdRng::seed_from_u64(9));
+    randomise_params(&mut base, 130, -1.0, 1.0);
+    let x: Vec<[[[f64; 6]; 6]; 1]> = batch(4, 140);
+    let u: Vec<[[[f64; 3]; 3]; 3]> = batch(4, 150);
+    for training in [true, false] {
+        base.set_training_mode(training);
+        let h = conv_k(&flat(&x), &base.conv, true, 4, 6);
+        let (mut rm, mut rv) = (base.bn.running_mean.to_vec(), base.bn.running_var.to_vec());
+        let normed = if training {
+            bn_train_k(&h, &base.bn, &mut rm, &mut rv, 4)
+        } else {
+            bn_eval_k(&h, &base.bn, 4)
+        };
+        let g = Pool2dGeom::new(3, 6, 6, 2, 2, 0).unwrap();
+        let mut out = vec![0.0; 4 * g.output_len()];
+        ops::max_pool2d(&g, &map(ops::relu, &normed), 4, &mut out).unwrap();
+
+        let mut model = base.clone();
+        let loss = model.loss_backward(&x, &u).unwrap();
+        assert_close!(loss, ops_macro_util::dotv(&out, &flat(&u)), 1e-12);
+        // in training mode batch norm removes a per-channel constant: no conv bias gradient
+        let zero_ok: &[&str] = if training { &["conv.bias"] } else { &[] };
+        let names = check_param_grads(&base, &model, |m| m.loss(&x, &u).unwrap(), 1e-6, zero_ok);
+        assert_eq!(names.len(), 4, "training = {training}");
+
+        let mut m32 = BnPoolNet::<f32>::new(&mut StdRng::seed_from_u64(10));
+        copy_to_f32(&base, &mut m32);
+        let cast = |v: &[[[[f64; 6]; 6]; 1]]| -> Vec<[[[f32; 6]; 6]; 1]> {
+            v.iter()
+                .map(|r| r.map(|c| c.map(|row| row.map(|v| v as f32))))
+                .collect()
+        };
+        let u32: Vec<_> = u
+            .iter()
+            .map(|r| r.map(|c| c.map(|row| row.map(|v| v as f32))))
+            .collect();
+        m32.loss_backward(&cast(&x), &u32).unwrap();
+        ops_macro_util::assert_grads_close(&model, &m32, 1e-3);
+    }
+}
+
+model! {
     /// Pooling layers after a convolution; the max pool is also called twice in a row.
     struct PoolNet {
         conv: Conv2d(1 -> 2, kernel = 3, padding = 1),

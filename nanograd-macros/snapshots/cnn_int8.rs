@@ -307,11 +307,17 @@ impl<T: ::nanograd::Float> Cnn<T> {
             &mut *__v3,
         )?;
         if self.__training {
-            ::nanograd::ops::batch_norm2d_train_relu(
+            ::nanograd::ops::batch_norm2d_train_relu_max_pool2d(
                 &*__v3,
                 __b,
-                4usize,
-                64usize,
+                &::nanograd::ops::Pool2dGeom {
+                    c: 4usize,
+                    h: 8usize,
+                    w: 8usize,
+                    kernel: 2usize,
+                    stride: 2usize,
+                    padding: 0usize,
+                },
                 self.bn1.weight.value(),
                 self.bn1.bias.value(),
                 T::from_f64(0.00001f64),
@@ -320,7 +326,8 @@ impl<T: ::nanograd::Float> Cnn<T> {
                 self.bn1.running_var.data_mut(),
                 &mut *__mean6,
                 &mut *__invstd6,
-                &mut *__v7,
+                &mut *__v8,
+                ::nanograd::ops::workspace_bytes_mut(&mut *__v7),
             )?;
         } else {
             ::nanograd::ops::batch_norm2d_eval(
@@ -337,19 +344,21 @@ impl<T: ::nanograd::Float> Cnn<T> {
             )?;
             ::nanograd::ops::relu_in_place(&mut *__v7);
         }
-        ::nanograd::ops::max_pool2d(
-            &::nanograd::ops::Pool2dGeom {
-                c: 4usize,
-                h: 8usize,
-                w: 8usize,
-                kernel: 2usize,
-                stride: 2usize,
-                padding: 0usize,
-            },
-            &*__v7,
-            __b,
-            &mut *__v8,
-        )?;
+        if !self.__training {
+            ::nanograd::ops::max_pool2d(
+                &::nanograd::ops::Pool2dGeom {
+                    c: 4usize,
+                    h: 8usize,
+                    w: 8usize,
+                    kernel: 2usize,
+                    stride: 2usize,
+                    padding: 0usize,
+                },
+                &*__v7,
+                __b,
+                &mut *__v8,
+            )?;
+        }
         ::nanograd::ops::dense(
             &*__v8,
             self.fc.weight.value(),
@@ -413,35 +422,44 @@ impl<T: ::nanograd::Float> Cnn<T> {
             )?;
         }
         {
-            ::nanograd::ops::max_pool2d_backward_through_relu(
-                &::nanograd::ops::Pool2dGeom {
-                    c: 4usize,
-                    h: 8usize,
-                    w: 8usize,
-                    kernel: 2usize,
-                    stride: 2usize,
-                    padding: 0usize,
-                },
-                &*__v7,
-                &*__v8,
-                &*__g8,
-                __b,
-                &mut *__g6,
-            )?;
+            if !self.__training {
+                ::nanograd::ops::max_pool2d_backward_through_relu(
+                    &::nanograd::ops::Pool2dGeom {
+                        c: 4usize,
+                        h: 8usize,
+                        w: 8usize,
+                        kernel: 2usize,
+                        stride: 2usize,
+                        padding: 0usize,
+                    },
+                    &*__v7,
+                    &*__v8,
+                    &*__g8,
+                    __b,
+                    &mut *__g6,
+                )?;
+            }
         }
         {
             let (__pv4, __pg4) = self.bn1.weight.value_and_grad_mut();
             let (__pv5, __pg5) = self.bn1.bias.value_and_grad_mut();
             if self.__training {
-                ::nanograd::ops::batch_norm2d_train_backward_overwrite(
+                ::nanograd::ops::batch_norm2d_train_relu_max_pool2d_backward_overwrite(
                     &*__v3,
                     __b,
-                    4usize,
-                    64usize,
+                    &::nanograd::ops::Pool2dGeom {
+                        c: 4usize,
+                        h: 8usize,
+                        w: 8usize,
+                        kernel: 2usize,
+                        stride: 2usize,
+                        padding: 0usize,
+                    },
                     __pv4,
                     &*__mean6,
                     &*__invstd6,
-                    &*__g6,
+                    ::nanograd::ops::workspace_bytes(&*__v7),
+                    &*__g8,
                     Some(&mut *__g3),
                     Some(&mut *__pg4),
                     Some(&mut *__pg5),

@@ -343,7 +343,15 @@ impl GraphGen<'_> {
                 match self.through_relu(id, 0) {
                     Some(r) => {
                         let gh = self.grad_target(self.g.nodes[r].inputs[0]);
-                        quote! { #ops::max_pool2d_backward_through_relu(&#g, #a, #y, #dy, #n, #gh)?; }
+                        let call = quote! {
+                            #ops::max_pool2d_backward_through_relu(&#g, #a, #y, #dy, #n, #gh)?;
+                        };
+                        if self.is_fused_pool(id) {
+                            // batch norm does it in a training step (`fusion.rs`)
+                            quote! { if !self.__training { #call } }
+                        } else {
+                            call
+                        }
                     }
                     None => {
                         let f = if self.overwrites(id, 0) {
@@ -403,9 +411,29 @@ impl GraphGen<'_> {
                         quote!(batch_norm2d_eval_backward),
                     )
                 };
+                let train = match self.fused_pool(id) {
+                    // the pooling's backward pass too, from the winners (`fusion.rs`)
+                    Some((p, pg)) => {
+                        let f = if self.overwrites(id, 0) {
+                            quote!(batch_norm2d_train_relu_max_pool2d_backward_overwrite)
+                        } else {
+                            quote!(batch_norm2d_train_relu_max_pool2d_backward)
+                        };
+                        let g = pool_geom(&pg);
+                        let relu = self.value(self.g.nodes[p].inputs[0]);
+                        let pdy = self.grad_region(p);
+                        quote! {
+                            #ops::#f(#a, #n, &#g, #w, &*#sm, &*#si,
+                                #ops::workspace_bytes(#relu), &*#pdy, #ga, #gw, #gb)?;
+                        }
+                    }
+                    None => quote! {
+                        #ops::#train(#a, #n, #c, #hw, #w, &*#sm, &*#si, #dy, #ga, #gw, #gb)?;
+                    },
+                };
                 quote! {
                     if self.__training {
-                        #ops::#train(#a, #n, #c, #hw, #w, &*#sm, &*#si, #dy, #ga, #gw, #gb)?;
+                        #train
                     } else {
                         #ops::#eval(#a, #n, #c, #hw, #w, #rm, #rv, #eps, #dy, #ga, #gw, #gb)?;
                     }

@@ -220,7 +220,13 @@ impl GraphGen<'_> {
                 let g = pool_geom(pg);
                 let n = rows(0, pg.c * pg.h * pg.w);
                 let a = x(0);
-                quote! { #ops::#f(&#g, #a, #n, #y)?; }
+                let call = quote! { #ops::#f(&#g, #a, #n, #y)?; };
+                if self.is_fused_pool(id) {
+                    // batch norm does it in a training step (codegen/fusion.rs)
+                    quote! { if !self.__training { #call } }
+                } else {
+                    call
+                }
             }
             Op::GlobalAvgPool2d => {
                 let xs = ins(0);
@@ -253,9 +259,20 @@ impl GraphGen<'_> {
                 let train = if self.mode == Mode::Train {
                     let rm = Self::bn_stat(layer, "running_mean", true);
                     let rv = Self::bn_stat(layer, "running_var", true);
-                    quote! {
-                        #ops::#train_f(#a, #n, #c, #hw, #w, #b, #eps, #mom,
-                            #rm, #rv, &mut *#sm, &mut *#si, #y)?;
+                    match self.fused_pool(id) {
+                        // the pooling too, the relu's region holding the winners
+                        Some((p, pg)) => {
+                            let (g, py) = (pool_geom(&pg), self.out(p));
+                            quote! {
+                                #ops::batch_norm2d_train_relu_max_pool2d(#a, #n, &#g, #w, #b,
+                                    #eps, #mom, #rm, #rv, &mut *#sm, &mut *#si, #py,
+                                    #ops::workspace_bytes_mut(#y))?;
+                            }
+                        }
+                        None => quote! {
+                            #ops::#train_f(#a, #n, #c, #hw, #w, #b, #eps, #mom,
+                                #rm, #rv, &mut *#sm, &mut *#si, #y)?;
+                        },
                     }
                 } else {
                     // batch statistics, with the running statistics updated in a scratch copy

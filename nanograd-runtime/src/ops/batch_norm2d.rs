@@ -31,6 +31,10 @@ use crate::float::as_f32;
 use crate::simd::{vectorize_above, Kernel};
 use crate::{check_len, invalid, Float, Result};
 
+// batch norm → relu → 2x2 max pooling in a training step, without the relu's plane
+mod pooled;
+pub use pooled::*;
+
 // the channel sums in sixteen `f32` lanes
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -236,33 +240,8 @@ impl<T: Float, const RELU: bool> Kernel for TrainForward<'_, T, RELU> {
             stats: (running_mean, running_var, save_mean, save_invstd),
             y,
         } = self;
-        let count = n * hw;
-        let nf = T::from_usize(count);
-        let fast = f32_sums(x, x);
         for k in 0..c {
-            let dims = (n, c, hw, k);
-            let mut sum = T::zero();
-            if let Some((simd, x, _)) = fast {
-                sum = T::from_f64(avx512::channel_sum(simd, x, dims, Sum::Values).into());
-            } else {
-                for r in channel_runs(n, c, hw, k) {
-                    sum += lanes_sum(&x[r], |v| v);
-                }
-            }
-            let mean = sum / nf;
-            let mut sq = T::zero();
-            if let Some((simd, x, _)) = fast {
-                let what = Sum::Squares {
-                    mean: mean.to_f64() as f32,
-                };
-                sq = T::from_f64(avx512::channel_sum(simd, x, dims, what).into());
-            } else {
-                for r in channel_runs(n, c, hw, k) {
-                    sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
-                }
-            }
-            let var = sq / nf;
-            let invstd = T::one() / (var + eps).sqrt();
+            let (mean, invstd, sq) = channel_stats(x, (n, c, hw, k), eps);
             let (scale, shift) = (weight[k] * invstd, bias[k]);
             for r in channel_runs(n, c, hw, k) {
                 for (yi, &xi) in y[r.clone()].iter_mut().zip(&x[r]) {
@@ -271,13 +250,62 @@ impl<T: Float, const RELU: bool> Kernel for TrainForward<'_, T, RELU> {
                     *yi = if RELU && v < T::zero() { T::zero() } else { v };
                 }
             }
-            let unbiased = sq / T::from_usize(count - 1);
-            running_mean[k] = (T::one() - momentum) * running_mean[k] + momentum * mean;
-            running_var[k] = (T::one() - momentum) * running_var[k] + momentum * unbiased;
-            save_mean[k] = mean;
-            save_invstd[k] = invstd;
+            let stats = (
+                &mut *running_mean,
+                &mut *running_var,
+                &mut *save_mean,
+                &mut *save_invstd,
+            );
+            save_stats(stats, k, (n * hw, momentum), (mean, invstd, sq));
         }
     }
+}
+
+/// Channel `k`'s batch statistics (dims `(n, c, hw, k)`): `(mean, invstd, Σ (x - mean)²)`,
+/// from a pass for `Σ x` and one for the squares.
+#[inline(always)]
+fn channel_stats<T: Float>(x: &[T], dims: (usize, usize, usize, usize), eps: T) -> (T, T, T) {
+    let (n, c, hw, k) = dims;
+    let nf = T::from_usize(n * hw);
+    let fast = f32_sums(x, x);
+    let mut sum = T::zero();
+    if let Some((simd, x, _)) = fast {
+        sum = T::from_f64(avx512::channel_sum(simd, x, dims, Sum::Values).into());
+    } else {
+        for r in channel_runs(n, c, hw, k) {
+            sum += lanes_sum(&x[r], |v| v);
+        }
+    }
+    let mean = sum / nf;
+    let mut sq = T::zero();
+    if let Some((simd, x, _)) = fast {
+        let what = Sum::Squares {
+            mean: mean.to_f64() as f32,
+        };
+        sq = T::from_f64(avx512::channel_sum(simd, x, dims, what).into());
+    } else {
+        for r in channel_runs(n, c, hw, k) {
+            sq += lanes_sum(&x[r], |v| (v - mean) * (v - mean));
+        }
+    }
+    let var = sq / nf;
+    (mean, T::one() / (var + eps).sqrt(), sq)
+}
+
+/// Stores channel `k`'s `(mean, invstd)` for the backward pass and moves its running
+/// statistics towards the batch's (`count` values, `Σ (x - mean)² = sq`) by `momentum`.
+#[inline(always)]
+fn save_stats<T: Float>(
+    (running_mean, running_var, save_mean, save_invstd): Stats<'_, T>,
+    k: usize,
+    (count, momentum): (usize, T),
+    (mean, invstd, sq): (T, T, T),
+) {
+    let unbiased = sq / T::from_usize(count - 1);
+    running_mean[k] = (T::one() - momentum) * running_mean[k] + momentum * mean;
+    running_var[k] = (T::one() - momentum) * running_var[k] + momentum * unbiased;
+    save_mean[k] = mean;
+    save_invstd[k] = invstd;
 }
 
 /// Training-mode backward, through the batch statistics: accumulates into `dx`, `dweight`
