@@ -3,6 +3,7 @@
 //! | function | computes |
 //! | --- | --- |
 //! | [`gemm`](fn@gemm) | `C = alpha * op(A) * op(B) + beta * C` |
+//! | [`gemm_bias`] | `C = A * B + bias`, one bias per row |
 //! | [`gemv`] | `y = alpha * op(A) * x + beta * y` |
 //! | [`dot`]  | `x . y` |
 //! | [`axpy`] | `y += alpha * x` |
