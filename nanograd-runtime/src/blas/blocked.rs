@@ -185,8 +185,10 @@ pub(super) fn packs_a<T>(a: View<'_, T>) -> bool {
 }
 
 /// `C = alpha * op(A) * op(B) + beta * C` for `op(A): [m, k]`, `op(B): [k, n]`, `C: [m, n]`
-/// row-major with leading dimension `ldc`, with the micro-kernels of `isa`. The caller has
-/// checked that every addressed element lies inside the slices, and that `m, n, k > 0`.
+/// row-major with leading dimension `ldc`, with the micro-kernels of `isa`, plus `bias[i]`
+/// on every element of row `i` when `bias` is given (added where `beta` is applied, as
+/// filling the rows with it and `beta = 1` would). The caller has checked that every
+/// addressed element lies inside the slices (`bias` has `m`), and that `m, n, k > 0`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm<T: Blocking>(
     isa: Isa,
@@ -199,6 +201,7 @@ pub(super) fn gemm<T: Blocking>(
     beta: T,
     c: &mut [T],
     ldc: usize,
+    bias: Option<&[T]>,
 ) {
     let direct_b = reads_b_in_place(b, m, k);
     // B read in place takes a page of the TLB per row of depth: blocks of DIRECT_B_KC rows
@@ -225,8 +228,12 @@ pub(super) fn gemm<T: Blocking>(
                     pack_b(b, pc, kc, jc, nc, bbuf);
                     Panels::Packed(bbuf)
                 };
-                // the first block of depth applies beta, the others add to it
-                let beta = if pc == 0 { beta } else { T::one() };
+                // the first block of depth applies beta and the bias, the others add to it
+                let (beta, bias) = if pc == 0 {
+                    (beta, bias)
+                } else {
+                    (T::one(), None)
+                };
                 for ic in (0..m).step_by(T::MC) {
                     let mc = T::MC.min(m - ic);
                     let a = if pack {
@@ -245,6 +252,7 @@ pub(super) fn gemm<T: Blocking>(
                         abuf,
                         panels,
                         beta,
+                        bias.map(|b| &b[ic..ic + mc]),
                         c,
                         ic * ldc + jc,
                         ldc,
@@ -277,6 +285,7 @@ fn macro_tile<T: Blocking>(
     abuf: &[T],
     panels: Panels<'_, T>,
     beta: T,
+    bias: Option<&[T]>,
     c: &mut [T],
     c0: usize,
     ldc: usize,
@@ -292,8 +301,9 @@ fn macro_tile<T: Blocking>(
         let start = c0 + i * ldc + j;
         let tile = &mut c[start..start + (r - 1) * ldc + w];
         let s = panel_stride::<T>(w);
+        let bias = bias.map(|b| &b[i..i + r]);
         microkernel::run(
-            isa, r, s, kc, a_panel, a_rs, a_cs, panel, b_rs, tile, ldc, w, alpha, beta,
+            isa, r, s, kc, a_panel, a_rs, a_cs, panel, b_rs, tile, ldc, w, alpha, beta, bias,
         );
     };
     match panels {

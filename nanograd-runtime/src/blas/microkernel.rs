@@ -95,6 +95,7 @@ pub(super) trait MicroKernel: Float {
         w: usize,
         alpha: Self,
         beta: Self,
+        bias: Option<&[Self]>,
     );
 }
 
@@ -119,6 +120,7 @@ pub(super) fn run<T: MicroKernel>(
     w: usize,
     alpha: T,
     beta: T,
+    bias: Option<&[T]>,
 ) {
     // a depth of one reads a single row of B, whatever its stride (`op(B) = Bᵀ` of a
     // one-column B has both strides 1)
@@ -128,6 +130,7 @@ pub(super) fn run<T: MicroKernel>(
         a.len() > (r - 1) * a_rs + (kc - 1) * a_cs
             && b.len() > (kc - 1) * b_rs + w - 1
             && c.len() > (r - 1) * ldc + w - 1
+            && bias.is_none_or(|b| b.len() >= r)
     );
     let tile = Portable {
         r,
@@ -142,10 +145,11 @@ pub(super) fn run<T: MicroKernel>(
         w,
         alpha,
         beta,
+        bias,
     };
     match isa {
         Isa::Avx512 => T::avx512(
-            r, s, kc, a, a_rs, a_cs, b, b_rs, tile.c, ldc, w, alpha, beta,
+            r, s, kc, a, a_rs, a_cs, b, b_rs, tile.c, ldc, w, alpha, beta, bias,
         ),
         Isa::Portable => vectorize(tile),
         Isa::Baseline => tile.tiles(|x, y, acc| x * y + acc),
@@ -167,6 +171,7 @@ struct Portable<'a, T> {
     w: usize,
     alpha: T,
     beta: T,
+    bias: Option<&'a [T]>,
 }
 
 const RB: usize = 4;
@@ -188,6 +193,7 @@ impl<T: Float> Portable<'_, T> {
             w,
             alpha,
             beta,
+            bias,
         } = self;
         for i0 in (0..r).step_by(RB) {
             let rb = RB.min(r - i0);
@@ -221,6 +227,9 @@ impl<T: Float> Portable<'_, T> {
                         } else {
                             alpha * v + beta * *o
                         };
+                        if let Some(bias) = bias {
+                            *o += bias[i0 + i];
+                        }
                     }
                 }
             }
@@ -253,6 +262,7 @@ macro_rules! impl_micro_kernel {
                 w: usize,
                 alpha: $t,
                 beta: $t,
+                bias: Option<&[$t]>,
             ) {
                 #[cfg(target_arch = "x86_64")]
                 {
@@ -280,7 +290,8 @@ macro_rules! impl_micro_kernel {
                     // SAFETY: `Isa::Avx512` is chosen only when the CPU has AVX-512F; `run`
                     // checked that `a`, `b` and `c` hold the elements the tile reads and
                     // writes (`(r - 1) * a_rs + (kc - 1) * a_cs + 1`,
-                    // `(kc - 1) * b_rs + w`, `(r - 1) * ldc + w`).
+                    // `(kc - 1) * b_rs + w`, `(r - 1) * ldc + w`), and `bias` its `r` rows.
+                    let bias = bias.map_or(core::ptr::null(), <[$t]>::as_ptr);
                     unsafe {
                         kernel(
                             kc,
@@ -294,12 +305,15 @@ macro_rules! impl_micro_kernel {
                             w,
                             alpha,
                             beta,
+                            bias,
                         )
                     }
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 {
-                    let _ = (r, s, kc, a, a_rs, a_cs, b, b_rs, c, ldc, w, alpha, beta);
+                    let _ = (
+                        r, s, kc, a, a_rs, a_cs, b, b_rs, c, ldc, w, alpha, beta, bias,
+                    );
                     unreachable!("Isa::Avx512 is only detected on x86_64")
                 }
             }
@@ -317,13 +331,14 @@ mod avx512 {
     macro_rules! tile {
         (
             $name:ident, $t:ty, $v:ty, $lanes:literal, $mask:ty, $zero:ident, $set1:ident,
-            $fmadd:ident, $mul:ident, $maskz_load:ident, $mask_store:ident
+            $fmadd:ident, $mul:ident, $add:ident, $maskz_load:ident, $mask_store:ident
         ) => {
             /// One `R x (NV * lanes)` tile (`w` live columns) in registers.
             ///
             /// # Safety
             /// The CPU has AVX-512F; `a` reaches element `(R - 1) * a_rs + (kc - 1) * a_cs`,
-            /// `b` element `(kc - 1) * b_rs + w - 1`, and `c` row `R - 1`'s `w`-th element.
+            /// `b` element `(kc - 1) * b_rs + w - 1`, and `c` row `R - 1`'s `w`-th element;
+            /// `bias` is null or reaches element `R - 1`.
             #[target_feature(enable = "avx512f")]
             #[allow(clippy::too_many_arguments)]
             pub(super) unsafe fn $name<const R: usize, const NV: usize>(
@@ -338,6 +353,7 @@ mod avx512 {
                 w: usize,
                 alpha: $t,
                 beta: $t,
+                bias: *const $t,
             ) {
                 // the lanes of each register of the panel that hold one of its `w` columns
                 let masks: [$mask; NV] = core::array::from_fn(|v| {
@@ -383,6 +399,10 @@ mod avx512 {
                         if beta != 0.0 {
                             out = $fmadd(unsafe { $maskz_load(masks[v], at) }, beta_v, out);
                         }
+                        if !bias.is_null() {
+                            // `out + b`, as `fill(b)` then `beta = 1` computes (`fma(b, 1, out)`)
+                            out = $add(out, $set1(unsafe { *bias.add(r) }));
+                        }
                         unsafe { $mask_store(at, masks[v], out) };
                     }
                 }
@@ -400,6 +420,7 @@ mod avx512 {
         _mm512_set1_ps,
         _mm512_fmadd_ps,
         _mm512_mul_ps,
+        _mm512_add_ps,
         _mm512_maskz_loadu_ps,
         _mm512_mask_storeu_ps
     );
@@ -413,6 +434,7 @@ mod avx512 {
         _mm512_set1_pd,
         _mm512_fmadd_pd,
         _mm512_mul_pd,
+        _mm512_add_pd,
         _mm512_maskz_loadu_pd,
         _mm512_mask_storeu_pd
     );

@@ -3,6 +3,7 @@
 //! | function | computes |
 //! | --- | --- |
 //! | [`gemm`](fn@gemm) | `C = alpha * op(A) * op(B) + beta * C` |
+//! | [`gemm_bias`] | `C = A * B + bias`, one bias per row |
 //! | [`gemv`] | `y = alpha * op(A) * x + beta * y` |
 //! | [`dot`]  | `x . y` |
 //! | [`axpy`] | `y += alpha * x` |
@@ -81,6 +82,45 @@ pub trait Scalar: sealed::Sealed + Sized {
         c: &mut [Self],
         ldc: usize,
     );
+    /// `C = A·B + bias` per row, as [`gemm_bias`]: by default each row filled with its
+    /// bias, then [`Scalar::blas_gemm`] with `beta = 1`.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    fn blas_gemm_bias(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[Self],
+        lda: usize,
+        b: &[Self],
+        ldb: usize,
+        bias: &[Self],
+        c: &mut [Self],
+        ldc: usize,
+    ) where
+        Self: Float,
+    {
+        if n > 0 {
+            for (row, &v) in c.chunks_mut(ldc).zip(&bias[..m]).take(m) {
+                row[..n].fill(v);
+            }
+        }
+        Self::blas_gemm(
+            Trans::No,
+            Trans::No,
+            m,
+            n,
+            k,
+            Self::one(),
+            a,
+            lda,
+            b,
+            ldb,
+            Self::one(),
+            c,
+            ldc,
+        );
+    }
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     fn blas_gemv(
@@ -131,6 +171,37 @@ pub fn gemm<T: Float>(
     ldc: usize,
 ) {
     T::blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+/// `C = A·B + bias[i]` on every element of row `i`, with `A: [m, k]`, `B: [k, n]`, `C: [m, n]`
+/// row-major (neither transposed) and `bias` of `m` elements (`C`'s old values are not
+/// read): the same bits as filling each row of `C` with its bias and then `gemm` with
+/// `alpha = beta = 1`, without the fill's pass over `C` and the product's read of it (the
+/// own GEMM adds the bias where it stores a tile; the BLAS providers fill, then multiply).
+///
+/// ```
+/// use nanograd_runtime::blas::gemm_bias;
+/// let a = [1.0f32, 2.0, 3.0, 4.0]; // [[1, 2], [3, 4]]
+/// let b = [5.0f32, 6.0, 7.0, 8.0]; // [[5, 6], [7, 8]]
+/// let mut c = [f32::NAN; 4];
+/// gemm_bias(2, 2, 2, &a, 2, &b, 2, &[0.5, -1.0], &mut c, 2);
+/// assert_eq!(c, [19.5, 22.5, 42.0, 49.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn gemm_bias<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    bias: &[T],
+    c: &mut [T],
+    ldc: usize,
+) {
+    T::blas_gemm_bias(m, n, k, a, lda, b, ldb, bias, c, ldc)
 }
 
 /// `y = alpha * op(A) * x + beta * y` with `A` stored as `[m, n]` row-major: `x` has `n`

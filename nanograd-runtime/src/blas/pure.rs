@@ -383,6 +383,61 @@ macro_rules! impl_scalar {
                     beta,
                     c,
                     ldc,
+                    None,
+                )
+            }
+
+            fn blas_gemm_bias(
+                m: usize,
+                n: usize,
+                k: usize,
+                a: &[$t],
+                lda: usize,
+                b: &[$t],
+                ldb: usize,
+                bias: &[$t],
+                c: &mut [$t],
+                ldc: usize,
+            ) {
+                check_gemm(
+                    Trans::No,
+                    Trans::No,
+                    m,
+                    n,
+                    k,
+                    a.len(),
+                    lda,
+                    b.len(),
+                    ldb,
+                    c.len(),
+                    ldc,
+                );
+                assert!(
+                    bias.len() >= m,
+                    "gemm_bias: bias has {} elements, expected {m}",
+                    bias.len()
+                );
+                if m == 0 || n == 0 {
+                    return;
+                }
+                if k == 0 {
+                    for (row, &v) in c.chunks_mut(ldc).zip(bias).take(m) {
+                        row[..n].fill(v);
+                    }
+                    return;
+                }
+                blocked::gemm(
+                    Isa::detect(),
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    View::new(a, Trans::No, lda),
+                    View::new(b, Trans::No, ldb),
+                    0.0,
+                    c,
+                    ldc,
+                    Some(&bias[..m]),
                 )
             }
 

@@ -175,6 +175,55 @@ fn short_slice_panics_with_dimensions() {
     );
 }
 
+#[test]
+fn gemm_bias_is_a_fill_then_gemm() {
+    // through the public function and whichever provider is compiled in; the literal is
+    // worked by hand: [[1, 2], [3, 4]]·[[5, 6], [7, 8]] + [0.5, -1] per row
+    let mut c = [f64::NAN; 4];
+    gemm_bias(
+        2,
+        2,
+        2,
+        &[1.0, 2.0, 3.0, 4.0],
+        2,
+        &[5.0, 6.0, 7.0, 8.0],
+        2,
+        &[0.5, -1.0],
+        &mut c,
+        2,
+    );
+    assert_eq!(c, [19.5, 22.5, 42.0, 49.0]);
+    let mut rng = StdRng::seed_from_u64(12);
+    for &(m, n, k) in &[(16, 784, 9), (40, 33, 300)] {
+        let a: Vec<f32> = random(&mut rng, m * k);
+        let b: Vec<f32> = random(&mut rng, k * n);
+        let bias: Vec<f32> = random(&mut rng, m);
+        let mut want = vec![0.0f32; m * n];
+        for (row, &v) in want.chunks_mut(n).zip(&bias) {
+            row.fill(v);
+        }
+        gemm(
+            Trans::No,
+            Trans::No,
+            m,
+            n,
+            k,
+            1.0,
+            &a,
+            k,
+            &b,
+            n,
+            1.0,
+            &mut want,
+            n,
+        );
+        let mut got = vec![f32::NAN; m * n];
+        gemm_bias(m, n, k, &a, k, &b, n, &bias, &mut got, n);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "{m}x{n}x{k}");
+    }
+}
+
 /// The default provider's blocked GEMM with each micro-kernel this CPU runs, at shapes that
 /// cross every block boundary: depth past `KC`, rows past `MC` and columns past `NC`, and
 /// last panels narrower than half a tile, at half, and wider.
@@ -237,6 +286,7 @@ mod blocked_gemm {
                         T::from_f64(beta),
                         &mut c,
                         ldc,
+                        None,
                     );
                     for i in 0..m {
                         for j in 0..ldc {
@@ -345,6 +395,71 @@ mod blocked_gemm {
         }
     }
 
+    /// `gemm_bias`'s blocked path against filling the rows with the bias and `beta = 1`: the
+    /// same bits, with each micro-kernel, for rows and columns on and off the tiles, a depth
+    /// past `KC` (the bias belongs to the first block only), B read in place and packed, and
+    /// a leading dimension of C wider than its rows.
+    fn check_bias<T: Blocking>(isa: Isa) {
+        let mut rng = StdRng::seed_from_u64(11);
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (16, 784, 9),
+            (13, 33, 17),
+            (25, 70, 300),
+            (200, 40, 40),
+        ] {
+            let ldc = n + 3;
+            let a: Vec<T> = random(&mut rng, m * k);
+            let b: Vec<T> = random(&mut rng, k * n);
+            let bias: Vec<T> = random(&mut rng, m);
+            let (va, vb) = (View::new(&a, Trans::No, k), View::new(&b, Trans::No, n));
+            let mut want: Vec<T> = random(&mut rng, m * ldc);
+            let mut got = want.clone();
+            for (row, &v) in want.chunks_mut(ldc).zip(&bias) {
+                row[..n].fill(v);
+            }
+            gemm(
+                isa,
+                m,
+                n,
+                k,
+                T::one(),
+                va,
+                vb,
+                T::one(),
+                &mut want,
+                ldc,
+                None,
+            );
+            for (i, row) in got.chunks_mut(ldc).enumerate() {
+                row[..n].fill(T::from_f64(if i % 2 == 0 { f64::NAN } else { 7.0 }));
+            }
+            gemm(
+                isa,
+                m,
+                n,
+                k,
+                T::one(),
+                va,
+                vb,
+                T::zero(),
+                &mut got,
+                ldc,
+                Some(&bias),
+            );
+            let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{isa:?} at {m}x{n}x{k}");
+        }
+    }
+
+    #[test]
+    fn a_bias_added_on_the_way_out_is_a_fill_then_beta_one() {
+        for isa in Isa::all_available() {
+            check_bias::<f32>(isa);
+            check_bias::<f64>(isa);
+        }
+    }
+
     #[test]
     fn the_micro_kernels_agree_to_rounding() {
         // the same product through each kernel: equal up to fused versus unfused rounding
@@ -354,7 +469,7 @@ mod blocked_gemm {
         let run = |isa| {
             let mut c = vec![f32::NAN; m * n];
             let (va, vb) = (View::new(&a, Trans::No, k), View::new(&b, Trans::No, n));
-            gemm(isa, m, n, k, 1.0, va, vb, 0.0, &mut c, n);
+            gemm(isa, m, n, k, 1.0, va, vb, 0.0, &mut c, n, None);
             c
         };
         let all = Isa::all_available();
@@ -374,7 +489,7 @@ mod blocked_gemm {
             let isa = Isa::detect();
             let product = |m: usize, n: usize, k: usize, c: &mut [f32]| {
                 let (va, vb) = (View::new(&a, Trans::No, k), View::new(&b, Trans::No, n));
-                gemm(isa, m, n, k, 1.0, va, vb, 0.0, c, n);
+                gemm(isa, m, n, k, 1.0, va, vb, 0.0, c, n, None);
             };
             product(300, 300, 300, &mut c);
             let grown = f32::buffer_capacity();

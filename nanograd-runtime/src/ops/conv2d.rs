@@ -93,11 +93,11 @@ mod avx512 {
 }
 
 use super::relu::keep_where_positive;
-use crate::blas::{gemm, Trans};
+use crate::blas::{gemm, gemm_bias, Trans};
 use crate::{check_len, fmt_shape, invalid, Error, Float, Result};
 use im2col::{col2im_batch, im2col_batch};
 use products::add_row_products;
-use rows::{add_row_sums, fill_rows, swap_leading};
+use rows::{add_row_sums, swap_leading};
 
 /// The product of `dims`, or `None` when it overflows `usize`.
 pub(super) fn checked_numel(dims: &[usize]) -> Option<usize> {
@@ -449,13 +449,26 @@ pub fn conv2d<T: Float>(
         // Y = W·cols + bias: [c_out, k] · [k, width], straight into y for one image, else
         // reordered from [c_out, images, ohw] (adding the bias on the way)
         let y = &mut y[ch.images(g.output_len())];
-        let (product, beta) = match bias {
-            Some(b) if ch.count == 1 => {
-                fill_rows(y, ch.width, b);
-                (&mut *y, T::one())
-            }
-            _ if ch.count == 1 => (&mut *y, T::zero()),
-            _ => (&mut out[..g.c_out * ch.width], T::zero()),
+        if let (Some(b), 1) = (bias, ch.count) {
+            // the bias added where the product's tiles are stored: one pass over y
+            gemm_bias(
+                g.c_out,
+                ch.width,
+                ch.k,
+                weight,
+                /* lda= */ ch.k,
+                ch.cols(cols),
+                /* ldb= */ ch.ld,
+                b,
+                y,
+                /* ldc= */ ch.width,
+            );
+            continue;
+        }
+        let product = if ch.count == 1 {
+            &mut *y
+        } else {
+            &mut out[..g.c_out * ch.width]
         };
         gemm(
             Trans::No,
@@ -468,7 +481,7 @@ pub fn conv2d<T: Float>(
             /* lda= */ ch.k,
             ch.cols(cols),
             /* ldb= */ ch.ld,
-            beta,
+            T::zero(),
             product,
             /* ldc= */ ch.width,
         );

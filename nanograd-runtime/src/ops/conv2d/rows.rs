@@ -61,31 +61,6 @@ impl<T: Float> Kernel for SwapLeading<'_, T> {
     }
 }
 
-/// Fills row `i` of `rows` (rows of `len`) with `values[i % values.len()]`.
-pub(super) fn fill_rows<T: Float>(rows: &mut [T], len: usize, values: &[T]) {
-    vectorize(FillRows { rows, len, values })
-}
-
-struct FillRows<'a, T> {
-    rows: &'a mut [T],
-    len: usize,
-    values: &'a [T],
-}
-
-impl<T: Float> Kernel for FillRows<'_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run(self) {
-        for (row, &v) in self
-            .rows
-            .chunks_exact_mut(self.len)
-            .zip(self.values.iter().cycle())
-        {
-            row.fill(v);
-        }
-    }
-}
-
 /// `sums[i % sums.len()] += Σ row i` over the rows of `len` of `rows`.
 pub(super) fn add_row_sums<T: Float>(rows: &[T], len: usize, sums: &mut [T]) {
     vectorize(RowSums { rows, len, sums })
@@ -139,9 +114,6 @@ mod tests {
         // with b = 1 (src [3, 1, 2]) the swap is the identity
         swap_leading(&src, 1, 2, None, &mut dst);
         assert_eq!(dst, src);
-        let mut rows = [f32::NAN; 6];
-        fill_rows(&mut rows, 2, &[1.0, 2.0]);
-        assert_eq!(rows, [1.0, 1.0, 2.0, 2.0, 1.0, 1.0]);
         // 40 ones and 40 twos in rows of 20 -> sums [20 + 40, 20 + 40] over 4 rows
         let v: Vec<f32> = (0..80).map(|i| if i < 40 { 1.0 } else { 2.0 }).collect();
         let mut sums = [0.5f32, 0.0];
