@@ -56,13 +56,9 @@ impl GraphGen<'_> {
         {
             return None;
         }
-        let mut users = (0..self.g.nodes.len())
-            .filter(|&u| self.g.nodes[u].inputs.iter().any(|&i| self.root[i] == id));
-        let relu = users.next()?;
-        let only = users.next().is_none();
+        let relu = self.only_user(id)?;
         let node = &self.g.nodes[relu];
-        (only
-            && matches!(node.op, Op::Unary(Unary::Relu))
+        (matches!(node.op, Op::Unary(Unary::Relu))
             && node.inputs[0] == id
             && self.folded_relu[relu])
             .then_some(relu)
@@ -73,10 +69,8 @@ impl GraphGen<'_> {
     /// over even planes that does the relu's backward pass.
     pub(super) fn fused_pool(&self, id: NodeId) -> Option<(NodeId, PoolGeom)> {
         let relu = self.fused_relu(id)?;
-        let mut users = (0..self.g.nodes.len())
-            .filter(|&u| self.g.nodes[u].inputs.iter().any(|&i| self.root[i] == relu));
-        let pool = users.next()?;
-        if users.next().is_some() || self.through_relu(pool, 0) != Some(relu) {
+        let pool = self.only_user(relu)?;
+        if self.through_relu(pool, 0) != Some(relu) {
             return None;
         }
         match self.g.nodes[pool].op {
@@ -91,6 +85,14 @@ impl GraphGen<'_> {
             }
             _ => None,
         }
+    }
+
+    /// The one node that reads node `id` (through any aliases of it), if exactly one does.
+    fn only_user(&self, id: NodeId) -> Option<NodeId> {
+        let mut users = (0..self.g.nodes.len())
+            .filter(|&u| self.g.nodes[u].inputs.iter().any(|&i| self.root[i] == id));
+        let user = users.next()?;
+        users.next().is_none().then_some(user)
     }
 
     /// Whether max pooling node `id` leaves its training step, forward and backward, to the
