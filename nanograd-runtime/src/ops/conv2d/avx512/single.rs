@@ -664,6 +664,36 @@ mod tests {
     }
 
     #[test]
+    fn dx_when_asked_for_is_the_im2col_paths() {
+        // the direct loops compute no dx: it comes from the GEMM and col2im as before (the
+        // same bits), the columns it overwrites being no input of the direct dweight
+        let g = Conv2dGeom::new(1, 9, 20, 5, 3, 3, 1, 1).unwrap();
+        let n = 3;
+        let x: Vec<f32> = random_vec(21, n * g.input_len(), -1.0, 1.0);
+        let w: Vec<f32> = random_vec(22, g.weight_len(), -1.0, 1.0);
+        let dy: Vec<f32> = random_vec(23, n * g.output_len(), -1.0, 1.0);
+        let [_, dw_ref, _] = reference(&g, n, (&x, &w, &[0.0; 5], &dy));
+        let grads = |path, cols, how| {
+            let mut ws = vec![f32::NAN; g.workspace_len(n)];
+            let mut y = vec![0.0f32; n * g.output_len()];
+            forward_on(path, &g, &x, &w, None, n, &mut ws, &mut y).unwrap();
+            let (mut dx, mut dw) = (vec![0.5f32; x.len()], vec![0.0f32; w.len()]);
+            let grads = (Some(&mut dx[..]), Some(&mut dw[..]), None);
+            backward(path, &g, &x, &w, &dy, n, &mut ws, cols, grads, how).unwrap();
+            (dx, dw)
+        };
+        for cols in [Conv2dCols::Kept, Conv2dCols::Recompute] {
+            for how in [Dx::Add, Dx::Overwrite] {
+                let (dx, dw) = grads(Path::Direct, cols, how);
+                let (dx_ref, dw_gemm) = grads(Path::Im2col, cols, how);
+                assert_eq!(dx, dx_ref);
+                assert_within("dweight", &dw, &dw_ref);
+                assert_within("dweight (im2col)", &dw_gemm, &dw_ref);
+            }
+        }
+    }
+
+    #[test]
     fn f64_takes_the_im2col_path() {
         let g = Conv2dGeom::new(1, 7, 9, 4, 3, 3, 1, 1).unwrap();
         let n = 3;
