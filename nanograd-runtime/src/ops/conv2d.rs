@@ -22,6 +22,11 @@
 //! that copy give way to direct loops that keep their sums in registers
 //! (`conv2d/avx512.rs`).
 //!
+//! Convolutions of one input channel with a 3 × 3 kernel at stride 1 (an image network's
+//! first layer) take neither way for `f32` on AVX-512: direct loops read `x` and write `y`
+//! once, and the backward pass takes the weight's and the bias's gradients from `x` and
+//! `dy` (`conv2d/avx512/single.rs`); they leave the workspace as it was, unused.
+//!
 //! # The workspace
 //!
 //! The caller provides one workspace of [`Conv2dGeom::workspace_len`]`(n)` =
@@ -74,6 +79,32 @@ mod avx512 {
     }
 
     pub(super) fn pad_rows<T: Float>(_: &[T], _: usize, _: usize, _: &mut [T], _: usize) -> bool {
+        false
+    }
+
+    pub(super) fn single_applies<T: Float>(_: &Conv2dGeom) -> bool {
+        false
+    }
+
+    pub(super) fn single_forward<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: &[T],
+        _: Option<&[T]>,
+        _: usize,
+        _: &mut [T],
+    ) -> bool {
+        false
+    }
+
+    pub(super) fn single_weight_grad<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: &[T],
+        _: usize,
+        _: Option<&mut [T]>,
+        _: Option<&mut [T]>,
+    ) -> bool {
         false
     }
 
@@ -394,7 +425,8 @@ pub enum Conv2dCols {
     /// last written by a `conv2d` call with the same geometry, the same `n` and the same
     /// values of `x` (the weight and bias may differ since), or after it only by
     /// `conv2d_backward` calls that did not ask for `dx`. The backward pass then computes
-    /// `dweight` from these columns; `x` itself is not read. Generated code passes this:
+    /// `dweight` from these columns; `x` itself is not read, except by the direct loops of
+    /// one input channel (the module's doc), which keep no columns and read `x`. Generated code passes this:
     /// each convolution has a workspace of its own, and its backward pass runs once, after
     /// the training forward pass of the same batch.
     Kept,
@@ -429,9 +461,39 @@ pub fn conv2d<T: Float>(
     workspace: &mut [T],
     y: &mut [T],
 ) -> Result<()> {
+    forward_on(Path::Direct, g, x, weight, bias, n, workspace, y)
+}
+
+/// Which loops a convolution of one input channel with a 3 × 3 kernel runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// The direct loops of `conv2d/avx512/single.rs` where they run (`f32` on AVX-512),
+    /// else im2col and the GEMMs.
+    Direct,
+    /// im2col and the GEMMs always (the tests compare the two).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Im2col,
+}
+
+/// [`conv2d`] on the loops `path` says.
+#[allow(clippy::too_many_arguments)]
+fn forward_on<T: Float>(
+    path: Path,
+    g: &Conv2dGeom,
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    workspace: &mut [T],
+    y: &mut [T],
+) -> Result<()> {
     g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("y", y.len()))?;
     if let Some(b) = bias {
         check_len("conv2d", "bias", g.c_out, b.len())?;
+    }
+    // one input channel: y written once, straight from x, no columns
+    if path == Path::Direct && avx512::single_forward(g, x, weight, bias, n, y) {
+        return Ok(());
     }
     if g.is_shifted() {
         shifted::forward(g, x, weight, bias, n, workspace, y);
@@ -513,7 +575,19 @@ pub fn conv2d_backward<T: Float>(
     dbias: Option<&mut [T]>,
 ) -> Result<()> {
     let grads = (dx, dweight, dbias);
-    backward(g, x, weight, dy, n, workspace, cols_held, grads, Dx::Add)
+    let how = Dx::Add;
+    backward(
+        Path::Direct,
+        g,
+        x,
+        weight,
+        dy,
+        n,
+        workspace,
+        cols_held,
+        grads,
+        how,
+    )
 }
 
 /// [`conv2d_backward`] for a `dx` that holds nothing yet (the first contribution to a
@@ -534,6 +608,7 @@ pub fn conv2d_backward_overwrite<T: Float>(
 ) -> Result<()> {
     let grads = (dx, dweight, dbias);
     backward(
+        Path::Direct,
         g,
         x,
         weight,
@@ -565,6 +640,7 @@ pub fn conv2d_backward_through_relu<T: Float>(
 ) -> Result<()> {
     let grads = (dx, dweight, dbias);
     backward(
+        Path::Direct,
         g,
         x,
         weight,
@@ -588,9 +664,10 @@ enum Dx {
     ThroughRelu,
 }
 
-/// [`conv2d_backward`] with `dx` written as `how` says.
+/// [`conv2d_backward`] with `dx` written as `how` says, on the loops `path` says.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn backward<T: Float>(
+    path: Path,
     g: &Conv2dGeom,
     x: &[T],
     weight: &[T],
@@ -598,7 +675,7 @@ fn backward<T: Float>(
     n: usize,
     workspace: &mut [T],
     cols_held: Conv2dCols,
-    (mut dx, dweight, mut dbias): (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
+    (mut dx, mut dweight, mut dbias): (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
     how: Dx,
 ) -> Result<()> {
     g.check_buffers(n, x.len(), weight.len(), workspace.len(), ("dy", dy.len()))?;
@@ -620,6 +697,17 @@ fn backward<T: Float>(
         let grads = (dx, dweight, dbias);
         shifted::backward(g, x, weight, dy, n, workspace, cols_held, grads, how);
         return Ok(());
+    }
+    // one input channel: dweight and dbias straight from x and dy, whatever the workspace
+    // holds (the direct forward pass keeps no columns); dx, if asked for, as below
+    if path == Path::Direct
+        && avx512::single_applies::<T>(g)
+        && avx512::single_weight_grad(g, x, dy, n, dweight.as_deref_mut(), dbias.as_deref_mut())
+    {
+        (dweight, dbias) = (None, None);
+        if dx.is_none() {
+            return Ok(());
+        }
     }
     let [cols, dw_sum, phases, out] = g.split_workspace(n, workspace);
     for ch in Chunks::new(g, n) {

@@ -27,7 +27,9 @@ use crate::float::{as_f32, as_f32_mut};
 use crate::simd::first_lanes;
 use crate::Float;
 
+mod single;
 mod weight_grad;
+pub(super) use single::{single_applies, single_forward, single_weight_grad};
 pub(super) use weight_grad::add_weight_grad;
 
 /// `f32` lanes in one register.
