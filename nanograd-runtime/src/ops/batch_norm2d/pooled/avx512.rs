@@ -145,8 +145,22 @@ unsafe fn windows(
     ]
 }
 
+/// `x` at each window's winner byte `code` (as 32-bit lanes), from its four positions
+/// `(a0, a1, b0, b1)`: as the portable `winning`, the last one for [`NO_WINNER`] and above.
+#[inline(always)]
+fn winning(simd: V4, code: __m512i, [a0, a1, b0, b1]: [__m512; 4]) -> __m512 {
+    let s = simd.avx512f;
+    let is_at = |p: i32| s._mm512_cmpeq_epi32_mask(code, s._mm512_set1_epi32(p));
+    let (at0, at1, at2) = (is_at(0), is_at(1), is_at(2));
+    let mut xv = a0;
+    xv = s._mm512_mask_mov_ps(xv, at1, a1);
+    xv = s._mm512_mask_mov_ps(xv, at2, b0);
+    s._mm512_mask_mov_ps(xv, !(at0 | at1 | at2), b1)
+}
+
 /// The forward pass over channel `k`'s planes (`(n, c, h, w, k)`): `y` and the winners of
-/// every window from `relu((x - mean)·scale + shift)`.
+/// every window from `relu((x - mean)·scale + shift)`, and `x` at each winner into `kept`
+/// (`f32`s as unaligned bytes, window for window) if given.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     simd: V4,
@@ -155,6 +169,7 @@ pub(super) fn forward(
     (mean, scale, shift): (f32, f32, f32),
     y: &mut [f32],
     winners: &mut [u8],
+    kept: Option<&mut [u8]>,
 ) {
     struct Op<'a> {
         simd: V4,
@@ -163,6 +178,7 @@ pub(super) fn forward(
         affine: (f32, f32, f32),
         y: &'a mut [f32],
         winners: &'a mut [u8],
+        kept: Option<&'a mut [u8]>,
     }
     impl pulp::WithSimd for Op<'_> {
         type Output = ();
@@ -175,6 +191,7 @@ pub(super) fn forward(
                 affine: (mean, scale, shift),
                 y,
                 winners,
+                kept,
             } = self;
             let s = simd.avx512f;
             let (m, sc, sh) = (
@@ -191,10 +208,15 @@ pub(super) fn forward(
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
             let (full, last, groups) = row_masks(ow);
             let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
+            let size = core::mem::size_of::<f32>();
+            let mut kept = kept;
             for p in (0..n).map(|b| b * c + k) {
                 let xp = &x[p * h * w..][..h * w];
                 let (yp, wp) = (&mut y[p * out..][..out], &mut winners[p * out..][..out]);
                 let (xp, yp, wp) = (xp.as_ptr(), yp.as_mut_ptr(), wp.as_mut_ptr());
+                let kp = kept
+                    .as_deref_mut()
+                    .map(|kept| kept[p * out * size..][..out * size].as_mut_ptr());
                 for i in 0..h / 2 {
                     let x0 = xp.wrapping_add(2 * i * w);
                     for g in 0..groups {
@@ -202,13 +224,20 @@ pub(super) fn forward(
                         let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
                         // SAFETY: AVX-512 is present (`V4`); a group's columns are in its
                         // plane's rows 2i and 2i + 1 (`2j + 2·count <= w`)
-                        let v = unsafe { windows(simd, rows, masks, r) };
+                        let raw = unsafe { windows(simd, rows, masks, |v| v) };
+                        // relu after the permutation: the same bits, lane for lane
+                        // (not `raw.map(r)`: `map` is not inlined into this function's
+                        // AVX-512 context, and every intrinsic in `r` became a call)
+                        let v = [r(raw[0]), r(raw[1]), r(raw[2]), r(raw[3])];
                         let (mut best, mut at) = (v[0], s._mm512_setzero_si512());
-                        for (pos, &vi) in (1..).zip(&v[1..]) {
+                        // `x` at the maximum, for `kept`
+                        let mut x_at = raw[0];
+                        for (pos, (&vi, &xi)) in (1..).zip(v[1..].iter().zip(&raw[1..])) {
                             let win = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(vi, best)
                                 | s._mm512_cmp_ps_mask::<_CMP_UNORD_Q>(vi, vi);
                             best = s._mm512_mask_mov_ps(best, win, vi);
                             at = s._mm512_mask_mov_epi32(at, win, s._mm512_set1_epi32(pos));
+                            x_at = s._mm512_mask_mov_ps(x_at, win, xi);
                         }
                         let positive = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(best, zero);
                         let code = s._mm512_mask_mov_epi32(none, positive, at);
@@ -217,6 +246,14 @@ pub(super) fn forward(
                         unsafe {
                             store(yp.wrapping_add(o), masks[0], best);
                             store_winners(wp.wrapping_add(o), masks[0], code);
+                        }
+                        if let Some(kp) = kp {
+                            let at = kp.wrapping_add(o * size).cast::<f32>();
+                            // as `winning(code, raw)`: the last position without a winner
+                            let xv = s._mm512_mask_mov_ps(raw[3], positive, x_at);
+                            // SAFETY: the plane's `kept` holds `out` `f32`s from `kp`, and
+                            // the store has no alignment requirement
+                            unsafe { store(at, masks[0], xv) };
                         }
                     }
                 }
@@ -234,6 +271,7 @@ pub(super) fn forward(
             affine,
             y,
             winners,
+            kept,
         },
     )
 }
@@ -248,13 +286,14 @@ fn gradients(simd: V4, code: __m512i, dy: __m512) -> [__m512; 4] {
 }
 
 /// The backward pass over channel `k`'s planes (`(n, c, h, w, k)`): `(Σ g, Σ g·x̂)` in
-/// sixteen lanes, added up as the portable sums are.
+/// sixteen lanes, added up as the portable sums are, with `x` at each winner from `kept`
+/// (as [`forward`] wrote it) if given, else from `x`.
 pub(super) fn sums(
     simd: V4,
     x: &[f32],
     (n, c, h, w, k): (usize, usize, usize, usize, usize),
     (mean, invstd): (f32, f32),
-    winners: &[u8],
+    (winners, kept): (&[u8], Option<&[u8]>),
     dy: &[f32],
 ) -> (f32, f32) {
     struct Op<'a> {
@@ -263,6 +302,7 @@ pub(super) fn sums(
         dims: (usize, usize, usize, usize, usize),
         stats: (f32, f32),
         winners: &'a [u8],
+        kept: Option<&'a [u8]>,
         dy: &'a [f32],
     }
     impl pulp::WithSimd for Op<'_> {
@@ -275,6 +315,7 @@ pub(super) fn sums(
                 dims: (n, c, h, w, k),
                 stats: (mean, invstd),
                 winners,
+                kept,
                 dy,
             } = self;
             let s = simd.avx512f;
@@ -283,33 +324,39 @@ pub(super) fn sums(
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
             let (full, last, groups) = row_masks(ow);
             let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
+            let size = core::mem::size_of::<f32>();
             for p in (0..n).map(|b| b * c + k) {
                 let xp = &x[p * h * w..][..h * w];
                 let (wp, gp) = (&winners[p * out..][..out], &dy[p * out..][..out]);
                 let (xp, wp, gp) = (xp.as_ptr(), wp.as_ptr(), gp.as_ptr());
+                let kp = kept.map(|kept| kept[p * out * size..][..out * size].as_ptr());
                 for i in 0..h / 2 {
                     let x0 = xp.wrapping_add(2 * i * w);
                     for g in 0..groups {
                         let (j, masks) = (g * L, if g + 1 < groups { full } else { last });
-                        let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
                         let o = i * ow + j;
-                        // SAFETY: AVX-512 is present (`V4`); a group's columns are in its
-                        // plane's rows 2i and 2i + 1, its windows `o .. o + count` in `out`
-                        let ([a0, a1, b0, b1], code, dyv) = unsafe {
+                        // SAFETY: AVX-512 is present (`V4`); its windows `o .. o + count`
+                        // are in `out`
+                        let (code, dyv) = unsafe {
                             (
-                                windows(simd, rows, masks, |v| v),
                                 load_winners(simd, wp.wrapping_add(o), masks[0]),
                                 load(gp.wrapping_add(o), masks[0]),
                             )
                         };
-                        let is_at =
-                            |p: i32| s._mm512_cmpeq_epi32_mask(code, s._mm512_set1_epi32(p));
-                        let (at0, at1, at2) = (is_at(0), is_at(1), is_at(2));
-                        let mut xv = a0;
-                        xv = s._mm512_mask_mov_ps(xv, at1, a1);
-                        xv = s._mm512_mask_mov_ps(xv, at2, b0);
-                        // anything else, as the portable `match`, reads `b1`
-                        xv = s._mm512_mask_mov_ps(xv, !(at0 | at1 | at2), b1);
+                        let xv = match kp {
+                            // SAFETY: the plane's `kept` holds `out` `f32`s from `kp`, and
+                            // the load has no alignment requirement
+                            Some(kp) => unsafe {
+                                load(kp.wrapping_add(o * size).cast::<f32>(), masks[0])
+                            },
+                            None => {
+                                let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
+                                // SAFETY: AVX-512 is present (`V4`); a group's columns are in
+                                // its plane's rows 2i and 2i + 1
+                                let four = unsafe { windows(simd, rows, masks, |v| v) };
+                                winning(simd, code, four)
+                            }
+                        };
                         let some = s._mm512_cmplt_epu32_mask(code, none);
                         let g = s._mm512_maskz_mov_ps(some, dyv);
                         acc_g = s._mm512_add_ps(acc_g, g);
@@ -332,6 +379,7 @@ pub(super) fn sums(
             dims,
             stats,
             winners,
+            kept,
             dy,
         },
     )
