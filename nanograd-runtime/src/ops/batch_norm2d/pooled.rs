@@ -783,6 +783,20 @@ mod tests {
         assert_eq!(winners, [NO_WINNER; 2]);
     }
 
+    /// A constant channel with a negative weight and a bias of `-0`: every value of batch
+    /// norm is `-0·scale + -0 = -0`, which relu keeps, so `y` is `-0` as the three ops make
+    /// it (in sixteen lanes too, where relu is a maximum with zero), with no winner.
+    #[test]
+    fn negative_zero_windows() {
+        let pool = Pool2dGeom::new(1, 2, 36, 2, 2, 0).unwrap();
+        let x = [1.5f32; 72];
+        let (y, winners, ..) = fused_forward(&pool, &x, 1, (&[-1.0], &[-0.0]));
+        let [_, ey, ..] = unfused_forward(&pool, &x, 1, (&[-1.0], &[-0.0]));
+        assert_eq!(bits(&y), bits(&ey));
+        assert_eq!(bits(&y), bits(&[-0.0f32; 18]));
+        assert_eq!(winners, [NO_WINNER; 18]);
+    }
+
     /// Each element of the fused backward pass against the unfused ops (the pooling's
     /// backward pass through relu, then batch norm's): within `depth·ε·Σ|terms|`, `depth` the
     /// number of values each sum adds (`n·h·w`), both forms, every gradient asked for or not.

@@ -11,8 +11,7 @@
 
 use core::arch::x86_64::{
     __m128i, __m512, __m512i, _mm512_cvtepu8_epi32, _mm512_mask_cvtepi32_storeu_epi8,
-    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm_maskz_loadu_epi8, _CMP_GT_OQ, _CMP_LT_OQ,
-    _CMP_UNORD_Q,
+    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm_maskz_loadu_epi8, _CMP_GT_OQ, _CMP_UNORD_Q,
 };
 
 use pulp::x86::V4;
@@ -200,10 +199,11 @@ pub(super) fn forward(
                 s._mm512_set1_ps(shift),
             );
             let zero = s._mm512_setzero_ps();
-            // batch norm then relu: `v < 0` to zero, NaN and -0 kept
+            // batch norm then relu: `v < 0` to zero, NaN and -0 kept (`vmaxps` returns its
+            // second operand, `v`, when either is NaN or both are zeros)
             let r = |v: __m512| {
                 let v = s._mm512_add_ps(s._mm512_mul_ps(s._mm512_sub_ps(v, m), sc), sh);
-                s._mm512_mask_mov_ps(v, s._mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero)
+                s._mm512_max_ps(zero, v)
             };
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
             let (full, last, groups) = row_masks(ow);
