@@ -10,8 +10,8 @@
 //! the inverse permutation.
 
 use core::arch::x86_64::{
-    __m128i, __m512, __m512i, _mm512_cvtepu8_epi32, _mm512_mask_cvtepi32_storeu_epi8,
-    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm_maskz_loadu_epi8, _CMP_GT_OQ, _CMP_UNORD_Q,
+    __m128i, __m512, __m512i, _mm512_cvtepi32_epi8, _mm512_cvtepu8_epi32, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm_mask_storeu_epi8, _mm_maskz_loadu_epi8, _CMP_GT_OQ, _CMP_UNORD_Q,
 };
 
 use pulp::x86::V4;
@@ -82,11 +82,12 @@ unsafe fn load_winners(simd: V4, at: *const u8, mask: u16) -> __m512i {
 ///
 /// # Safety
 ///
-/// AVX-512F is present, and the bytes of `mask` from `at` are writable.
+/// AVX-512F/BW/VL are present, and the bytes of `mask` from `at` are writable.
 #[inline(always)]
 unsafe fn store_winners(at: *mut u8, mask: u16, v: __m512i) {
+    // narrowed in a register, then stored: `vpmovdb` with a memory operand is slower
     // SAFETY: the caller's
-    unsafe { _mm512_mask_cvtepi32_storeu_epi8(at.cast(), mask, v) }
+    unsafe { _mm_mask_storeu_epi8(at.cast(), mask, _mm512_cvtepi32_epi8(v)) }
 }
 
 /// The masks of a group of `count` windows (1..=16): its windows, and the columns of each
