@@ -468,6 +468,44 @@ impl<T: Float, const ADD: bool> Kernel for Backward<'_, T, ADD> {
         let (c, w, hw) = (pool.c, pool.w, pool.h * pool.w);
         let (ow, out) = (pool.out_w(), pool.out_h() * pool.out_w());
         let nf = T::from_usize(n * hw);
+        // in sixteen lanes, blocks of channels whose planes are read in memory order
+        #[cfg(target_arch = "x86_64")]
+        if let (true, Some(simd), Some(x32), Some(dy32)) =
+            (lanes16, avx512::available(), as_f32(x), as_f32(dy))
+        {
+            const BLOCK: usize = avx512::BLOCK;
+            let f = |v: T| v.to_f64() as f32;
+            let dims = (n, c, pool.h, w);
+            for start in (0..c).step_by(BLOCK) {
+                let ks = start..(start + BLOCK).min(c);
+                let mut stats = [(0.0f32, 0.0f32); BLOCK];
+                for (st, k) in stats.iter_mut().zip(ks.clone()) {
+                    *st = (f(save_mean[k]), f(save_invstd[k]));
+                }
+                let mut sums = [(0.0f32, 0.0f32); BLOCK];
+                let (stats, sums) = (&stats[..ks.len()], &mut sums[..ks.len()]);
+                let values = (winners, kept);
+                avx512::sums(simd, x32, dims, ks.clone(), stats, values, dy32, sums);
+                if let Some(dx) = dx.as_deref_mut().and_then(as_f32_mut) {
+                    let mut consts = [[0.0f32; 6]; BLOCK];
+                    for ((cs, k), &(sg, sgx)) in consts.iter_mut().zip(ks.clone()).zip(&*sums) {
+                        let a = f(weight[k] * save_invstd[k] / nf);
+                        *cs = [a, f(nf), sg, sgx, f(save_mean[k]), f(save_invstd[k])];
+                    }
+                    let consts = &consts[..ks.len()];
+                    avx512::dx::<ADD>(simd, x32, dims, ks.clone(), consts, (winners, dy32), dx);
+                }
+                for (k, &(sg, sgx)) in ks.zip(&*sums) {
+                    if let Some(dw) = dweight.as_deref_mut() {
+                        dw[k] += T::from_f64(sgx.into());
+                    }
+                    if let Some(db) = dbias.as_deref_mut() {
+                        db[k] += T::from_f64(sg.into());
+                    }
+                }
+            }
+            return;
+        }
         for k in 0..c {
             let (mean, invstd) = (save_mean[k], save_invstd[k]);
             let planes = || {
@@ -477,28 +515,6 @@ impl<T: Float, const ADD: bool> Kernel for Backward<'_, T, ADD> {
                     (p, wp.chunks_exact(ow).zip(gp.chunks_exact(ow)))
                 })
             };
-            #[cfg(target_arch = "x86_64")]
-            if let (true, Some(simd), Some(x32), Some(dy32)) =
-                (lanes16, avx512::available(), as_f32(x), as_f32(dy))
-            {
-                let f = |v: T| v.to_f64() as f32;
-                let dims = (n, c, pool.h, w, k);
-                let stats = (f(mean), f(invstd));
-                let (sg, sgx) = avx512::sums(simd, x32, dims, stats, (winners, kept), dy32);
-                let (sum_g, sum_gx) = (T::from_f64(sg.into()), T::from_f64(sgx.into()));
-                if let Some(dx) = dx.as_deref_mut().and_then(as_f32_mut) {
-                    let a = f(weight[k] * invstd / nf);
-                    let consts = [a, f(nf), sg, sgx, f(mean), f(invstd)];
-                    avx512::dx::<ADD>(simd, x32, dims, consts, (winners, dy32), dx);
-                }
-                if let Some(dw) = dweight.as_deref_mut() {
-                    dw[k] += sum_gx;
-                }
-                if let Some(db) = dbias.as_deref_mut() {
-                    db[k] += sum_g;
-                }
-                continue;
-            }
             // Σ g and Σ g·x̂: per window, its gradient and `x` at its winner (kept, or read)
             let size = core::mem::size_of::<T>();
             let (mut acc_g, mut acc_gx) = ([T::zero(); LANES], [T::zero(); LANES]);
@@ -902,49 +918,62 @@ mod tests {
         for (s, ow) in (1..=40).enumerate() {
             let (n, oh) = (1 + s % 3, 1 + s % 2);
             let pool = Pool2dGeom::new(2, 2 * oh, 2 * ow, 2, 2, 0).unwrap();
-            let c = pool.c;
-            let s = s as u64 * 10 + 5;
-            let x: Vec<f32> = tied_x(s, n * pool.input_len());
-            let weight: Vec<f32> = random_vec(s + 1, c, -1.0, 2.0);
-            let bias: Vec<f32> = random_vec(s + 2, c, -0.5, 0.5);
-            let run = |lanes16: bool| {
-                let (mut rm, mut rv) = (vec![0.0f32; c], vec![1.0f32; c]);
-                let (mut sm, mut si) = (vec![0.0f32; c], vec![0.0f32; c]);
-                let mut y = vec![9.0f32; n * pool.output_len()];
-                let mut winners = vec![7u8; y.len()];
-                let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
-                let config = (1e-5, 0.1, lanes16);
-                forward(
-                    &x,
-                    n,
-                    &pool,
-                    (&weight, &bias),
-                    config,
-                    stats,
-                    &mut y,
-                    &mut winners,
-                )
-                .unwrap();
-                let dy: Vec<f32> = random_vec(s + 3, y.len(), -1.0, 1.0);
-                let mut grads = Vec::new();
-                for add in [false, true] {
-                    let mut dx: Vec<f32> = random_vec(s + 4, x.len(), -1.0, 1.0);
-                    let (mut dw, mut db) = (vec![1.0f32; c], vec![0.0f32; c]);
-                    let g = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
-                    let stats = (&sm[..], &si[..]);
-                    let (values, p) = ((&winners[..], &dy[..]), &pool);
-                    if add {
-                        backward::<f32, true>(&x, n, p, &weight, stats, values, g, lanes16)
-                    } else {
-                        backward::<f32, false>(&x, n, p, &weight, stats, values, g, lanes16)
-                    }
-                    .unwrap();
-                    grads.push((bits(&dx), bits(&dw), bits(&db)));
-                }
-                (bits(&y), winners, bits(&sm), bits(&si), bits(&rv), grads)
-            };
-            assert!(run(true) == run(false), "{pool:?}, n = {n}");
+            lanes16_against_portable(&pool, n, s as u64 * 10 + 5);
         }
+    }
+
+    /// [`lanes16_same_as_portable`] with more channels than the sixteen-lane backward pass
+    /// takes in one block, and a last block of a few.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn lanes16_same_as_portable_over_blocks() {
+        let pool = Pool2dGeom::new(2 * avx512::BLOCK + 3, 2, 6, 2, 2, 0).unwrap();
+        lanes16_against_portable(&pool, 2, 909);
+    }
+
+    /// Both passes in sixteen lanes and portably, to the bit, with values from seed `s`.
+    fn lanes16_against_portable(pool: &Pool2dGeom, n: usize, s: u64) {
+        let c = pool.c;
+        let x: Vec<f32> = tied_x(s, n * pool.input_len());
+        let weight: Vec<f32> = random_vec(s + 1, c, -1.0, 2.0);
+        let bias: Vec<f32> = random_vec(s + 2, c, -0.5, 0.5);
+        let run = |lanes16: bool| {
+            let (mut rm, mut rv) = (vec![0.0f32; c], vec![1.0f32; c]);
+            let (mut sm, mut si) = (vec![0.0f32; c], vec![0.0f32; c]);
+            let mut y = vec![9.0f32; n * pool.output_len()];
+            let mut winners = vec![7u8; y.len()];
+            let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
+            let config = (1e-5, 0.1, lanes16);
+            forward(
+                &x,
+                n,
+                &pool,
+                (&weight, &bias),
+                config,
+                stats,
+                &mut y,
+                &mut winners,
+            )
+            .unwrap();
+            let dy: Vec<f32> = random_vec(s + 3, y.len(), -1.0, 1.0);
+            let mut grads = Vec::new();
+            for add in [false, true] {
+                let mut dx: Vec<f32> = random_vec(s + 4, x.len(), -1.0, 1.0);
+                let (mut dw, mut db) = (vec![1.0f32; c], vec![0.0f32; c]);
+                let g = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
+                let stats = (&sm[..], &si[..]);
+                let (values, p) = ((&winners[..], &dy[..]), &pool);
+                if add {
+                    backward::<f32, true>(&x, n, p, &weight, stats, values, g, lanes16)
+                } else {
+                    backward::<f32, false>(&x, n, p, &weight, stats, values, g, lanes16)
+                }
+                .unwrap();
+                grads.push((bits(&dx), bits(&dw), bits(&db)));
+            }
+            (bits(&y), winners, bits(&sm), bits(&si), bits(&rv), grads)
+        };
+        assert!(run(true) == run(false), "{pool:?}, n = {n}");
     }
 
     /// The winning values kept in winners' bytes as large as the relu's region (as generated

@@ -286,47 +286,72 @@ fn gradients(simd: V4, code: __m512i, dy: __m512) -> [__m512; 4] {
     [at(0), at(1), at(2), at(3)]
 }
 
-/// The backward pass over channel `k`'s planes (`(n, c, h, w, k)`): `(Σ g, Σ g·x̂)` in
-/// sixteen lanes, added up as the portable sums are, with `x` at each winner from `kept`
-/// (as [`forward`] wrote it) if given, else from `x`.
+/// Channels per call of [`sums`] and [`dx`]: their accumulators or constants on the stack.
+pub(super) const BLOCK: usize = 64;
+
+/// The planes of channels `ks` (at most [`BLOCK`]) in memory order: image by image, then
+/// channel by channel, with `i` the channel's place in `ks`.
+#[inline(always)]
+fn block_planes(
+    n: usize,
+    c: usize,
+    ks: core::ops::Range<usize>,
+) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(move |b| ks.clone().enumerate().map(move |(i, k)| (i, b * c + k)))
+}
+
+/// The backward pass's `(Σ g, Σ g·x̂)` of channels `ks` (at most [`BLOCK`]; `stats` their
+/// `(mean, invstd)`, `sums` the result) in sixteen lanes, with `x` at each winner from
+/// `kept` (as [`forward`] wrote it) if given, else from `x`. The planes are read in memory
+/// order, each channel's into its own accumulators, so each channel's terms are added in
+/// the portable sums' order, plane by plane in image order.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn sums(
     simd: V4,
     x: &[f32],
-    (n, c, h, w, k): (usize, usize, usize, usize, usize),
-    (mean, invstd): (f32, f32),
+    (n, c, h, w): (usize, usize, usize, usize),
+    ks: core::ops::Range<usize>,
+    stats: &[(f32, f32)],
     (winners, kept): (&[u8], Option<&[u8]>),
     dy: &[f32],
-) -> (f32, f32) {
+    sums: &mut [(f32, f32)],
+) {
     struct Op<'a> {
         simd: V4,
         x: &'a [f32],
-        dims: (usize, usize, usize, usize, usize),
-        stats: (f32, f32),
+        dims: (usize, usize, usize, usize),
+        ks: core::ops::Range<usize>,
+        stats: &'a [(f32, f32)],
         winners: &'a [u8],
         kept: Option<&'a [u8]>,
         dy: &'a [f32],
+        sums: &'a mut [(f32, f32)],
     }
     impl pulp::WithSimd for Op<'_> {
-        type Output = (f32, f32);
+        type Output = ();
         #[inline(always)]
-        fn with_simd<S: Simd>(self, _: S) -> (f32, f32) {
+        fn with_simd<S: Simd>(self, _: S) {
             let Self {
                 simd,
                 x,
-                dims: (n, c, h, w, k),
-                stats: (mean, invstd),
+                dims: (n, c, h, w),
+                ks,
+                stats,
                 winners,
                 kept,
                 dy,
+                sums,
             } = self;
             let s = simd.avx512f;
-            let (m, is) = (s._mm512_set1_ps(mean), s._mm512_set1_ps(invstd));
-            let (mut acc_g, mut acc_gx) = (s._mm512_setzero_ps(), s._mm512_setzero_ps());
+            let mut accs = [(s._mm512_setzero_ps(), s._mm512_setzero_ps()); BLOCK];
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
             let (full, last, groups) = row_masks(ow);
             let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
             let size = core::mem::size_of::<f32>();
-            for p in (0..n).map(|b| b * c + k) {
+            for (ki, p) in block_planes(n, c, ks) {
+                let (mean, invstd) = stats[ki];
+                let (m, is) = (s._mm512_set1_ps(mean), s._mm512_set1_ps(invstd));
+                let (mut acc_g, mut acc_gx) = accs[ki];
                 let xp = &x[p * h * w..][..h * w];
                 let (wp, gp) = (&winners[p * out..][..out], &dy[p * out..][..out]);
                 let (xp, wp, gp) = (xp.as_ptr(), wp.as_ptr(), gp.as_ptr());
@@ -365,43 +390,50 @@ pub(super) fn sums(
                         acc_gx = s._mm512_add_ps(acc_gx, s._mm512_mul_ps(g, xhat));
                     }
                 }
+                accs[ki] = (acc_g, acc_gx);
             }
-            let (lanes, lanes_x): ([f32; L], [f32; L]) = (pulp::cast(acc_g), pulp::cast(acc_gx));
-            (lanes.iter().copied().sum(), lanes_x.iter().copied().sum())
+            for (sum, &(acc_g, acc_gx)) in sums.iter_mut().zip(&accs) {
+                let (lanes, lanes_x): ([f32; L], [f32; L]) =
+                    (pulp::cast(acc_g), pulp::cast(acc_gx));
+                *sum = (lanes.iter().copied().sum(), lanes_x.iter().copied().sum());
+            }
         }
     }
-    let dims = (n, c, h, w, k);
-    let stats = (mean, invstd);
+    let dims = (n, c, h, w);
     Simd::vectorize(
         simd,
         Op {
             simd,
             x,
             dims,
+            ks,
             stats,
             winners,
             kept,
             dy,
+            sums,
         },
     )
 }
 
-/// `dx = a·(N·g - Σ g - (x - mean)·invstd·Σ g·x̂)` over channel `k`'s planes, `g` built from
-/// the winners (added onto `dx` when `ADD`). `consts` is `(a, N, Σ g, Σ g·x̂, mean,
-/// invstd)`.
+/// `dx = a·(N·g - Σ g - (x - mean)·invstd·Σ g·x̂)` over the planes of channels `ks` (at most
+/// [`BLOCK`]) in memory order, `g` built from the winners (added onto `dx` when `ADD`).
+/// `consts` holds each channel's `(a, N, Σ g, Σ g·x̂, mean, invstd)`.
 pub(super) fn dx<const ADD: bool>(
     simd: V4,
     x: &[f32],
-    (n, c, h, w, k): (usize, usize, usize, usize, usize),
-    consts: [f32; 6],
+    (n, c, h, w): (usize, usize, usize, usize),
+    ks: core::ops::Range<usize>,
+    consts: &[[f32; 6]],
     (winners, dy): (&[u8], &[f32]),
     dx: &mut [f32],
 ) {
     struct Op<'a, const ADD: bool> {
         simd: V4,
         x: &'a [f32],
-        dims: (usize, usize, usize, usize, usize),
-        consts: [f32; 6],
+        dims: (usize, usize, usize, usize),
+        ks: core::ops::Range<usize>,
+        consts: &'a [[f32; 6]],
         winners: &'a [u8],
         dy: &'a [f32],
         dx: &'a mut [f32],
@@ -413,24 +445,26 @@ pub(super) fn dx<const ADD: bool>(
             let Self {
                 simd,
                 x,
-                dims: (n, c, h, w, k),
+                dims: (n, c, h, w),
+                ks,
                 consts,
                 winners,
                 dy,
                 dx,
             } = self;
             let s = simd.avx512f;
-            let [a, nf, sg, sgx, m, is] = consts.map(|v| s._mm512_set1_ps(v));
             let (lo, hi) = (pulp::cast::<_, __m512i>(LO), pulp::cast::<_, __m512i>(HI));
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
-            // as the portable `d`: a·(nf·g - Σg - (x - mean)·invstd·Σg·x̂)
-            let d = |xv: __m512, g: __m512| {
-                let t = s._mm512_mul_ps(s._mm512_mul_ps(s._mm512_sub_ps(xv, m), is), sgx);
-                let u = s._mm512_sub_ps(s._mm512_sub_ps(s._mm512_mul_ps(nf, g), sg), t);
-                s._mm512_mul_ps(a, u)
-            };
             let (full, last, groups) = row_masks(ow);
-            for p in (0..n).map(|b| b * c + k) {
+            for (ki, p) in block_planes(n, c, ks) {
+                let v = |i: usize| s._mm512_set1_ps(consts[ki][i]);
+                let (a, nf, sg, sgx, m, is) = (v(0), v(1), v(2), v(3), v(4), v(5));
+                // as the portable `d`: a·(nf·g - Σg - (x - mean)·invstd·Σg·x̂)
+                let d = |xv: __m512, g: __m512| {
+                    let t = s._mm512_mul_ps(s._mm512_mul_ps(s._mm512_sub_ps(xv, m), is), sgx);
+                    let u = s._mm512_sub_ps(s._mm512_sub_ps(s._mm512_mul_ps(nf, g), sg), t);
+                    s._mm512_mul_ps(a, u)
+                };
                 let xp = &x[p * h * w..][..h * w];
                 let dp = &mut dx[p * h * w..][..h * w];
                 let (wp, gp) = (&winners[p * out..][..out], &dy[p * out..][..out]);
@@ -476,13 +510,14 @@ pub(super) fn dx<const ADD: bool>(
             }
         }
     }
-    let dims = (n, c, h, w, k);
+    let dims = (n, c, h, w);
     Simd::vectorize(
         simd,
         Op::<ADD> {
             simd,
             x,
             dims,
+            ks,
             consts,
             winners,
             dy,
