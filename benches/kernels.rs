@@ -703,7 +703,7 @@ fn cnn_bn(c: &mut Criterion) {
     kernel(
         &mut group,
         24,
-        "bn1 + pool1 batch_norm2d_train_relu_max_pool2d (10.6 MB)",
+        "bn1 + pool1 batch_norm2d_train_relu_max_pool2d (11.4 MB)",
         || {
             let stats = (&mut rm1[..], &mut rv1[..], &mut sm1[..], &mut si1[..]);
             let (g, bb, h, e, m) = (&gamma1, &beta1, black_box(&h1), 1e-5, 0.1);
@@ -729,7 +729,7 @@ fn cnn_bn(c: &mut Criterion) {
     kernel(
         &mut group,
         25,
-        "bn2 + pool2 batch_norm2d_train_relu_max_pool2d (5.3 MB)",
+        "bn2 + pool2 batch_norm2d_train_relu_max_pool2d (5.7 MB)",
         || {
             let stats = (&mut rm2[..], &mut rv2[..], &mut sm2[..], &mut si2[..]);
             let (g, bb, h, e, m) = (&gamma2, &beta2, black_box(&h2), 1e-5, 0.1);
@@ -755,7 +755,7 @@ fn cnn_bn(c: &mut Criterion) {
     kernel(
         &mut group,
         26,
-        "pool1 + bn1 batch_norm2d_train_relu_max_pool2d_backward_overwrite (11.6 MB)",
+        "pool1 + bn1 batch_norm2d_train_relu_max_pool2d_backward_overwrite (9.2 MB)",
         || {
             let g = (Some(&mut dh1[..]), Some(&mut dg1[..]), Some(&mut db1[..]));
             let (h, s) = (black_box(&h1), (&sm1, &si1));
@@ -778,7 +778,7 @@ fn cnn_bn(c: &mut Criterion) {
     kernel(
         &mut group,
         27,
-        "pool2 + bn2 batch_norm2d_train_relu_max_pool2d_backward_overwrite (5.8 MB)",
+        "pool2 + bn2 batch_norm2d_train_relu_max_pool2d_backward_overwrite (4.6 MB)",
         || {
             let g = (Some(&mut dh2[..]), Some(&mut dg2[..]), Some(&mut db2[..]));
             let (h, s) = (black_box(&h2), (&sm2, &si2));
