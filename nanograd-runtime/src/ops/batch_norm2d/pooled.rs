@@ -22,6 +22,12 @@
 //!   values of `x`), and `dx = weight·invstd/N·(N·g - Σ g - x̂·Σ g·x̂)` builds `g` from the
 //!   winners while it reads `x` and writes `dx`.
 //!
+//! Only the winner's `x` enters `Σ g·x̂`, so when `winners` has room for it (the relu's
+//! workspace region that generated code hands over has: see [`kept_values`]) the forward pass
+//! also keeps each window's `x` at its winner after the winner bytes, and the backward
+//! pass's sums read those instead of the four values of `x`: a quarter of `x`'s bytes. They
+//! are the same bits, added in the same order, so the gradients do not change.
+//!
 //! The sums add the same terms as batch norm's backward pass minus its zeros, in another
 //! order, so `dx`, `dweight` and `dbias` agree with the unfused ops to rounding, not to
 //! the bit. Only the 2×2 window of stride 2 without padding over even heights and widths;
@@ -45,8 +51,9 @@ pub const NO_WINNER: u8 = 4;
 /// Batch norm in training mode, relu, then a 2×2 max pooling of stride 2 (`pool`, over
 /// batch norm's `[n, c, h, w]` planes: `pool.c` channels of `pool.h × pool.w`, even sizes, no
 /// padding) in one pass that writes only the pooled `y: [n, c, h/2, w/2]` and each window's
-/// winner (the first `n·c·h/2·w/2` bytes of `winners`; see the module's doc). The
-/// statistics are saved and updated as [`batch_norm2d_train`](super::batch_norm2d_train)
+/// winner (the first `n·c·h/2·w/2` bytes of `winners`; see the module's doc), and, when
+/// `winners` has room for them after those bytes, each window's `x` at its winner (for the
+/// backward pass's sums; the module's doc says where and when). The statistics are saved and updated as [`batch_norm2d_train`](super::batch_norm2d_train)
 /// does. Errors if `n·h·w < 2` or the pooling is another one.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm2d_train_relu_max_pool2d<T: Float>(
@@ -100,6 +107,9 @@ fn forward<T: Float>(
             ),
         ));
     }
+    let kept = kept_values::<T>(winners.len(), out);
+    let (winners, rest) = winners.split_at_mut(out);
+    let kept = kept.map(|r| &mut rest[r.start - out..r.end - out]);
     let kernel = Forward {
         x,
         n,
@@ -109,7 +119,8 @@ fn forward<T: Float>(
         momentum,
         stats: (running_mean, running_var, save_mean, save_invstd),
         y,
-        winners: &mut winners[..out],
+        winners,
+        kept,
         lanes16,
     };
     vectorize_above(x.len(), kernel);
@@ -118,8 +129,10 @@ fn forward<T: Float>(
 
 /// The backward pass of [`batch_norm2d_train_relu_max_pool2d`] from the gradient `dy` of
 /// its pooled output, the `winners` it wrote and the `save_mean` / `save_invstd` it saved:
-/// accumulates into `dx`, `dweight` and `dbias` (each optional). Winner bytes above
-/// [`NO_WINNER`] count as it (no gradient).
+/// accumulates into `dx`, `dweight` and `dbias` (each optional). `winners` must be the
+/// bytes the forward pass was given, whole: the winning values it kept there, if it had room
+/// for them, are read instead of `x` for the sums. Winner bytes above [`NO_WINNER`] count
+/// as it (no gradient).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm2d_train_relu_max_pool2d_backward<T: Float>(
     x: &[T],
@@ -158,6 +171,43 @@ pub fn batch_norm2d_train_relu_max_pool2d_backward_overwrite<T: Float>(
     let stats = (save_mean, save_invstd);
     let grads = (dx, dweight, dbias);
     backward::<T, false>(x, n, pool, weight, stats, (winners, dy), grads, true)
+}
+
+/// Where [`kept_values`] start in the winners' bytes: after the `out` winner bytes, on the
+/// next 64-byte boundary from the slice's start.
+fn kept_at(out: usize) -> usize {
+    out.next_multiple_of(64)
+}
+
+/// The bytes of `winners` (of `len` bytes, `out` windows) that keep each window's `x` at its
+/// winner, `out` values of `T` stored unaligned, if `winners` has room for them after its
+/// winner bytes (see the module's doc); else `None`, and the backward pass reads `x`. Only
+/// the length decides, so the forward and backward passes agree when they are given the
+/// same bytes (as they must be for the winners already). The relu's region of
+/// `n·c·h·w` values of `T` that generated code passes holds at least `4·out·size_of::<T>()`
+/// bytes: room from `out = 6` windows on.
+fn kept_values<T>(len: usize, out: usize) -> Option<core::ops::Range<usize>> {
+    let (at, size) = (kept_at(out), out.checked_mul(core::mem::size_of::<T>())?);
+    let end = at.checked_add(size)?;
+    (end <= len).then_some(at..end)
+}
+
+/// Writes `v` into the first `size_of::<T>()` bytes of `dst`, unaligned.
+#[inline(always)]
+fn put<T: Float>(dst: &mut [u8], v: T) {
+    let dst = &mut dst[..core::mem::size_of::<T>()];
+    // SAFETY: `dst` holds `size_of::<T>()` writable bytes, written unaligned; `T` is `f32` or
+    // `f64` (`Float` is sealed), plain data without padding
+    unsafe { dst.as_mut_ptr().cast::<T>().write_unaligned(v) }
+}
+
+/// Reads a `T` from the first `size_of::<T>()` bytes of `src`, unaligned.
+#[inline(always)]
+fn get<T: Float>(src: &[u8]) -> T {
+    let src = &src[..core::mem::size_of::<T>()];
+    // SAFETY: `src` holds `size_of::<T>()` readable bytes, read unaligned; any bytes are a
+    // valid `f32` or `f64` (`Float` is sealed)
+    unsafe { src.as_ptr().cast::<T>().read_unaligned() }
 }
 
 /// The bytes of a workspace region of `T` values, for the winners of
@@ -234,6 +284,8 @@ struct Forward<'a, T> {
     stats: Stats<'a, T>,
     y: &'a mut [T],
     winners: &'a mut [u8],
+    /// Each window's `x` at its winner, as bytes, if there is room for it.
+    kept: Option<&'a mut [u8]>,
     /// Whether `f32` runs `avx512.rs` on a CPU with AVX-512.
     lanes16: bool,
 }
@@ -252,12 +304,14 @@ impl<T: Float> Kernel for Forward<'_, T> {
             stats: (running_mean, running_var, save_mean, save_invstd),
             y,
             winners,
+            mut kept,
             lanes16,
         } = self;
         #[cfg(not(target_arch = "x86_64"))]
         let _ = lanes16;
         let (c, w, hw) = (pool.c, pool.w, pool.h * pool.w);
         let (ow, out) = (pool.out_w(), pool.out_h() * pool.out_w());
+        let size = core::mem::size_of::<T>();
         for k in 0..c {
             let (mean, invstd, sq) = channel_stats(x, (n, c, hw, k), eps);
             let (scale, shift) = (weight[k] * invstd, bias[k]);
@@ -276,7 +330,8 @@ impl<T: Float> Kernel for Forward<'_, T> {
             {
                 let f = |v: T| v.to_f64() as f32;
                 let affine = (f(mean), f(scale), f(shift));
-                avx512::forward(simd, x32, (n, c, pool.h, w, k), affine, y32, winners);
+                let dims = (n, c, pool.h, w, k);
+                avx512::forward(simd, x32, dims, affine, y32, winners, kept.as_deref_mut());
                 let stats = (
                     &mut *running_mean,
                     &mut *running_var,
@@ -290,10 +345,11 @@ impl<T: Float> Kernel for Forward<'_, T> {
                 let xp = &x[p * hw..][..hw];
                 let yp = y[p * out..][..out].chunks_exact_mut(ow);
                 let wp = winners[p * out..][..out].chunks_exact_mut(ow);
-                for ((yr, wr), rows) in yp.zip(wp).zip(xp.chunks_exact(2 * w)) {
+                for (i, ((yr, wr), rows)) in yp.zip(wp).zip(xp.chunks_exact(2 * w)).enumerate() {
                     let (x0, x1) = rows.split_at(w);
                     let windows = x0.chunks_exact(2).zip(x1.chunks_exact(2));
-                    for ((yv, wv), (a, b)) in yr.iter_mut().zip(wr.iter_mut()).zip(windows) {
+                    let cells = yr.iter_mut().zip(wr.iter_mut()).zip(windows);
+                    for (j, ((yv, wv), (a, b))) in cells.enumerate() {
                         let v = [r(a[0]), r(a[1]), r(b[0]), r(b[1])];
                         // `max_pool2d`'s maximum: `v` if `v > best` or `v` is NaN
                         let (mut best, mut at) = (T::NEG_INFINITY, 0u8);
@@ -304,6 +360,10 @@ impl<T: Float> Kernel for Forward<'_, T> {
                         }
                         *yv = best;
                         *wv = if best > T::zero() { at } else { NO_WINNER };
+                        if let Some(kept) = kept.as_deref_mut() {
+                            let xv = winning(*wv, (a, b));
+                            put(&mut kept[(p * out + i * ow + j) * size..], xv);
+                        }
                     }
                 }
             }
@@ -315,6 +375,18 @@ impl<T: Float> Kernel for Forward<'_, T> {
             );
             save_stats(stats, k, (n * hw, momentum), (mean, invstd, sq));
         }
+    }
+}
+
+/// `x` at winner byte `at` of a window whose rows are `a` and `b`; the last position for
+/// [`NO_WINNER`] (and above), whose gradient is zero.
+#[inline(always)]
+fn winning<T: Float>(at: u8, (a, b): (&[T], &[T])) -> T {
+    match at {
+        0 => a[0],
+        1 => a[1],
+        2 => b[0],
+        _ => b[1],
     }
 }
 
@@ -338,6 +410,7 @@ fn backward<T: Float, const ADD: bool>(
     check_len(OP, "save_mean", c, save_mean.len())?;
     check_len(OP, "save_invstd", c, save_invstd.len())?;
     check_grads(OP, x.len(), c, &grads)?;
+    let kept = kept_values::<T>(winners.len(), out).map(|r| &winners[r]);
     let kernel = Backward::<T, ADD> {
         x,
         n,
@@ -345,6 +418,7 @@ fn backward<T: Float, const ADD: bool>(
         weight,
         stats: (save_mean, save_invstd),
         winners: &winners[..out],
+        kept,
         dy,
         grads,
         lanes16,
@@ -362,6 +436,8 @@ struct Backward<'a, T, const ADD: bool> {
     weight: &'a [T],
     stats: (&'a [T], &'a [T]),
     winners: &'a [u8],
+    /// Each window's `x` at its winner, as bytes, if the forward pass kept it.
+    kept: Option<&'a [u8]>,
     dy: &'a [T],
     grads: Grads<'a, T>,
     /// Whether `f32` runs `avx512.rs` on a CPU with AVX-512.
@@ -382,6 +458,7 @@ impl<T: Float, const ADD: bool> Kernel for Backward<'_, T, ADD> {
             weight,
             stats: (save_mean, save_invstd),
             winners,
+            kept,
             dy,
             grads: (mut dx, mut dweight, mut dbias),
             lanes16,
@@ -391,6 +468,44 @@ impl<T: Float, const ADD: bool> Kernel for Backward<'_, T, ADD> {
         let (c, w, hw) = (pool.c, pool.w, pool.h * pool.w);
         let (ow, out) = (pool.out_w(), pool.out_h() * pool.out_w());
         let nf = T::from_usize(n * hw);
+        // in sixteen lanes, blocks of channels whose planes are read in memory order
+        #[cfg(target_arch = "x86_64")]
+        if let (true, Some(simd), Some(x32), Some(dy32)) =
+            (lanes16, avx512::available(), as_f32(x), as_f32(dy))
+        {
+            const BLOCK: usize = avx512::BLOCK;
+            let f = |v: T| v.to_f64() as f32;
+            let dims = (n, c, pool.h, w);
+            for start in (0..c).step_by(BLOCK) {
+                let ks = start..(start + BLOCK).min(c);
+                let mut stats = [(0.0f32, 0.0f32); BLOCK];
+                for (st, k) in stats.iter_mut().zip(ks.clone()) {
+                    *st = (f(save_mean[k]), f(save_invstd[k]));
+                }
+                let mut sums = [(0.0f32, 0.0f32); BLOCK];
+                let (stats, sums) = (&stats[..ks.len()], &mut sums[..ks.len()]);
+                let values = (winners, kept);
+                avx512::sums(simd, x32, dims, ks.clone(), stats, values, dy32, sums);
+                if let Some(dx) = dx.as_deref_mut().and_then(as_f32_mut) {
+                    let mut consts = [[0.0f32; 6]; BLOCK];
+                    for ((cs, k), &(sg, sgx)) in consts.iter_mut().zip(ks.clone()).zip(&*sums) {
+                        let a = f(weight[k] * save_invstd[k] / nf);
+                        *cs = [a, f(nf), sg, sgx, f(save_mean[k]), f(save_invstd[k])];
+                    }
+                    let consts = &consts[..ks.len()];
+                    avx512::dx::<ADD>(simd, x32, dims, ks.clone(), consts, (winners, dy32), dx);
+                }
+                for (k, &(sg, sgx)) in ks.zip(&*sums) {
+                    if let Some(dw) = dweight.as_deref_mut() {
+                        dw[k] += T::from_f64(sgx.into());
+                    }
+                    if let Some(db) = dbias.as_deref_mut() {
+                        db[k] += T::from_f64(sg.into());
+                    }
+                }
+            }
+            return;
+        }
         for k in 0..c {
             let (mean, invstd) = (save_mean[k], save_invstd[k]);
             let planes = || {
@@ -400,45 +515,18 @@ impl<T: Float, const ADD: bool> Kernel for Backward<'_, T, ADD> {
                     (p, wp.chunks_exact(ow).zip(gp.chunks_exact(ow)))
                 })
             };
-            #[cfg(target_arch = "x86_64")]
-            if let (true, Some(simd), Some(x32), Some(dy32)) =
-                (lanes16, avx512::available(), as_f32(x), as_f32(dy))
-            {
-                let f = |v: T| v.to_f64() as f32;
-                let dims = (n, c, pool.h, w, k);
-                let stats = (f(mean), f(invstd));
-                let (sg, sgx) = avx512::sums(simd, x32, dims, stats, winners, dy32);
-                let (sum_g, sum_gx) = (T::from_f64(sg.into()), T::from_f64(sgx.into()));
-                if let Some(dx) = dx.as_deref_mut().and_then(as_f32_mut) {
-                    let a = f(weight[k] * invstd / nf);
-                    let consts = [a, f(nf), sg, sgx, f(mean), f(invstd)];
-                    avx512::dx::<ADD>(simd, x32, dims, consts, (winners, dy32), dx);
-                }
-                if let Some(dw) = dweight.as_deref_mut() {
-                    dw[k] += sum_gx;
-                }
-                if let Some(db) = dbias.as_deref_mut() {
-                    db[k] += sum_g;
-                }
-                continue;
-            }
-            // Σ g and Σ g·x̂: per window, its gradient and `x` at its winner
+            // Σ g and Σ g·x̂: per window, its gradient and `x` at its winner (kept, or read)
+            let size = core::mem::size_of::<T>();
             let (mut acc_g, mut acc_gx) = ([T::zero(); LANES], [T::zero(); LANES]);
             for (p, rows) in planes() {
                 let xp = &x[p * hw..][..hw];
-                for ((wr, gr), xr) in rows.zip(xp.chunks_exact(2 * w)) {
+                for (i, ((wr, gr), xr)) in rows.zip(xp.chunks_exact(2 * w)).enumerate() {
                     let (x0, x1) = xr.split_at(w);
-                    for (j, ((&at, &g), (a, b))) in wr
-                        .iter()
-                        .zip(gr)
-                        .zip(x0.chunks_exact(2).zip(x1.chunks_exact(2)))
-                        .enumerate()
-                    {
-                        let xv = match at {
-                            0 => a[0],
-                            1 => a[1],
-                            2 => b[0],
-                            _ => b[1],
+                    let windows = x0.chunks_exact(2).zip(x1.chunks_exact(2));
+                    for (j, ((&at, &g), (a, b))) in wr.iter().zip(gr).zip(windows).enumerate() {
+                        let xv = match kept {
+                            Some(kept) => get(&kept[(p * out + i * ow + j) * size..]),
+                            None => winning(at, (a, b)),
                         };
                         let g = if at < NO_WINNER { g } else { T::zero() };
                         acc_g[j % LANES] += g;
@@ -711,6 +799,20 @@ mod tests {
         assert_eq!(winners, [NO_WINNER; 2]);
     }
 
+    /// A constant channel with a negative weight and a bias of `-0`: every value of batch
+    /// norm is `-0·scale + -0 = -0`, which relu keeps, so `y` is `-0` as the three ops make
+    /// it (in sixteen lanes too, where relu is a maximum with zero), with no winner.
+    #[test]
+    fn negative_zero_windows() {
+        let pool = Pool2dGeom::new(1, 2, 36, 2, 2, 0).unwrap();
+        let x = [1.5f32; 72];
+        let (y, winners, ..) = fused_forward(&pool, &x, 1, (&[-1.0], &[-0.0]));
+        let [_, ey, ..] = unfused_forward(&pool, &x, 1, (&[-1.0], &[-0.0]));
+        assert_eq!(bits(&y), bits(&ey));
+        assert_eq!(bits(&y), bits(&[-0.0f32; 18]));
+        assert_eq!(winners, [NO_WINNER; 18]);
+    }
+
     /// Each element of the fused backward pass against the unfused ops (the pooling's
     /// backward pass through relu, then batch norm's): within `depth·ε·Σ|terms|`, `depth` the
     /// number of values each sum adds (`n·h·w`), both forms, every gradient asked for or not.
@@ -816,49 +918,148 @@ mod tests {
         for (s, ow) in (1..=40).enumerate() {
             let (n, oh) = (1 + s % 3, 1 + s % 2);
             let pool = Pool2dGeom::new(2, 2 * oh, 2 * ow, 2, 2, 0).unwrap();
-            let c = pool.c;
-            let s = s as u64 * 10 + 5;
-            let x: Vec<f32> = tied_x(s, n * pool.input_len());
-            let weight: Vec<f32> = random_vec(s + 1, c, -1.0, 2.0);
-            let bias: Vec<f32> = random_vec(s + 2, c, -0.5, 0.5);
-            let run = |lanes16: bool| {
-                let (mut rm, mut rv) = (vec![0.0f32; c], vec![1.0f32; c]);
-                let (mut sm, mut si) = (vec![0.0f32; c], vec![0.0f32; c]);
-                let mut y = vec![9.0f32; n * pool.output_len()];
-                let mut winners = vec![7u8; y.len()];
-                let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
-                let config = (1e-5, 0.1, lanes16);
-                forward(
-                    &x,
-                    n,
-                    &pool,
-                    (&weight, &bias),
-                    config,
-                    stats,
-                    &mut y,
-                    &mut winners,
-                )
+            lanes16_against_portable(&pool, n, s as u64 * 10 + 5);
+        }
+    }
+
+    /// [`lanes16_same_as_portable`] with more channels than the sixteen-lane backward pass
+    /// takes in one block, and a last block of a few.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn lanes16_same_as_portable_over_blocks() {
+        let pool = Pool2dGeom::new(2 * avx512::BLOCK + 3, 2, 6, 2, 2, 0).unwrap();
+        lanes16_against_portable(&pool, 2, 909);
+    }
+
+    /// Both passes in sixteen lanes and portably, to the bit, with values from seed `s`.
+    fn lanes16_against_portable(pool: &Pool2dGeom, n: usize, s: u64) {
+        let c = pool.c;
+        let x: Vec<f32> = tied_x(s, n * pool.input_len());
+        let weight: Vec<f32> = random_vec(s + 1, c, -1.0, 2.0);
+        let bias: Vec<f32> = random_vec(s + 2, c, -0.5, 0.5);
+        let run = |lanes16: bool| {
+            let (mut rm, mut rv) = (vec![0.0f32; c], vec![1.0f32; c]);
+            let (mut sm, mut si) = (vec![0.0f32; c], vec![0.0f32; c]);
+            let mut y = vec![9.0f32; n * pool.output_len()];
+            let mut winners = vec![7u8; y.len()];
+            let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
+            let config = (1e-5, 0.1, lanes16);
+            forward(
+                &x,
+                n,
+                &pool,
+                (&weight, &bias),
+                config,
+                stats,
+                &mut y,
+                &mut winners,
+            )
+            .unwrap();
+            let dy: Vec<f32> = random_vec(s + 3, y.len(), -1.0, 1.0);
+            let mut grads = Vec::new();
+            for add in [false, true] {
+                let mut dx: Vec<f32> = random_vec(s + 4, x.len(), -1.0, 1.0);
+                let (mut dw, mut db) = (vec![1.0f32; c], vec![0.0f32; c]);
+                let g = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
+                let stats = (&sm[..], &si[..]);
+                let (values, p) = ((&winners[..], &dy[..]), &pool);
+                if add {
+                    backward::<f32, true>(&x, n, p, &weight, stats, values, g, lanes16)
+                } else {
+                    backward::<f32, false>(&x, n, p, &weight, stats, values, g, lanes16)
+                }
                 .unwrap();
-                let dy: Vec<f32> = random_vec(s + 3, y.len(), -1.0, 1.0);
+                grads.push((bits(&dx), bits(&dw), bits(&db)));
+            }
+            (bits(&y), winners, bits(&sm), bits(&si), bits(&rv), grads)
+        };
+        assert!(run(true) == run(false), "{pool:?}, n = {n}");
+    }
+
+    /// The winning values kept in winners' bytes as large as the relu's region (as generated
+    /// code passes them) against none kept, to the bit: the same `y`, winners and
+    /// statistics, the kept values `x` at each winner (its last position when there is
+    /// none), and the same gradients from both forms of the backward pass, which read the
+    /// kept values instead of `x`. Widths of 1-40 windows and `GEOMS`, ties and zeros.
+    fn kept_same_as_read<T: Float>(lanes16: bool) {
+        let widths = (1..=40).map(|ow| (2, 2 + 2 * (ow % 2), 2 * ow, 1 + ow % 3));
+        let mut kept_geoms = 0;
+        for (s, (c, h, w, n)) in GEOMS.iter().copied().chain(widths).enumerate() {
+            let pool = Pool2dGeom::new(c, h, w, 2, 2, 0).unwrap();
+            let s = s as u64 * 10 + 7;
+            let x: Vec<T> = tied_x(s, n * pool.input_len());
+            let weight: Vec<T> = random_vec(s + 1, c, -1.0, 2.0);
+            let bias: Vec<T> = random_vec(s + 2, c, -0.5, 0.5);
+            let out = n * pool.output_len();
+            let dy: Vec<T> = random_vec(s + 3, out, -1.0, 1.0);
+            let size = core::mem::size_of::<T>();
+            let kept = kept_values::<T>(x.len() * size, out);
+            if out >= 8 {
+                assert!(kept.is_some(), "room for the values, {pool:?}, n = {n}");
+            }
+            kept_geoms += usize::from(kept.is_some());
+            let run = |keep: bool| {
+                let (mut rm, mut rv) = (vec![T::zero(); c], vec![T::one(); c]);
+                let (mut sm, mut si) = (vec![T::zero(); c], vec![T::zero(); c]);
+                let mut y = vec![T::from_f64(9.0); out];
+                let mut region = vec![T::from_f64(7.0); x.len()];
+                let mut short = vec![7u8; out];
+                let winners = if keep {
+                    workspace_bytes_mut(&mut region)
+                } else {
+                    &mut short[..]
+                };
+                let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
+                let config = (T::from_f64(1e-5), T::from_f64(0.1), lanes16);
+                let affine = (&weight[..], &bias[..]);
+                forward(&x, n, &pool, affine, config, stats, &mut y, winners).unwrap();
+                let winners = &*winners;
+                if let (true, Some(at)) = (keep, kept.clone()) {
+                    let (oh, ow) = (pool.out_h(), pool.out_w());
+                    for (q, &code) in winners[..out].iter().enumerate() {
+                        let (plane, i, j) = (q / (oh * ow), q / ow % oh, q % ow);
+                        let u = usize::from(code.min(3));
+                        let xq = x[plane * h * w + (2 * i + u / 2) * w + 2 * j + u % 2];
+                        let v: T = get(&winners[at.start + q * size..]);
+                        assert_eq!(v.to_f64().to_bits(), xq.to_f64().to_bits(), "window {q}");
+                    }
+                }
                 let mut grads = Vec::new();
                 for add in [false, true] {
-                    let mut dx: Vec<f32> = random_vec(s + 4, x.len(), -1.0, 1.0);
-                    let (mut dw, mut db) = (vec![1.0f32; c], vec![0.0f32; c]);
+                    let mut dx: Vec<T> = random_vec(s + 4, x.len(), -1.0, 1.0);
+                    let (mut dw, mut db) = (vec![T::one(); c], vec![T::zero(); c]);
                     let g = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
                     let stats = (&sm[..], &si[..]);
-                    let (values, p) = ((&winners[..], &dy[..]), &pool);
+                    let (values, p) = ((winners, &dy[..]), &pool);
                     if add {
-                        backward::<f32, true>(&x, n, p, &weight, stats, values, g, lanes16)
+                        backward::<T, true>(&x, n, p, &weight, stats, values, g, lanes16)
                     } else {
-                        backward::<f32, false>(&x, n, p, &weight, stats, values, g, lanes16)
+                        backward::<T, false>(&x, n, p, &weight, stats, values, g, lanes16)
                     }
                     .unwrap();
                     grads.push((bits(&dx), bits(&dw), bits(&db)));
                 }
+                let winners = winners[..out].to_vec();
                 (bits(&y), winners, bits(&sm), bits(&si), bits(&rv), grads)
             };
             assert!(run(true) == run(false), "{pool:?}, n = {n}");
         }
+        assert!(kept_geoms >= 40, "{kept_geoms}");
+    }
+
+    #[test]
+    fn kept_same_as_read_f32() {
+        kept_same_as_read::<f32>(false);
+    }
+
+    #[test]
+    fn kept_same_as_read_f32_lanes16() {
+        kept_same_as_read::<f32>(true);
+    }
+
+    #[test]
+    fn kept_same_as_read_f64() {
+        kept_same_as_read::<f64>(false);
     }
 
     /// Central differences of `Σ u·max_pool2d(relu(batch_norm_train(x)))` in `x`, `weight`

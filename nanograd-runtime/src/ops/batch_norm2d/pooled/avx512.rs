@@ -10,9 +10,8 @@
 //! the inverse permutation.
 
 use core::arch::x86_64::{
-    __m128i, __m512, __m512i, _mm512_cvtepu8_epi32, _mm512_mask_cvtepi32_storeu_epi8,
-    _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm_maskz_loadu_epi8, _CMP_GT_OQ, _CMP_LT_OQ,
-    _CMP_UNORD_Q,
+    __m128i, __m512, __m512i, _mm512_cvtepi32_epi8, _mm512_cvtepu8_epi32, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm_mask_storeu_epi8, _mm_maskz_loadu_epi8, _CMP_GT_OQ, _CMP_UNORD_Q,
 };
 
 use pulp::x86::V4;
@@ -83,11 +82,12 @@ unsafe fn load_winners(simd: V4, at: *const u8, mask: u16) -> __m512i {
 ///
 /// # Safety
 ///
-/// AVX-512F is present, and the bytes of `mask` from `at` are writable.
+/// AVX-512F/BW/VL are present, and the bytes of `mask` from `at` are writable.
 #[inline(always)]
 unsafe fn store_winners(at: *mut u8, mask: u16, v: __m512i) {
+    // narrowed in a register, then stored: `vpmovdb` with a memory operand is slower
     // SAFETY: the caller's
-    unsafe { _mm512_mask_cvtepi32_storeu_epi8(at.cast(), mask, v) }
+    unsafe { _mm_mask_storeu_epi8(at.cast(), mask, _mm512_cvtepi32_epi8(v)) }
 }
 
 /// The masks of a group of `count` windows (1..=16): its windows, and the columns of each
@@ -145,8 +145,22 @@ unsafe fn windows(
     ]
 }
 
+/// `x` at each window's winner byte `code` (as 32-bit lanes), from its four positions
+/// `(a0, a1, b0, b1)`: as the portable `winning`, the last one for [`NO_WINNER`] and above.
+#[inline(always)]
+fn winning(simd: V4, code: __m512i, [a0, a1, b0, b1]: [__m512; 4]) -> __m512 {
+    let s = simd.avx512f;
+    let is_at = |p: i32| s._mm512_cmpeq_epi32_mask(code, s._mm512_set1_epi32(p));
+    let (at0, at1, at2) = (is_at(0), is_at(1), is_at(2));
+    let mut xv = a0;
+    xv = s._mm512_mask_mov_ps(xv, at1, a1);
+    xv = s._mm512_mask_mov_ps(xv, at2, b0);
+    s._mm512_mask_mov_ps(xv, !(at0 | at1 | at2), b1)
+}
+
 /// The forward pass over channel `k`'s planes (`(n, c, h, w, k)`): `y` and the winners of
-/// every window from `relu((x - mean)·scale + shift)`.
+/// every window from `relu((x - mean)·scale + shift)`, and `x` at each winner into `kept`
+/// (`f32`s as unaligned bytes, window for window) if given.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     simd: V4,
@@ -155,6 +169,7 @@ pub(super) fn forward(
     (mean, scale, shift): (f32, f32, f32),
     y: &mut [f32],
     winners: &mut [u8],
+    kept: Option<&mut [u8]>,
 ) {
     struct Op<'a> {
         simd: V4,
@@ -163,6 +178,7 @@ pub(super) fn forward(
         affine: (f32, f32, f32),
         y: &'a mut [f32],
         winners: &'a mut [u8],
+        kept: Option<&'a mut [u8]>,
     }
     impl pulp::WithSimd for Op<'_> {
         type Output = ();
@@ -175,6 +191,7 @@ pub(super) fn forward(
                 affine: (mean, scale, shift),
                 y,
                 winners,
+                kept,
             } = self;
             let s = simd.avx512f;
             let (m, sc, sh) = (
@@ -183,18 +200,24 @@ pub(super) fn forward(
                 s._mm512_set1_ps(shift),
             );
             let zero = s._mm512_setzero_ps();
-            // batch norm then relu: `v < 0` to zero, NaN and -0 kept
+            // batch norm then relu: `v < 0` to zero, NaN and -0 kept (`vmaxps` returns its
+            // second operand, `v`, when either is NaN or both are zeros)
             let r = |v: __m512| {
                 let v = s._mm512_add_ps(s._mm512_mul_ps(s._mm512_sub_ps(v, m), sc), sh);
-                s._mm512_mask_mov_ps(v, s._mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero), zero)
+                s._mm512_max_ps(zero, v)
             };
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
             let (full, last, groups) = row_masks(ow);
             let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
+            let size = core::mem::size_of::<f32>();
+            let mut kept = kept;
             for p in (0..n).map(|b| b * c + k) {
                 let xp = &x[p * h * w..][..h * w];
                 let (yp, wp) = (&mut y[p * out..][..out], &mut winners[p * out..][..out]);
                 let (xp, yp, wp) = (xp.as_ptr(), yp.as_mut_ptr(), wp.as_mut_ptr());
+                let kp = kept
+                    .as_deref_mut()
+                    .map(|kept| kept[p * out * size..][..out * size].as_mut_ptr());
                 for i in 0..h / 2 {
                     let x0 = xp.wrapping_add(2 * i * w);
                     for g in 0..groups {
@@ -202,13 +225,20 @@ pub(super) fn forward(
                         let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
                         // SAFETY: AVX-512 is present (`V4`); a group's columns are in its
                         // plane's rows 2i and 2i + 1 (`2j + 2·count <= w`)
-                        let v = unsafe { windows(simd, rows, masks, r) };
+                        let raw = unsafe { windows(simd, rows, masks, |v| v) };
+                        // relu after the permutation: the same bits, lane for lane
+                        // (not `raw.map(r)`: `map` is not inlined into this function's
+                        // AVX-512 context, and every intrinsic in `r` became a call)
+                        let v = [r(raw[0]), r(raw[1]), r(raw[2]), r(raw[3])];
                         let (mut best, mut at) = (v[0], s._mm512_setzero_si512());
-                        for (pos, &vi) in (1..).zip(&v[1..]) {
+                        // `x` at the maximum, for `kept`
+                        let mut x_at = raw[0];
+                        for (pos, (&vi, &xi)) in (1..).zip(v[1..].iter().zip(&raw[1..])) {
                             let win = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(vi, best)
                                 | s._mm512_cmp_ps_mask::<_CMP_UNORD_Q>(vi, vi);
                             best = s._mm512_mask_mov_ps(best, win, vi);
                             at = s._mm512_mask_mov_epi32(at, win, s._mm512_set1_epi32(pos));
+                            x_at = s._mm512_mask_mov_ps(x_at, win, xi);
                         }
                         let positive = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(best, zero);
                         let code = s._mm512_mask_mov_epi32(none, positive, at);
@@ -217,6 +247,14 @@ pub(super) fn forward(
                         unsafe {
                             store(yp.wrapping_add(o), masks[0], best);
                             store_winners(wp.wrapping_add(o), masks[0], code);
+                        }
+                        if let Some(kp) = kp {
+                            let at = kp.wrapping_add(o * size).cast::<f32>();
+                            // as `winning(code, raw)`: the last position without a winner
+                            let xv = s._mm512_mask_mov_ps(raw[3], positive, x_at);
+                            // SAFETY: the plane's `kept` holds `out` `f32`s from `kp`, and
+                            // the store has no alignment requirement
+                            unsafe { store(at, masks[0], xv) };
                         }
                     }
                 }
@@ -234,6 +272,7 @@ pub(super) fn forward(
             affine,
             y,
             winners,
+            kept,
         },
     )
 }
@@ -247,69 +286,103 @@ fn gradients(simd: V4, code: __m512i, dy: __m512) -> [__m512; 4] {
     [at(0), at(1), at(2), at(3)]
 }
 
-/// The backward pass over channel `k`'s planes (`(n, c, h, w, k)`): `(Σ g, Σ g·x̂)` in
-/// sixteen lanes, added up as the portable sums are.
+/// Channels per call of [`sums`] and [`dx`]: their accumulators or constants on the stack.
+pub(super) const BLOCK: usize = 64;
+
+/// The planes of channels `ks` (at most [`BLOCK`]) in memory order: image by image, then
+/// channel by channel, with `i` the channel's place in `ks`.
+#[inline(always)]
+fn block_planes(
+    n: usize,
+    c: usize,
+    ks: core::ops::Range<usize>,
+) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(move |b| ks.clone().enumerate().map(move |(i, k)| (i, b * c + k)))
+}
+
+/// The backward pass's `(Σ g, Σ g·x̂)` of channels `ks` (at most [`BLOCK`]; `stats` their
+/// `(mean, invstd)`, `sums` the result) in sixteen lanes, with `x` at each winner from
+/// `kept` (as [`forward`] wrote it) if given, else from `x`. The planes are read in memory
+/// order, each channel's into its own accumulators, so each channel's terms are added in
+/// the portable sums' order, plane by plane in image order.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn sums(
     simd: V4,
     x: &[f32],
-    (n, c, h, w, k): (usize, usize, usize, usize, usize),
-    (mean, invstd): (f32, f32),
-    winners: &[u8],
+    (n, c, h, w): (usize, usize, usize, usize),
+    ks: core::ops::Range<usize>,
+    stats: &[(f32, f32)],
+    (winners, kept): (&[u8], Option<&[u8]>),
     dy: &[f32],
-) -> (f32, f32) {
+    sums: &mut [(f32, f32)],
+) {
     struct Op<'a> {
         simd: V4,
         x: &'a [f32],
-        dims: (usize, usize, usize, usize, usize),
-        stats: (f32, f32),
+        dims: (usize, usize, usize, usize),
+        ks: core::ops::Range<usize>,
+        stats: &'a [(f32, f32)],
         winners: &'a [u8],
+        kept: Option<&'a [u8]>,
         dy: &'a [f32],
+        sums: &'a mut [(f32, f32)],
     }
     impl pulp::WithSimd for Op<'_> {
-        type Output = (f32, f32);
+        type Output = ();
         #[inline(always)]
-        fn with_simd<S: Simd>(self, _: S) -> (f32, f32) {
+        fn with_simd<S: Simd>(self, _: S) {
             let Self {
                 simd,
                 x,
-                dims: (n, c, h, w, k),
-                stats: (mean, invstd),
+                dims: (n, c, h, w),
+                ks,
+                stats,
                 winners,
+                kept,
                 dy,
+                sums,
             } = self;
             let s = simd.avx512f;
-            let (m, is) = (s._mm512_set1_ps(mean), s._mm512_set1_ps(invstd));
-            let (mut acc_g, mut acc_gx) = (s._mm512_setzero_ps(), s._mm512_setzero_ps());
+            let mut accs = [(s._mm512_setzero_ps(), s._mm512_setzero_ps()); BLOCK];
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
             let (full, last, groups) = row_masks(ow);
             let none = s._mm512_set1_epi32(i32::from(NO_WINNER));
-            for p in (0..n).map(|b| b * c + k) {
+            let size = core::mem::size_of::<f32>();
+            for (ki, p) in block_planes(n, c, ks) {
+                let (mean, invstd) = stats[ki];
+                let (m, is) = (s._mm512_set1_ps(mean), s._mm512_set1_ps(invstd));
+                let (mut acc_g, mut acc_gx) = accs[ki];
                 let xp = &x[p * h * w..][..h * w];
                 let (wp, gp) = (&winners[p * out..][..out], &dy[p * out..][..out]);
                 let (xp, wp, gp) = (xp.as_ptr(), wp.as_ptr(), gp.as_ptr());
+                let kp = kept.map(|kept| kept[p * out * size..][..out * size].as_ptr());
                 for i in 0..h / 2 {
                     let x0 = xp.wrapping_add(2 * i * w);
                     for g in 0..groups {
                         let (j, masks) = (g * L, if g + 1 < groups { full } else { last });
-                        let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
                         let o = i * ow + j;
-                        // SAFETY: AVX-512 is present (`V4`); a group's columns are in its
-                        // plane's rows 2i and 2i + 1, its windows `o .. o + count` in `out`
-                        let ([a0, a1, b0, b1], code, dyv) = unsafe {
+                        // SAFETY: AVX-512 is present (`V4`); its windows `o .. o + count`
+                        // are in `out`
+                        let (code, dyv) = unsafe {
                             (
-                                windows(simd, rows, masks, |v| v),
                                 load_winners(simd, wp.wrapping_add(o), masks[0]),
                                 load(gp.wrapping_add(o), masks[0]),
                             )
                         };
-                        let is_at =
-                            |p: i32| s._mm512_cmpeq_epi32_mask(code, s._mm512_set1_epi32(p));
-                        let (at0, at1, at2) = (is_at(0), is_at(1), is_at(2));
-                        let mut xv = a0;
-                        xv = s._mm512_mask_mov_ps(xv, at1, a1);
-                        xv = s._mm512_mask_mov_ps(xv, at2, b0);
-                        // anything else, as the portable `match`, reads `b1`
-                        xv = s._mm512_mask_mov_ps(xv, !(at0 | at1 | at2), b1);
+                        let xv = match kp {
+                            // SAFETY: the plane's `kept` holds `out` `f32`s from `kp`, and
+                            // the load has no alignment requirement
+                            Some(kp) => unsafe {
+                                load(kp.wrapping_add(o * size).cast::<f32>(), masks[0])
+                            },
+                            None => {
+                                let rows = (x0.wrapping_add(2 * j), x0.wrapping_add(w + 2 * j));
+                                // SAFETY: AVX-512 is present (`V4`); a group's columns are in
+                                // its plane's rows 2i and 2i + 1
+                                let four = unsafe { windows(simd, rows, masks, |v| v) };
+                                winning(simd, code, four)
+                            }
+                        };
                         let some = s._mm512_cmplt_epu32_mask(code, none);
                         let g = s._mm512_maskz_mov_ps(some, dyv);
                         acc_g = s._mm512_add_ps(acc_g, g);
@@ -317,42 +390,50 @@ pub(super) fn sums(
                         acc_gx = s._mm512_add_ps(acc_gx, s._mm512_mul_ps(g, xhat));
                     }
                 }
+                accs[ki] = (acc_g, acc_gx);
             }
-            let (lanes, lanes_x): ([f32; L], [f32; L]) = (pulp::cast(acc_g), pulp::cast(acc_gx));
-            (lanes.iter().copied().sum(), lanes_x.iter().copied().sum())
+            for (sum, &(acc_g, acc_gx)) in sums.iter_mut().zip(&accs) {
+                let (lanes, lanes_x): ([f32; L], [f32; L]) =
+                    (pulp::cast(acc_g), pulp::cast(acc_gx));
+                *sum = (lanes.iter().copied().sum(), lanes_x.iter().copied().sum());
+            }
         }
     }
-    let dims = (n, c, h, w, k);
-    let stats = (mean, invstd);
+    let dims = (n, c, h, w);
     Simd::vectorize(
         simd,
         Op {
             simd,
             x,
             dims,
+            ks,
             stats,
             winners,
+            kept,
             dy,
+            sums,
         },
     )
 }
 
-/// `dx = a·(N·g - Σ g - (x - mean)·invstd·Σ g·x̂)` over channel `k`'s planes, `g` built from
-/// the winners (added onto `dx` when `ADD`). `consts` is `(a, N, Σ g, Σ g·x̂, mean,
-/// invstd)`.
+/// `dx = a·(N·g - Σ g - (x - mean)·invstd·Σ g·x̂)` over the planes of channels `ks` (at most
+/// [`BLOCK`]) in memory order, `g` built from the winners (added onto `dx` when `ADD`).
+/// `consts` holds each channel's `(a, N, Σ g, Σ g·x̂, mean, invstd)`.
 pub(super) fn dx<const ADD: bool>(
     simd: V4,
     x: &[f32],
-    (n, c, h, w, k): (usize, usize, usize, usize, usize),
-    consts: [f32; 6],
+    (n, c, h, w): (usize, usize, usize, usize),
+    ks: core::ops::Range<usize>,
+    consts: &[[f32; 6]],
     (winners, dy): (&[u8], &[f32]),
     dx: &mut [f32],
 ) {
     struct Op<'a, const ADD: bool> {
         simd: V4,
         x: &'a [f32],
-        dims: (usize, usize, usize, usize, usize),
-        consts: [f32; 6],
+        dims: (usize, usize, usize, usize),
+        ks: core::ops::Range<usize>,
+        consts: &'a [[f32; 6]],
         winners: &'a [u8],
         dy: &'a [f32],
         dx: &'a mut [f32],
@@ -364,24 +445,26 @@ pub(super) fn dx<const ADD: bool>(
             let Self {
                 simd,
                 x,
-                dims: (n, c, h, w, k),
+                dims: (n, c, h, w),
+                ks,
                 consts,
                 winners,
                 dy,
                 dx,
             } = self;
             let s = simd.avx512f;
-            let [a, nf, sg, sgx, m, is] = consts.map(|v| s._mm512_set1_ps(v));
             let (lo, hi) = (pulp::cast::<_, __m512i>(LO), pulp::cast::<_, __m512i>(HI));
             let (ow, out) = (w / 2, (h / 2) * (w / 2));
-            // as the portable `d`: a·(nf·g - Σg - (x - mean)·invstd·Σg·x̂)
-            let d = |xv: __m512, g: __m512| {
-                let t = s._mm512_mul_ps(s._mm512_mul_ps(s._mm512_sub_ps(xv, m), is), sgx);
-                let u = s._mm512_sub_ps(s._mm512_sub_ps(s._mm512_mul_ps(nf, g), sg), t);
-                s._mm512_mul_ps(a, u)
-            };
             let (full, last, groups) = row_masks(ow);
-            for p in (0..n).map(|b| b * c + k) {
+            for (ki, p) in block_planes(n, c, ks) {
+                let v = |i: usize| s._mm512_set1_ps(consts[ki][i]);
+                let (a, nf, sg, sgx, m, is) = (v(0), v(1), v(2), v(3), v(4), v(5));
+                // as the portable `d`: a·(nf·g - Σg - (x - mean)·invstd·Σg·x̂)
+                let d = |xv: __m512, g: __m512| {
+                    let t = s._mm512_mul_ps(s._mm512_mul_ps(s._mm512_sub_ps(xv, m), is), sgx);
+                    let u = s._mm512_sub_ps(s._mm512_sub_ps(s._mm512_mul_ps(nf, g), sg), t);
+                    s._mm512_mul_ps(a, u)
+                };
                 let xp = &x[p * h * w..][..h * w];
                 let dp = &mut dx[p * h * w..][..h * w];
                 let (wp, gp) = (&winners[p * out..][..out], &dy[p * out..][..out]);
@@ -427,13 +510,14 @@ pub(super) fn dx<const ADD: bool>(
             }
         }
     }
-    let dims = (n, c, h, w, k);
+    let dims = (n, c, h, w);
     Simd::vectorize(
         simd,
         Op::<ADD> {
             simd,
             x,
             dims,
+            ks,
             consts,
             winners,
             dy,
