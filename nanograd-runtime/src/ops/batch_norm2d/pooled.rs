@@ -947,7 +947,7 @@ mod tests {
             forward(
                 &x,
                 n,
-                &pool,
+                pool,
                 (&weight, &bias),
                 config,
                 stats,
