@@ -51,30 +51,20 @@ pub(super) fn channel_sum(
                 dims: (n, c, hw, k),
                 what,
             } = self;
-            let f = simd.avx512f;
+            let run = |b: usize| &x[(b * c + k) * hw..][..hw];
             let mut total = 0.0f32;
-            for b in 0..n {
-                let run = &x[(b * c + k) * hw..][..hw];
-                let (chunks, tail) = pulp::as_arrays::<L, f32>(run);
-                let mut acc = f._mm512_setzero_ps();
-                let tail_sum: f32 = match what {
-                    Sum::Values => {
-                        for v in chunks {
-                            acc = f._mm512_add_ps(acc, pulp::cast::<[f32; L], __m512>(*v));
-                        }
-                        tail.iter().copied().sum()
-                    }
-                    Sum::Squares { mean } => {
-                        let m = f._mm512_set1_ps(mean);
-                        for v in chunks {
-                            let d = f._mm512_sub_ps(pulp::cast::<[f32; L], __m512>(*v), m);
-                            acc = f._mm512_add_ps(acc, f._mm512_mul_ps(d, d));
-                        }
-                        tail.iter().map(|&v| (v - mean) * (v - mean)).sum()
-                    }
-                };
-                let lanes: [f32; L] = pulp::cast(acc);
-                total += lanes.iter().copied().sum::<f32>() + tail_sum;
+            let mut b = 0;
+            // four runs at a time: four independent chains of additions instead of one
+            while b + RUNS <= n {
+                let runs = [run(b), run(b + 1), run(b + 2), run(b + 3)];
+                for sum in runs_sum(simd, runs, what) {
+                    total += sum;
+                }
+                b += RUNS;
+            }
+            for b in b..n {
+                let [sum] = runs_sum(simd, [run(b)], what);
+                total += sum;
             }
             total
         }
@@ -88,6 +78,49 @@ pub(super) fn channel_sum(
             what,
         },
     )
+}
+
+/// Runs of [`channel_sum`] summed together.
+const RUNS: usize = 4;
+
+/// `Σ f(x)` over each of `R` runs of the same length, as [`Sum`] says: each the sum of
+/// `lanes_sum` over its run, in its order (lane `l` adds elements `l`, `l + 16`, .., the
+/// lanes are then added in order, then the tail). The runs' chains of additions are
+/// independent, so they overlap.
+#[inline(always)]
+fn runs_sum<const R: usize>(simd: V4, runs: [&[f32]; R], what: Sum) -> [f32; R] {
+    let f = simd.avx512f;
+    let split = runs.map(pulp::as_arrays::<L, f32>);
+    let chunks = split.iter().map(|(c, _)| c.len()).min().unwrap_or(0);
+    let mut acc = [f._mm512_setzero_ps(); R];
+    match what {
+        Sum::Values => {
+            for q in 0..chunks {
+                for (a, (c, _)) in acc.iter_mut().zip(&split) {
+                    *a = f._mm512_add_ps(*a, pulp::cast::<[f32; L], __m512>(c[q]));
+                }
+            }
+        }
+        Sum::Squares { mean } => {
+            let m = f._mm512_set1_ps(mean);
+            for q in 0..chunks {
+                for (a, (c, _)) in acc.iter_mut().zip(&split) {
+                    let d = f._mm512_sub_ps(pulp::cast::<[f32; L], __m512>(c[q]), m);
+                    *a = f._mm512_add_ps(*a, f._mm512_mul_ps(d, d));
+                }
+            }
+        }
+    }
+    let mut out = [0.0f32; R];
+    for ((o, a), (_, tail)) in out.iter_mut().zip(&acc).zip(&split) {
+        let tail_sum: f32 = match what {
+            Sum::Values => tail.iter().copied().sum(),
+            Sum::Squares { mean } => tail.iter().map(|&v| (v - mean) * (v - mean)).sum(),
+        };
+        let lanes: [f32; L] = pulp::cast(*a);
+        *o = lanes.iter().copied().sum::<f32>() + tail_sum;
+    }
+    out
 }
 
 /// Over the runs of channel `k` (as in [`channel_sum`]), `(Σ g, Σ g·(x - mean)·invstd)` of

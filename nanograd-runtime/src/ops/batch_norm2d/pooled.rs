@@ -813,6 +813,34 @@ mod tests {
         assert_eq!(winners, [NO_WINNER; 18]);
     }
 
+    /// NaN in some windows of a group and not in others, at every position: a bias of `+∞`
+    /// and a weight that sends `x̂ < -1.2` to `-∞`, so batch norm gives NaN there and `+∞`
+    /// elsewhere. `y` is what the three ops give, and the sixteen-lane pass (which tests
+    /// for NaN once per group) gives the portable pass's `y` and winners, to the bit.
+    #[test]
+    fn nan_in_some_windows() {
+        let pool = Pool2dGeom::new(1, 4, 2 * 37, 2, 2, 0).unwrap();
+        let n = 2;
+        let x: Vec<f32> = random_vec(77, n * pool.input_len(), -2.0, 2.0);
+        let affine = (&[3e38f32][..], &[f32::INFINITY][..]);
+        let (y, winners, ..) = fused_forward(&pool, &x, n, affine);
+        let [_, ey, ..] = unfused_forward(&pool, &x, n, affine);
+        assert_eq!(bits(&y), bits(&ey));
+        let nans = y.iter().filter(|v| v.is_nan()).count();
+        assert!(nans > 0 && nans < y.len(), "{nans} of {}", y.len());
+        let run = |lanes16: bool| {
+            let (mut rm, mut rv, mut sm, mut si) = ([0.0f32], [1.0f32], [0.0f32], [0.0f32]);
+            let mut y = vec![9.0f32; n * pool.output_len()];
+            let mut winners = vec![7u8; y.len()];
+            let stats = (&mut rm[..], &mut rv[..], &mut sm[..], &mut si[..]);
+            let config = (1e-5, 0.1, lanes16);
+            forward(&x, n, &pool, affine, config, stats, &mut y, &mut winners).unwrap();
+            (bits(&y), winners)
+        };
+        assert!(run(true) == run(false));
+        assert_eq!(run(true).1, winners);
+    }
+
     /// Each element of the fused backward pass against the unfused ops (the pooling's
     /// backward pass through relu, then batch norm's): within `depth·ε·Σ|terms|`, `depth` the
     /// number of values each sum adds (`n·h·w`), both forms, every gradient asked for or not.

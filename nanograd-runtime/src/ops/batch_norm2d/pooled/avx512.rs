@@ -158,6 +158,29 @@ fn winning(simd: V4, code: __m512i, [a0, a1, b0, b1]: [__m512; 4]) -> __m512 {
     s._mm512_mask_mov_ps(xv, !(at0 | at1 | at2), b1)
 }
 
+/// The maximum of each window's four values `v` as `max_pool2d` takes it (`v` if `v > best`
+/// or `v` is NaN), its position, and `raw` (`x`) there. The NaN test runs only when `NAN`:
+/// without it, positions 1..=3 must hold no NaN, and the result is the same.
+#[inline(always)]
+fn maximum<const NAN: bool>(
+    simd: V4,
+    v: [__m512; 4],
+    raw: [__m512; 4],
+) -> (__m512, __m512i, __m512) {
+    let s = simd.avx512f;
+    let (mut best, mut at, mut x_at) = (v[0], s._mm512_setzero_si512(), raw[0]);
+    for (pos, (&vi, &xi)) in (1..).zip(v[1..].iter().zip(&raw[1..])) {
+        let mut win = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(vi, best);
+        if NAN {
+            win |= s._mm512_cmp_ps_mask::<_CMP_UNORD_Q>(vi, vi);
+        }
+        best = s._mm512_mask_mov_ps(best, win, vi);
+        at = s._mm512_mask_mov_epi32(at, win, s._mm512_set1_epi32(pos));
+        x_at = s._mm512_mask_mov_ps(x_at, win, xi);
+    }
+    (best, at, x_at)
+}
+
 /// The forward pass over channel `k`'s planes (`(n, c, h, w, k)`): `y` and the winners of
 /// every window from `relu((x - mean)·scale + shift)`, and `x` at each winner into `kept`
 /// (`f32`s as unaligned bytes, window for window) if given.
@@ -230,16 +253,16 @@ pub(super) fn forward(
                         // (not `raw.map(r)`: `map` is not inlined into this function's
                         // AVX-512 context, and every intrinsic in `r` became a call)
                         let v = [r(raw[0]), r(raw[1]), r(raw[2]), r(raw[3])];
-                        let (mut best, mut at) = (v[0], s._mm512_setzero_si512());
-                        // `x` at the maximum, for `kept`
-                        let mut x_at = raw[0];
-                        for (pos, (&vi, &xi)) in (1..).zip(v[1..].iter().zip(&raw[1..])) {
-                            let win = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(vi, best)
-                                | s._mm512_cmp_ps_mask::<_CMP_UNORD_Q>(vi, vi);
-                            best = s._mm512_mask_mov_ps(best, win, vi);
-                            at = s._mm512_mask_mov_epi32(at, win, s._mm512_set1_epi32(pos));
-                            x_at = s._mm512_mask_mov_ps(x_at, win, xi);
-                        }
+                        // a NaN at positions 1..=3 of any window: `v` is at least -0 or
+                        // NaN (relu), so their sum is NaN exactly when one of them is
+                        let nan =
+                            s._mm512_cmp_ps_mask::<_CMP_UNORD_Q>(s._mm512_add_ps(v[1], v[2]), v[3]);
+                        // `x_at`: `x` at the maximum, for `kept`
+                        let (best, at, x_at) = if nan == 0 {
+                            maximum::<false>(simd, v, raw)
+                        } else {
+                            maximum::<true>(simd, v, raw)
+                        };
                         let positive = s._mm512_cmp_ps_mask::<_CMP_GT_OQ>(best, zero);
                         let code = s._mm512_mask_mov_epi32(none, positive, at);
                         let o = i * ow + j;
