@@ -575,7 +575,6 @@ pub fn conv2d_backward<T: Float>(
     dbias: Option<&mut [T]>,
 ) -> Result<()> {
     let grads = (dx, dweight, dbias);
-    let how = Dx::Add;
     backward(
         Path::Direct,
         g,
@@ -586,7 +585,7 @@ pub fn conv2d_backward<T: Float>(
         workspace,
         cols_held,
         grads,
-        how,
+        Dx::Add,
     )
 }
 
