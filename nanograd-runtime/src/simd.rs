@@ -52,6 +52,22 @@ pub(crate) fn mul_add<T: crate::Float>(x: T, y: T, acc: T) -> T {
     x.mul_add(y, acc)
 }
 
+/// The sum of the `N` (a power of two) lanes of an accumulator, halving: `N / 2` additions
+/// of independent pairs, then half of that, ..., which stay vector additions where an
+/// in-order sum would be a chain of `N` dependent scalar additions. Every horizontal sum of
+/// the kernels takes this order, so their results do not depend on which one ran.
+#[inline(always)]
+pub(crate) fn sum_lanes<T: crate::Float, const N: usize>(mut acc: [T; N]) -> T {
+    let mut half = N / 2;
+    while half > 0 {
+        for l in 0..half {
+            acc[l] += acc[l + half];
+        }
+        half /= 2;
+    }
+    acc[0]
+}
+
 /// The mask of the first `len` lanes of a sixteen-lane AVX-512 register (all of them for
 /// `len >= 16`): the loads and stores of a row's last, partial register.
 #[cfg(target_arch = "x86_64")]

@@ -6,7 +6,7 @@
 use super::blocked::{self, View};
 use super::microkernel::Isa;
 use super::{check_gemm, check_gemv, check_same_len, Scalar, Trans};
-use crate::simd::{vectorize, vectorize_above, Kernel};
+use crate::simd::{sum_lanes, vectorize, vectorize_above, Kernel};
 use crate::Float;
 
 /// `C = A·Bᵀ` with at most this many rows and at least [`DOT_DEPTH`] depth is computed as
@@ -123,21 +123,6 @@ fn dot4<T: Float>(rows: [&[T]; 4], x: &[T]) -> [T; 4] {
         *o = sum_lanes(acc) + tail;
     }
     out
-}
-
-/// The sum of the `N` (a power of two) lanes of an accumulator, halving: `N / 2` additions
-/// of independent pairs, then half of that, ... (vector additions), where an in-order sum
-/// was a chain of `N` dependent scalar additions per row.
-#[inline(always)]
-fn sum_lanes<T: Float, const N: usize>(mut acc: [T; N]) -> T {
-    let mut half = N / 2;
-    while half > 0 {
-        for l in 0..half {
-            acc[l] += acc[l + half];
-        }
-        half /= 2;
-    }
-    acc[0]
 }
 
 #[inline(always)]

@@ -5,7 +5,7 @@
 //! in which a general GEMM spends its time packing and on narrow micro-kernels; here a block
 //! of 4×4 rows keeps 16 vector accumulators in registers while it streams the rows once.
 
-use crate::simd::{mul_add as fma, vectorize, Kernel};
+use crate::simd::{mul_add as fma, sum_lanes, vectorize, Kernel};
 use crate::Float;
 
 /// Vector lanes of one accumulator (an AVX-512 register of `f32`).
@@ -155,7 +155,7 @@ fn block<T: Float>(a: [&[T]; BLOCK], b: [&[T]; BLOCK]) -> [[T; BLOCK]; BLOCK] {
         [c20, c21, c22, c23],
         [c30, c31, c32, c33],
     ];
-    acc.map(|row| row.map(|v| lane_sum(&v)))
+    acc.map(|row| row.map(sum_lanes))
 }
 
 /// One dot product: one accumulator of [`LANES`] lanes, then the tail.
@@ -167,7 +167,7 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     for (x, y) in av.iter().zip(bv) {
         acc = mul_add(acc, x, y);
     }
-    lane_sum(&acc) + dot_scalar(at, bt)
+    sum_lanes(acc) + dot_scalar(at, bt)
 }
 
 /// `Σ a[p]·b[p]` in order.
@@ -183,20 +183,6 @@ fn mul_add<T: Float>(mut acc: [T; LANES], x: &[T; LANES], y: &[T; LANES]) -> [T;
         acc[l] = fma(x[l], y[l], acc[l]);
     }
     acc
-}
-
-/// The sum of the lanes, pairwise (so that it stays in vector registers).
-#[inline(always)]
-fn lane_sum<T: Float>(v: &[T; LANES]) -> T {
-    let mut w = *v;
-    let mut half = LANES / 2;
-    while half > 0 {
-        for l in 0..half {
-            w[l] += w[l + half];
-        }
-        half /= 2;
-    }
-    w[0]
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use pulp::Simd;
 use super::super::Conv2dGeom;
 use super::{load, store, L};
 use crate::float::{as_f32, as_f32_mut};
-use crate::simd::first_lanes;
+use crate::simd::{first_lanes, sum_lanes};
 use crate::Float;
 
 /// Output channels of one forward block: with two vectors, 16 accumulators.
@@ -487,15 +487,7 @@ impl Single<'_> {
 /// The sum of the sixteen lanes of `v`, pairwise.
 #[inline(always)]
 fn lane_sum(v: __m512) -> f32 {
-    let mut lanes: [f32; L] = pulp::cast(v);
-    let mut half = L / 2;
-    while half > 0 {
-        for l in 0..half {
-            lanes[l] += lanes[l + half];
-        }
-        half /= 2;
-    }
-    lanes[0]
+    sum_lanes::<f32, L>(pulp::cast(v))
 }
 
 #[cfg(test)]
