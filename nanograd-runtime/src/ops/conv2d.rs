@@ -82,10 +82,6 @@ mod avx512 {
         false
     }
 
-    pub(super) fn single_applies<T: Float>(_: &Conv2dGeom) -> bool {
-        false
-    }
-
     pub(super) fn single_forward<T: Float>(
         _: &Conv2dGeom,
         _: &[T],
@@ -464,15 +460,17 @@ pub fn conv2d<T: Float>(
     forward_on(Path::Direct, g, x, weight, bias, n, workspace, y)
 }
 
-/// Which loops a convolution of one input channel with a 3 × 3 kernel runs.
+/// Which loops a convolution runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Path {
-    /// The direct loops of `conv2d/avx512/single.rs` where they run (`f32` on AVX-512),
-    /// else im2col and the GEMMs.
+    /// The direct loops in AVX-512 where they run (`f32`; one input channel with a 3 × 3
+    /// kernel: `conv2d/avx512/single.rs`; a shifted geometry: `conv2d/avx512.rs` on `P` and
+    /// `dYw`), else the GEMMs.
     Direct,
-    /// im2col and the GEMMs always (the tests compare the two).
+    /// The GEMMs (of im2col's columns, or of the shifted planes) always: the tests compare
+    /// the two.
     #[cfg_attr(not(test), allow(dead_code))]
-    Im2col,
+    Gemm,
 }
 
 /// [`conv2d`] on the loops `path` says.
@@ -496,7 +494,7 @@ fn forward_on<T: Float>(
         return Ok(());
     }
     if g.is_shifted() {
-        shifted::forward(g, x, weight, bias, n, workspace, y);
+        shifted::forward_on(path, g, x, weight, bias, n, workspace, y);
         return Ok(());
     }
     let [cols, _, phases, out] = g.split_workspace(n, workspace);
@@ -693,14 +691,13 @@ fn backward<T: Float>(
         check_len("conv2d", "dbias", g.c_out, db.len())?;
     }
     if g.is_shifted() {
-        let grads = (dx, dweight, dbias);
-        shifted::backward(g, x, weight, dy, n, workspace, cols_held, grads, how);
+        let (args, grads) = ((x, weight, dy, n), (dx, dweight, dbias));
+        shifted::backward_on(path, g, args, workspace, cols_held, grads, how);
         return Ok(());
     }
     // one input channel: dweight and dbias straight from x and dy, whatever the workspace
     // holds (the direct forward pass keeps no columns); dx, if asked for, as below
     if path == Path::Direct
-        && avx512::single_applies::<T>(g)
         && avx512::single_weight_grad(g, x, dy, n, dweight.as_deref_mut(), dbias.as_deref_mut())
     {
         (dweight, dbias) = (None, None);

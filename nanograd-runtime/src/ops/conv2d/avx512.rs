@@ -29,7 +29,7 @@ use crate::Float;
 
 mod single;
 mod weight_grad;
-pub(super) use single::{single_applies, single_forward, single_weight_grad};
+pub(super) use single::{single_forward, single_weight_grad};
 pub(super) use weight_grad::add_weight_grad;
 
 /// `f32` lanes in one register.
@@ -582,7 +582,8 @@ pub(super) fn pad_rows<T: Float>(src: &[T], w: usize, a: usize, dst: &mut [T], p
 
 #[cfg(test)]
 mod tests {
-    use super::super::shifted::{backward_on, forward_on, Path};
+    use super::super::shifted::{backward_on, forward_on};
+    use super::super::Path;
     use super::super::{Conv2dCols, Conv2dGeom, Dx};
     use crate::testing::random_vec;
 

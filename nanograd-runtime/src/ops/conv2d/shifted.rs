@@ -36,7 +36,7 @@
 use super::avx512;
 use super::products::add_row_products;
 use super::rows::add_row_sums;
-use super::{Conv2dCols, Conv2dGeom, Dx};
+use super::{Conv2dCols, Conv2dGeom, Dx, Path};
 use crate::blas::{gemm, Trans};
 use crate::ops::relu::keep_where_positive;
 use crate::simd::{vectorize, Kernel};
@@ -150,31 +150,9 @@ impl Conv2dGeom {
     }
 }
 
-/// Which loops the shifted kernels run on `P` and `dYw`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Path {
-    /// The direct loops of `avx512.rs` where they run (`f32` on AVX-512), else the GEMMs.
-    Direct,
-    /// The GEMMs and row products, always (the tests compare the two).
-    #[cfg_attr(not(test), allow(dead_code))]
-    Gemm,
-}
-
-/// [`super::conv2d`] for a geometry with [`Conv2dGeom::is_shifted`] (buffers checked):
+/// [`super::conv2d`] for a geometry with [`Conv2dGeom::is_shifted`] (buffers checked), on
+/// the loops `path` says (on `P` and `dYw`: the direct loops of `avx512.rs` or the GEMMs):
 /// leaves `P` in the workspace for [`Conv2dCols::Kept`].
-pub(super) fn forward<T: Float>(
-    g: &Conv2dGeom,
-    x: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
-    n: usize,
-    workspace: &mut [T],
-    y: &mut [T],
-) {
-    forward_on(Path::Direct, g, x, weight, bias, n, workspace, y)
-}
-
-/// [`forward`] on the loops `path` says.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_on<T: Float>(
     path: Path,
@@ -229,24 +207,8 @@ pub(super) fn forward_on<T: Float>(
     }
 }
 
-/// [`super::backward`] for a geometry with [`Conv2dGeom::is_shifted`] (buffers checked).
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-pub(super) fn backward<T: Float>(
-    g: &Conv2dGeom,
-    x: &[T],
-    weight: &[T],
-    dy: &[T],
-    n: usize,
-    workspace: &mut [T],
-    cols_held: Conv2dCols,
-    grads: (Option<&mut [T]>, Option<&mut [T]>, Option<&mut [T]>),
-    how: Dx,
-) {
-    let args = (x, weight, dy, n);
-    backward_on(Path::Direct, g, args, workspace, cols_held, grads, how)
-}
-
-/// [`backward`] on the loops `path` says.
+/// [`super::backward`] for a geometry with [`Conv2dGeom::is_shifted`] (buffers checked), on
+/// the loops `path` says.
 #[allow(clippy::type_complexity)]
 pub(super) fn backward_on<T: Float>(
     path: Path,
@@ -541,7 +503,7 @@ mod tests {
         (w[4], w[9]) = (1.0, 1.0);
         let mut ws = workspace(&g, 1);
         let mut y = [f64::NAN; 4];
-        forward(&g, &x, &w, Some(&[0.5]), 1, &mut ws, &mut y);
+        forward_on(Path::Direct, &g, &x, &w, Some(&[0.5]), 1, &mut ws, &mut y);
         assert_eq!(y, [1.5, 2.5, 3.5, 9.5]);
         // dy = [[1, 2], [3, 4]]: dx0 = dy; dx1[r, s] = dy[r + 1, s + 1] = [[4, 0], [0, 0]];
         // dW[0, 0, u, v] = Σ dy[i, j]·x0[i + u - 1, j + v - 1], at the centre Σ dy·x0 = 30,
@@ -549,12 +511,11 @@ mod tests {
         let dy = [1.0, 2.0, 3.0, 4.0];
         let (mut dx, mut dw, mut db) = (vec![f64::NAN; 8], vec![0.0; 18], vec![0.0]);
         let grads = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
-        backward(
+        let args = (&x[..], &w[..], &dy[..], 1);
+        backward_on(
+            Path::Direct,
             &g,
-            &x,
-            &w,
-            &dy,
-            1,
+            args,
             &mut ws,
             Conv2dCols::Kept,
             grads,
@@ -594,7 +555,7 @@ mod tests {
                 let nan = T::from_f64(f64::NAN);
                 let mut ours = workspace::<T>(g, n);
                 let mut y = vec![nan; expected_y.len()];
-                forward(g, &x, &w, Some(&b), n, &mut ours, &mut y);
+                forward_on(Path::Direct, g, &x, &w, Some(&b), n, &mut ours, &mut y);
                 assert_close!(y, expected_y, tol);
                 // dx added onto ones, dweight onto twos, dbias onto threes
                 let (mut edx, mut edw, mut edb) = (
@@ -615,7 +576,8 @@ mod tests {
                         vec![T::from_f64(3.0); g.c_out],
                     );
                     let grads = (Some(&mut dx[..]), Some(&mut dw[..]), Some(&mut db[..]));
-                    backward(g, &x, &w, &dy, n, &mut ours, cols, grads, Dx::Add);
+                    let args = (&x[..], &w[..], &dy[..], n);
+                    backward_on(Path::Direct, g, args, &mut ours, cols, grads, Dx::Add);
                     assert_close!(dx, edx, tol);
                     assert_close!(dw, edw, tol);
                     assert_close!(db, edb, tol);
@@ -628,27 +590,23 @@ mod tests {
                 let cols = Conv2dCols::Recompute;
                 conv2d_backward_overwrite(g, &x, &w, &dy, n, &mut ws, cols, a, bb, c).unwrap();
                 let mut dx = vec![nan; x.len()];
-                backward(
-                    g,
-                    &x,
-                    &w,
-                    &dy,
-                    n,
-                    &mut ours,
-                    cols,
-                    (Some(&mut dx), None, None),
-                    Dx::Overwrite,
+                let (args, grads) = (
+                    (&x[..], &w[..], &dy[..], n),
+                    (Some(&mut dx[..]), None, None),
                 );
+                backward_on(Path::Direct, g, args, &mut ours, cols, grads, Dx::Overwrite);
                 assert_close!(dx, edx, tol);
-                backward(
+                let (args, grads) = (
+                    (&x[..], &w[..], &dy[..], n),
+                    (Some(&mut dx[..]), None, None),
+                );
+                backward_on(
+                    Path::Direct,
                     g,
-                    &x,
-                    &w,
-                    &dy,
-                    n,
+                    args,
                     &mut ours,
                     cols,
-                    (Some(&mut dx), None, None),
+                    grads,
                     Dx::ThroughRelu,
                 );
                 let relu: Vec<T> = x

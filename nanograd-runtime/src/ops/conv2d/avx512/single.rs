@@ -42,7 +42,7 @@ const TAPS: usize = 9;
 
 /// Whether the kernels here run for `g` with elements of type `T` on this CPU: `f32` on
 /// AVX-512, one input channel, a 3 × 3 kernel, stride 1 and padding at most 2.
-pub(in super::super) fn single_applies<T: Float>(g: &Conv2dGeom) -> bool {
+fn single_applies<T: Float>(g: &Conv2dGeom) -> bool {
     as_f32::<T>(&[]).is_some()
         && g.c_in == 1
         && (g.kh, g.kw, g.stride) == (3, 3, 1)
@@ -582,7 +582,7 @@ mod tests {
         let b: Vec<f32> = random_vec(seed + 2, g.c_out, -1.0, 1.0);
         let dy: Vec<f32> = random_vec(seed + 3, n * g.output_len(), -1.0, 1.0);
         let [y_ref, dw_ref, db_ref] = reference(&g, n, (&x, &w, &b, &dy));
-        for path in [Path::Direct, Path::Im2col] {
+        for path in [Path::Direct, Path::Gemm] {
             let (y, dw, db) = run(path, &g, n, (&x, &w, Some(&b), &dy));
             let case = format!("{g:?}, n = {n}");
             assert_within(&format!("y ({case})"), &y, &y_ref);
@@ -680,7 +680,7 @@ mod tests {
         for cols in [Conv2dCols::Kept, Conv2dCols::Recompute] {
             for how in [Dx::Add, Dx::Overwrite] {
                 let (dx, dw) = grads(Path::Direct, cols, how);
-                let (dx_ref, dw_gemm) = grads(Path::Im2col, cols, how);
+                let (dx_ref, dw_gemm) = grads(Path::Gemm, cols, how);
                 assert_eq!(dx, dx_ref);
                 assert_within("dweight", &dw, &dw_ref);
                 assert_within("dweight (im2col)", &dw_gemm, &dw_ref);
@@ -697,7 +697,7 @@ mod tests {
         let b: Vec<f64> = random_vec(3, g.c_out, -1.0, 1.0);
         let dy: Vec<f64> = random_vec(4, n * g.output_len(), -1.0, 1.0);
         let ops = (&x[..], &w[..], Some(&b[..]), &dy[..]);
-        assert_eq!(run(Path::Direct, &g, n, ops), run(Path::Im2col, &g, n, ops));
+        assert_eq!(run(Path::Direct, &g, n, ops), run(Path::Gemm, &g, n, ops));
     }
 
     #[test]
