@@ -62,6 +62,10 @@ const VECTORS: usize = 3;
 const SEGMENT: usize = L / 2;
 /// Positions of a transformed 4 × 4 block.
 const POSITIONS: usize = 16;
+/// Elements between two positions' parts of `V` and of `M` beyond their channels' tiles: a
+/// stride of a multiple of 4 KiB would put the 16 values of a tile, read or written
+/// together, in one set of the L1 cache.
+const SKEW: usize = L;
 
 /// Whether `g` is a geometry of Winograd's F(2 × 2, 3 × 3) here: 3 × 3 kernel, stride 1,
 /// padding 1 (so the output is as large as the input), even height and width.
@@ -225,9 +229,15 @@ impl Winograd<'_> {
     /// Lengths of the transformed weight, a block's `V` and a block's `M`.
     fn scratch_lens(&self) -> Option<[usize; 3]> {
         let u = POSITIONS.checked_mul(self.c_src)?.checked_mul(self.c_dst)?;
-        let v = (POSITIONS * BLOCK).checked_mul(self.c_src)?;
-        let m = (POSITIONS * BLOCK).checked_mul(self.c_dst)?;
+        let v = POSITIONS.checked_mul(Self::stride(self.c_src)?)?;
+        let m = POSITIONS.checked_mul(Self::stride(self.c_dst)?)?;
         Some([u, v, m])
+    }
+
+    /// Elements of one position's part of `V` (`channels` = `c_src`) or `M` (`c_dst`):
+    /// a block's tiles per channel and [`SKEW`].
+    fn stride(channels: usize) -> Option<usize> {
+        channels.checked_mul(BLOCK)?.checked_add(SKEW)
     }
 
     /// Whether every element the loops reach lies inside the buffers, for `n` images.
@@ -314,7 +324,7 @@ impl Winograd<'_> {
                         t += seg.count;
                     }
                     let vectors = tiles.div_ceil(L);
-                    w.clear_tail(v, tiles, vectors * L);
+                    w.clear_tail(v, tiles..vectors * L);
                     w.products(simd, u, v, m, vectors);
                     let mut t = 0;
                     for id in first..end {
@@ -384,7 +394,7 @@ impl Winograd<'_> {
         let even = first_lanes(2 * seg.count) & 0x5555;
         let lanes = first_lanes(seg.count);
         let gather = f._mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
-        let pw = self.pw;
+        let (pw, stride) = (self.pw, self.c_src * BLOCK + SKEW);
         let base = seg.k * self.plane + self.first + 2 * seg.ti * self.pw + 2 * seg.tj0;
         let (src, out) = (self.src.as_ptr(), v.as_mut_ptr());
         for s in 0..self.c_src {
@@ -402,20 +412,23 @@ impl Winograd<'_> {
             for (beta, col) in cols.iter().enumerate() {
                 for (alpha, &c) in col.iter().enumerate() {
                     let tiles = f._mm512_permutexvar_ps(gather, c);
-                    let e = ((alpha * 4 + beta) * self.c_src + s) * BLOCK + t;
+                    let e = (alpha * 4 + beta) * stride + s * BLOCK + t;
                     // SAFETY: `t + count ≤ BLOCK`, position `< 16` and `s < c_src`: inside
-                    // `v` (`16·c_src·BLOCK` long)
+                    // `v` (16 strides long)
                     unsafe { store(lanes, out.add(e), tiles) };
                 }
             }
         }
     }
 
-    /// Zeros in `v`'s tiles `tiles..end` (the last vector's lanes past the block's tiles),
-    /// so that the products read no stale values.
-    fn clear_tail(&self, v: &mut [f32], tiles: usize, end: usize) {
-        for line in v.chunks_exact_mut(BLOCK) {
-            line[tiles..end].fill(0.0);
+    /// Zeros in `v`'s tiles `tail` (the last vector's lanes past the block's tiles), so
+    /// that the products read no stale values.
+    fn clear_tail(&self, v: &mut [f32], tail: core::ops::Range<usize>) {
+        let stride = self.c_src * BLOCK + SKEW;
+        for position in v.chunks_exact_mut(stride) {
+            for line in position.chunks_exact_mut(BLOCK) {
+                line[tail.clone()].fill(0.0);
+            }
         }
     }
 
@@ -423,10 +436,11 @@ impl Winograd<'_> {
     #[inline(always)]
     fn products(&self, simd: V4, u: &[f32], v: &[f32], m: &mut [f32], vectors: usize) {
         let (cs, cd) = (self.c_src, self.c_dst);
+        let (sv, sm) = (cs * BLOCK + SKEW, cd * BLOCK + SKEW);
         for xi in 0..POSITIONS {
             let u = &u[xi * cs * cd..][..cs * cd];
-            let v = &v[xi * cs * BLOCK..][..cs * BLOCK];
-            let m = &mut m[xi * cd * BLOCK..][..cd * BLOCK];
+            let v = &v[xi * sv..][..cs * BLOCK];
+            let m = &mut m[xi * sm..][..cd * BLOCK];
             let mut d0 = 0;
             while d0 < cd {
                 let width = match cd - d0 {
@@ -505,13 +519,13 @@ impl Winograd<'_> {
         let interleave =
             f._mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
         let mp = m.as_ptr().wrapping_add(t);
-        let cd = self.c_dst;
+        let (cd, stride) = (self.c_dst, self.c_dst * BLOCK + SKEW);
         for d in 0..cd {
             // SAFETY: AVX-512F is present; tiles `t..t + count` (`≤ BLOCK`) of channel
             // `d < c_dst` at position `ξ < 16`: inside `m`
             let x: [[__m512; 4]; 4] = core::array::from_fn(|alpha| {
                 core::array::from_fn(|beta| unsafe {
-                    load(lanes, mp.add(((alpha * 4 + beta) * cd + d) * BLOCK))
+                    load(lanes, mp.add((alpha * 4 + beta) * stride + d * BLOCK))
                 })
             });
             let cols: [[__m512; 2]; 4] = core::array::from_fn(|beta| {
@@ -586,7 +600,7 @@ fn put(simd: V4, sink: &mut Sink, d: usize, at: usize, mask: u16, v: __m512) {
 mod tests {
     use super::super::super::shifted::{backward_on, forward_on};
     use super::super::super::{Conv2dCols, Conv2dGeom, Dx, Path};
-    use super::{winograd_forward, winograd_input_grad, BLOCK};
+    use super::{winograd_forward, winograd_input_grad, BLOCK, SKEW};
     use crate::ops::{conv2d, conv2d_backward, conv2d_backward_overwrite};
     use crate::testing::random_vec;
 
@@ -623,7 +637,8 @@ mod tests {
         let mut p = vec![0.0f32; 9 + 3 * pw + 3];
         p[3..9].copy_from_slice(&[0.0, 1.0, 2.0, 0.0, 3.0, 4.0]);
         let w: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let mut scratch = vec![f32::NAN; 16 + 32 * BLOCK];
+        let len = 16 + 32 * (BLOCK + SKEW);
+        let mut scratch = vec![f32::NAN; len];
         let mut y = [f32::NAN; 4];
         let ld = p.len();
         assert!(winograd_forward(
@@ -691,7 +706,7 @@ mod tests {
         // scratch one element short: declined, nothing written
         let mut y = [f32::NAN; 4];
         let ld = p.len();
-        let short = &mut scratch[..16 + 32 * BLOCK - 1];
+        let short = &mut scratch[..len - 1];
         assert!(!winograd_forward(&g, &p, ld, &w, None, 1, short, &mut y));
         assert!(y.iter().all(|v| v.is_nan()));
     }
