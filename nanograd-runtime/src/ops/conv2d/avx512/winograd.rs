@@ -21,12 +21,13 @@
 //! 1. the weight is transformed once per call, `U_ξ[s, d] = (G g_{d,s} Gᵀ)_ξ`, in `f64`
 //!    and rounded once;
 //! 2. the tiles go in blocks of up to [`BLOCK`] (so that a block's `V` and `M` stay in
-//!    L2): the input transform of a block writes `V`, a row of up to eight tiles at a time
-//!    (their 16 columns in the lanes, the even lanes kept);
+//!    L2): the input transform of a block writes `V`, two rows of up to eight tiles at a
+//!    time (each row's 16 columns loaded in the lanes, the even lanes of both gathered into
+//!    one vector);
 //! 3. per position, blocks of eight channels by 48 tiles (tiles in the lanes) keep their
 //!    sums in registers over `s`;
-//! 4. the output transform reads `M` and writes a row of tiles' two output rows (`y` with
-//!    the bias, or `dx` as [`Dx`] says).
+//! 4. the output transform reads `M`, again for two rows of tiles in one vector, and
+//!    writes each row's two output rows (`y` with the bias, or `dx` as [`Dx`] says).
 //!
 //! The forward pass reads the padded planes `P` (`g_{d,s}` = `weight[d, s]`); the input
 //! gradient is the same convolution of the widened `dYw` with `g_{d,s}[u][v] =
@@ -318,19 +319,19 @@ impl Winograd<'_> {
                         end += 1;
                     }
                     let mut t = 0;
-                    for id in first..end {
-                        let seg = w.segment(id);
-                        w.input_tiles(simd, seg, t, v);
-                        t += seg.count;
+                    for id in (first..end).step_by(2) {
+                        let pair = w.pair(id, end);
+                        w.input_tiles(simd, pair, t, v);
+                        t += pair.0.count + pair.1.count;
                     }
                     let vectors = tiles.div_ceil(L);
                     w.clear_tail(v, tiles..vectors * L);
                     w.products(simd, u, v, m, vectors);
                     let mut t = 0;
-                    for id in first..end {
-                        let seg = w.segment(id);
-                        w.output_tiles(simd, seg, t, m, sink);
-                        t += seg.count;
+                    for id in (first..end).step_by(2) {
+                        let pair = w.pair(id, end);
+                        w.output_tiles(simd, pair, t, m, sink);
+                        t += pair.0.count + pair.1.count;
                     }
                     first = end;
                 }
@@ -385,37 +386,69 @@ impl Winograd<'_> {
         }
     }
 
-    /// The input transform of segment `seg` into `v[ξ][s][t..t + count]`: per source
-    /// channel, the 4 × 4 blocks of the segment's tiles as 16 vectors of their columns
-    /// (tile `tj0 + l` in lane `2l`), `Bᵀ·D·B` in lanes, the even lanes gathered in front.
+    /// Segments `id` and `id + 1`, or `id` and an empty one when `id + 1` is `end`: the
+    /// transforms take two at a time, whose tiles (up to 16) fill one vector.
+    fn pair(&self, id: usize, end: usize) -> (Segment, Segment) {
+        let a = self.segment(id);
+        let b = if id + 1 < end {
+            self.segment(id + 1)
+        } else {
+            Segment { count: 0, ..a }
+        };
+        (a, b)
+    }
+
+    /// The input transform of segments `a` and `b` into `v[ξ][s][t..t + a.count +
+    /// b.count]`: per source channel, the 4 × 4 blocks of each segment's tiles as 16
+    /// vectors of its columns (tile `tj0 + l` in lane `2l`), the even lanes of both
+    /// gathered into one vector (`a`'s tiles, then `b`'s), and `Bᵀ·D·B` in lanes.
     #[inline(always)]
-    fn input_tiles(&self, simd: V4, seg: Segment, t: usize, v: &mut [f32]) {
+    fn input_tiles(&self, simd: V4, (a, b): (Segment, Segment), t: usize, v: &mut [f32]) {
         let f = simd.avx512f;
-        let even = first_lanes(2 * seg.count) & 0x5555;
-        let lanes = first_lanes(seg.count);
-        let gather = f._mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+        let (even_a, even_b) = (
+            first_lanes(2 * a.count) & 0x5555,
+            first_lanes(2 * b.count) & 0x5555,
+        );
+        let lanes = first_lanes(a.count + b.count);
+        // lane `l` takes lane `2l` of `a`'s vector, or lane `2(l - a.count)` of `b`'s (the
+        // second operand's lanes are numbered from 16)
+        let iota = f._mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let twice = f._mm512_add_epi32(iota, iota);
+        let of_b = f._mm512_cmpge_epi32_mask(iota, f._mm512_set1_epi32(a.count as i32));
+        let to_b = f._mm512_set1_epi32(16 - 2 * a.count as i32);
+        let gather = f._mm512_mask_add_epi32(twice, of_b, twice, to_b);
         let (pw, stride) = (self.pw, self.c_src * BLOCK + SKEW);
-        let base = seg.k * self.plane + self.first + 2 * seg.ti * self.pw + 2 * seg.tj0;
+        let base =
+            |seg: Segment| seg.k * self.plane + self.first + 2 * seg.ti * self.pw + 2 * seg.tj0;
+        let (base_a, base_b) = (base(a), base(b));
         let (src, out) = (self.src.as_ptr(), v.as_mut_ptr());
         for s in 0..self.c_src {
-            let at = src.wrapping_add(s * self.ld + base);
-            // SAFETY: AVX-512F is present (under `V4`); the even lanes `2l < 2·count` read
-            // rows `2ti + a ≤ rows + 1` and columns `2(tj0 + l) + b ≤ cols + 1` of this
-            // image's plane from `first`, inside `src` by `fits`
-            let d: [[__m512; 4]; 4] = core::array::from_fn(|a| {
-                core::array::from_fn(|b| unsafe { load(even, at.add(a * pw + b)) })
+            let (at_a, at_b) = (
+                src.wrapping_add(s * self.ld + base_a),
+                src.wrapping_add(s * self.ld + base_b),
+            );
+            // SAFETY: AVX-512F is present (under `V4`); the even lanes `2l < 2·count` of
+            // each segment read rows `2ti + a ≤ rows + 1` and columns `2(tj0 + l) + b ≤
+            // cols + 1` of its image's plane from `first`, inside `src` by `fits` (an empty
+            // `b` reads nothing and points where `a` does)
+            let d: [[__m512; 4]; 4] = core::array::from_fn(|r| {
+                core::array::from_fn(|c| {
+                    let e = r * pw + c;
+                    let (xa, xb) =
+                        unsafe { (load(even_a, at_a.add(e)), load(even_b, at_b.add(e))) };
+                    f._mm512_permutex2var_ps(xa, gather, xb)
+                })
             });
-            let rows: [[__m512; 4]; 4] = core::array::from_fn(|a| transform_b(simd, d[a]));
+            let rows: [[__m512; 4]; 4] = core::array::from_fn(|r| transform_b(simd, d[r]));
             let cols: [[__m512; 4]; 4] = core::array::from_fn(|beta| {
-                transform_b(simd, core::array::from_fn(|a| rows[a][beta]))
+                transform_b(simd, core::array::from_fn(|r| rows[r][beta]))
             });
             for (beta, col) in cols.iter().enumerate() {
                 for (alpha, &c) in col.iter().enumerate() {
-                    let tiles = f._mm512_permutexvar_ps(gather, c);
                     let e = (alpha * 4 + beta) * stride + s * BLOCK + t;
-                    // SAFETY: `t + count ≤ BLOCK`, position `< 16` and `s < c_src`: inside
-                    // `v` (16 strides long)
-                    unsafe { store(lanes, out.add(e), tiles) };
+                    // SAFETY: `t + a.count + b.count ≤ BLOCK`, position `< 16` and `s <
+                    // c_src`: inside `v` (16 strides long)
+                    unsafe { store(lanes, out.add(e), c) };
                 }
             }
         }
@@ -508,21 +541,30 @@ impl Winograd<'_> {
         }
     }
 
-    /// The output transform of segment `seg` from `m[ξ][d][t..t + count]`: per channel,
-    /// `Aᵀ·M·A` with the tiles in the lanes, its two columns interleaved into the two
-    /// output rows of the segment's `2·count` columns, written as `sink` says.
+    /// The output transform of segments `a` and `b` from `m[ξ][d][t..t + a.count +
+    /// b.count]`: per channel, `Aᵀ·M·A` with the tiles in the lanes, its two columns
+    /// interleaved into each segment's two output rows of `2·count` columns, written as
+    /// `sink` says.
     #[inline(always)]
-    fn output_tiles(&self, simd: V4, seg: Segment, t: usize, m: &[f32], sink: &mut Sink) {
+    fn output_tiles(
+        &self,
+        simd: V4,
+        (a, b): (Segment, Segment),
+        t: usize,
+        m: &[f32],
+        sink: &mut Sink,
+    ) {
         let f = simd.avx512f;
-        let lanes = first_lanes(seg.count);
-        let columns = first_lanes(2 * seg.count);
-        let interleave =
+        let lanes = first_lanes(a.count + b.count);
+        // column pairs of tiles `0..8` of the two columns, and of tiles `a.count..`
+        let interleave_a =
             f._mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let interleave_b = f._mm512_add_epi32(interleave_a, f._mm512_set1_epi32(a.count as i32));
         let mp = m.as_ptr().wrapping_add(t);
         let (cd, stride) = (self.c_dst, self.c_dst * BLOCK + SKEW);
         for d in 0..cd {
-            // SAFETY: AVX-512F is present; tiles `t..t + count` (`≤ BLOCK`) of channel
-            // `d < c_dst` at position `ξ < 16`: inside `m`
+            // SAFETY: AVX-512F is present; tiles `t..t + a.count + b.count` (`≤ BLOCK`) of
+            // channel `d < c_dst` at position `ξ < 16`: inside `m`
             let x: [[__m512; 4]; 4] = core::array::from_fn(|alpha| {
                 core::array::from_fn(|beta| unsafe {
                     load(lanes, mp.add((alpha * 4 + beta) * stride + d * BLOCK))
@@ -535,9 +577,15 @@ impl Winograd<'_> {
                 transform_a(simd, core::array::from_fn(|beta| cols[beta][i]))
             });
             for (i, [left, right]) in out.into_iter().enumerate() {
-                let row = f._mm512_permutex2var_ps(left, interleave, right);
-                let at = ((seg.k * cd + d) * self.rows + 2 * seg.ti + i) * self.cols + 2 * seg.tj0;
-                put(simd, sink, d, at, columns, row);
+                for (seg, interleave) in [(a, interleave_a), (b, interleave_b)] {
+                    if seg.count == 0 {
+                        continue;
+                    }
+                    let row = f._mm512_permutex2var_ps(left, interleave, right);
+                    let at =
+                        ((seg.k * cd + d) * self.rows + 2 * seg.ti + i) * self.cols + 2 * seg.tj0;
+                    put(simd, sink, d, at, first_lanes(2 * seg.count), row);
+                }
             }
         }
     }
