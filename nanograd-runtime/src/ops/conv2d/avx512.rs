@@ -10,6 +10,9 @@
 //!   `d_t = u·pw + v`; the input gradient is the same loop over the widened `dYw` with the
 //!   weight's channels swapped and the shifts reversed, `max_shift - d_t`.
 //! - Weight gradient: with the output channels in the lanes instead (`weight_grad.rs`).
+//! - Forward and input gradient of a 3 × 3 kernel with padding 1 and even output sides:
+//!   Winograd's F(2 × 2, 3 × 3) instead (`winograd.rs`), 16 products per 2 × 2 outputs
+//!   where the loops above take 36; the loops remain for every other geometry.
 //!
 //! Every load and store is masked to the columns that exist, so nothing outside a row's
 //! valid lanes is read; the entry points check the buffers' lengths against the furthest
