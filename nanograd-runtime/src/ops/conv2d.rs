@@ -82,6 +82,35 @@ mod avx512 {
         false
     }
 
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn winograd_forward<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: usize,
+        _: &[T],
+        _: Option<&[T]>,
+        _: usize,
+        _: &mut [T],
+        _: &mut [T],
+    ) -> bool {
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn winograd_input_grad<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: usize,
+        _: &[T],
+        _: usize,
+        _: &[T],
+        _: &mut [T],
+        _: &mut [T],
+        _: Dx,
+    ) -> bool {
+        false
+    }
+
     pub(super) fn single_forward<T: Float>(
         _: &Conv2dGeom,
         _: &[T],
@@ -465,8 +494,13 @@ pub fn conv2d<T: Float>(
 enum Path {
     /// The direct loops in AVX-512 where they run (`f32`; one input channel with a 3 × 3
     /// kernel: `conv2d/avx512/single.rs`; a shifted geometry: `conv2d/avx512.rs` on `P` and
-    /// `dYw`), else the GEMMs.
+    /// `dYw`, its forward pass and input gradient by Winograd's F(2 × 2, 3 × 3) where that
+    /// applies: `conv2d/avx512/winograd.rs`), else the GEMMs.
     Direct,
+    /// [`Path::Direct`] without Winograd's: the direct loops' tests run them on geometries
+    /// that Winograd's would take.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Loops,
     /// The GEMMs (of im2col's columns, or of the shifted planes) always: the tests compare
     /// the two.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -490,7 +524,7 @@ fn forward_on<T: Float>(
         check_len("conv2d", "bias", g.c_out, b.len())?;
     }
     // one input channel: y written once, straight from x, no columns
-    if path == Path::Direct && avx512::single_forward(g, x, weight, bias, n, y) {
+    if path != Path::Gemm && avx512::single_forward(g, x, weight, bias, n, y) {
         return Ok(());
     }
     if g.is_shifted() {
@@ -697,7 +731,7 @@ fn backward<T: Float>(
     }
     // one input channel: dweight and dbias straight from x and dy, whatever the workspace
     // holds (the direct forward pass keeps no columns); dx, if asked for, as below
-    if path == Path::Direct
+    if path != Path::Gemm
         && avx512::single_weight_grad(g, x, dy, n, dweight.as_deref_mut(), dbias.as_deref_mut())
     {
         (dweight, dbias) = (None, None);

@@ -166,7 +166,10 @@ pub(super) fn forward_on<T: Float>(
 ) {
     let ([p, _, chunk, wt, _], ld_p, _) = g.split_shifted(n, workspace);
     vectorize(Pad { g, x, p, ld_p });
-    if path == Path::Direct && avx512::forward(g, p, ld_p, (weight, wt), bias, n, y) {
+    if path == Path::Direct && avx512::winograd_forward(g, p, ld_p, weight, bias, n, chunk, y) {
+        return;
+    }
+    if path != Path::Gemm && avx512::forward(g, p, ld_p, (weight, wt), bias, n, y) {
         return;
     }
     by_tap(g, weight, wt);
@@ -227,7 +230,7 @@ pub(super) fn backward_on<T: Float>(
     if dweight.is_some() && cols_held == Conv2dCols::Recompute {
         vectorize(Pad { g, x, p, ld_p });
     }
-    if let (Path::Direct, Some(dw)) = (path, dweight.as_deref_mut()) {
+    if let (Path::Direct | Path::Loops, Some(dw)) = (path, dweight.as_deref_mut()) {
         // reads `dy` as it is, with `chunk` and `dwt` as scratch, and sums `dbias` on the way
         if avx512::add_weight_grad(g, dy, p, ld_p, n, (chunk, dwt), dbias.as_deref_mut(), dw) {
             (dweight, dbias) = (None, None);
@@ -241,6 +244,11 @@ pub(super) fn backward_on<T: Float>(
     }
     vectorize(Widen { g, dy, dyw, ld_dy });
     if let (Path::Direct, Some(d)) = (path, dx.as_deref_mut()) {
+        if avx512::winograd_input_grad(g, dyw, ld_dy, weight, n, x, chunk, d, how) {
+            dx = None;
+        }
+    }
+    if let (Path::Direct | Path::Loops, Some(d)) = (path, dx.as_deref_mut()) {
         if avx512::input_grad(g, dyw, ld_dy, (weight, wt), n, x, d, how) {
             dx = None;
         }
