@@ -12,10 +12,11 @@
 //!   sums in registers over the nine taps (per tap one or two loads of `x`, eight
 //!   broadcast weights, eight or sixteen FMAs); the bias is added once and `y` written once.
 //! - Weight and bias gradient: `dW[d, u, v] = Σ_{k, i, j} dy[k, d, i, j]·x[k, i + u - p,
-//!   j + v - p]`. For a block of two output channels, the nine shifted vectors of `x` of one
-//!   output vector are loaded once and shared by both channels; the 18 sums of the weight
-//!   and the two of the bias stay in registers over the whole batch, and each takes one
-//!   horizontal sum at the end.
+//!   j + v - p]`. For a block of two output channels the loops walk the input rows: each
+//!   row's three shifted vectors of `x` are loaded once and meet the three rows of `dy`
+//!   that read them, which stay in registers (one new row of each channel per step); the
+//!   18 sums of the weight and the two of the bias stay in registers over the whole batch,
+//!   and each takes one horizontal sum at the end.
 //!
 //! The entry points check that the buffers have the lengths of their geometry and leave the
 //! work to im2col and the GEMM (returning `false`) when they do not, or when the element
@@ -34,8 +35,8 @@ use crate::Float;
 
 /// Output channels of one forward block: with two vectors, 16 accumulators.
 const FORWARD_CHANNELS: usize = 8;
-/// Output channels of one weight-gradient block: 18 + 2 accumulators, nine vectors of `x`
-/// and one of `dy` in 32 registers.
+/// Output channels of one weight-gradient block: 18 + 2 accumulators, three vectors of `x`
+/// and three rows of `dy` a channel in 32 registers.
 const GRAD_CHANNELS: usize = 2;
 /// Taps of the 3 × 3 kernel.
 const TAPS: usize = 9;
@@ -407,6 +408,12 @@ impl<'a> Single<'a> {
     }
 
     /// The nine weight sums and the bias sum of channels `d0..d0 + C` over the batch.
+    ///
+    /// Input row `r` meets output rows `r + p - u` through kernel row `u`: the loops walk
+    /// the input rows, load each row's three column shifts once, and keep the three output
+    /// rows of `dy` that they meet in registers, loading one new row per step (so a step
+    /// is three loads of `x` and `C` of `dy` for `9·C` FMAs, where walking the output rows
+    /// loads all nine shifted vectors of `x` for each).
     #[inline(always)]
     fn grad_channels<const C: usize>(
         &self,
@@ -426,60 +433,61 @@ impl<'a> Single<'a> {
             for k in 0..self.n {
                 let x = self.x[k * self.h * self.w..][..self.h * self.w].as_ptr();
                 let dy = dy[(k * self.c_out + d0) * plane..][..C * plane].as_ptr();
-                // the rows that read no padding in a loop of their own, which has no test
-                let (top, bottom) = self.interior();
-                for i in (0..top).chain(bottom..self.oh) {
-                    let at = (x, dy.wrapping_add(i * self.ow + j), plane);
-                    let rows = [self.row(i, 0), self.row(i, 1), self.row(i, 2)];
-                    let (columns, sums) = ((&columns, mask), (&mut acc, &mut acc_b));
-                    self.grad_vector(simd, at, rows, columns, sums);
+                let at = (dy.wrapping_add(j), plane, mask);
+                // at input row `r`, rows[c][2 - u] is output row `r + p - u` of channel `c`:
+                // each step shifts in one row, so before row 0 the last two are rows `p - 2`
+                // and `p - 1`
+                let mut rows = [[zero; 3]; C];
+                for c in 0..C {
+                    rows[c][1] = self.grad_dy_row(simd, at, c, self.p.checked_sub(2));
+                    rows[c][2] = self.grad_dy_row(simd, at, c, self.p.checked_sub(1));
+                    acc_b[c] = f._mm512_add_ps(acc_b[c], rows[c][1]);
+                    acc_b[c] = f._mm512_add_ps(acc_b[c], rows[c][2]);
                 }
-                for i in top..bottom {
-                    let at = (x, dy.wrapping_add(i * self.ow + j), plane);
-                    let rows = [Some(i - self.p), Some(i + 1 - self.p), Some(i + 2 - self.p)];
-                    let (columns, sums) = ((&columns, mask), (&mut acc, &mut acc_b));
-                    self.grad_vector(simd, at, rows, columns, sums);
+                for r in 0..self.h {
+                    for c in 0..C {
+                        let next = self.grad_dy_row(simd, at, c, Some(r + self.p));
+                        acc_b[c] = f._mm512_add_ps(acc_b[c], next);
+                        rows[c] = [rows[c][1], rows[c][2], next];
+                    }
+                    let row = x.wrapping_add(r * self.w);
+                    // SAFETY: AVX-512F is present (under `V4`); the lanes of the mask are
+                    // columns `j + l + v - p` in `0..w` of row `r < h` of this image, inside
+                    // `x` (`fits`)
+                    let xs: [__m512; 3] = core::array::from_fn(|v| {
+                        let (cols, shift) = columns[v];
+                        unsafe { load(cols, row.wrapping_offset(shift)) }
+                    });
+                    for c in 0..C {
+                        for u in 0..3 {
+                            for v in 0..3 {
+                                let a = &mut acc[c][u * 3 + v];
+                                *a = f._mm512_fmadd_ps(rows[c][2 - u], xs[v], *a);
+                            }
+                        }
+                    }
                 }
             }
         }
         core::array::from_fn(|c| (acc[c].map(lane_sum), lane_sum(acc_b[c])))
     }
-}
 
-impl Single<'_> {
-    /// Adds one output vector's products into the sums of `C` channels: `dy` at
-    /// `dy_at + c·plane` (lanes of `mask`) times the nine vectors of `x` (image at `x`)
-    /// that its taps read from `rows` (`None` in the padding) and `columns`.
-    #[allow(clippy::type_complexity)]
+    /// Output row `i` of channel `d0 + c` at the block's column vector (`dy_at` its lane 0
+    /// in row 0 of channel `d0`, lanes of `mask`), or zeros when `i` is not an output row.
     #[inline(always)]
-    fn grad_vector<const C: usize>(
+    fn grad_dy_row(
         &self,
         simd: V4,
-        (x, dy_at, plane): (*const f32, *const f32, usize),
-        rows: [Option<usize>; 3],
-        (columns, mask): (&[(u16, isize); 3], u16),
-        (acc, acc_b): (&mut [[__m512; TAPS]; C], &mut [__m512; C]),
-    ) {
-        let f = simd.avx512f;
-        // SAFETY: AVX-512F is present (under `V4`); the lanes of the mask are columns
-        // `j + l + v - p` in `0..w` of row `r < h` of this image, inside `x` (`fits`); a row
-        // outside the input loads nothing
-        let xs: [__m512; TAPS] = core::array::from_fn(|t| {
-            let (cols, shift) = columns[t % 3];
-            match rows[t / 3] {
-                Some(r) => unsafe { load(cols, x.wrapping_add(r * self.w).wrapping_offset(shift)) },
-                None => f._mm512_setzero_ps(),
-            }
-        });
-        for c in 0..C {
+        (dy_at, plane, mask): (*const f32, usize, u16),
+        c: usize,
+        i: Option<usize>,
+    ) -> __m512 {
+        match i.filter(|&i| i < self.oh) {
             // SAFETY: AVX-512F is present; lanes below `ow - j` of row `i < oh` of channel
             // `d0 + c` of image `k`, inside `dy` (`fits`, and the block's slice of `C`
             // planes)
-            let d = unsafe { load(mask, dy_at.add(c * plane)) };
-            acc_b[c] = f._mm512_add_ps(acc_b[c], d);
-            for (a, &xv) in acc[c].iter_mut().zip(&xs) {
-                *a = f._mm512_fmadd_ps(d, xv, *a);
-            }
+            Some(i) => unsafe { load(mask, dy_at.add(c * plane + i * self.ow)) },
+            None => simd.avx512f._mm512_setzero_ps(),
         }
     }
 }
