@@ -29,8 +29,8 @@ use crate::Float;
 
 mod single;
 mod weight_grad;
+mod winograd_grad;
 pub(super) use single::{single_forward, single_weight_grad};
-pub(super) use weight_grad::add_weight_grad;
 
 /// `f32` lanes in one register.
 const L: usize = 16;
@@ -475,6 +475,25 @@ pub(super) fn forward<T: Float>(
     true
 }
 
+/// `dweight += ..` and `dbias += ..` of a shifted geometry from `P` and `dy` (as
+/// `weight_grad.rs` says) for `f32` on AVX-512: by Winograd (`winograd_grad.rs`) where it
+/// applies, else by the direct loops; `false` (nothing written) when neither runs.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_weight_grad<T: Float>(
+    g: &Conv2dGeom,
+    dy: &[T],
+    p: &[T],
+    ld_p: usize,
+    n: usize,
+    (scratch, sums): (&mut [T], &mut [T]),
+    mut dbias: Option<&mut [T]>,
+    dweight: &mut [T],
+) -> bool {
+    let db = dbias.as_deref_mut();
+    winograd_grad::add_weight_grad(g, dy, p, ld_p, n, scratch, db, dweight)
+        || weight_grad::add_weight_grad(g, dy, p, ld_p, n, (scratch, sums), dbias, dweight)
+}
+
 /// `dx` (as `how` says) from the widened output gradient `dyw: [c_out, ld_dy]`
 /// (`shifted.rs`'s `dYw`, its margin included) for `f32` on AVX-512; `false` (nothing
 /// written) otherwise.
@@ -841,9 +860,12 @@ mod tests {
             eprintln!("no AVX-512: the direct loops do not run here");
             return;
         }
-        // the example's second convolution at its batch and at 1
+        // the example's second convolution at its batch and at 1, on the direct loops (not
+        // Winograd's, which `winograd_grad.rs` tests)
         let g = Conv2dGeom::new(16, 14, 14, 32, 3, 3, 1, 1).unwrap();
-        direct_equals_reference_and_gemms(&[g], &[1, 64]);
+        super::winograd_grad::direct_loops_only(|| {
+            direct_equals_reference_and_gemms(&[g], &[1, 64]);
+        });
     }
 
     #[test]
@@ -918,7 +940,7 @@ mod tests {
         let (mut scratch, mut sums) = (vec![0.0f32; 196 * 32], vec![0.0f32; g.weight_len()]);
         let mut dw = vec![0.0f32; g.weight_len()];
         let ws = (&mut scratch[..], &mut sums[..]);
-        assert!(super::add_weight_grad(
+        assert!(super::weight_grad::add_weight_grad(
             &g, &dy, &p, ld_p, n, ws, None, &mut dw
         ));
         // and the packed line of tap (u, v) = (1, 2) of source channel 5, first block:
