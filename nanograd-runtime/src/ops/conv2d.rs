@@ -111,6 +111,20 @@ mod avx512 {
         false
     }
 
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn winograd_weight_grad<T: Float>(
+        _: &Conv2dGeom,
+        _: &[T],
+        _: &[T],
+        _: usize,
+        _: usize,
+        _: &mut [T],
+        _: Option<&mut [T]>,
+        _: &mut [T],
+    ) -> bool {
+        false
+    }
+
     pub(super) fn single_forward<T: Float>(
         _: &Conv2dGeom,
         _: &[T],
@@ -494,8 +508,8 @@ pub fn conv2d<T: Float>(
 enum Path {
     /// The direct loops in AVX-512 where they run (`f32`; one input channel with a 3 × 3
     /// kernel: `conv2d/avx512/single.rs`; a shifted geometry: `conv2d/avx512.rs` on `P` and
-    /// `dYw`, its forward pass and input gradient by Winograd's F(2 × 2, 3 × 3) where that
-    /// applies: `conv2d/avx512/winograd.rs`), else the GEMMs.
+    /// `dYw`, all three passes by Winograd's F(2 × 2, 3 × 3) where that applies:
+    /// `conv2d/avx512/winograd.rs` and `winograd_grad.rs`), else the GEMMs.
     Direct,
     /// [`Path::Direct`] without Winograd's: the direct loops' tests run them on geometries
     /// that Winograd's would take.

@@ -10,9 +10,10 @@
 //!   `d_t = u·pw + v`; the input gradient is the same loop over the widened `dYw` with the
 //!   weight's channels swapped and the shifts reversed, `max_shift - d_t`.
 //! - Weight gradient: with the output channels in the lanes instead (`weight_grad.rs`).
-//! - Forward and input gradient of a 3 × 3 kernel with padding 1 and even output sides:
-//!   Winograd's F(2 × 2, 3 × 3) instead (`winograd.rs`), 16 products per 2 × 2 outputs
-//!   where the loops above take 36; the loops remain for every other geometry.
+//! - All three passes of a 3 × 3 kernel with padding 1 and even output sides: Winograd's
+//!   F(2 × 2, 3 × 3) instead (`winograd.rs` for the forward pass and the input gradient,
+//!   `winograd_grad.rs` for the weight gradient), 16 products per 2 × 2 outputs where the
+//!   loops above take 36; the loops remain for every other geometry.
 //!
 //! Every load and store is masked to the columns that exist, so nothing outside a row's
 //! valid lanes is read; the entry points check the buffers' lengths against the furthest
@@ -33,9 +34,11 @@ use crate::Float;
 mod single;
 mod weight_grad;
 mod winograd;
+mod winograd_grad;
 pub(super) use single::{single_forward, single_weight_grad};
 pub(super) use weight_grad::add_weight_grad;
 pub(super) use winograd::{winograd_forward, winograd_input_grad};
+pub(super) use winograd_grad::winograd_weight_grad;
 
 /// `f32` lanes in one register.
 const L: usize = 16;
@@ -846,7 +849,8 @@ mod tests {
             eprintln!("no AVX-512: the direct loops do not run here");
             return;
         }
-        // the example's second convolution at its batch and at 1
+        // the example's second convolution at its batch and at 1, on the direct loops (not
+        // Winograd's, which `winograd_grad.rs` tests)
         let g = Conv2dGeom::new(16, 14, 14, 32, 3, 3, 1, 1).unwrap();
         direct_equals_reference_and_gemms(&[g], &[1, 64]);
     }
@@ -923,7 +927,7 @@ mod tests {
         let (mut scratch, mut sums) = (vec![0.0f32; 196 * 32], vec![0.0f32; g.weight_len()]);
         let mut dw = vec![0.0f32; g.weight_len()];
         let ws = (&mut scratch[..], &mut sums[..]);
-        assert!(super::add_weight_grad(
+        assert!(super::weight_grad::add_weight_grad(
             &g, &dy, &p, ld_p, n, ws, None, &mut dw
         ));
         // and the packed line of tap (u, v) = (1, 2) of source channel 5, first block:

@@ -230,6 +230,12 @@ pub(super) fn backward_on<T: Float>(
     if dweight.is_some() && cols_held == Conv2dCols::Recompute {
         vectorize(Pad { g, x, p, ld_p });
     }
+    if let (Path::Direct, Some(dw)) = (path, dweight.as_deref_mut()) {
+        // Winograd's, reading `dy` as it is, with `chunk` as scratch, summing `dbias` on the way
+        if avx512::winograd_weight_grad(g, dy, p, ld_p, n, chunk, dbias.as_deref_mut(), dw) {
+            (dweight, dbias) = (None, None);
+        }
+    }
     if let (Path::Direct | Path::Loops, Some(dw)) = (path, dweight.as_deref_mut()) {
         // reads `dy` as it is, with `chunk` and `dwt` as scratch, and sums `dbias` on the way
         if avx512::add_weight_grad(g, dy, p, ld_p, n, (chunk, dwt), dbias.as_deref_mut(), dw) {

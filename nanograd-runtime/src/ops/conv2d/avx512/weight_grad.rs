@@ -365,7 +365,7 @@ const PERMUTES: [([u32; L], [u32; L]); 4] = {
 /// Transposes the 16 × 16 block whose rows are `m`: four rounds, each swapping the
 /// off-diagonal `b × b` sub-blocks of every `2b × 2b` block (`b` = 8, 4, 2, 1).
 #[inline(always)]
-fn transpose16(simd: V4, m: &mut [__m512; L]) {
+pub(super) fn transpose16(simd: V4, m: &mut [__m512; L]) {
     let f = simd.avx512f;
     for (s, (up, down)) in PERMUTES.iter().enumerate() {
         let b = 8 >> s;
