@@ -97,10 +97,9 @@ mod avx512 {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn winograd_input_grad<T: Float>(
+    pub(super) fn winograd_input_grad_dy<T: Float>(
         _: &Conv2dGeom,
         _: &[T],
-        _: usize,
         _: &[T],
         _: usize,
         _: &[T],

@@ -37,7 +37,7 @@ mod winograd;
 mod winograd_grad;
 pub(super) use single::{single_forward, single_weight_grad};
 pub(super) use weight_grad::add_weight_grad;
-pub(super) use winograd::{winograd_forward, winograd_input_grad};
+pub(super) use winograd::{winograd_forward, winograd_input_grad_dy};
 pub(super) use winograd_grad::winograd_weight_grad;
 
 /// `f32` lanes in one register.

@@ -245,15 +245,17 @@ pub(super) fn backward_on<T: Float>(
     if let Some(db) = dbias {
         add_row_sums(dy, g.out_h() * g.out_w(), db);
     }
-    if dweight.is_none() && dx.is_none() {
-        return;
-    }
-    vectorize(Widen { g, dy, dyw, ld_dy });
     if let (Path::Direct, Some(d)) = (path, dx.as_deref_mut()) {
-        if avx512::winograd_input_grad(g, dyw, ld_dy, weight, n, x, chunk, d, how) {
+        // Winograd's, reading `dy` as it is, with `chunk` as scratch
+        if avx512::winograd_input_grad_dy(g, dy, weight, n, x, chunk, d, how) {
             dx = None;
         }
     }
+    if dweight.is_none() && dx.is_none() {
+        return;
+    }
+    // the loops and the GEMMs below read `dYw`
+    vectorize(Widen { g, dy, dyw, ld_dy });
     if let (Path::Direct | Path::Loops, Some(d)) = (path, dx.as_deref_mut()) {
         if avx512::input_grad(g, dyw, ld_dy, (weight, wt), n, x, d, how) {
             dx = None;

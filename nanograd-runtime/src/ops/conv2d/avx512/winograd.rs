@@ -35,7 +35,10 @@
 //! `(ti, tj)` of image `k` reads `src[s, k·plane + first + (2ti + a)·pw + 2tj + b]`, `a, b
 //! < 4`: `first` is 0 on `P` and `pw + 1` on `dYw` (whose margin of `2·pw + 2` zeros puts
 //! output row and column -1 there); the shared padding and the junk columns supply the
-//! zeros around each image.
+//! zeros around each image. The shifted kernels' input gradient reads `dy: [n, c_out, rows,
+//! cols]` itself instead, rows `2ti - 1 .. 2ti + 2` and columns `2tj - 1 .. 2tj + 2` of its
+//! plane, with masked loads for the zeros outside it: the same values as from `dYw`, so the
+//! same sums in the same order, without the copy.
 //!
 //! Every entry point checks the geometry, the buffers' lengths and the scratch space and
 //! returns `false` (nothing written) when one does not fit, leaving the work to the direct
@@ -123,6 +126,7 @@ pub(in super::super) fn winograd_forward<T: Float>(
         pw: g.padded_w(),
         first: 0,
         flip: false,
+        plain: false,
     };
     let mut sink = Sink::Forward { y, bias };
     if !w.fits(n, weight, scratch.len(), &sink) {
@@ -132,9 +136,60 @@ pub(in super::super) fn winograd_forward<T: Float>(
     true
 }
 
+/// `dx` (as `how` says) from the output gradient `dy: [n, c_out, h, w]` as it is, with
+/// `scratch` as in [`winograd_forward`]; `false` (nothing written) on the same conditions.
+#[allow(clippy::too_many_arguments)]
+pub(in super::super) fn winograd_input_grad_dy<T: Float>(
+    g: &Conv2dGeom,
+    dy: &[T],
+    weight: &[T],
+    n: usize,
+    x: &[T],
+    scratch: &mut [T],
+    dx: &mut [T],
+    how: Dx,
+) -> bool {
+    if !applies(g) {
+        return false;
+    }
+    let (Some(simd), Some(dy), Some(weight), Some(x), Some(scratch), Some(dx)) = (
+        V4::try_new(),
+        as_f32(dy),
+        as_f32(weight),
+        as_f32(x),
+        as_f32_mut(scratch),
+        as_f32_mut(dx),
+    ) else {
+        return false;
+    };
+    let hw = g.h * g.w;
+    let w = Winograd {
+        src: dy,
+        ld: hw,
+        c_src: g.c_out,
+        c_dst: g.c_in,
+        rows: g.h,
+        cols: g.w,
+        plane: g.c_out * hw,
+        pw: g.w,
+        first: 0,
+        flip: true,
+        plain: true,
+    };
+    let mut sink = Sink::Input { dx, x, how };
+    if !w.fits(n, weight, scratch.len(), &sink) {
+        return false;
+    }
+    w.run(simd, n, weight, scratch, &mut sink);
+    true
+}
+
 /// `dx` (as `how` says) from the widened output gradient `dyw: [c_out, ld_dy]`
 /// (`shifted.rs`'s `dYw`, its margin included), with `scratch` as in
-/// [`winograd_forward`]; `false` (nothing written) on the same conditions.
+/// [`winograd_forward`]; `false` (nothing written) on the same conditions. The shifted
+/// kernels read `dy` itself ([`winograd_input_grad_dy`]); this stays as the reference the
+/// tests hold that one to, bit for bit.
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(in super::super) fn winograd_input_grad<T: Float>(
     g: &Conv2dGeom,
@@ -172,6 +227,7 @@ pub(in super::super) fn winograd_input_grad<T: Float>(
         pw,
         first: pw + 1,
         flip: true,
+        plain: false,
     };
     let mut sink = Sink::Input { dx, x, how };
     if !w.fits(n, weight, scratch.len(), &sink) {
@@ -183,7 +239,10 @@ pub(in super::super) fn winograd_input_grad<T: Float>(
 
 /// One Winograd convolution: outputs `[n, c_dst, rows, cols]` from `src: [c_src, ld]`, image
 /// `k`'s plane at `k·plane`, tiles read from `first` (the module's doc); the kernel is
-/// `weight[d, s]`, or `weight[s, d]` rotated by 180° when `flip`.
+/// `weight[d, s]`, or `weight[s, d]` rotated by 180° when `flip`. When `plain`, `src` is
+/// `[n, c_src, rows, cols]` with no zeros around the planes (`ld = rows·cols`, `plane =
+/// c_src·ld`, `pw = cols`, `first = 0`), and tile `(ti, tj)` reads from row `2ti - 1` and
+/// column `2tj - 1`, its loads masked to the plane.
 struct Winograd<'a> {
     src: &'a [f32],
     ld: usize,
@@ -195,6 +254,7 @@ struct Winograd<'a> {
     pw: usize,
     first: usize,
     flip: bool,
+    plain: bool,
 }
 
 /// Up to [`SEGMENT`] tiles `tj0..tj0 + count` of tile row `ti` of image `k`.
@@ -244,14 +304,17 @@ impl Winograd<'_> {
     /// Whether every element the loops reach lies inside the buffers, for `n` images.
     fn fits(&self, n: usize, weight: &[f32], scratch: usize, sink: &Sink) -> bool {
         let reach = || -> Option<bool> {
-            // the last tile of the last image reads up to row `rows + 1` and column
-            // `cols + 1` from `first` (its even lanes only)
-            let last_src = (self.c_src - 1)
-                .checked_mul(self.ld)?
-                .checked_add((n - 1).checked_mul(self.plane)?)?
-                .checked_add(self.first)?
-                .checked_add((self.rows + 1).checked_mul(self.pw)?)?
-                .checked_add(self.cols + 1)?;
+            let inside = if self.plain {
+                // whole planes, and no load outside one
+                let hw = self.rows.checked_mul(self.cols)?;
+                self.ld == hw
+                    && self.plane == self.c_src.checked_mul(hw)?
+                    && self.pw == self.cols
+                    && self.first == 0
+                    && n.checked_mul(self.plane)? <= self.src.len()
+            } else {
+                self.padded_fits(n)?
+            };
             let taps = self.c_dst.checked_mul(self.c_src)?.checked_mul(9)?;
             let out = n
                 .checked_mul(self.c_dst)?
@@ -267,17 +330,27 @@ impl Winograd<'_> {
             };
             let [u, v, m] = self.scratch_lens()?;
             let need = u.checked_add(v)?.checked_add(m)?;
-            // a padded row holds its columns and the padding: `pw = cols + 1`
-            Some(
-                last_src < self.src.len()
-                    && weight.len() == taps
-                    && sink_fits
-                    && need <= scratch
-                    && self.pw == self.cols + 1
-                    && self.plane >= (self.rows + 1) * self.pw,
-            )
+            Some(inside && weight.len() == taps && sink_fits && need <= scratch)
         };
         n > 0 && reach() == Some(true)
+    }
+
+    /// Whether the padded planes hold every element the loops reach, for `n > 0` images.
+    fn padded_fits(&self, n: usize) -> Option<bool> {
+        // the last tile of the last image reads up to row `rows + 1` and column `cols + 1`
+        // from `first` (its even lanes only)
+        let last_src = (self.c_src - 1)
+            .checked_mul(self.ld)?
+            .checked_add((n - 1).checked_mul(self.plane)?)?
+            .checked_add(self.first)?
+            .checked_add((self.rows + 1).checked_mul(self.pw)?)?
+            .checked_add(self.cols + 1)?;
+        // a padded row holds its columns and the padding: `pw = cols + 1`
+        Some(
+            last_src < self.src.len()
+                && self.pw == self.cols + 1
+                && self.plane >= (self.rows + 1) * self.pw,
+        )
     }
 
     /// The whole convolution into `sink` (after [`Winograd::fits`]).
@@ -321,7 +394,11 @@ impl Winograd<'_> {
                     let mut t = 0;
                     for id in (first..end).step_by(2) {
                         let pair = w.pair(id, end);
-                        w.input_tiles(simd, pair, t, v);
+                        if w.plain {
+                            w.input_tiles::<true>(simd, pair, t, v);
+                        } else {
+                            w.input_tiles::<false>(simd, pair, t, v);
+                        }
                         t += pair.0.count + pair.1.count;
                     }
                     let vectors = tiles.div_ceil(L);
@@ -401,14 +478,18 @@ impl Winograd<'_> {
     /// The input transform of segments `a` and `b` into `v[ξ][s][t..t + a.count +
     /// b.count]`: per source channel, the 4 × 4 blocks of each segment's tiles as 16
     /// vectors of its columns (tile `tj0 + l` in lane `2l`), the even lanes of both
-    /// gathered into one vector (`a`'s tiles, then `b`'s), and `Bᵀ·D·B` in lanes.
+    /// gathered into one vector (`a`'s tiles, then `b`'s), and `Bᵀ·D·B` in lanes; `PLAIN`
+    /// is `self.plain`.
     #[inline(always)]
-    fn input_tiles(&self, simd: V4, (a, b): (Segment, Segment), t: usize, v: &mut [f32]) {
+    fn input_tiles<const PLAIN: bool>(
+        &self,
+        simd: V4,
+        (a, b): (Segment, Segment),
+        t: usize,
+        v: &mut [f32],
+    ) {
         let f = simd.avx512f;
-        let (even_a, even_b) = (
-            first_lanes(2 * a.count) & 0x5555,
-            first_lanes(2 * b.count) & 0x5555,
-        );
+        let (mask_a, mask_b) = (self.masks::<PLAIN>(a), self.masks::<PLAIN>(b));
         let lanes = first_lanes(a.count + b.count);
         // lane `l` takes lane `2l` of `a`'s vector, or lane `2(l - a.count)` of `b`'s (the
         // second operand's lanes are numbered from 16)
@@ -421,24 +502,49 @@ impl Winograd<'_> {
         let base =
             |seg: Segment| seg.k * self.plane + self.first + 2 * seg.ti * self.pw + 2 * seg.tj0;
         let (base_a, base_b) = (base(a), base(b));
+        // a plain plane has no zeros before it: its block starts a row and a column back
+        let back = if PLAIN { pw + 1 } else { 0 };
         let (src, out) = (self.src.as_ptr(), v.as_mut_ptr());
         for s in 0..self.c_src {
             let (at_a, at_b) = (
-                src.wrapping_add(s * self.ld + base_a),
-                src.wrapping_add(s * self.ld + base_b),
+                src.wrapping_add(s * self.ld + base_a).wrapping_sub(back),
+                src.wrapping_add(s * self.ld + base_b).wrapping_sub(back),
             );
-            // SAFETY: AVX-512F is present (under `V4`); the even lanes `2l < 2·count` of
-            // each segment read rows `2ti + a ≤ rows + 1` and columns `2(tj0 + l) + b ≤
-            // cols + 1` of its image's plane from `first`, inside `src` by `fits` (an empty
-            // `b` reads nothing and points where `a` does)
-            let d: [[__m512; 4]; 4] = core::array::from_fn(|r| {
-                core::array::from_fn(|c| {
-                    let e = r * pw + c;
-                    let (xa, xb) =
-                        unsafe { (load(even_a, at_a.add(e)), load(even_b, at_b.add(e))) };
-                    f._mm512_permutex2var_ps(xa, gather, xb)
+            // SAFETY: AVX-512F is present (under `V4`); the lanes of the masks (even lanes
+            // `2l < 2·count`) of each segment read, from padded planes, rows `2ti + a ≤
+            // rows + 1` and columns `2(tj0 + l) + b ≤ cols + 1` of its image's plane from
+            // `first`; from plain ones, rows `0 ≤ 2ti + a - 1 < rows` and columns `0 ≤
+            // 2(tj0 + l) + b - 1 < cols` of its plane (`masks`); inside `src` by `fits`
+            // either way. The other lanes are not accessed (an empty `b` reads nothing)
+            let d: [[__m512; 4]; 4] = if PLAIN {
+                // plain loops, not closures: a closure the compiler leaves out of line
+                // calls the intrinsics out of line too, outside AVX-512's target feature
+                let mut d = [[f._mm512_setzero_ps(); 4]; 4];
+                for (r, row) in d.iter_mut().enumerate() {
+                    for (c, x) in row.iter_mut().enumerate() {
+                        let e = r * pw + c;
+                        let (xa, xb) = unsafe {
+                            (
+                                load(mask_a[r][c], at_a.wrapping_add(e)),
+                                load(mask_b[r][c], at_b.wrapping_add(e)),
+                            )
+                        };
+                        *x = f._mm512_permutex2var_ps(xa, gather, xb);
+                    }
+                }
+                d
+            } else {
+                // padded planes: one mask for every load
+                let (even_a, even_b) = (mask_a[0][0], mask_b[0][0]);
+                core::array::from_fn(|r| {
+                    core::array::from_fn(|c| {
+                        let e = r * pw + c;
+                        let (xa, xb) =
+                            unsafe { (load(even_a, at_a.add(e)), load(even_b, at_b.add(e))) };
+                        f._mm512_permutex2var_ps(xa, gather, xb)
+                    })
                 })
-            });
+            };
             let rows: [[__m512; 4]; 4] = core::array::from_fn(|r| transform_b(simd, d[r]));
             let cols: [[__m512; 4]; 4] = core::array::from_fn(|beta| {
                 transform_b(simd, core::array::from_fn(|r| rows[r][beta]))
@@ -452,6 +558,36 @@ impl Winograd<'_> {
                 }
             }
         }
+    }
+
+    /// The lanes of each load `[r][c]` of segment `seg`'s blocks (row `r`, columns from
+    /// `c`): the even lanes of its tiles (tile `tj0 + l` in lane `2l`), less, when `PLAIN`,
+    /// those of the rows and columns outside the plane, which stand for its zero padding.
+    #[inline(always)]
+    fn masks<const PLAIN: bool>(&self, seg: Segment) -> [[u16; 4]; 4] {
+        let even = first_lanes(2 * seg.count) & 0x5555;
+        if !PLAIN || seg.count == 0 {
+            return [[even; 4]; 4];
+        }
+        // lane `2l` of load `[r][c]` reads row `2ti + r - 1` and column `2(tj0 + l) + c -
+        // 1`: column -1 only in lane 0 of `c = 0` at the row's start, column `cols` only in
+        // the last tile's lane of `c = 3` at its end
+        let mut cols = [even; 4];
+        if seg.tj0 == 0 {
+            cols[0] &= !1;
+        }
+        if 2 * (seg.tj0 + seg.count) == self.cols {
+            cols[3] &= !(1 << (2 * (seg.count - 1)));
+        }
+        core::array::from_fn(|r| {
+            // the row read, plus one
+            let row = 2 * seg.ti + r;
+            if (1..=self.rows).contains(&row) {
+                cols
+            } else {
+                [0; 4]
+            }
+        })
     }
 
     /// Zeros in `v`'s tiles `tail` (the last vector's lanes past the block's tiles), so
@@ -648,7 +784,7 @@ fn put(simd: V4, sink: &mut Sink, d: usize, at: usize, mask: u16, v: __m512) {
 mod tests {
     use super::super::super::shifted::{backward_on, forward_on};
     use super::super::super::{Conv2dCols, Conv2dGeom, Dx, Path};
-    use super::{winograd_forward, winograd_input_grad, BLOCK, SKEW};
+    use super::{winograd_forward, winograd_input_grad, winograd_input_grad_dy, BLOCK, SKEW};
     use crate::ops::{conv2d, conv2d_backward, conv2d_backward_overwrite};
     use crate::testing::random_vec;
 
@@ -1139,5 +1275,125 @@ mod tests {
                 "[{e}]: {da} against {num}"
             );
         }
+    }
+
+    /// `dy: [n, c_out, h, w]` laid out as `shifted.rs`'s widened `dYw` (a margin of `2·pw +
+    /// 2` zeros, then each image's rows with a zero junk column and zero rows below), with
+    /// as many zeros after it again; and its row length.
+    fn widened(g: &Conv2dGeom, dy: &[f32], n: usize) -> (Vec<f32>, usize) {
+        let (pw, plane, hw) = (g.padded_w(), g.padded_plane(), g.h * g.w);
+        let margin = 2 * pw + 2;
+        let ld = 2 * margin + n * plane;
+        let mut dyw = vec![0.0f32; g.c_out * ld];
+        for o in 0..g.c_out {
+            for k in 0..n {
+                let src = &dy[(k * g.c_out + o) * hw..][..hw];
+                for (i, row) in src.chunks_exact(g.w).enumerate() {
+                    dyw[o * ld + margin + k * plane + i * pw..][..g.w].copy_from_slice(row);
+                }
+            }
+        }
+        (dyw, ld)
+    }
+
+    #[test]
+    fn input_gradient_from_dy_equals_from_widened_bit_for_bit() {
+        if no_avx512() {
+            return;
+        }
+        // the same values reach the same sums in the same order: reading `dy` itself and
+        // reading the widened copy agree to the bit, for every `Dx`
+        let g = |c_in, h, w, c_out| Conv2dGeom::new(c_in, h, w, c_out, 3, 3, 1, 1).unwrap();
+        let mut seed = 7000;
+        for (geom, batches) in [
+            // one tile an image: its block is all padding but the middle
+            (g(1, 2, 2, 1), &[1, 3][..]),
+            (g(3, 2, 2, 5), &[2][..]),
+            // odd tile counts both ways (3 × 3, 1 × 3, 3 × 1, 5 × 7)
+            (g(4, 6, 6, 3), &[1, 2][..]),
+            (g(13, 2, 6, 3), &[1][..]),
+            (g(3, 6, 2, 13), &[3][..]),
+            (g(2, 10, 14, 7), &[1, 2][..]),
+            // rows of 17 tiles (segments of 8, 8, 1)
+            (g(4, 2, 34, 6), &[1, 2][..]),
+            // mnist_cnn's conv2, blocks cut across images; an MNIST-sized image
+            (g(16, 14, 14, 32), &[1, 3, 5][..]),
+            (g(8, 28, 28, 16), &[1, 2][..]),
+        ] {
+            for &n in batches {
+                let case = format!("{geom:?}, n = {n}");
+                let h: Vec<f32> = random_vec(seed, n * geom.input_len(), -1.0, 1.0);
+                let x: Vec<f32> = h.iter().map(|&v| v.max(0.0)).collect();
+                let w: Vec<f32> = random_vec(seed + 1, geom.weight_len(), -1.0, 1.0);
+                let dy: Vec<f32> = random_vec(seed + 2, n * geom.output_len(), -1.0, 1.0);
+                let start: Vec<f32> = random_vec(seed + 3, x.len(), -1.0, 1.0);
+                seed += 10;
+                let (dyw, ld) = widened(&geom, &dy, n);
+                for (how, name) in [
+                    (Dx::Overwrite, "overwrite"),
+                    (Dx::Add, "add"),
+                    (Dx::ThroughRelu, "through relu"),
+                ] {
+                    let init = if how == Dx::Add { &start[..] } else { &h[..] };
+                    let (mut old, mut new) = (init.to_vec(), init.to_vec());
+                    let mut ws = workspace(&geom, n);
+                    let ws = &mut ws;
+                    let ok = winograd_input_grad(&geom, &dyw, ld, &w, n, &x, ws, &mut old, how);
+                    assert!(ok, "{case}, {name}");
+                    let mut ws = workspace(&geom, n);
+                    let ws = &mut ws;
+                    let ok = winograd_input_grad_dy(&geom, &dy, &w, n, &x, ws, &mut new, how);
+                    assert!(ok, "{case}, {name}");
+                    assert!(old.iter().any(|&v| v != 0.0), "{case}, {name}");
+                    for (e, (a, b)) in old.iter().zip(&new).enumerate() {
+                        assert_eq!(a.to_bits(), b.to_bits(), "[{e}] {a} {b}, {case}, {name}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn input_gradient_from_dy_declines_what_does_not_fit() {
+        if no_avx512() {
+            return;
+        }
+        // a `dy` one element short, a short `dx`, an odd size, stride 2, and `f64`:
+        // nothing written; with everything in place, it runs
+        let g = Conv2dGeom::new(8, 6, 6, 8, 3, 3, 1, 1).unwrap();
+        let n = 2;
+        let w = vec![1.0f32; g.weight_len()];
+        let x = vec![1.0f32; n * g.input_len()];
+        let run = |g: &Conv2dGeom, dy: &[f32], dx: &mut [f32]| {
+            let mut ws = workspace(g, n);
+            winograd_input_grad_dy(g, dy, &w, n, &x, &mut ws, dx, Dx::Overwrite)
+        };
+        let dy = vec![1.0f32; n * g.output_len()];
+        let mut dx = vec![f32::NAN; x.len()];
+        assert!(!run(&g, &dy[..dy.len() - 1], &mut dx));
+        assert!(!run(&g, &dy, &mut dx[..x.len() - 1]));
+        for odd in [
+            Conv2dGeom::new(8, 5, 6, 8, 3, 3, 1, 1).unwrap(),
+            Conv2dGeom::new(8, 6, 6, 8, 3, 3, 2, 1).unwrap(),
+        ] {
+            let dy = vec![1.0f32; n * odd.output_len()];
+            assert!(!run(&odd, &dy, &mut dx));
+        }
+        assert!(dx.iter().all(|v| v.is_nan()));
+        let (w64, x64, dy64) = (
+            vec![1.0f64; w.len()],
+            vec![1.0f64; x.len()],
+            vec![1.0; dy.len()],
+        );
+        let mut ws = vec![0.0f64; g.shifted_per_image() * n + g.shifted_fixed()];
+        let mut dx64 = vec![f64::NAN; x.len()];
+        let how = Dx::Overwrite;
+        assert!(!winograd_input_grad_dy(
+            &g, &dy64, &w64, n, &x64, &mut ws, &mut dx64, how
+        ));
+        assert!(dx64.iter().all(|v| v.is_nan()));
+        assert!(run(&g, &dy, &mut dx));
+        // each input sums at most 9 taps of 8 channels of ones
+        assert!(dx.iter().all(|&v| (0.0..=72.5).contains(&v)), "{dx:?}");
     }
 }
