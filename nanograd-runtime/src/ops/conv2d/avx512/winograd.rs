@@ -149,39 +149,7 @@ pub(in super::super) fn winograd_input_grad_dy<T: Float>(
     dx: &mut [T],
     how: Dx,
 ) -> bool {
-    if !applies(g) {
-        return false;
-    }
-    let (Some(simd), Some(dy), Some(weight), Some(x), Some(scratch), Some(dx)) = (
-        V4::try_new(),
-        as_f32(dy),
-        as_f32(weight),
-        as_f32(x),
-        as_f32_mut(scratch),
-        as_f32_mut(dx),
-    ) else {
-        return false;
-    };
-    let hw = g.h * g.w;
-    let w = Winograd {
-        src: dy,
-        ld: hw,
-        c_src: g.c_out,
-        c_dst: g.c_in,
-        rows: g.h,
-        cols: g.w,
-        plane: g.c_out * hw,
-        pw: g.w,
-        first: 0,
-        flip: true,
-        plain: true,
-    };
-    let mut sink = Sink::Input { dx, x, how };
-    if !w.fits(n, weight, scratch.len(), &sink) {
-        return false;
-    }
-    w.run(simd, n, weight, scratch, &mut sink);
-    true
+    input_grad(g, (dy, Gradient::Plain), weight, n, x, scratch, dx, how)
 }
 
 /// `dx` (as `how` says) from the widened output gradient `dyw: [c_out, ld_dy]`
@@ -202,12 +170,39 @@ pub(in super::super) fn winograd_input_grad<T: Float>(
     dx: &mut [T],
     how: Dx,
 ) -> bool {
+    let source = (dyw, Gradient::Widened { ld: ld_dy });
+    input_grad(g, source, weight, n, x, scratch, dx, how)
+}
+
+/// How the input gradient's source holds the output gradient.
+#[derive(Clone, Copy)]
+enum Gradient {
+    /// `dy: [n, c_out, h, w]` as it is.
+    Plain,
+    /// `shifted.rs`'s widened `dYw: [c_out, ld]`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Widened { ld: usize },
+}
+
+/// [`winograd_input_grad_dy`] and [`winograd_input_grad`], from `src` held as the
+/// [`Gradient`] says.
+#[allow(clippy::too_many_arguments)]
+fn input_grad<T: Float>(
+    g: &Conv2dGeom,
+    (src, held): (&[T], Gradient),
+    weight: &[T],
+    n: usize,
+    x: &[T],
+    scratch: &mut [T],
+    dx: &mut [T],
+    how: Dx,
+) -> bool {
     if !applies(g) {
         return false;
     }
-    let (Some(simd), Some(dyw), Some(weight), Some(x), Some(scratch), Some(dx)) = (
+    let (Some(simd), Some(src), Some(weight), Some(x), Some(scratch), Some(dx)) = (
         V4::try_new(),
-        as_f32(dyw),
+        as_f32(src),
         as_f32(weight),
         as_f32(x),
         as_f32_mut(scratch),
@@ -215,19 +210,23 @@ pub(in super::super) fn winograd_input_grad<T: Float>(
     ) else {
         return false;
     };
-    let pw = g.padded_w();
+    let (hw, pw) = (g.h * g.w, g.padded_w());
+    let (ld, plane, pw, first, plain) = match held {
+        Gradient::Plain => (hw, g.c_out * hw, g.w, 0, true),
+        Gradient::Widened { ld } => (ld, g.padded_plane(), pw, pw + 1, false),
+    };
     let w = Winograd {
-        src: dyw,
-        ld: ld_dy,
+        src,
+        ld,
         c_src: g.c_out,
         c_dst: g.c_in,
         rows: g.h,
         cols: g.w,
-        plane: g.padded_plane(),
+        plane,
         pw,
-        first: pw + 1,
+        first,
         flip: true,
-        plain: false,
+        plain,
     };
     let mut sink = Sink::Input { dx, x, how };
     if !w.fits(n, weight, scratch.len(), &sink) {
