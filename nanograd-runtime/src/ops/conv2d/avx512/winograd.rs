@@ -729,7 +729,7 @@ impl Winograd<'_> {
 /// `Bᵀ·x` for one column `x` of a 4 × 4 block (and `x·B` for a row): `[x0 - x2, x1 + x2,
 /// x2 - x1, x1 - x3]`.
 #[inline(always)]
-fn transform_b(simd: V4, [x0, x1, x2, x3]: [__m512; 4]) -> [__m512; 4] {
+pub(super) fn transform_b(simd: V4, [x0, x1, x2, x3]: [__m512; 4]) -> [__m512; 4] {
     let f = simd.avx512f;
     [
         f._mm512_sub_ps(x0, x2),

@@ -49,6 +49,7 @@ use pulp::Simd;
 
 use super::super::Conv2dGeom;
 use super::weight_grad::transpose16;
+use super::winograd::transform_b;
 use super::{load, store, L};
 use crate::float::{as_f32, as_f32_mut};
 use crate::simd::first_lanes;
@@ -323,6 +324,29 @@ impl<'a> Winograd<'a> {
         self.rows * self.tw + L
     }
 
+    /// Stores `V = Bᵀ (d B)` of input channel `c` for the sixteen tiles in the lanes at
+    /// tiles `t..t + 16` of `v: [16][c_in][rows·tw + 16]` (at `dst`), from `rows[a] = (d B)[a]`:
+    /// the same transform as along the rows, column by column.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F is present, `c < c_in`, `t < rows·tw`, and `dst` holds `16·c_in·v_stride()`
+    /// elements.
+    #[inline(always)]
+    unsafe fn store_v(&self, simd: V4, rows: [[__m512; 4]; 4], c: usize, t: usize, dst: *mut f32) {
+        let (c_in, vs) = (self.c_in, self.v_stride());
+        let [r0, r1, r2, r3] = rows;
+        for (col, (((&e0, &e1), &e2), &e3)) in r0.iter().zip(&r1).zip(&r2).zip(&r3).enumerate() {
+            let column = [e0, e1, e2, e3];
+            for (row, z) in transform_b(simd, column).into_iter().enumerate() {
+                let at = (pos_of(row, col) * c_in + c) * vs + t;
+                // SAFETY: the caller's contract: tiles t + l < rows·tw + 16 of a position
+                // below 16 and channel c < c_in lie inside `v`
+                unsafe { store(!0, dst.add(at), z) }
+            }
+        }
+    }
+
     /// Where tile row `r` (of all images) starts in a channel of `P`.
     fn row_at(&self, r: usize) -> usize {
         r / self.th * self.plane + 2 * (r % self.th) * self.pw
@@ -335,7 +359,7 @@ impl<'a> Winograd<'a> {
     #[inline(always)]
     fn x_pairs(&self, simd: V4, (first, second): (usize, Option<usize>), t0: usize, v: &mut [f32]) {
         let f = simd.avx512f;
-        let (c_in, pw, tw, vs) = (self.c_in, self.pw, self.tw, self.v_stride());
+        let (c_in, pw, tw) = (self.c_in, self.pw, self.tw);
         // lane l takes column 2l + b of the first row (16 + 2(l - tw) + b: of the second)
         let pick: [__m512i; 4] = core::array::from_fn(|b| {
             pulp::cast(core::array::from_fn::<u32, L, _>(|l| {
@@ -374,33 +398,12 @@ impl<'a> Winograd<'a> {
                 let d1 = f._mm512_permutex2var_ps(x, pick[1], y);
                 let d2 = f._mm512_permutex2var_ps(x, pick[2], y);
                 let d3 = f._mm512_permutex2var_ps(x, pick[3], y);
-                // t[a] = (d B)[a] = (d0 - d2, d1 + d2, d2 - d1, d1 - d3) of row a
-                *t = [
-                    f._mm512_sub_ps(d0, d2),
-                    f._mm512_add_ps(d1, d2),
-                    f._mm512_sub_ps(d2, d1),
-                    f._mm512_sub_ps(d1, d3),
-                ];
+                // t[a] = (d B)[a] of row a
+                *t = transform_b(simd, [d0, d1, d2, d3]);
             }
-            // V = Bᵀ (d B): the same along the rows, column by column
-            let [r0, r1, r2, r3] = t;
-            let rows = r0.iter().zip(&r1).zip(r2.iter().zip(&r3));
-            for (col, ((&e0, &e1), (&e2, &e3))) in rows.enumerate() {
-                let z = [
-                    f._mm512_sub_ps(e0, e2),
-                    f._mm512_add_ps(e1, e2),
-                    f._mm512_sub_ps(e2, e1),
-                    f._mm512_sub_ps(e1, e3),
-                ];
-                for (row, &z) in z.iter().enumerate() {
-                    let at = (pos_of(row, col) * c_in + c) * vs + t0;
-                    // SAFETY: tiles t0 + l < t0 + 16 ≤ rows·tw + 16 (t0 is a tile row of
-                    // the block) of a position below 16 and channel c < c_in: inside `v` of
-                    // 16·c_in·(rows·tw + 16) (lanes past the pair's tiles hold junk that the
-                    // next pair overwrites, or that lies in the slack)
-                    unsafe { store(!0, dst.add(at), z) }
-                }
-            }
+            // SAFETY: t0 is a tile row of the block, t0 < rows·tw, and c < c_in (lanes past the
+            // pair's tiles hold junk that the next pair overwrites, or that lies in the slack)
+            unsafe { self.store_v(simd, t, c, t0, dst) }
         }
     }
 
@@ -412,7 +415,7 @@ impl<'a> Winograd<'a> {
     #[inline(always)]
     fn x_tiles(&self, simd: V4, row: usize, t0: usize, v: &mut [f32]) {
         let f = simd.avx512f;
-        let (c_in, pw, vs) = (self.c_in, self.pw, self.v_stride());
+        let (c_in, pw) = (self.c_in, self.pw);
         let pick: [__m512i; 2] =
             [0, 1].map(|b| pulp::cast(core::array::from_fn::<u32, L, _>(|l| (2 * l + b) as u32)));
         // the columns a tile row reaches: 0..=ow + 1
@@ -439,33 +442,12 @@ impl<'a> Winograd<'a> {
                     let d1 = f._mm512_permutex2var_ps(lo0, pick[1], hi0);
                     let d2 = f._mm512_permutex2var_ps(lo2, pick[0], hi2);
                     let d3 = f._mm512_permutex2var_ps(lo2, pick[1], hi2);
-                    // t[a] = (d B)[a] = (d0 - d2, d1 + d2, d2 - d1, d1 - d3) of row a
-                    *t = [
-                        f._mm512_sub_ps(d0, d2),
-                        f._mm512_add_ps(d1, d2),
-                        f._mm512_sub_ps(d2, d1),
-                        f._mm512_sub_ps(d1, d3),
-                    ];
+                    // t[a] = (d B)[a] of row a
+                    *t = transform_b(simd, [d0, d1, d2, d3]);
                 }
-                // V = Bᵀ (d B): the same along the rows, column by column
-                let [r0, r1, r2, r3] = t;
-                let rows = r0.iter().zip(&r1).zip(r2.iter().zip(&r3));
-                for (col, ((&e0, &e1), (&e2, &e3))) in rows.enumerate() {
-                    let z = [
-                        f._mm512_sub_ps(e0, e2),
-                        f._mm512_add_ps(e1, e2),
-                        f._mm512_sub_ps(e2, e1),
-                        f._mm512_sub_ps(e1, e3),
-                    ];
-                    for (row, &z) in z.iter().enumerate() {
-                        let at = (pos_of(row, col) * c_in + c) * vs + t0 + tg;
-                        // SAFETY: tiles t0 + tg + l < t0 + tw + 16 ≤ rows·tw + 16 of position
-                        // pos < 16 and channel c < c_in: inside `v` of 16·c_in·(rows·tw + 16)
-                        // (lanes past the tile row's hold junk that the next tile row
-                        // overwrites, or that lies in the slack)
-                        unsafe { store(!0, dst.add(at), z) }
-                    }
-                }
+                // SAFETY: t0 + tg < t0 + tw ≤ rows·tw and c < c_in (lanes past the tile row's
+                // hold junk that the next tile row overwrites, or that lies in the slack)
+                unsafe { self.store_v(simd, t, c, t0 + tg, dst) }
             }
         }
     }
