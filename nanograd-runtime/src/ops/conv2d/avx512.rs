@@ -112,6 +112,19 @@ enum Sink<'a> {
     },
 }
 
+impl Sink<'_> {
+    /// Whether the sink holds `out` outputs (`[n, c_dst, rows, cols]`), with a bias of
+    /// `c_dst` if any (forward), or with an input `x` of `out` when relu's mask reads it.
+    fn fits(&self, out: usize, c_dst: usize) -> bool {
+        match self {
+            Sink::Forward { y, bias } => y.len() == out && bias.is_none_or(|b| b.len() == c_dst),
+            Sink::Input { dx, x, how } => {
+                dx.len() == out && (*how != Dx::ThroughRelu || x.len() == out)
+            }
+        }
+    }
+}
+
 impl<'a> Direct<'a> {
     /// Whether every element the loops reach lies inside the buffers, for `n` images.
     fn fits(&self, n: usize, sink: &Sink) -> bool {
@@ -136,14 +149,7 @@ impl<'a> Direct<'a> {
                 .checked_mul(self.c_dst)?
                 .checked_mul(self.rows)?
                 .checked_mul(self.cols)?;
-            let sink_fits = match sink {
-                Sink::Forward { y, bias } => {
-                    y.len() == out && bias.is_none_or(|b| b.len() == self.c_dst)
-                }
-                Sink::Input { dx, x, how } => {
-                    dx.len() == out && (*how != Dx::ThroughRelu || x.len() == out)
-                }
-            };
+            let sink_fits = sink.fits(out, self.c_dst);
             // reversed shifts `max_shift - (u·pw + v)` do not wrap
             let shifts_fit = !self.flip || self.max_shift >= span;
             Some(

@@ -319,14 +319,7 @@ impl Winograd<'_> {
                 .checked_mul(self.c_dst)?
                 .checked_mul(self.rows)?
                 .checked_mul(self.cols)?;
-            let sink_fits = match sink {
-                Sink::Forward { y, bias } => {
-                    y.len() == out && bias.is_none_or(|b| b.len() == self.c_dst)
-                }
-                Sink::Input { dx, x, how } => {
-                    dx.len() == out && (*how != Dx::ThroughRelu || x.len() == out)
-                }
-            };
+            let sink_fits = sink.fits(out, self.c_dst);
             let [u, v, m] = self.scratch_lens()?;
             let need = u.checked_add(v)?.checked_add(m)?;
             Some(inside && weight.len() == taps && sink_fits && need <= scratch)
