@@ -837,47 +837,27 @@ mod tests {
         dyw[8..14].copy_from_slice(&[1.0, 2.0, 0.0, 3.0, 4.0, 0.0]);
         let x = [1.0f32, -1.0, 0.0, 2.0];
         let ld = dyw.len();
+        let mut input_grad = |dx: &mut [f32; 4], how| {
+            assert!(winograd_input_grad(
+                &g,
+                &dyw,
+                ld,
+                &w,
+                1,
+                &x,
+                &mut scratch,
+                dx,
+                how
+            ));
+        };
         let mut dx = [f32::NAN; 4];
-        let how = Dx::Overwrite;
-        assert!(winograd_input_grad(
-            &g,
-            &dyw,
-            ld,
-            &w,
-            1,
-            &x,
-            &mut scratch,
-            &mut dx,
-            how
-        ));
+        input_grad(&mut dx, Dx::Overwrite);
         assert_eq!(dx, [23.0, 33.0, 53.0, 63.0]);
         let mut dx = [1.0f32; 4];
-        let how = Dx::Add;
-        assert!(winograd_input_grad(
-            &g,
-            &dyw,
-            ld,
-            &w,
-            1,
-            &x,
-            &mut scratch,
-            &mut dx,
-            how
-        ));
+        input_grad(&mut dx, Dx::Add);
         assert_eq!(dx, [24.0, 34.0, 54.0, 64.0]);
         // through relu: kept where x > 0 only
-        let how = Dx::ThroughRelu;
-        assert!(winograd_input_grad(
-            &g,
-            &dyw,
-            ld,
-            &w,
-            1,
-            &x,
-            &mut scratch,
-            &mut dx,
-            how
-        ));
+        input_grad(&mut dx, Dx::ThroughRelu);
         assert_eq!(dx, [23.0, 0.0, 0.0, 63.0]);
         // scratch one element short: declined, nothing written
         let mut y = [f32::NAN; 4];
