@@ -123,6 +123,40 @@ impl Sink<'_> {
             }
         }
     }
+
+    /// Writes `v`'s lanes `mask` at element `at` of channel `d`'s outputs: `y` with the
+    /// channel's bias, or `dx` as [`Dx`] says.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F is present, and the lanes of `mask` from `at` lie in one output row of
+    /// channel `d < c_dst`, inside the sink's buffers of `[n, c_dst, rows, cols]` (after
+    /// [`Sink::fits`]).
+    #[inline(always)]
+    unsafe fn put(&mut self, simd: V4, d: usize, at: usize, mask: u16, v: __m512) {
+        let f = simd.avx512f;
+        // SAFETY (every access): the caller's contract
+        match self {
+            Sink::Forward { y, bias } => {
+                let b = bias.map_or(0.0, |b| b[d]);
+                let v = f._mm512_add_ps(v, f._mm512_set1_ps(b));
+                unsafe { store(mask, y.as_mut_ptr().add(at), v) }
+            }
+            Sink::Input { dx, x, how } => {
+                let p = dx.as_mut_ptr();
+                let v = match how {
+                    Dx::Overwrite => v,
+                    Dx::Add => f._mm512_add_ps(v, unsafe { load(mask, p.add(at)) }),
+                    Dx::ThroughRelu => {
+                        let xv = unsafe { load(mask, x.as_ptr().add(at)) };
+                        let keep = f._mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, f._mm512_setzero_ps());
+                        f._mm512_maskz_mov_ps(keep, v)
+                    }
+                };
+                unsafe { store(mask, p.add(at), v) }
+            }
+        }
+    }
 }
 
 impl<'a> Direct<'a> {
@@ -399,36 +433,14 @@ impl<'a> Direct<'a> {
         mask: u16,
         acc: &[[__m512; R]; C],
     ) {
-        let f = simd.avx512f;
         let plane = self.rows * self.cols;
         for (c, acc) in acc.iter().enumerate() {
             let at = (k * self.c_dst + d0 + c) * plane + r * self.cols + j;
             for (i, &v) in acc.iter().enumerate() {
                 let at = at + i * self.cols;
-                // SAFETY (every block): AVX-512F is present; the lanes of `mask` are columns
-                // `j..cols` of row `r + i < rows` of channel `d0 + c < c_dst` of image
-                // `k < n`, inside the sink's buffers of `[n, c_dst, rows, cols]` (`fits`)
-                match sink {
-                    Sink::Forward { y, bias } => {
-                        let b = bias.map_or(0.0, |b| b[d0 + c]);
-                        let v = f._mm512_add_ps(v, f._mm512_set1_ps(b));
-                        unsafe { store(mask, y.as_mut_ptr().add(at), v) }
-                    }
-                    Sink::Input { dx, x, how } => {
-                        let p = dx.as_mut_ptr();
-                        let v = match how {
-                            Dx::Overwrite => v,
-                            Dx::Add => f._mm512_add_ps(v, unsafe { load(mask, p.add(at)) }),
-                            Dx::ThroughRelu => {
-                                let xv = unsafe { load(mask, x.as_ptr().add(at)) };
-                                let zero = f._mm512_setzero_ps();
-                                let keep = f._mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, zero);
-                                f._mm512_maskz_mov_ps(keep, v)
-                            }
-                        };
-                        unsafe { store(mask, p.add(at), v) }
-                    }
-                }
+                // SAFETY: the lanes of `mask` are columns `j..cols` of row `r + i < rows` of
+                // channel `d0 + c < c_dst` of image `k < n` (`fits`)
+                unsafe { sink.put(simd, d0 + c, at, mask, v) }
             }
         }
     }

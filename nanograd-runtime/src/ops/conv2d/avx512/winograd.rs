@@ -44,7 +44,7 @@
 //! returns `false` (nothing written) when one does not fit, leaving the work to the direct
 //! loops.
 
-use core::arch::x86_64::{__m512, _CMP_GT_OQ};
+use core::arch::x86_64::__m512;
 
 use pulp::x86::V4;
 use pulp::Simd;
@@ -712,7 +712,10 @@ impl Winograd<'_> {
                     let row = f._mm512_permutex2var_ps(left, interleave, right);
                     let at =
                         ((seg.k * cd + d) * self.rows + 2 * seg.ti + i) * self.cols + 2 * seg.tj0;
-                    put(simd, sink, d, at, first_lanes(2 * seg.count), row);
+                    // SAFETY: AVX-512F is present (under `V4`); the 2·count lanes from `at`
+                    // are columns 2·tj0.. below `cols` of output row 2·ti + i < rows of
+                    // channel d < c_dst of image k < n, inside the sink (`fits`)
+                    unsafe { sink.put(simd, d, at, first_lanes(2 * seg.count), row) }
                 }
             }
         }
@@ -741,35 +744,6 @@ fn transform_a(simd: V4, [x0, x1, x2, x3]: [__m512; 4]) -> [__m512; 2] {
         f._mm512_add_ps(f._mm512_add_ps(x0, x1), x2),
         f._mm512_sub_ps(f._mm512_sub_ps(x1, x2), x3),
     ]
-}
-
-/// Writes `v`'s lanes `mask` at element `at` of channel `d`'s outputs as `sink` says.
-#[inline(always)]
-fn put(simd: V4, sink: &mut Sink, d: usize, at: usize, mask: u16, v: __m512) {
-    let f = simd.avx512f;
-    // SAFETY (every access): AVX-512F is present; the lanes of `mask` are the columns of
-    // one output row of channel `d < c_dst` of an image `k < n`, inside the sink's buffers
-    // of `[n, c_dst, rows, cols]` (`fits`)
-    match sink {
-        Sink::Forward { y, bias } => {
-            let b = bias.map_or(0.0, |b| b[d]);
-            let v = f._mm512_add_ps(v, f._mm512_set1_ps(b));
-            unsafe { store(mask, y.as_mut_ptr().add(at), v) }
-        }
-        Sink::Input { dx, x, how } => {
-            let p = dx.as_mut_ptr();
-            let v = match how {
-                Dx::Overwrite => v,
-                Dx::Add => f._mm512_add_ps(v, unsafe { load(mask, p.add(at)) }),
-                Dx::ThroughRelu => {
-                    let xv = unsafe { load(mask, x.as_ptr().add(at)) };
-                    let keep = f._mm512_cmp_ps_mask::<_CMP_GT_OQ>(xv, f._mm512_setzero_ps());
-                    f._mm512_maskz_mov_ps(keep, v)
-                }
-            };
-            unsafe { store(mask, p.add(at), v) }
-        }
-    }
 }
 
 #[cfg(test)]
